@@ -1,0 +1,93 @@
+"""Shared type vocabulary: jaxtyping aliases, the axis names, keys, the Model protocol, and the
+concrete-value checks that every Params class runs before tracing.
+
+Axis vocabulary (DESIGN.md §5): grid seeds records steps tokens modes dim batch gens window.
+"""
+
+from collections.abc import Callable
+from typing import Any, NamedTuple, Protocol
+
+import jax
+import numpy as np
+from jaxtyping import Array, Bool, Float, Int, Key
+
+__all__ = [
+    "Array",
+    "Bool",
+    "Float",
+    "Int",
+    "Key",
+    "Model",
+    "Simulator",
+    "check_range",
+    "concrete",
+]
+
+Scalar = Float[Array, ""]
+
+
+class Model(Protocol):
+    """A simulator: `init(params, key) -> state`, `step(params, state, key) -> (state, obs)`."""
+
+    def init(self, params: Any, key: Key[Array, ""]) -> Any: ...
+
+    def step(self, params: Any, state: Any, key: Key[Array, ""]) -> tuple[Any, Any]: ...
+
+
+class Simulator(NamedTuple):
+    """A Model built by a factory (e.g. one closing over an optax optimizer or a schedule)."""
+
+    init: Callable[[Any, Key[Array, ""]], Any]
+    step: Callable[[Any, Any, Key[Array, ""]], tuple[Any, Any]]
+
+
+def concrete(value: object) -> np.ndarray | None:
+    """`value` as a NumPy array if it is a concrete number, else None (tracers, placeholders).
+
+    Params dataclasses are rebuilt by JAX on every unflatten, with tracers under jit/vmap and
+    sometimes with non-array placeholders; validation only applies to concrete numbers.
+    """
+    if isinstance(value, jax.core.Tracer) or value is None:
+        return None
+    if isinstance(value, int | float | np.ndarray | np.generic | jax.Array):
+        try:
+            return np.asarray(value)
+        except (TypeError, jax.errors.ConcretizationTypeError):
+            return None
+    return None
+
+
+def check_range(
+    name: str,
+    value: object,
+    *,
+    gt: float | None = None,
+    ge: float | None = None,
+    lt: float | None = None,
+    le: float | None = None,
+) -> None:
+    """Raise ValueError naming `name`, its bad value and the valid range, if `value` is concrete
+    and any element lies outside the range; a no-op on tracers."""
+    array = concrete(value)
+    if array is None:
+        return
+    ok = np.isfinite(array) if array.dtype.kind in "fc" else np.ones(array.shape, bool)
+    bounds = []
+    if gt is not None:
+        ok &= array > gt
+        bounds.append(f"> {gt:g}")
+    if ge is not None:
+        ok &= array >= ge
+        bounds.append(f">= {ge:g}")
+    if lt is not None:
+        ok &= array < lt
+        bounds.append(f"< {lt:g}")
+    if le is not None:
+        ok &= array <= le
+        bounds.append(f"<= {le:g}")
+    if not np.all(ok):
+        bad = array[~ok] if array.ndim else array
+        shown = np.asarray(bad).ravel()[:3].tolist()
+        raise ValueError(
+            f"{name} must be finite and {' and '.join(bounds)}; got {shown if array.ndim else bad}"
+        )

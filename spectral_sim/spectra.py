@@ -1,0 +1,169 @@
+"""Covariance spectra in the eigenbasis: eigenvalues lambda_k and target power
+v_k^2 = lambda_k w*_k^2, k = 1..n_modes (THEORY.md §0).
+
+Every spectrum is a frozen pytree: exponents and arrays are traced leaves (sweepable without
+recompiling), the mode count is static (it sets shapes).
+"""
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from spectral_sim._types import Array, Float, check_range
+
+__all__ = ["Empirical", "Geometric", "PowerLaw", "Spectrum"]
+
+
+@jax.tree_util.register_dataclass
+@dataclasses.dataclass(frozen=True)
+class PowerLaw:
+    """lambda_k = k^-s and target power v_k^2 = lambda_k w*_k^2 = k^-a, k = 1..n_modes.
+
+    Not normalised. Finite trace needs s > 1 only as n_modes -> inf, finite signal energy a > 1;
+    predictors that take n_modes -> inf check a > 1 themselves.
+    """
+
+    s: Float[Array, ""]  # traced: sweepable without recompiling
+    a: Float[Array, ""]
+    n_modes: int = dataclasses.field(default=1024, metadata=dict(static=True))
+
+    def __post_init__(self):
+        check_range("PowerLaw.s", self.s, gt=0)
+        check_range("PowerLaw.a", self.a)
+        _check_n_modes("PowerLaw", self.n_modes)
+
+    def modes(self) -> Float[Array, " modes"]:
+        """k = 1..n_modes in the spectrum's float dtype."""
+        return jnp.arange(1, self.n_modes + 1, dtype=jnp.result_type(self.s, float))
+
+    def eigenvalues(self) -> Float[Array, " modes"]:
+        return self.modes() ** -self.s
+
+    def target_power(self) -> Float[Array, " modes"]:
+        return self.modes() ** -self.a
+
+    def target(self) -> Float[Array, " modes"]:
+        """w*_k = k^((s - a)/2) (positive sign convention)."""
+        return self.modes() ** ((self.s - self.a) / 2)
+
+
+@jax.tree_util.register_dataclass
+@dataclasses.dataclass(frozen=True)
+class Geometric:
+    """lambda_k = rho^-k, unit target weights w*_k = 1 (THEORY.md §2.11): v_k^2 = lambda_k."""
+
+    rho: Float[Array, ""]
+    n_modes: int = dataclasses.field(default=64, metadata=dict(static=True))
+
+    def __post_init__(self):
+        check_range("Geometric.rho", self.rho, gt=0)
+        _check_n_modes("Geometric", self.n_modes)
+
+    def eigenvalues(self) -> Float[Array, " modes"]:
+        k = jnp.arange(1, self.n_modes + 1, dtype=jnp.result_type(self.rho, float))
+        return self.rho**-k
+
+    def target_power(self) -> Float[Array, " modes"]:
+        return self.eigenvalues()
+
+    def target(self) -> Float[Array, " modes"]:
+        return jnp.ones_like(self.eigenvalues())
+
+
+@jax.tree_util.register_pytree_node_class
+class Empirical:
+    """Given eigenvalues lambda_k > 0 and target power v_k^2 >= 0 (any order, as given).
+
+    Build it from arrays, `Empirical(eigenvalues, target_power)`, or from data with
+    `Empirical.from_data(x, y)`. Both arrays are traced leaves; n_modes is their length.
+    """
+
+    __slots__ = ("_lam", "_power")
+
+    def __init__(self, eigenvalues: Float[Array, " modes"], target_power: Float[Array, " modes"]):
+        check_range("Empirical.eigenvalues", eigenvalues, gt=0)
+        check_range("Empirical.target_power", target_power, ge=0)
+        shapes = [getattr(v, "shape", None) for v in (eigenvalues, target_power)]
+        if None not in shapes and (shapes[0] != shapes[1] or len(shapes[0]) < 1):
+            raise ValueError(
+                f"Empirical.target_power must have the eigenvalues' shape (..., modes) = "
+                f"{shapes[0]}; got {shapes[1]}"
+            )
+        object.__setattr__(self, "_lam", eigenvalues)
+        object.__setattr__(self, "_power", target_power)
+
+    def __setattr__(self, name, value):
+        raise dataclasses.FrozenInstanceError(f"cannot assign to field {name!r}")
+
+    def __repr__(self) -> str:
+        return f"Empirical(n_modes={self.n_modes})"
+
+    def tree_flatten(self):
+        return (self._lam, self._power), None
+
+    @classmethod
+    def tree_unflatten(cls, aux, children):
+        del aux
+        obj = object.__new__(cls)
+        object.__setattr__(obj, "_lam", children[0])
+        object.__setattr__(obj, "_power", children[1])
+        return obj
+
+    @property
+    def n_modes(self) -> int:
+        return self._lam.shape[-1]
+
+    def eigenvalues(self) -> Float[Array, " modes"]:
+        return jnp.asarray(self._lam)
+
+    def target_power(self) -> Float[Array, " modes"]:
+        return jnp.asarray(self._power)
+
+    def target(self) -> Float[Array, " modes"]:
+        return jnp.sqrt(self.target_power() / self.eigenvalues())
+
+    @classmethod
+    def from_data(
+        cls,
+        x: Float[Array, "samples dim"],
+        y: Float[Array, " samples"] | None = None,
+        *,
+        center: bool = True,
+        rtol: float = 1e-10,
+    ) -> "Empirical":
+        """Covariance eigendecomposition of x (descending), target projected on the eigenbasis.
+
+        With labels y, w* is the least-squares coefficient and v_k^2 = (u_k . X^T y / n)^2 /
+        lambda_k; without, the isotropic prior E w*_k^2 = 1 is used (v_k^2 = lambda_k).
+        Directions with lambda_k <= rtol * lambda_1 (rank deficiency) are dropped.
+        """
+        x = np.asarray(x, dtype=float)
+        if x.ndim != 2 or x.shape[0] < 2:
+            raise ValueError(f"x must be a (samples >= 2, dim) matrix; got shape {x.shape}")
+        if not np.all(np.isfinite(x)):
+            raise ValueError("x must be finite")
+        xc = x - x.mean(axis=0) if center else x
+        lam, vecs = np.linalg.eigh(xc.T @ xc / x.shape[0])
+        order = np.argsort(lam)[::-1]
+        lam, vecs = lam[order], vecs[:, order]
+        keep = lam > rtol * lam[0]
+        lam, vecs = lam[keep], vecs[:, keep]
+        if y is None:
+            power = lam
+        else:
+            y = np.asarray(y, dtype=float)
+            if y.shape != (x.shape[0],):
+                raise ValueError(f"y must have shape ({x.shape[0]},); got {y.shape}")
+            yc = y - y.mean() if center else y
+            power = (vecs.T @ (xc.T @ yc) / x.shape[0]) ** 2 / lam
+        return cls(jnp.asarray(lam), jnp.asarray(power))
+
+
+Spectrum = PowerLaw | Geometric | Empirical
+
+
+def _check_n_modes(owner: str, n_modes: object) -> None:
+    if not isinstance(n_modes, int | np.integer) or isinstance(n_modes, bool) or n_modes < 1:
+        raise ValueError(f"{owner}.n_modes must be an integer >= 1; got {n_modes!r}")

@@ -1,0 +1,269 @@
+"""Exact and asymptotic losses of gradient flow, gradient descent and one-pass SGD on linear
+regression (THEORY.md §2.2-2.5, §2.10), with L = 1/2 sum_k lambda_k (w_k - w*_k)^2 from w = 0.
+
+All functions are jittable and vmappable over the spectrum's traced fields and the scalars;
+`steps` of the SGD recursion must be concrete (they set the loop's record schedule).
+"""
+
+import math
+from collections.abc import Callable
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.scipy.special import gamma, gammainc
+
+from spectral_sim import simulate
+from spectral_sim._types import Array, Float, Int, Simulator, check_range
+from spectral_sim.models.linear import Params, trainable
+from spectral_sim.spectra import PowerLaw, Spectrum
+
+__all__ = [
+    "gd_loss",
+    "gf_loss",
+    "gf_loss_asymptote",
+    "learning_frontier",
+    "loss",
+    "sgd_critical_lr",
+    "sgd_loss",
+    "sgd_loss_limit",
+    "sgd_stability",
+    "tail_dominance_limit",
+    "tail_dominance_ratio",
+    "tail_loss",
+    "truncation_tail",
+]
+
+
+def _exponent_c(spectrum: PowerLaw):
+    """c = (a - 1)/s, the GF loss exponent; needs a > 1 (finite signal energy)."""
+    if not isinstance(spectrum, PowerLaw):
+        raise TypeError(f"this predictor needs a PowerLaw spectrum; got {type(spectrum).__name__}")
+    check_range("PowerLaw.a", spectrum.a, gt=1)
+    return (spectrum.a - 1) / spectrum.s
+
+
+# --- gradient flow ---------------------------------------------------------------------------
+
+
+def gf_loss(
+    spectrum: Spectrum, t: Float[Array, " records"], *, tail: bool = False
+) -> Float[Array, " records"]:
+    """Exact GF loss L(t) = 1/2 sum_{k<=M} v_k^2 exp(-2 lambda_k t) (THEORY.md §2.2, [E]).
+
+    With `tail=True` (PowerLaw, a > 1) the modes k > M are added by `truncation_tail`, giving
+    the loss of the infinite spectrum that the M-mode model approximates.
+    """
+    lam, power = spectrum.eigenvalues(), spectrum.target_power()
+    t = jnp.asarray(t, lam.dtype)
+    out = 0.5 * jnp.exp(-2.0 * jnp.multiply.outer(t, lam)) @ power
+    return out + truncation_tail(spectrum, t) if tail else out
+
+
+def truncation_tail(spectrum: PowerLaw, t: Float[Array, " records"]) -> Float[Array, " records"]:
+    """GF loss of the modes beyond the truncation, 1/2 sum_{k>M} k^-a exp(-2 k^-s t).
+
+    Euler-Maclaurin from m = M + 1: the integral (1/2s) m^(1-a) u^-c gamma(c, u) with
+    u = 2 t m^-s (lower incomplete gamma; -> m^(1-a)/(2(a-1)) = the Hurwitz-zeta leading term
+    at t = 0), plus f(m)/2 - f'(m)/12 + f'''(m)/720. The next term is O(f^(5)(m)) ~ m^-5 f(m).
+    """
+    c = _exponent_c(spectrum)
+    s, a = spectrum.s, spectrum.a
+    m = jnp.asarray(spectrum.n_modes + 1, jnp.result_type(s, a, float))
+    t = jnp.asarray(t, m.dtype)
+
+    def integral(t):
+        u = 2.0 * t * m**-s
+        safe = jnp.where(u > 0, u, 1.0)
+        ratio = jnp.where(u > 0, gamma(c) * gammainc(c, safe) * safe**-c, 1.0 / c)
+        return m ** (1 - a) * ratio / (2 * s)
+
+    def f(x, t):
+        return 0.5 * x**-a * jnp.exp(-2.0 * t * x**-s)
+
+    def correction(t):
+        d1 = jax.grad(f)
+        d3 = jax.grad(jax.grad(d1))
+        return f(m, t) / 2 - d1(m, t) / 12 + d3(m, t) / 720
+
+    flat = t.reshape(-1)
+    total = jax.vmap(integral)(flat) + jax.vmap(correction)(flat)
+    return total.reshape(t.shape)
+
+
+def gf_loss_asymptote(spectrum: PowerLaw, t: Float[Array, " records"]) -> Float[Array, " records"]:
+    """L(t) ~ Gamma(c) (2t)^-c / (2s), c = (a - 1)/s: infinite spectrum, k*(t) >> 1 ([A])."""
+    c = _exponent_c(spectrum)
+    return gamma(c) * (2.0 * jnp.asarray(t, jnp.result_type(c, float))) ** -c / (2 * spectrum.s)
+
+
+# --- gradient descent ------------------------------------------------------------------------
+
+
+def gd_loss(
+    spectrum: Spectrum,
+    *,
+    lr: Float[Array, ""],
+    steps: Int[Array, " records"],
+    n_trainable: Float[Array, ""] = math.inf,
+) -> Float[Array, " records"]:
+    """L_t = 1/2 sum_k v_k^2 (1 - lr lambda_k)^(2t) on trained modes ([E], THEORY.md §2.3).
+
+    Stable iff lr < 2 / lambda_max; above it the loss grows geometrically (not clipped).
+    """
+    params = Params(spectrum, lr=lr, n_trainable=n_trainable)
+    lam, power = spectrum.eigenvalues(), spectrum.target_power()
+    steps = jnp.atleast_1d(jnp.asarray(steps, lam.dtype))
+    decay = jnp.power(((1 - lr * lam) ** 2)[None], steps[:, None])  # records, modes
+    return 0.5 * jnp.where(trainable(params) > 0, decay, 1.0) @ power
+
+
+# --- one-pass SGD: the exact second-moment recursion ----------------------------------------
+
+
+class Moments(NamedTuple):
+    """second: s_k = E (w_k - w*_k)^2; t: updates done."""
+
+    second: Float[Array, " modes"]
+    t: Int[Array, ""]
+
+
+def _recursion(schedule: Callable | None):
+    """The exact SGD recursion (THEORY.md §2.4) as a deterministic Model for simulate.trajectory:
+    s_k <- (1 - eta lam_k)^2 s_k + (eta^2/B) [lam_k^2 s_k + lam_k (sum_j lam_j s_j + sigma^2)]
+    on trained modes; frozen modes keep s_k = w*_k^2 and still feed the sum."""
+
+    def init(params: Params, key) -> Moments:
+        del key
+        return Moments(params.spectrum.target() ** 2, jnp.zeros((), jnp.int32))
+
+    def step(params: Params, state: Moments, key):
+        del key
+        lam, sec = params.spectrum.eigenvalues(), state.second
+        eta = params.lr if schedule is None else params.lr * schedule(state.t)
+        total = jnp.sum(lam * sec) + params.noise
+        new = (1 - eta * lam) ** 2 * sec + eta**2 / params.batch * (lam**2 * sec + lam * total)
+        sec = jnp.where(trainable(params) > 0, new, sec)
+        return Moments(sec, state.t + 1), 0.5 * jnp.sum(lam * sec)
+
+    return init, step
+
+
+def loss(
+    params: Params, steps: Int[Array, " records"], schedule: Callable | None = None
+) -> Float[Array, " records"]:
+    """Exact expected one-pass SGD loss E L after `steps` updates (any order, 0 allowed) for
+    the simulator `models.linear` with the same Params (and lr schedule, if any)."""
+    steps = np.asarray(steps)
+    if steps.ndim != 1 or steps.dtype.kind not in "iu" or np.any(steps < 0):
+        raise ValueError(f"steps must be a 1-d array of integers >= 0; got {steps!r}")
+    unique, inverse = np.unique(steps, return_inverse=True)
+    init, step = _recursion(schedule)
+    model = Simulator(init, step)
+    positive = unique[unique > 0]
+    start = 0.5 * jnp.sum(params.spectrum.target_power())
+    parts = [start[None]] if unique[0] == 0 else []
+    if positive.size:
+        parts.append(simulate.trajectory(model, params, None, steps=positive)[1])
+    return jnp.concatenate(parts)[inverse]
+
+
+def sgd_loss(
+    spectrum: Spectrum,
+    *,
+    lr: Float[Array, ""],
+    batch: int,
+    noise: Float[Array, ""] = 0.0,
+    steps: Int[Array, " records"],
+    n_trainable: Float[Array, ""] = math.inf,
+    schedule: Callable | None = None,
+) -> Float[Array, " records"]:
+    """Exact expected one-pass SGD loss from w = 0 at `steps` ([E], Gaussian features)."""
+    params = Params(spectrum, lr=lr, noise=noise, n_trainable=n_trainable, batch=batch)
+    return loss(params, steps, schedule)
+
+
+def _chi(params: Params) -> Float[Array, ""]:
+    lam = params.spectrum.eigenvalues()
+    denominator = 2 - params.lr * lam * (1 + 1 / params.batch)
+    on = trainable(params) > 0
+    chi = params.lr / params.batch * jnp.sum(jnp.where(on, lam / denominator, 0.0))
+    return jnp.where(jnp.any(on & (denominator <= 0)), jnp.inf, chi)
+
+
+def sgd_stability(
+    spectrum: Spectrum, *, lr: Float[Array, ""], batch: int, n_trainable=math.inf
+) -> Float[Array, ""]:
+    """chi = (lr/B) sum_k lambda_k / (2 - lr lambda_k (1 + 1/B)) over trained modes; SGD is
+    stable iff chi < 1 (inf when some denominator is <= 0) (THEORY.md §2.4)."""
+    return _chi(Params(spectrum, lr=lr, batch=batch, n_trainable=n_trainable))
+
+
+def sgd_loss_limit(
+    spectrum: Spectrum,
+    *,
+    lr: Float[Array, ""],
+    batch: int,
+    noise: Float[Array, ""] = 0.0,
+    n_trainable=math.inf,
+) -> Float[Array, ""]:
+    """L_inf = L_frozen + chi (2 L_frozen + sigma^2) / (2 (1 - chi)), inf if unstable; with all
+    modes trained this is sigma^2 chi / (2 (1 - chi)) (THEORY.md §2.4)."""
+    params = Params(spectrum, lr=lr, noise=noise, batch=batch, n_trainable=n_trainable)
+    chi = _chi(params)
+    frozen = 0.5 * jnp.sum((1 - trainable(params)) * spectrum.target_power())
+    limit = frozen + chi * (2 * frozen + params.noise) / (2 * (1 - chi))
+    return jnp.where(chi < 1, limit, jnp.inf)
+
+
+def sgd_critical_lr(
+    spectrum: Spectrum, *, batch: int, n_trainable=math.inf, iterations: int = 200
+) -> Float[Array, ""]:
+    """The learning rate at which chi = 1 (SGD stable below it), by bisection on
+    lr in (0, 2 / (lambda_max (1 + 1/B))), where chi is increasing."""
+    params = Params(spectrum, batch=batch, n_trainable=n_trainable)
+    lam_max = jnp.max(spectrum.eigenvalues() * trainable(params))
+    hi = 2 / (lam_max * (1 + 1 / batch))
+
+    def bisect(_, bracket):
+        lo, hi = bracket
+        mid = (lo + hi) / 2
+        chi = _chi(Params(spectrum, lr=mid, batch=batch, n_trainable=n_trainable))
+        return jnp.where(chi < 1, mid, lo), jnp.where(chi < 1, hi, mid)
+
+    lo, hi = jax.lax.fori_loop(0, iterations, bisect, (jnp.zeros_like(hi), hi))
+    return lo
+
+
+# --- learning frontier and tail dominance ---------------------------------------------------
+
+
+def learning_frontier(
+    spectrum: Spectrum, t: Float[Array, " records"]
+) -> tuple[Float[Array, " records"], Float[Array, " records"]]:
+    """lambda*(t) = 1/t and k*(t) = #{k : lambda_k t >= 1}, the hard-truncation frontier of GF
+    (for a power law k* = floor(t^(1/s)) until it reaches M). For GD at step n use t = lr n."""
+    lam = spectrum.eigenvalues()
+    t = jnp.asarray(t, lam.dtype)
+    k_star = (jnp.multiply.outer(t, lam) >= 1).astype(lam.dtype).sum(axis=-1)
+    return 1 / t, k_star
+
+
+def tail_loss(spectrum: Spectrum, t: Float[Array, " records"]) -> Float[Array, " records"]:
+    """The hard-truncation loss 1/2 sum_{k : lambda_k t < 1} v_k^2: the energy beyond k*(t)."""
+    lam, power = spectrum.eigenvalues(), spectrum.target_power()
+    t = jnp.asarray(t, lam.dtype)
+    return 0.5 * (jnp.multiply.outer(t, lam) < 1).astype(lam.dtype) @ power
+
+
+def tail_dominance_ratio(spectrum: Spectrum, t: Float[Array, " records"]):
+    """L(t) / tail_loss(t) for GF: [P3] Prop. 2 claims it tends to a constant."""
+    return gf_loss(spectrum, t) / tail_loss(spectrum, t)
+
+
+def tail_dominance_limit(spectrum: PowerLaw, rho: float = 1.0) -> Float[Array, ""]:
+    """Gamma(1 + c) 2^-c with c = (a - 1)/(s rho): the limit of the tail-dominance ratio for
+    g = lambda^rho t, k*(t) -> inf, M = inf (THEORY.md §2.5, §2.10)."""
+    c = _exponent_c(spectrum) / rho
+    return gamma(1 + c) * 2.0**-c

@@ -1,0 +1,26 @@
+"""Numeric policy for the test suite (DESIGN.md §7): float64 on, rank promotion raises, an
+8-device CPU platform so sharded code paths run, hypothesis without deadlines."""
+
+import os
+
+os.environ["XLA_FLAGS"] = (
+    os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8"
+).strip()
+
+import jax  # noqa: E402
+import pytest  # noqa: E402
+from hypothesis import settings  # noqa: E402
+
+jax.config.update("jax_enable_x64", True)
+jax.config.update("jax_numpy_rank_promotion", "raise")
+
+settings.register_profile("spectral_sim", deadline=None, max_examples=50)
+settings.load_profile("spectral_sim")
+
+# Identity checks (one quantity computed two ways): relative tolerance by dtype.
+RTOL = {"float64": 1e-10, "float32": 1e-5}
+
+
+@pytest.fixture
+def key():
+    return jax.random.key(0)
