@@ -65,13 +65,17 @@ def check_range(
     ge: float | None = None,
     lt: float | None = None,
     le: float | None = None,
+    finite: bool = True,
 ) -> None:
     """Raise ValueError naming `name`, its bad value and the valid range, if `value` is concrete
-    and any element lies outside the range; a no-op on tracers."""
+    and any element lies outside the range (NaN always, +-inf unless finite=False); a no-op on
+    tracers."""
     array = concrete(value)
     if array is None:
         return
-    ok = np.isfinite(array) if array.dtype.kind in "fc" else np.ones(array.shape, bool)
+    ok = ~np.isnan(array) if array.dtype.kind in "fc" else np.ones(array.shape, bool)
+    if finite and array.dtype.kind in "fc":
+        ok &= np.isfinite(array)
     bounds = []
     if gt is not None:
         ok &= array > gt
@@ -88,6 +92,5 @@ def check_range(
     if not np.all(ok):
         bad = array[~ok] if array.ndim else array
         shown = np.asarray(bad).ravel()[:3].tolist()
-        raise ValueError(
-            f"{name} must be finite and {' and '.join(bounds)}; got {shown if array.ndim else bad}"
-        )
+        what = " and ".join((["finite"] if finite else []) + bounds)
+        raise ValueError(f"{name} must be {what}; got {shown if array.ndim else bad}")

@@ -53,8 +53,7 @@ class Params:
     def __post_init__(self):
         check_range("lr", self.lr, gt=0)
         check_range("noise", self.noise, ge=0)
-        if not (isinstance(self.n_trainable, float) and math.isinf(self.n_trainable)):
-            check_range("n_trainable", self.n_trainable, ge=1)
+        check_range("n_trainable", self.n_trainable, ge=1, finite=False)
         if not isinstance(self.batch, int) or isinstance(self.batch, bool) or self.batch < 1:
             raise ValueError(f"batch must be an integer >= 1; got {self.batch!r}")
 

@@ -1,0 +1,58 @@
+import functools
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from spectral_sim import PowerLaw, simulate
+from spectral_sim.models import linear
+
+
+def _params(s=2.0, a=2.0, lr=0.3, batch=2):
+    return linear.Params(PowerLaw(s=s, a=a, n_modes=32), lr=lr, noise=0.01, batch=batch)
+
+
+def test_trajectory_does_not_depend_on_the_record_schedule(key):
+    params = _params()
+    _, every_step = simulate.trajectory(linear, params, key, n_records=40)
+    state, sparse = simulate.trajectory(linear, params, key, steps=[3, 17, 40])
+    np.testing.assert_array_equal(sparse.loss, every_step.loss[np.array([2, 16, 39])])
+    assert int(state.t) == 40
+
+
+def test_record_steps_and_log_steps():
+    np.testing.assert_array_equal(simulate.record_steps(n_records=3, every=5), [5, 10, 15])
+    steps = simulate.log_steps(10_000, 30)
+    assert steps[0] == 1 and steps[-1] == 10_000 and np.all(np.diff(steps) > 0)
+    for bad in ([0, 1], [2, 2], [], [1.5]):
+        with pytest.raises(ValueError, match="steps"):
+            simulate.record_steps(steps=bad)
+    with pytest.raises(ValueError, match="n_records"):
+        simulate.record_steps(n_records=0)
+
+
+def test_divergence_flags_the_first_bad_record():
+    loss = jnp.array([[1.0, 2.0, 3.0], [1.0, jnp.nan, 1.0], [1.0, 0.5, 50.0]])
+    diverged, step = simulate.divergence(loss, jnp.array([10, 20, 30]), limit=10.0)
+    np.testing.assert_array_equal(diverged, [False, True, True])
+    np.testing.assert_array_equal(step, [-1, 20, 30])
+
+
+def test_new_grid_values_reuse_the_compiled_program(key):
+    """Swept fields are traced: a new (s, a, lr) grid must not retrace (DESIGN.md §6)."""
+
+    @jax.jit
+    @chex.assert_max_traces(n=1)
+    def run(s, a, lr, keys):
+        params = jax.vmap(lambda s, a, lr: _params(s, a, lr))(s, a, lr)
+        one = functools.partial(simulate.trajectory, linear, n_records=4, every=5)
+        over_seeds = jax.vmap(one, in_axes=(None, 0))
+        return jax.vmap(over_seeds, in_axes=(0, None))(params, keys)[1].loss
+
+    keys = jax.random.split(key, 3)
+    first = run(jnp.array([1.5, 2.0]), jnp.array([2.0, 3.0]), jnp.array([0.1, 0.2]), keys)
+    second = run(jnp.array([2.5, 3.0]), jnp.array([1.5, 2.5]), jnp.array([0.3, 0.05]), keys)
+    chex.assert_shape([first, second], (2, 3, 4))
+    chex.assert_tree_all_finite(second)
