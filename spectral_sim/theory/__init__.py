@@ -2,7 +2,7 @@
 where THEORY.md says [E]. Functions named `*_loss` carry the factor 1/2; `*_risk` and `*_error`
 return E||w_hat - w*||^2_Sigma without it."""
 
-from spectral_sim.theory import linear
+from spectral_sim.theory import linear, random_features, ridge
 from spectral_sim.theory.linear import (
     gd_loss,
     gf_loss,
@@ -17,15 +17,25 @@ from spectral_sim.theory.linear import (
     tail_loss,
     truncation_tail,
 )
+from spectral_sim.theory.random_features import rf_approx_error, sgd_loss_given_features
+from spectral_sim.theory.ridge import kappa, ols_risk, ridge_equivalent, ridge_risk
 
 __all__ = [
     "gd_loss",
     "gf_loss",
     "gf_loss_asymptote",
+    "kappa",
     "learning_frontier",
     "linear",
+    "ols_risk",
+    "random_features",
+    "rf_approx_error",
+    "ridge",
+    "ridge_equivalent",
+    "ridge_risk",
     "sgd_critical_lr",
     "sgd_loss",
+    "sgd_loss_given_features",
     "sgd_loss_limit",
     "sgd_stability",
     "tail_dominance_limit",

@@ -1,0 +1,104 @@
+"""Random features f(x) = theta . (F^T x), F in R^{M x N}: the finite-width approximation error
+(THEORY.md §2.8) and the exact expected one-pass SGD loss given F (§2.4, last bullet).
+
+Given F, z = F^T x ~ N(0, K) with K = F^T Sigma F, and y = z . theta* + e + xi where
+theta* = K^+ F^T Sigma w* and e ~ N(0, 2 F0) is independent of z (jointly Gaussian, uncorrelated),
+F0 = 1/2 (F theta* - w*)^T Sigma (F theta* - w*). In K's eigenbasis (K = Q diag(mu) Q^T) the SGD
+is therefore linear regression with eigenvalues mu, target power mu (Q^T theta*)^2 and label
+noise sigma^2 + 2 F0, and L(theta) = F0 + 1/2 (theta - theta*)^T K (theta - theta*).
+"""
+
+from typing import NamedTuple
+
+import jax.numpy as jnp
+
+from spectral_sim._types import Array, Float, Int, check_range
+from spectral_sim.models import random_features
+from spectral_sim.models.random_features import Params
+from spectral_sim.spectra import Empirical, Spectrum
+from spectral_sim.theory.linear import sgd_loss
+from spectral_sim.theory.ridge import ITERATIONS, kappa
+
+__all__ = [
+    "Optimum",
+    "approx_error",
+    "approx_error_given_features",
+    "loss",
+    "optimum",
+    "rf_approx_error",
+    "sgd_loss_given_features",
+]
+
+
+def rf_approx_error(
+    spectrum: Spectrum, *, n_features: Float[Array, ""], iterations: int = ITERATIONS
+) -> Float[Array, ""]:
+    """E_F u^T (I - P_Z) u ~ sum_k v_k^2 kappa_d / (lambda_k + kappa_d), u = Sigma^1/2 w*,
+    Z = Sigma^1/2 F, with kappa_d solving d = sum_k lambda_k / (lambda_k + kappa_d), d = N
+    (THEORY.md §2.8, [DE]: the first-order resolvent equivalent, Monte Carlo agreement <= 1.7%;
+    no E0 factor). Zero once N >= M. This is twice the best reachable `*_loss`."""
+    check_range("n_features", n_features, gt=0)
+    lam = spectrum.eigenvalues()
+    k = kappa(spectrum, n=n_features, iterations=iterations)
+    return spectrum.target_power() @ (k / (lam + k))
+
+
+def approx_error(params: Params) -> Float[Array, ""]:
+    """`rf_approx_error` for the simulator's Params (width n_features)."""
+    return rf_approx_error(params.spectrum, n_features=params.n_features)
+
+
+class Optimum(NamedTuple):
+    """The population optimum of the readout given F, in the eigenbasis of K = F^T Sigma F."""
+
+    mu: Float[Array, " dim"]  # eigenvalues of K (ascending); rank-deficient ones set to 0
+    vectors: Float[Array, "dim dim"]  # Q, columns the eigenvectors of K
+    theta: Float[Array, " dim"]  # Q^T theta*, theta* = K^+ F^T Sigma w* (0 on null modes)
+    floor: Float[Array, ""]  # F0 = 1/2 (F theta* - w*)^T Sigma (F theta* - w*)
+
+
+def optimum(spectrum: Spectrum, features: Float[Array, "modes dim"]) -> Optimum:
+    """theta*, its loss F0 and K's eigendecomposition for the features F ([E])."""
+    lam, target = spectrum.eigenvalues(), spectrum.target()
+    kernel = features.T @ (lam[:, None] * features)
+    mu, vectors = jnp.linalg.eigh(kernel)
+    # Eigenvalues below the rank tolerance (numpy's matrix_rank rule) are rounding noise of the
+    # null space (N > M gives at least N - M of them): z has no component there.
+    tol = jnp.finfo(mu.dtype).eps * max(features.shape) * jnp.max(mu)
+    keep = mu > tol
+    moment = vectors.T @ (features.T @ (lam * target))  # Q^T F^T Sigma w*
+    theta = jnp.where(keep, moment / jnp.where(keep, mu, 1.0), 0.0)
+    deviation = features @ (vectors @ theta) - target
+    floor = 0.5 * deviation**2 @ lam
+    return Optimum(jnp.where(keep, mu, 0.0), vectors, theta, floor)
+
+
+def approx_error_given_features(
+    spectrum: Spectrum, features: Float[Array, "modes dim"]
+) -> Float[Array, ""]:
+    """u^T (I - P_Z) u = min_theta ||F theta - w*||^2_Sigma = 2 F0 for this F ([E])."""
+    return 2 * optimum(spectrum, features).floor
+
+
+def sgd_loss_given_features(
+    params: Params, features: Float[Array, "modes dim"], steps: Int[Array, " records"]
+) -> Float[Array, " records"]:
+    """Exact E[L(theta_t) | F] of one-pass SGD from theta = 0 at `steps` (concrete integers >= 0,
+    any order; THEORY.md §2.4, [E]): F0 plus the exact SGD recursion of `theory.linear` on
+    eigenvalues mu, target power mu (Q^T theta*)^2 and label noise sigma^2 + 2 F0."""
+    opt = optimum(params.spectrum, features)
+    live = opt.mu > 0
+    # Null modes never move (z has no component there) and carry no target power; a tiny
+    # positive eigenvalue keeps them valid for `Empirical` and inert in the recursion.
+    mu = jnp.where(live, opt.mu, jnp.finfo(opt.mu.dtype).tiny)
+    power = jnp.where(live, opt.mu * opt.theta**2, 0.0)
+    noise = params.noise + 2 * jnp.maximum(opt.floor, 0.0)
+    readout = sgd_loss(
+        Empirical(mu, power), lr=params.lr, batch=params.batch, noise=noise, steps=steps
+    )
+    return opt.floor + readout
+
+
+def loss(params: Params, steps: Int[Array, " records"]) -> Float[Array, " records"]:
+    """`sgd_loss_given_features` for the simulator's own F (drawn from params.feature_seed)."""
+    return sgd_loss_given_features(params, random_features.features(params), steps)
