@@ -1,0 +1,1 @@
+"""Speed targets, reported as ratios measured in one run against baselines (`make bench`)."""

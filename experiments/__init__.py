@@ -1,0 +1,24 @@
+"""The experiments, one module per question. Each has a frozen dataclass `Config` whose fields
+all have defaults (including `quick: bool = False`, a CPU-minute version of the run) and
+`run(cfg: Config) -> spectral_sim.report.Report`; `spectral-sim run NAME` runs one.
+"""
+
+import importlib
+from types import ModuleType
+
+__all__ = ["EXPERIMENTS", "describe", "load"]
+
+EXPERIMENTS: tuple[str, ...] = ("learning_curves",)
+
+
+def load(name: str) -> ModuleType:
+    """The module `experiments.<name>`; ValueError listing the valid names for an unknown one."""
+    if name not in EXPERIMENTS:
+        raise ValueError(f"unknown experiment {name!r}; valid names: {', '.join(EXPERIMENTS)}")
+    return importlib.import_module(f"{__name__}.{name}")
+
+
+def describe(name: str) -> str:
+    """The first line of the experiment module's docstring (imports the module)."""
+    doc = (load(name).__doc__ or "").strip()
+    return doc.splitlines()[0] if doc else ""

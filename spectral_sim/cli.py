@@ -1,0 +1,246 @@
+"""The `spectral-sim` command: list the experiments, run one (or all) into a report directory,
+or print a saved report's verdict table.
+
+A FAIL verdict is a scientific result, not an error: `run` exits 0 whatever the verdicts, and
+non-zero only for usage errors (unknown experiment, bad config value), with a message.
+"""
+
+import dataclasses
+import os
+import pathlib
+import sys
+import traceback
+from collections.abc import Sequence
+from types import ModuleType
+
+import experiments
+from spectral_sim.report import VERDICTS, Report
+
+__all__ = ["compilation_cache_dir", "main"]
+
+USAGE = """\
+usage: spectral-sim list
+       spectral-sim run NAME [--quick] [--out DIR] [--x64 | --no-x64] [--FIELD VALUE ...]
+       spectral-sim run all [--quick] [--out DIR] [--x64 | --no-x64]
+       spectral-sim report DIR
+
+  list          the experiments, one line each
+  run NAME      run one experiment and save its report to DIR (default results/NAME);
+                every field of its Config is a flag (`spectral-sim run NAME --help`)
+  run all       run every experiment, each into DIR/<name> (default results/<name>)
+  report DIR    print the verdict table of a saved report
+
+  --quick       the CPU-minute version of the experiment (sets Config.quick)
+  --x64         float64 throughout (the default: theory checks need it); --no-x64 for float32
+"""
+
+RUN_OPTIONS = (
+    "Run options, handled by spectral-sim itself: --out DIR (default results/NAME), "
+    "--x64 | --no-x64 (default --x64), --quick."
+)
+
+
+class UsageError(Exception):
+    """A mistake in the command line or the config: reported in one line, exit code 2."""
+
+
+class _Exit(Exception):
+    """tyro has already printed its help or error message; exit with this code."""
+
+    def __init__(self, code: int):
+        super().__init__(code)
+        self.code = code
+
+
+@dataclasses.dataclass
+class _RunOptions:
+    quick: bool = False
+    out: pathlib.Path | None = None
+    x64: bool = True
+
+
+def compilation_cache_dir() -> pathlib.Path | None:
+    """Where the CLI keeps JAX's persistent compilation cache: $SPECTRAL_SIM_CACHE, else
+    $XDG_CACHE_HOME/spectral_sim/jax (~/.cache by default); None if SPECTRAL_SIM_CACHE is
+    empty, "0" or "off"."""
+    chosen = os.environ.get("SPECTRAL_SIM_CACHE")
+    if chosen is not None:
+        return None if chosen.strip().lower() in ("", "0", "off") else pathlib.Path(chosen)
+    base = os.environ.get("XDG_CACHE_HOME") or pathlib.Path.home() / ".cache"
+    return pathlib.Path(base) / "spectral_sim" / "jax"
+
+
+def _configure_jax(x64: bool) -> None:
+    """The entry point's numeric policy (the library never calls jax.config), and the
+    persistent compilation cache so that a rerun does not recompile the same programs."""
+    import jax
+
+    jax.config.update("jax_enable_x64", x64)
+    if jax.config.jax_compilation_cache_dir:  # chosen by the user, e.g. JAX_COMPILATION_CACHE_DIR
+        return
+    path = compilation_cache_dir()
+    if path is None:
+        return
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as error:  # a read-only home directory only costs compile time
+        print(f"spectral-sim: compilation cache off ({error})", file=sys.stderr)
+        return
+    jax.config.update("jax_compilation_cache_dir", str(path))
+
+
+def _headless_matplotlib() -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")  # figures are only written to files; no display is needed
+
+
+def _split_run_options(args: Sequence[str]) -> tuple[_RunOptions, list[str]]:
+    """The options spectral-sim handles itself, and the rest (the experiment's Config flags)."""
+    options, rest = _RunOptions(), []
+    args = list(args)
+    while args:
+        arg = args.pop(0)
+        if arg == "--quick":
+            options.quick = True
+        elif arg in ("--x64", "--no-x64"):
+            options.x64 = arg == "--x64"
+        elif arg == "--out":
+            if not args or args[0].startswith("-"):
+                raise UsageError("--out needs a directory")
+            options.out = pathlib.Path(args.pop(0))
+        elif arg.startswith("--out="):
+            options.out = pathlib.Path(arg.removeprefix("--out="))
+        else:
+            rest.append(arg)
+    return options, rest
+
+
+def _where(error: BaseException) -> str:
+    frame = traceback.extract_tb(error.__traceback__)[-1]
+    return f"{pathlib.Path(frame.filename).name}:{frame.lineno}"
+
+
+def _load(name: str) -> ModuleType:
+    try:
+        return experiments.load(name)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+
+
+def _config(module: ModuleType, name: str, args: list[str], quick: bool):
+    """The experiment's Config from its flags (tyro: `--field-name value`, tuples as
+    space-separated values); `--quick` is applied on top."""
+    import tyro
+
+    description = f"{(module.__doc__ or name).strip()}\n\n{RUN_OPTIONS}"
+    try:
+        cfg = tyro.cli(
+            module.Config, args=args, prog=f"spectral-sim run {name}", description=description
+        )
+        return dataclasses.replace(cfg, quick=True) if quick else cfg
+    except SystemExit as exit_:  # tyro printed the help, or what was wrong with the flags
+        raise _Exit(exit_.code if isinstance(exit_.code, int) else 2) from None
+    except ValueError as error:  # raised by Config validation
+        raise UsageError(f"{name}: {error}") from None
+
+
+def _run_one(name: str, args: list[str], options: _RunOptions, out: pathlib.Path) -> Report:
+    module = _load(name)
+    cfg = _config(module, name, args, options.quick)
+    print(f"running {name}{' (quick)' if getattr(cfg, 'quick', False) else ''} ...", flush=True)
+    try:
+        report = module.run(cfg)
+    except ValueError as error:  # invalid input is a ValueError naming the field (DESIGN.md §5)
+        raise UsageError(f"{name}: {error} (raised at {_where(error)})") from None
+    if not isinstance(report, Report):
+        raise TypeError(f"experiments.{name}.run returned {type(report).__name__}, not a Report")
+    path = report.save(out)
+    print(f"\n## {report.experiment}: {report.summary_line()}\n\n{report.table()}\n")
+    print(f"report: {path / 'report.md'}", flush=True)
+    return report
+
+
+def _run(args: list[str]) -> int:
+    if args and args[0] in ("-h", "--help"):
+        print(USAGE)
+        return 0
+    if not args or args[0].startswith("-"):
+        names = ", ".join(experiments.EXPERIMENTS)
+        raise UsageError(f"run needs an experiment name (one of: {names}) or 'all'")
+    name, (options, rest) = args[0], _split_run_options(args[1:])
+    if name != "all":
+        _load(name)  # an unknown name fails before jax is configured
+        _configure_jax(options.x64)
+        _headless_matplotlib()
+        _run_one(name, rest, options, options.out or pathlib.Path("results") / name)
+        return 0
+    if rest:
+        raise UsageError(f"run all takes only --quick, --out, --x64/--no-x64; got {rest}")
+    _configure_jax(options.x64)
+    _headless_matplotlib()
+    root = options.out or pathlib.Path("results")
+    counts, failed = dict.fromkeys(VERDICTS, 0), []
+    for name in experiments.EXPERIMENTS:
+        try:
+            report = _run_one(name, [], options, root / name)
+        except UsageError as error:  # report it and go on with the other experiments
+            print(f"spectral-sim: error: {error}", file=sys.stderr)
+            failed.append(name)
+            continue
+        for verdict, count in report.summary().items():
+            counts[verdict] += count
+    total = ", ".join(f"{count} {verdict}" for verdict, count in counts.items())
+    ran = len(experiments.EXPERIMENTS) - len(failed)
+    print(f"\nall: {total} in {ran} experiment(s); reports under {root}")
+    if failed:
+        print(f"spectral-sim: error: could not run {', '.join(failed)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _list(args: list[str]) -> int:
+    if args:
+        raise UsageError(f"list takes no arguments; got {args}")
+    width = max(map(len, experiments.EXPERIMENTS), default=0)
+    broken = 0
+    for name in experiments.EXPERIMENTS:
+        try:
+            line = experiments.describe(name)
+        except Exception as error:  # one broken module should not hide the others
+            line, broken = f"(cannot import: {type(error).__name__}: {error})", broken + 1
+        print(f"{name:<{width}}  {line}")
+    return 1 if broken else 0
+
+
+def _report(args: list[str]) -> int:
+    if len(args) != 1:
+        raise UsageError("report needs exactly one directory")
+    path = pathlib.Path(args[0])
+    if not (path / "report.json").is_file():
+        raise UsageError(f"no report.json in {path}")
+    report = Report.load(path)
+    print(f"## {report.experiment}: {report.summary_line()}\n\n{report.table()}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line `argv` (default: sys.argv[1:]); returns the exit code."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("-h", "--help", "help"):
+        print(USAGE, file=sys.stdout if args else sys.stderr)
+        return 0 if args else 2
+    commands = {"list": _list, "run": _run, "report": _report}
+    try:
+        if args[0] not in commands:
+            raise UsageError(f"unknown command {args[0]!r}; expected one of: {', '.join(commands)}")
+        return commands[args[0]](args[1:])
+    except UsageError as error:
+        print(f"spectral-sim: error: {error}", file=sys.stderr)
+        return 2
+    except _Exit as exit_:
+        return exit_.code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,155 @@
+"""The `spectral-sim` command, driven in-process against fake experiments registered for the test
+(the real ones are too slow for a CLI test)."""
+
+import dataclasses
+import json
+import pathlib
+import sys
+import types
+
+import jax
+import numpy as np
+import pytest
+import xarray as xr
+
+import experiments
+from spectral_sim import cli
+from spectral_sim.report import Claim, Report
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    n: int = 3
+    s: tuple[float, ...] = (1.0, 2.0)
+    quick: bool = False
+
+    def __post_init__(self):
+        if self.n < 1:
+            raise ValueError(f"n must be >= 1; got {self.n}")
+
+
+def fake_experiment(name: str, measured: float, seen: list) -> types.ModuleType:
+    """A module shaped like an experiment: Config, run(cfg) -> Report, a one-line docstring."""
+    module = types.ModuleType(f"experiments.{name}")
+    module.__doc__ = f"The {name} experiment.\n\nDetails that `list` leaves out."
+
+    def run(cfg: Config) -> Report:
+        seen.append(cfg)
+        if cfg.n == 13:
+            raise ValueError("n = 13 is not a valid grid size")
+        claims = [Claim("c", "eq. (1)", "n is positive", 1.0, measured, 0.0, 0.5)]
+        data = xr.Dataset({"x": ("n", np.arange(cfg.n, dtype=float))})
+        return Report(name, claims, data, config=cfg, seed=cfg.n)
+
+    module.Config, module.run = Config, run  # type: ignore[attr-defined]
+    return module
+
+
+@pytest.fixture
+def seen(monkeypatch) -> list:
+    """Registers experiments `fake` (a PASS) and `fake2` (a FAIL); collects the configs run."""
+    configs: list = []
+    monkeypatch.setattr(experiments, "EXPERIMENTS", ("fake", "fake2"))
+    for name, measured in (("fake", 1.25), ("fake2", 3.0)):
+        monkeypatch.setitem(
+            sys.modules, f"experiments.{name}", fake_experiment(name, measured, configs)
+        )
+    monkeypatch.setenv("SPECTRAL_SIM_CACHE", "off")  # leave JAX's global cache setting alone
+    return configs
+
+
+def test_list(seen, capsys):
+    assert cli.main(["list"]) == 0
+    out = capsys.readouterr().out
+    assert "fake   The fake experiment." in out and "fake2  The fake2 experiment." in out
+    assert "Details" not in out
+
+
+def test_run_applies_config_flags_and_writes_the_report(seen, capsys, tmp_path):
+    assert (
+        cli.main(["run", "fake", "--quick", "--n", "5", "--s", "1.5", "3", "--out", str(tmp_path)])
+        == 0
+    )
+    assert seen == [Config(n=5, s=(1.5, 3.0), quick=True)]
+    out = capsys.readouterr().out
+    assert "| c " in out and "PASS" in out and str(tmp_path / "report.md") in out
+    record = json.loads((tmp_path / "report.json").read_text())
+    assert record["config"] == {"n": 5, "s": [1.5, 3.0], "quick": True}
+    assert record["provenance"]["seed"] == 5
+    assert xr.load_dataset(tmp_path / "data.nc", engine="h5netcdf")["x"].size == 5
+
+
+def test_run_defaults_to_results_dir(seen, monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["run", "fake2"]) == 0  # a FAIL verdict is a result, not an error
+    assert seen == [Config()]
+    assert (tmp_path / "results" / "fake2" / "report.json").is_file()
+
+
+def test_run_all(seen, capsys, tmp_path):
+    assert cli.main(["run", "all", "--quick", f"--out={tmp_path}"]) == 0
+    assert [cfg.quick for cfg in seen] == [True, True]
+    for name in ("fake", "fake2"):
+        assert (tmp_path / name / "report.md").is_file()
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert "1 PASS, 1 FAIL, 0 INCONCLUSIVE" in last and "2 experiment" in last
+
+
+def test_report_prints_a_saved_table(seen, capsys, tmp_path):
+    cli.main(["run", "fake", "--out", str(tmp_path)])
+    capsys.readouterr()
+    assert cli.main(["report", str(tmp_path)]) == 0
+    assert "| c " in capsys.readouterr().out
+
+
+def test_x64_flag(seen, tmp_path):
+    try:
+        assert cli.main(["run", "fake", "--no-x64", "--out", str(tmp_path)]) == 0
+        assert not jax.config.jax_enable_x64
+        assert json.loads((tmp_path / "report.json").read_text())["provenance"]["x64"] is False
+    finally:
+        jax.config.update("jax_enable_x64", True)  # conftest's policy for the other tests
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["run", "nope"], "unknown experiment 'nope'; valid names: fake, fake2"),
+        (["run"], "needs an experiment name"),
+        (["run", "all", "--n", "3"], "run all takes only"),
+        (["run", "fake", "--out"], "--out needs a directory"),
+        (["run", "fake", "--n", "13"], "n = 13 is not a valid grid size"),  # raised by run()
+        (["frobnicate"], "unknown command"),
+        (["report", "/nonexistent"], "no report.json"),
+        ([], "usage"),
+    ],
+)
+def test_usage_errors_exit_nonzero_with_a_message(seen, capsys, argv, message):
+    assert cli.main(argv) != 0
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("flags", [["--n", "x"], ["--n", "0"], ["--bogus", "1"]])
+def test_bad_config_values_exit_nonzero(seen, capsys, flags, tmp_path):
+    assert cli.main(["run", "fake", *flags, "--out", str(tmp_path)]) == 2
+    assert seen == []
+    assert not (tmp_path / "report.json").exists()
+    assert "Traceback" not in capsys.readouterr().err
+
+
+def test_help(seen, capsys):
+    assert cli.main(["--help"]) == 0
+    assert "spectral-sim run NAME" in capsys.readouterr().out
+    assert cli.main(["run", "fake", "--help"]) == 0
+    assert "--n INT" in capsys.readouterr().out
+
+
+def test_compilation_cache_dir(monkeypatch, tmp_path):
+    monkeypatch.setenv("SPECTRAL_SIM_CACHE", str(tmp_path))
+    assert cli.compilation_cache_dir() == tmp_path
+    monkeypatch.setenv("SPECTRAL_SIM_CACHE", "off")
+    assert cli.compilation_cache_dir() is None
+    monkeypatch.delenv("SPECTRAL_SIM_CACHE")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert cli.compilation_cache_dir() == pathlib.Path(tmp_path) / "spectral_sim" / "jax"

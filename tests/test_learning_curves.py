@@ -1,0 +1,71 @@
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+
+from experiments import learning_curves
+
+CLAIMS = {
+    "learning_curves.gf_exponent",
+    "learning_curves.sgd_recursion",
+    "learning_curves.sgd_stability",
+    "learning_curves.tail_dominance",
+}
+
+
+@pytest.fixture(scope="module")
+def report():
+    # Smaller than --quick: one batch size, 64 seeds, so the test runs in seconds.
+    cfg = learning_curves.Config(
+        s=(2.0,), a=(2.0,), lr_frac=(0.5, 2.0), batch=(2,), noise=(0.0,), n_modes=32,
+        n_steps=200, n_records=8, n_seeds=64, gf_modes=2**15, quick=True,
+    )  # fmt: skip
+    return learning_curves.run(cfg)
+
+
+def test_report_has_every_claim_and_diverged_points(report, tmp_path):
+    assert {c.id for c in report.claims} == CLAIMS
+    assert all(c.verdict in ("PASS", "FAIL", "INCONCLUSIVE") for c in report.claims)
+    # 2 x the critical lr must diverge, flagged with its step, and never be plotted.
+    assert report.data.sgd_diverged.sel(lr_frac=2.0).all()
+    assert not report.data.sgd_diverged.sel(lr_frac=0.5).any()
+    assert any("SGD diverged" in note and "lr_frac=2" in note for note in report.notes)
+    path = report.save(tmp_path / "out")
+    saved = json.loads((path / "report.json").read_text())
+    assert {c["id"] for c in saved["claims"]} == CLAIMS
+    assert (path / "loss_curves.png").exists() and (path / "data.nc").exists()
+
+
+def test_verdicts_are_computed_not_fixed(report):
+    """Corrupt the simulated losses by 50%: the recursion claim must stop passing."""
+    data = report.data.copy()
+    data["sgd_loss"] = data.sgd_loss * 1.5
+    claims = {c.id: c for c in learning_curves.claims(data, report.data)}
+    assert claims["learning_curves.sgd_recursion"].verdict == "FAIL"
+    data["sgd_diverged"] = ~data.sgd_diverged
+    claims = {c.id: c for c in learning_curves.claims(data, report.data)}
+    assert claims["learning_curves.sgd_stability"].verdict == "FAIL"
+
+
+def test_gf_exponent_fit_matches_theory(report):
+    exponent = float(report.data.gf_exponent.sel(s=2.0, a=2.0))
+    assert exponent == pytest.approx(0.5, abs=2e-3)
+    assert np.all(report.data.gf_time.diff("window") > 0)
+
+
+@pytest.mark.parametrize(
+    "change, field",
+    [
+        (dict(s=(0.0,)), "s"),
+        (dict(a=(1.0,)), "a"),
+        (dict(lr_frac=()), "lr_frac"),
+        (dict(batch=(0,)), "batch"),
+        (dict(noise=(-1.0,)), "noise"),
+        (dict(n_seeds=1), "n_seeds"),
+    ],
+)
+def test_bad_config_raises_before_running(change, field):
+    cfg = dataclasses.replace(learning_curves.Config(quick=True), **change)
+    with pytest.raises(ValueError, match=field):
+        learning_curves.run(cfg)
