@@ -9,36 +9,44 @@ from typing import Any, NamedTuple, Protocol
 
 import jax
 import numpy as np
-from jaxtyping import Array, Bool, Float, Int, Key
+from jaxtyping import Array, ArrayLike, Bool, Float, Int, Key
 
 __all__ = [
     "Array",
+    "ArrayLike",
     "Bool",
     "Float",
     "Int",
     "Key",
     "Model",
+    "Scalar",
     "Simulator",
     "check_range",
     "concrete",
 ]
 
-Scalar = Float[Array, ""]
+# A swept scalar: a Python number at the call site, a traced 0-d array under jit / vmap.
+Scalar = float | Float[Array, ""]
 
 
 class Model(Protocol):
-    """A simulator: `init(params, key) -> state`, `step(params, state, key) -> (state, obs)`."""
+    """A simulator: `init(params, key) -> state`, `step(params, state, key) -> (state, obs)`.
 
-    def init(self, params: Any, key: Key[Array, ""]) -> Any: ...
+    A module with these two functions satisfies it, and so does a `Simulator`.
+    """
 
-    def step(self, params: Any, state: Any, key: Key[Array, ""]) -> tuple[Any, Any]: ...
+    @property
+    def init(self) -> Callable[[Any, Any], Any]: ...
+
+    @property
+    def step(self) -> Callable[[Any, Any, Any], tuple[Any, Any]]: ...
 
 
 class Simulator(NamedTuple):
     """A Model built by a factory (e.g. one closing over an optax optimizer or a schedule)."""
 
-    init: Callable[[Any, Key[Array, ""]], Any]
-    step: Callable[[Any, Any, Key[Array, ""]], tuple[Any, Any]]
+    init: Callable[[Any, Any], Any]  # (params, key or None) -> state
+    step: Callable[[Any, Any, Any], tuple[Any, Any]]  # (params, state, key or None)
 
 
 def concrete(value: object) -> np.ndarray | None:
@@ -47,10 +55,8 @@ def concrete(value: object) -> np.ndarray | None:
     Params dataclasses are rebuilt by JAX on every unflatten, with tracers under jit/vmap and
     sometimes with non-array placeholders; validation only applies to concrete numbers.
     """
-    if isinstance(value, jax.core.Tracer) or value is None:
-        return None
     if isinstance(value, int | float | np.ndarray | np.generic | jax.Array):
-        try:
+        try:  # tracers refuse conversion (TracerArrayConversionError is a TypeError)
             return np.asarray(value)
         except (TypeError, jax.errors.ConcretizationTypeError):
             return None

@@ -76,7 +76,8 @@ def _configure_jax(x64: bool) -> None:
     import jax
 
     jax.config.update("jax_enable_x64", x64)
-    if jax.config.jax_compilation_cache_dir:  # chosen by the user, e.g. JAX_COMPILATION_CACHE_DIR
+    # The user chose a cache already (e.g. JAX_COMPILATION_CACHE_DIR); flags are runtime attrs.
+    if jax.config.jax_compilation_cache_dir:  # pyright: ignore[reportAttributeAccessIssue]
         return
     path = compilation_cache_dir()
     if path is None:

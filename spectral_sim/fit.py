@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import ndtri
 
-from spectral_sim._types import Array, Float
+from spectral_sim._types import Array, ArrayLike, Float
 
 __all__ = ["PowerLawFit", "power_law", "sem", "z_simultaneous"]
 
@@ -22,7 +22,7 @@ class PowerLawFit(NamedTuple):
     stderr: Float[Array, ""]
 
 
-def power_law(x: Float[Array, " n"], y: Float[Array, " n"]) -> PowerLawFit:
+def power_law(x: Float[ArrayLike, " n"], y: Float[ArrayLike, " n"]) -> PowerLawFit:
     """Least-squares fit of log y = log A - alpha log x on the given points (>= 3, all > 0)."""
     x_np, y_np = np.asarray(x), np.asarray(y)
     if x_np.shape != y_np.shape or x_np.ndim != 1 or x_np.size < 3:

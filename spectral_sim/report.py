@@ -356,7 +356,7 @@ class Report:
             "git_commit": git_commit(),
             "jax_version": jax.__version__,
             "devices": _device_names(),
-            "x64": bool(jax.config.jax_enable_x64),
+            "x64": bool(jax.config.jax_enable_x64),  # pyright: ignore[reportAttributeAccessIssue]
             "seed": self.seed,
             "utc_time": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
             "python_version": platform.python_version(),

@@ -5,18 +5,19 @@ recording schedule: recording every step or every 100th gives the same states at
 """
 
 from collections.abc import Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from spectral_sim._types import Array, Bool, Float, Int, Key, Model
+from spectral_sim._types import Array, Bool, Float, Int, Key, Model, Simulator
 
 __all__ = ["divergence", "log_steps", "record_steps", "trajectory"]
 
 
 def record_steps(
-    n_records: int | None = None, every: int = 1, steps: Sequence[int] | None = None
+    n_records: int | None = None, every: int = 1, steps: Sequence[int] | np.ndarray | None = None
 ) -> np.ndarray:
     """The static, strictly increasing record steps (numbers of updates done, >= 1)."""
     if steps is None:
@@ -42,13 +43,13 @@ def log_steps(last: int, n_records: int, first: int = 1) -> np.ndarray:
 
 
 def trajectory(
-    model: Model,
+    model: Model | Simulator,
     params,
     key: Key[Array, ""] | None,
     *,
     n_records: int | None = None,
     every: int = 1,
-    steps: Sequence[int] | None = None,
+    steps: Sequence[int] | np.ndarray | None = None,
 ):
     """Final state, and observables after `steps` updates (leading axis: records).
 
@@ -61,7 +62,7 @@ def trajectory(
     gaps = jnp.asarray(np.diff(schedule, prepend=0), jnp.int32)
     init_key, run_key = (None, None) if key is None else jax.random.split(key)
 
-    def step_key(t):
+    def step_key(t) -> Any:
         return None if run_key is None else jax.random.fold_in(run_key, t)
 
     def advance(t, state):

@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from spectral_sim._types import Array, Float, check_range
+from spectral_sim._types import Array, ArrayLike, Float, Scalar, check_range
 
 __all__ = ["Empirical", "Geometric", "PowerLaw", "Spectrum"]
 
@@ -25,8 +25,8 @@ class PowerLaw:
     predictors that take n_modes -> inf check a > 1 themselves.
     """
 
-    s: Float[Array, ""]  # traced: sweepable without recompiling
-    a: Float[Array, ""]
+    s: Scalar  # traced: sweepable without recompiling
+    a: Scalar
     n_modes: int = dataclasses.field(default=1024, metadata=dict(static=True))
 
     def __post_init__(self):
@@ -54,7 +54,7 @@ class PowerLaw:
 class Geometric:
     """lambda_k = rho^-k, unit target weights w*_k = 1 (THEORY.md §2.11): v_k^2 = lambda_k."""
 
-    rho: Float[Array, ""]
+    rho: Scalar
     n_modes: int = dataclasses.field(default=64, metadata=dict(static=True))
 
     def __post_init__(self):
@@ -85,12 +85,14 @@ class Empirical:
     def __init__(self, eigenvalues: Float[Array, " modes"], target_power: Float[Array, " modes"]):
         check_range("Empirical.eigenvalues", eigenvalues, gt=0)
         check_range("Empirical.target_power", target_power, ge=0)
-        shapes = [getattr(v, "shape", None) for v in (eigenvalues, target_power)]
-        if None not in shapes and (shapes[0] != shapes[1] or len(shapes[0]) < 1):
-            raise ValueError(
-                f"Empirical.target_power must have the eigenvalues' shape (..., modes) = "
-                f"{shapes[0]}; got {shapes[1]}"
-            )
+        lam_shape = getattr(eigenvalues, "shape", None)
+        power_shape = getattr(target_power, "shape", None)
+        if lam_shape is not None and power_shape is not None:
+            if lam_shape != power_shape or len(lam_shape) < 1:
+                raise ValueError(
+                    f"Empirical.target_power must have the eigenvalues' shape (..., modes) = "
+                    f"{lam_shape}; got {power_shape}"
+                )
         object.__setattr__(self, "_lam", eigenvalues)
         object.__setattr__(self, "_power", target_power)
 
@@ -127,8 +129,8 @@ class Empirical:
     @classmethod
     def from_data(
         cls,
-        x: Float[Array, "samples dim"],
-        y: Float[Array, " samples"] | None = None,
+        x: Float[ArrayLike, "samples dim"],
+        y: Float[ArrayLike, " samples"] | None = None,
         *,
         center: bool = True,
         rtol: float = 1e-10,
@@ -139,13 +141,14 @@ class Empirical:
         lambda_k; without, the isotropic prior E w*_k^2 = 1 is used (v_k^2 = lambda_k).
         Directions with lambda_k <= rtol * lambda_1 (rank deficiency) are dropped.
         """
-        x = np.asarray(x, dtype=float)
-        if x.ndim != 2 or x.shape[0] < 2:
-            raise ValueError(f"x must be a (samples >= 2, dim) matrix; got shape {x.shape}")
-        if not np.all(np.isfinite(x)):
+        data = np.asarray(x, dtype=float)
+        if data.ndim != 2 or data.shape[0] < 2:
+            raise ValueError(f"x must be a (samples >= 2, dim) matrix; got shape {data.shape}")
+        if not np.all(np.isfinite(data)):
             raise ValueError("x must be finite")
-        xc = x - x.mean(axis=0) if center else x
-        lam, vecs = np.linalg.eigh(xc.T @ xc / x.shape[0])
+        n = data.shape[0]
+        xc = data - data.mean(axis=0) if center else data
+        lam, vecs = np.linalg.eigh(xc.T @ xc / n)
         order = np.argsort(lam)[::-1]
         lam, vecs = lam[order], vecs[:, order]
         keep = lam > rtol * lam[0]
@@ -153,11 +156,11 @@ class Empirical:
         if y is None:
             power = lam
         else:
-            y = np.asarray(y, dtype=float)
-            if y.shape != (x.shape[0],):
-                raise ValueError(f"y must have shape ({x.shape[0]},); got {y.shape}")
-            yc = y - y.mean() if center else y
-            power = (vecs.T @ (xc.T @ yc) / x.shape[0]) ** 2 / lam
+            labels = np.asarray(y, dtype=float)
+            if labels.shape != (n,):
+                raise ValueError(f"y must have shape ({n},); got {labels.shape}")
+            yc = labels - labels.mean() if center else labels
+            power = (vecs.T @ (xc.T @ yc) / n) ** 2 / lam
         return cls(jnp.asarray(lam), jnp.asarray(power))
 
 

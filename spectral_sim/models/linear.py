@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from spectral_sim._types import Array, Float, Int, Key, Simulator, check_range
+from spectral_sim._types import Array, Float, Int, Key, Scalar, Simulator, check_range
 from spectral_sim.spectra import Spectrum
 
 __all__ = [
@@ -45,9 +45,9 @@ class Params:
     number of trainable modes (traced, a mask: sweep it without recompiling), batch size."""
 
     spectrum: Spectrum
-    lr: Float[Array, ""] = 0.1
-    noise: Float[Array, ""] = 0.0
-    n_trainable: Float[Array, ""] = math.inf
+    lr: Scalar = 0.1
+    noise: Scalar = 0.0
+    n_trainable: Scalar = math.inf
     batch: int = dataclasses.field(default=1, metadata=dict(static=True))
 
     def __post_init__(self):
@@ -138,7 +138,7 @@ def with_optimizer(
     def opt_step(params: Params, state: OptState, key: Key[Array, ""]):
         grad = _gradient(params, state.v, key)
         updates, opt_state = make(params).update(grad, state.opt_state, state.v)
-        v = state.v + trainable(params) * updates
+        v = state.v + trainable(params) * jnp.asarray(updates)
         return OptState(v, opt_state, state.t + 1), Obs(loss(params, v))
 
     return Simulator(opt_init, opt_step)

@@ -12,7 +12,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from spectral_sim._types import Array, Float, Int, Key, check_range, concrete
+from spectral_sim._types import Array, Float, Int, Key, Scalar, check_range, concrete
 from spectral_sim.spectra import Spectrum
 
 __all__ = ["Obs", "Params", "State", "features", "init", "loss", "step"]
@@ -26,9 +26,9 @@ class Params:
     N and the batch size (both static: they set shapes)."""
 
     spectrum: Spectrum
-    lr: Float[Array, ""] = 0.1
-    noise: Float[Array, ""] = 0.0
-    feature_seed: Int[Array, ""] = 0
+    lr: Scalar = 0.1
+    noise: Scalar = 0.0
+    feature_seed: int | Int[Array, ""] = 0
     n_features: int = dataclasses.field(default=64, metadata=dict(static=True))
     batch: int = dataclasses.field(default=1, metadata=dict(static=True))
 

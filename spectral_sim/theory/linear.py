@@ -15,7 +15,7 @@ import numpy as np
 from jax.scipy.special import gamma, gammainc
 
 from spectral_sim import simulate
-from spectral_sim._types import Array, Float, Int, Simulator, check_range
+from spectral_sim._types import Array, ArrayLike, Float, Int, Scalar, Simulator, check_range
 from spectral_sim.models.linear import Params, trainable
 from spectral_sim.spectra import PowerLaw, Spectrum
 
@@ -48,7 +48,7 @@ def _exponent_c(spectrum: PowerLaw):
 
 
 def gf_loss(
-    spectrum: Spectrum, t: Float[Array, " records"], *, tail: bool = False
+    spectrum: Spectrum, t: Float[ArrayLike, " records"], *, tail: bool = False
 ) -> Float[Array, " records"]:
     """Exact GF loss L(t) = 1/2 sum_{k<=M} v_k^2 exp(-2 lambda_k t) (THEORY.md §2.2, [E]).
 
@@ -58,10 +58,16 @@ def gf_loss(
     lam, power = spectrum.eigenvalues(), spectrum.target_power()
     t = jnp.asarray(t, lam.dtype)
     out = 0.5 * jnp.exp(-2.0 * jnp.multiply.outer(t, lam)) @ power
-    return out + truncation_tail(spectrum, t) if tail else out
+    if not tail:
+        return out
+    if not isinstance(spectrum, PowerLaw):
+        raise TypeError(f"tail=True needs a PowerLaw spectrum; got {type(spectrum).__name__}")
+    return out + truncation_tail(spectrum, t)
 
 
-def truncation_tail(spectrum: PowerLaw, t: Float[Array, " records"]) -> Float[Array, " records"]:
+def truncation_tail(
+    spectrum: PowerLaw, t: Float[ArrayLike, " records"]
+) -> Float[Array, " records"]:
     """GF loss of the modes beyond the truncation, 1/2 sum_{k>M} k^-a exp(-2 k^-s t).
 
     Euler-Maclaurin from m = M + 1: the integral (1/2s) m^(1-a) u^-c gamma(c, u) with
@@ -92,7 +98,9 @@ def truncation_tail(spectrum: PowerLaw, t: Float[Array, " records"]) -> Float[Ar
     return total.reshape(t.shape)
 
 
-def gf_loss_asymptote(spectrum: PowerLaw, t: Float[Array, " records"]) -> Float[Array, " records"]:
+def gf_loss_asymptote(
+    spectrum: PowerLaw, t: Float[ArrayLike, " records"]
+) -> Float[Array, " records"]:
     """L(t) ~ Gamma(c) (2t)^-c / (2s), c = (a - 1)/s: infinite spectrum, k*(t) >> 1 ([A])."""
     c = _exponent_c(spectrum)
     return gamma(c) * (2.0 * jnp.asarray(t, jnp.result_type(c, float))) ** -c / (2 * spectrum.s)
@@ -104,9 +112,9 @@ def gf_loss_asymptote(spectrum: PowerLaw, t: Float[Array, " records"]) -> Float[
 def gd_loss(
     spectrum: Spectrum,
     *,
-    lr: Float[Array, ""],
-    steps: Int[Array, " records"],
-    n_trainable: Float[Array, ""] = math.inf,
+    lr: Scalar,
+    steps: Int[ArrayLike, " records"],
+    n_trainable: Scalar = math.inf,
 ) -> Float[Array, " records"]:
     """L_t = 1/2 sum_k v_k^2 (1 - lr lambda_k)^(2t) on trained modes ([E], THEORY.md §2.3).
 
@@ -151,14 +159,14 @@ def _recursion(schedule: Callable | None):
 
 
 def loss(
-    params: Params, steps: Int[Array, " records"], schedule: Callable | None = None
+    params: Params, steps: Int[ArrayLike, " records"], schedule: Callable | None = None
 ) -> Float[Array, " records"]:
     """Exact expected one-pass SGD loss E L after `steps` updates (any order, 0 allowed) for
     the simulator `models.linear` with the same Params (and lr schedule, if any)."""
-    steps = np.asarray(steps)
-    if steps.ndim != 1 or steps.dtype.kind not in "iu" or np.any(steps < 0):
+    requested = np.asarray(steps)
+    if requested.ndim != 1 or requested.dtype.kind not in "iu" or np.any(requested < 0):
         raise ValueError(f"steps must be a 1-d array of integers >= 0; got {steps!r}")
-    unique, inverse = np.unique(steps, return_inverse=True)
+    unique, inverse = np.unique(requested, return_inverse=True)
     init, step = _recursion(schedule)
     model = Simulator(init, step)
     positive = unique[unique > 0]
@@ -172,11 +180,11 @@ def loss(
 def sgd_loss(
     spectrum: Spectrum,
     *,
-    lr: Float[Array, ""],
+    lr: Scalar,
     batch: int,
-    noise: Float[Array, ""] = 0.0,
-    steps: Int[Array, " records"],
-    n_trainable: Float[Array, ""] = math.inf,
+    noise: Scalar = 0.0,
+    steps: Int[ArrayLike, " records"],
+    n_trainable: Scalar = math.inf,
     schedule: Callable | None = None,
 ) -> Float[Array, " records"]:
     """Exact expected one-pass SGD loss from w = 0 at `steps` ([E], Gaussian features)."""
@@ -203,9 +211,9 @@ def sgd_stability(
 def sgd_loss_limit(
     spectrum: Spectrum,
     *,
-    lr: Float[Array, ""],
+    lr: Scalar,
     batch: int,
-    noise: Float[Array, ""] = 0.0,
+    noise: Scalar = 0.0,
     n_trainable=math.inf,
 ) -> Float[Array, ""]:
     """L_inf = L_frozen + chi (2 L_frozen + sigma^2) / (2 (1 - chi)), inf if unstable; with all
@@ -240,7 +248,7 @@ def sgd_critical_lr(
 
 
 def learning_frontier(
-    spectrum: Spectrum, t: Float[Array, " records"]
+    spectrum: Spectrum, t: Float[ArrayLike, " records"]
 ) -> tuple[Float[Array, " records"], Float[Array, " records"]]:
     """lambda*(t) = 1/t and k*(t) = #{k : lambda_k t >= 1}, the hard-truncation frontier of GF
     (for a power law k* = floor(t^(1/s)) until it reaches M). For GD at step n use t = lr n."""
@@ -250,14 +258,14 @@ def learning_frontier(
     return 1 / t, k_star
 
 
-def tail_loss(spectrum: Spectrum, t: Float[Array, " records"]) -> Float[Array, " records"]:
+def tail_loss(spectrum: Spectrum, t: Float[ArrayLike, " records"]) -> Float[Array, " records"]:
     """The hard-truncation loss 1/2 sum_{k : lambda_k t < 1} v_k^2: the energy beyond k*(t)."""
     lam, power = spectrum.eigenvalues(), spectrum.target_power()
     t = jnp.asarray(t, lam.dtype)
     return 0.5 * (jnp.multiply.outer(t, lam) < 1).astype(lam.dtype) @ power
 
 
-def tail_dominance_ratio(spectrum: Spectrum, t: Float[Array, " records"]):
+def tail_dominance_ratio(spectrum: Spectrum, t: Float[ArrayLike, " records"]):
     """L(t) / tail_loss(t) for GF: [P3] Prop. 2 claims it tends to a constant."""
     return gf_loss(spectrum, t) / tail_loss(spectrum, t)
 

@@ -12,7 +12,7 @@ from typing import NamedTuple
 
 import jax.numpy as jnp
 
-from spectral_sim._types import Array, Float, Int, check_range
+from spectral_sim._types import Array, Float, Int, Scalar, check_range
 from spectral_sim.models import random_features
 from spectral_sim.models.random_features import Params
 from spectral_sim.spectra import Empirical, Spectrum
@@ -31,7 +31,7 @@ __all__ = [
 
 
 def rf_approx_error(
-    spectrum: Spectrum, *, n_features: Float[Array, ""], iterations: int = ITERATIONS
+    spectrum: Spectrum, *, n_features: Scalar, iterations: int = ITERATIONS
 ) -> Float[Array, ""]:
     """E_F u^T (I - P_Z) u ~ sum_k v_k^2 kappa_d / (lambda_k + kappa_d), u = Sigma^1/2 w*,
     Z = Sigma^1/2 F, with kappa_d solving d = sum_k lambda_k / (lambda_k + kappa_d), d = N

@@ -16,7 +16,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from spectral_sim._types import Array, Float, Int, check_range
+from spectral_sim._types import Array, Float, Int, Scalar, check_range
 from spectral_sim.models.ridge import Params
 from spectral_sim.spectra import Spectrum
 
@@ -85,8 +85,8 @@ def _solve_kappa_jvp(iterations, primals, tangents):
 def kappa(
     spectrum: Spectrum,
     *,
-    n: Float[Array, ""],
-    ridge: Float[Array, ""] = 0.0,
+    n: Scalar,
+    ridge: Scalar = 0.0,
     iterations: int = ITERATIONS,
 ) -> Float[Array, ""]:
     """kappa > 0 solving n = sum_k lambda_k / (lambda_k + kappa) + delta / kappa (THEORY.md §2.7);
@@ -115,9 +115,9 @@ class RidgeEquivalent(NamedTuple):
 def ridge_equivalent(
     spectrum: Spectrum,
     *,
-    n: Float[Array, ""],
-    ridge: Float[Array, ""] = 0.0,
-    noise: Float[Array, ""] = 0.0,
+    n: Scalar,
+    ridge: Scalar = 0.0,
+    noise: Scalar = 0.0,
     iterations: int = ITERATIONS,
 ) -> RidgeEquivalent:
     """kappa, E0, bias and variance of ridge with n samples (THEORY.md §2.7, [DE]: relative
@@ -141,9 +141,9 @@ def ridge_equivalent(
 def ridge_risk(
     spectrum: Spectrum,
     *,
-    n: Float[Array, ""],
-    ridge: Float[Array, ""] = 0.0,
-    noise: Float[Array, ""] = 0.0,
+    n: Scalar,
+    ridge: Scalar = 0.0,
+    noise: Scalar = 0.0,
     iterations: int = ITERATIONS,
 ) -> Float[Array, ""]:
     """E||w_hat - w*||^2_Sigma ~ E0 sum_k (1 - L_k)^2 v_k^2 + (E0 - 1) sigma^2 for
@@ -160,10 +160,10 @@ def risk(params: Params) -> Float[Array, ""]:
 
 def ols_risk(
     *,
-    n: Float[Array, ""],
-    d: Float[Array, ""],
-    noise: Float[Array, ""] = 0.0,
-    w_norm2: Float[Array, ""] = 0.0,
+    n: Scalar,
+    d: Scalar,
+    noise: Scalar = 0.0,
+    w_norm2: Scalar = 0.0,
 ) -> Float[Array, ""]:
     """Exact risk of ridgeless least squares with isotropic Gaussian design, d features, n
     samples (THEORY.md §2.9, [E]; Hastie-Montanari-Rosset-Tibshirani 2022, Belkin-Hsu-Xu 2020):
@@ -189,9 +189,9 @@ def gd_weights(
     x: Float[Array, "samples modes"],
     y: Float[Array, " samples"],
     *,
-    lr: Float[Array, ""],
+    lr: Scalar,
     steps: Int[Array, " records"],
-    ridge: Float[Array, ""] = 0.0,
+    ridge: Scalar = 0.0,
 ) -> Float[Array, "records modes"]:
     """Exact GD iterates from w = 0 on L_hat(w) = (1/2n)(||X w - y||^2 + delta ||w||^2), the
     simulator `models.ridge` ([E]): with (X^T X + delta I)/n = V diag(mu) V^T,
