@@ -21,6 +21,7 @@ __all__ = [
     "Model",
     "Scalar",
     "Simulator",
+    "check_count",
     "check_range",
     "concrete",
 ]
@@ -61,6 +62,13 @@ def concrete(value: object) -> np.ndarray | None:
         except (TypeError, jax.errors.ConcretizationTypeError):
             return None
     return None
+
+
+def check_count(name: str, value: object, *, low: int = 1) -> None:
+    """Raise ValueError naming `name` unless `value` is a Python (or NumPy) integer >= low: the
+    static, shape-setting fields (n_modes, batch, n_samples, ...)."""
+    if not isinstance(value, int | np.integer) or isinstance(value, bool) or value < low:
+        raise ValueError(f"{name} must be an integer >= {low}; got {value!r}")
 
 
 def check_range(

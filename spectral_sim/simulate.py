@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from spectral_sim._types import Array, Bool, Float, Int, Key, Model, Simulator
+from spectral_sim._types import Array, Bool, Float, Int, Key, Model, Simulator, check_count
 
 __all__ = ["divergence", "log_steps", "record_steps", "trajectory"]
 
@@ -21,10 +21,10 @@ def record_steps(
 ) -> np.ndarray:
     """The static, strictly increasing record steps (numbers of updates done, >= 1)."""
     if steps is None:
-        if n_records is None or n_records < 1:
-            raise ValueError(f"n_records must be an integer >= 1; got {n_records!r}")
-        if every < 1:
-            raise ValueError(f"every must be an integer >= 1; got {every!r}")
+        if n_records is None:
+            raise ValueError("give either n_records (and every) or steps")
+        check_count("n_records", n_records)
+        check_count("every", every)
         return every * np.arange(1, n_records + 1)
     out = np.asarray(steps)
     if out.ndim != 1 or out.size < 1 or out.dtype.kind not in "iu":

@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from spectral_sim._types import Array, ArrayLike, Float, Scalar, check_range
+from spectral_sim._types import Array, ArrayLike, Float, Scalar, check_count, check_range
 
 __all__ = ["Empirical", "Geometric", "PowerLaw", "Spectrum"]
 
@@ -32,7 +32,7 @@ class PowerLaw:
     def __post_init__(self):
         check_range("PowerLaw.s", self.s, gt=0)
         check_range("PowerLaw.a", self.a)
-        _check_n_modes("PowerLaw", self.n_modes)
+        check_count("PowerLaw.n_modes", self.n_modes)
 
     def modes(self) -> Float[Array, " modes"]:
         """k = 1..n_modes in the spectrum's float dtype."""
@@ -59,7 +59,7 @@ class Geometric:
 
     def __post_init__(self):
         check_range("Geometric.rho", self.rho, gt=0)
-        _check_n_modes("Geometric", self.n_modes)
+        check_count("Geometric.n_modes", self.n_modes)
 
     def eigenvalues(self) -> Float[Array, " modes"]:
         k = jnp.arange(1, self.n_modes + 1, dtype=jnp.result_type(self.rho, float))
@@ -165,8 +165,3 @@ class Empirical:
 
 
 Spectrum = PowerLaw | Geometric | Empirical
-
-
-def _check_n_modes(owner: str, n_modes: object) -> None:
-    if not isinstance(n_modes, int | np.integer) or isinstance(n_modes, bool) or n_modes < 1:
-        raise ValueError(f"{owner}.n_modes must be an integer >= 1; got {n_modes!r}")

@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from spectral_sim._types import Array, Float, Int, Key, Scalar, Simulator, check_range
+from spectral_sim._types import Array, Float, Int, Key, Scalar, Simulator, check_count, check_range
 from spectral_sim.spectra import Spectrum
 
 __all__ = [
@@ -54,8 +54,7 @@ class Params:
         check_range("lr", self.lr, gt=0)
         check_range("noise", self.noise, ge=0)
         check_range("n_trainable", self.n_trainable, ge=1, finite=False)
-        if not isinstance(self.batch, int) or isinstance(self.batch, bool) or self.batch < 1:
-            raise ValueError(f"batch must be an integer >= 1; got {self.batch!r}")
+        check_count("batch", self.batch)
 
 
 class State(NamedTuple):

@@ -12,7 +12,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from spectral_sim._types import Array, Float, Int, Key, Scalar, check_range, concrete
+from spectral_sim._types import Array, Float, Int, Key, Scalar, check_count, check_range, concrete
 from spectral_sim.spectra import Spectrum
 
 __all__ = ["Obs", "Params", "State", "features", "init", "loss", "step"]
@@ -39,10 +39,8 @@ class Params:
         if seed is not None and seed.dtype.kind not in "iu":
             raise ValueError(f"feature_seed must be an integer >= 0; got {self.feature_seed!r}")
         check_range("feature_seed", self.feature_seed, ge=0)
-        for name in ("n_features", "batch"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name} must be an integer >= 1; got {value!r}")
+        check_count("n_features", self.n_features)
+        check_count("batch", self.batch)
 
 
 class State(NamedTuple):

@@ -17,7 +17,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from spectral_sim._types import Array, Float, Key, Scalar, check_range
+from spectral_sim._types import Array, Float, Key, Scalar, check_count, check_range
 from spectral_sim.spectra import Spectrum
 
 __all__ = [
@@ -49,9 +49,7 @@ class Params:
         check_range("ridge", self.ridge, ge=0)
         check_range("noise", self.noise, ge=0)
         check_range("lr", self.lr, gt=0)
-        n = self.n_samples
-        if not isinstance(n, int) or isinstance(n, bool) or n < 1:
-            raise ValueError(f"n_samples must be an integer >= 1; got {n!r}")
+        check_count("n_samples", self.n_samples)
 
 
 class State(NamedTuple):
