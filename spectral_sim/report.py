@@ -24,7 +24,7 @@ import xarray as xr
 if TYPE_CHECKING:  # matplotlib is imported only when a figure is saved: keeps imports fast
     from matplotlib.figure import Figure
 
-__all__ = ["VERDICTS", "Claim", "Report", "Verdict"]
+__all__ = ["VERDICTS", "Claim", "Report", "Verdict", "provenance"]
 
 Verdict = Literal["PASS", "FAIL", "INCONCLUSIVE"]
 VERDICTS: tuple[Verdict, ...] = ("PASS", "FAIL", "INCONCLUSIVE")
@@ -257,6 +257,26 @@ def _device_names() -> list[str]:
     return names
 
 
+def provenance(seed: int) -> dict[str, Any]:
+    """Where and how a result was made: package and JAX versions, git commit, devices (and
+    process count), x64, seed, UTC time, Python version."""
+    import jax
+
+    from spectral_sim import __version__
+
+    return {
+        "package_version": __version__,
+        "git_commit": git_commit(),
+        "jax_version": jax.__version__,
+        "devices": _device_names(),
+        "process_count": jax.process_count(),
+        "x64": bool(jax.config.jax_enable_x64),  # pyright: ignore[reportAttributeAccessIssue]
+        "seed": int(seed),
+        "utc_time": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "python_version": platform.python_version(),
+    }
+
+
 @dataclasses.dataclass
 class Report:
     """An experiment's result: its claims (the verdict table), dataset, figures and config.
@@ -347,20 +367,7 @@ class Report:
 
     def provenance(self) -> dict[str, Any]:
         """Where and how this report was made: versions, git commit, devices, seed, time."""
-        import jax
-
-        from spectral_sim import __version__
-
-        return {
-            "package_version": __version__,
-            "git_commit": git_commit(),
-            "jax_version": jax.__version__,
-            "devices": _device_names(),
-            "x64": bool(jax.config.jax_enable_x64),  # pyright: ignore[reportAttributeAccessIssue]
-            "seed": self.seed,
-            "utc_time": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-            "python_version": platform.python_version(),
-        }
+        return provenance(self.seed)
 
     def _markdown(self, provenance: Mapping[str, Any]) -> str:
         parts = [f"# {self.experiment}", "", f"**{self.summary_line()}**", ""]

@@ -1,0 +1,176 @@
+"""The sweep engine: results independent of devices and chunking, resumable after SIGKILL,
+one compile per group, clear errors before any compile."""
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import chex
+import numpy as np
+import pytest
+
+from spectral_sim import PowerLaw, simulate, sweep
+from spectral_sim.models import linear
+
+STEPS = [1, 10, 40]
+
+
+def make(s, lr, batch=1, noise=0.0):
+    return linear.Params(PowerLaw(s=s, a=2.0, n_modes=32), lr=lr, noise=noise, batch=batch)
+
+
+def run_sgd(params, key):
+    return simulate.trajectory(linear, params, key, steps=STEPS)[1]
+
+
+GRID = sweep.Grid(product=dict(s=[1.5, 2.0, 3.0], lr=[0.1, 0.3], batch=[1, 4]), n_seeds=3)
+
+
+def _sweep(**kwargs):
+    kwargs = dict(dims={"loss": ("step",)}, coords={"step": STEPS}, progress=False) | kwargs
+    return sweep.run(run_sgd, make, GRID, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def reference():
+    return _sweep(devices=1)
+
+
+def test_dataset_layout_and_provenance(reference):
+    assert dict(reference.loss.sizes) == dict(s=3, lr=2, batch=2, seed=3, step=3)
+    np.testing.assert_array_equal(reference.batch, [1, 4])
+    assert not reference.nonfinite.any()
+    for key in ("package_version", "git_commit", "jax_version", "devices", "process_count"):
+        assert key in reference.attrs
+    assert reference.attrs["compile_groups"] == 2  # batch sets a shape: one group per value
+    # A point equals the same config run on its own with the key the engine derives.
+    import jax
+
+    point = reference.loss.sel(s=2.0, lr=0.3, batch=4).values
+    keys = [jax.random.fold_in(jax.random.key(0), seed) for seed in range(3)]
+    alone = np.stack([run_sgd(make(2.0, 0.3, 4), k).loss for k in keys])
+    np.testing.assert_allclose(point, alone, rtol=1e-12)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [dict(devices=8), dict(devices=1, chunk_size=1), dict(devices=1, chunk_size=7),
+     dict(devices=3, chunk_size=4), dict(devices=8, chunk_size=100)],
+)  # fmt: skip
+def test_results_do_not_depend_on_devices_or_chunks(reference, kwargs):
+    np.testing.assert_array_equal(_sweep(**kwargs).loss.values, reference.loss.values)
+
+
+def test_zipped_axes_and_independent_keys():
+    grid = sweep.Grid(product=dict(lr=[0.1, 0.2]), zipped=dict(s=[1.5, 3.0], batch=[1, 2]))
+    data = sweep.run(run_sgd, make, grid, common_random_numbers=False, progress=False)
+    assert dict(data.sizes) == dict(lr=2, zip=2, seed=1, **{"loss_dim0": 3})
+    np.testing.assert_array_equal(data.s, [1.5, 3.0])
+
+
+def test_one_compile_per_group():
+    traced = chex.assert_max_traces(run_sgd, n=3)  # 2 compile groups + 1 shape evaluation
+    sweep.run(traced, make, GRID, chunk_size=2, devices=1, progress=False)
+    chex.clear_trace_counter()
+
+
+def test_resume_computes_only_missing_chunks(reference, tmp_path):
+    first = _sweep(devices=1, chunk_size=4, out=tmp_path)
+    chunks = sorted(tmp_path.glob("chunk-*.npz"))
+    assert len(chunks) == 4  # 2 compile groups of 6 points, chunks of 4
+    mtimes = {c: c.stat().st_mtime_ns for c in chunks}
+    chunks[1].unlink()
+    again = _sweep(devices=1, chunk_size=4, out=tmp_path)
+    assert chunks[1].exists()
+    assert all(c.stat().st_mtime_ns == mtimes[c] for c in (chunks[0], chunks[2]))
+    np.testing.assert_array_equal(again.loss.values, first.loss.values)
+    np.testing.assert_array_equal(first.loss.values, reference.loss.values)
+
+
+def test_changed_config_in_same_out_dir_is_refused(tmp_path):
+    _sweep(devices=1, out=tmp_path, config=dict(version=1))
+    with pytest.raises(ValueError, match="another config or code version"):
+        _sweep(devices=1, out=tmp_path, config=dict(version=2))
+    _sweep(devices=1, out=tmp_path, config=dict(version=2), overwrite=True)
+
+
+JOB = """
+import sys
+import jax
+jax.config.update("jax_enable_x64", True)
+from spectral_sim import PowerLaw, simulate, sweep
+from spectral_sim.models import linear
+
+def make(s, lr):
+    return linear.Params(PowerLaw(s=s, a=2.0, n_modes=64), lr=lr, noise=0.01, batch=4)
+
+def run_sgd(params, key):
+    return simulate.trajectory(linear, params, key, steps=[2000])[1]
+
+GRID = sweep.Grid(product=dict(s=[1.5, 2.0, 2.5, 3.0], lr=[0.05, 0.1, 0.15, 0.2]), n_seeds=64)
+
+def main(out, progress=False):
+    return sweep.run(run_sgd, make, GRID, out=out, chunk_size=2, devices=1, progress=progress)
+
+if __name__ == "__main__":  # run as the module the test imports, so the fingerprints match
+    from sweep_job import main as imported_main
+
+    imported_main(sys.argv[1])
+"""
+
+
+def test_sigkill_mid_sweep_then_resume_is_bitwise_identical(tmp_path, monkeypatch):
+    (tmp_path / "sweep_job.py").write_text(textwrap.dedent(JOB))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    out = tmp_path / "out"
+    env = dict(os.environ, XLA_FLAGS="", PYTHONPATH=str(tmp_path))
+    job = subprocess.Popen([sys.executable, "-m", "sweep_job", str(out)], env=env)
+    deadline = time.monotonic() + 120
+    while len(list(out.glob("chunk-*.npz"))) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    job.send_signal(signal.SIGKILL)
+    job.wait()
+    done = sorted(out.glob("chunk-*.npz"))
+    assert 2 <= len(done) < 8, "the job must be killed mid-way"
+    mtimes = {c: c.stat().st_mtime_ns for c in done}
+
+    import sweep_job
+
+    resumed = sweep_job.main(out)
+    assert all(c.stat().st_mtime_ns == mtimes[c] for c in done)  # finished work was kept
+    assert len(list(out.glob("chunk-*.npz"))) == 8 and not list(out.glob(".tmp-*"))
+    fresh = sweep_job.main(tmp_path / "fresh")
+    np.testing.assert_array_equal(resumed.loss.values, fresh.loss.values)
+
+
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda: sweep.Grid(product=dict(s=[])), "axis 's' is empty"),
+        (lambda: sweep.Grid(zipped=dict(s=[1.0], lr=[1.0, 2.0])), "equal lengths"),
+        (lambda: sweep.plan(make, sweep.Grid(product=dict(s=[1.5], eta=[0.1]))), "eta"),
+        (lambda: sweep.plan(make, sweep.Grid(product=dict(s=[1.5])), chunk_budget=-1), "budget"),
+        (lambda: sweep.plan(make, GRID, devices=99), "devices"),
+        (lambda: sweep.plan(make, sweep.Grid(product=dict(s=[-1.0], lr=[0.1]))), "PowerLaw.s"),
+    ],
+)
+def test_bad_input_is_rejected_before_any_compile(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()
+
+
+def test_unwritable_out_dir_is_rejected(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    with pytest.raises(ValueError, match="not writable"):
+        _sweep(out=blocker / "sub")
+
+
+def test_memory_budget_sets_the_chunk():
+    small = sweep.plan(make, GRID, simulate=run_sgd, chunk_budget=1, devices=1)
+    large = sweep.plan(make, GRID, simulate=run_sgd, devices=1)
+    assert small.chunk == sweep.MIN_PER_DEVICE and large.chunk == 6
+    assert small.bytes_per_point > 0
