@@ -10,6 +10,7 @@ so results do not depend on chunking, devices or processes.
 """
 
 import dataclasses
+import functools
 import hashlib
 import inspect
 import itertools
@@ -218,11 +219,13 @@ def _bytes_per_point(make: Callable, simulate: Callable, grid: Grid) -> float:
 # --- execution -------------------------------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=64)
 def _chunk_program(make, simulate, static, traced_axes, n_seeds, common, mesh):
-    """jit(vmap over points of vmap over seeds), sharded along the points axis."""
+    """jit(vmap over points of vmap over seeds), sharded along the points axis; `static` is a
+    tuple of (axis, value) pairs. Cached, so a repeated sweep reuses its compiled programs."""
 
     def one_point(values, index, key):
-        params = make(**static, **values)
+        params = make(**dict(static), **values)
         base = key if common else jax.random.fold_in(key, index)
         seeds = jnp.arange(n_seeds)
         return jax.vmap(lambda s: simulate(params, jax.random.fold_in(base, s)))(seeds)
@@ -353,9 +356,10 @@ def run(
     bar = _progress_bar(the_plan, progress)
     number = 0
     for group in the_plan.groups:
-        traced = [a for a in grid.names if a not in the_plan.static_axes]
+        traced = tuple(a for a in grid.names if a not in the_plan.static_axes)
+        static = tuple(group.static.items())
         program = _chunk_program(
-            make, simulate, group.static, traced, grid.n_seeds, common_random_numbers, mesh
+            make, simulate, static, traced, grid.n_seeds, common_random_numbers, mesh
         )
         for start in range(0, group.indices.size, the_plan.chunk):
             index = group.indices[start : start + the_plan.chunk]
