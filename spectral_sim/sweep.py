@@ -31,7 +31,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from spectral_sim.report import provenance
 
-__all__ = ["Grid", "Plan", "plan", "run"]
+__all__ = ["Grid", "Plan", "load", "plan", "run", "save"]
 
 DEFAULT_BUDGET = 2 * 2**30  # bytes of device memory one chunk may use
 MANIFEST = "manifest.json"
@@ -244,12 +244,17 @@ def _fingerprint(grid: Grid, seed: int, common: bool, config: Mapping | None, si
         grid=grid.describe(), seed=seed, common_random_numbers=common, config=config,
         simulate=f"{getattr(simulate, '__module__', '')}.{getattr(simulate, '__qualname__', '')}",
         package_version=__version__, git_commit=git_commit().removesuffix("+dirty"),
+        default_float=str(jnp.result_type(float)),  # x64 on or off changes every result
     )  # fmt: skip
     text = json.dumps(record, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def _prepare_out(out, fingerprint: str, the_plan: Plan, overwrite: bool) -> pathlib.Path | None:
+def _prepare_out(
+    out, fingerprint: str, the_plan: Plan, overwrite: bool, leader: bool
+) -> pathlib.Path | None:
+    """Check that `out` is writable; the leader (process 0) also refuses or clears a sweep with
+    another fingerprint and writes the manifest."""
     if out is None:
         return None
     path = pathlib.Path(out)
@@ -259,6 +264,8 @@ def _prepare_out(out, fingerprint: str, the_plan: Plan, overwrite: bool) -> path
         probe.close()
     except OSError as error:
         raise ValueError(f"out directory {str(path)!r} is not writable: {error}") from None
+    if not leader:
+        return path
     manifest_path = path / MANIFEST
     manifest = dict(fingerprint=fingerprint, chunk=the_plan.chunk)
     if manifest_path.exists():
@@ -276,6 +283,14 @@ def _prepare_out(out, fingerprint: str, the_plan: Plan, overwrite: bool) -> path
             manifest["chunk"] = old["chunk"]  # resume with the chunking that was started
     _atomic_write(manifest_path, json.dumps(manifest).encode())
     return path
+
+
+def _barrier(name: str) -> None:
+    """Wait for every process of a multi-process (jax.distributed) sweep."""
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+
+        multihost_utils.sync_global_devices(f"spectral_sim.sweep.{name}")
 
 
 def _atomic_write(path: pathlib.Path, payload: bytes) -> None:
@@ -335,21 +350,25 @@ def run(
         make, grid, simulate=simulate, chunk_budget=chunk_budget, chunk_size=chunk_size,
         devices=devices,
     )  # fmt: skip
+    process, n_processes = jax.process_index(), jax.process_count()
+    if n_processes > 1 and out is None:
+        raise ValueError("a multi-process sweep needs `out` (a directory every process sees)")
     fingerprint = _fingerprint(grid, seed, common_random_numbers, config, simulate)
-    path = _prepare_out(out, fingerprint, the_plan, overwrite)
+    path = _prepare_out(out, fingerprint, the_plan, overwrite, leader=process == 0)
+    _barrier("prepared")
     if path is not None:  # resume with the chunking that was started, on devices that divide it
-        stored = json.loads((path / MANIFEST).read_text())["chunk"]
+        manifest = json.loads((path / MANIFEST).read_text())
+        if manifest["fingerprint"] != fingerprint:  # only when processes run different sweeps
+            raise ValueError(f"process {process} runs another sweep than process 0 in {path}")
+        stored = manifest["chunk"]
         usable = [d for d in range(1, len(the_plan.devices) + 1) if stored % d == 0]
         n_dev = max(d for d in usable if stored // d >= MIN_PER_DEVICE or d == 1)
         the_plan = dataclasses.replace(the_plan, chunk=stored, devices=the_plan.devices[:n_dev])
-    if progress:
+    if progress and process == 0:
         print(f"sweep: {the_plan.summary()}", file=sys.stderr, flush=True)
     points = grid.points()
     key = jax.random.key(seed)
     mesh = Mesh(np.asarray(the_plan.devices), ("grid",))
-    process, n_processes = jax.process_index(), jax.process_count()
-    if n_processes > 1 and path is None:
-        raise ValueError("a multi-process sweep needs `out` (a directory every process sees)")
 
     results: dict[int, list[np.ndarray]] = {}  # chunk number -> leaves (points first)
     treedef = None
@@ -372,7 +391,12 @@ def run(
             else:
                 padded = np.resize(index, the_plan.chunk)  # pad with repeats; dropped below
                 values = {a: np.asarray([points[i][a] for i in padded]) for a in traced}
-                output = program(values, jnp.asarray(padded), key)
+                # Placed explicitly: under jax.distributed, jit refuses host arrays with a
+                # sharding; the mesh holds only this process's devices.
+                inputs = jax.device_put(
+                    (values, padded), NamedSharding(mesh, PartitionSpec("grid"))
+                )
+                output = program(*inputs, jax.device_put(key, NamedSharding(mesh, PartitionSpec())))
                 leaves, treedef = jax.tree.flatten(output)
                 results[this] = [np.asarray(leaf)[: index.size] for leaf in leaves]
                 if file is not None:
@@ -382,10 +406,8 @@ def run(
     if treedef is None:  # every chunk came from disk (or another process): get the structure
         shapes = jax.eval_shape(simulate, make(**points[0]), key)
         treedef = jax.tree.structure(shapes)
-    if n_processes > 1:
-        from jax.experimental import multihost_utils
-
-        multihost_utils.sync_global_devices("spectral_sim.sweep")
+    if n_processes > 1:  # every process assembles the whole grid from all chunk files
+        _barrier("computed")
         assert path is not None
         results = {i: _load_chunk(path / f"chunk-{i:06d}.npz") for i in range(the_plan.n_chunks)}
     ordered = [results[i] for i in range(the_plan.n_chunks)]
@@ -445,5 +467,32 @@ def _assemble(grid, treedef, chunks, order, dims, coords, attrs) -> xr.Dataset:
     axis_coords["seed"] = np.arange(grid.n_seeds)
     axis_coords.update({k: v for k, v in coords.items()})
     data = data.assign_coords(axis_coords)
-    data.attrs = {k: (json.dumps(v) if isinstance(v, list | dict) else v) for k, v in attrs.items()}
+    data.attrs = {k: _attr(v) for k, v in attrs.items()}
     return data
+
+
+def _attr(value):
+    """A netCDF-storable attribute: lists and dicts as JSON, booleans as 0/1."""
+    if isinstance(value, list | dict):
+        return json.dumps(value, default=str)
+    return int(value) if isinstance(value, bool) else value
+
+
+def save(data: xr.Dataset, path: str | os.PathLike) -> pathlib.Path:
+    """Write a sweep's dataset to netCDF (h5netcdf) atomically: a temporary file, then rename."""
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".nc")
+    os.close(handle)
+    try:
+        data.to_netcdf(temporary, engine="h5netcdf")
+        os.replace(temporary, path)
+    except BaseException:
+        pathlib.Path(temporary).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load(path: str | os.PathLike) -> xr.Dataset:
+    """Reopen a dataset written by `save` (loaded into memory; the file is closed)."""
+    return xr.load_dataset(path, engine="h5netcdf")

@@ -2,6 +2,7 @@
 one compile per group, clear errors before any compile."""
 
 import os
+import pathlib
 import signal
 import subprocess
 import sys
@@ -37,6 +38,11 @@ def _sweep(**kwargs):
 @pytest.fixture(scope="module")
 def reference():
     return _sweep(devices=1)
+
+
+def test_save_and_load_round_trip(reference, tmp_path):
+    path = sweep.save(reference, tmp_path / "sweep.nc")
+    assert sweep.load(path).identical(reference)
 
 
 def test_dataset_layout_and_provenance(reference):
@@ -146,6 +152,47 @@ def test_sigkill_mid_sweep_then_resume_is_bitwise_identical(tmp_path, monkeypatc
     assert len(list(out.glob("chunk-*.npz"))) == 8 and not list(out.glob(".tmp-*"))
     fresh = sweep_job.main(tmp_path / "fresh")
     np.testing.assert_array_equal(resumed.loss.values, fresh.loss.values)
+
+
+DISTRIBUTED_JOB = """
+import sys
+import jax
+jax.config.update("jax_enable_x64", True)
+jax.config.update("jax_cpu_collectives_implementation", "gloo")
+port, process_id, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+jax.distributed.initialize(f"localhost:{port}", num_processes=2, process_id=process_id)
+from spectral_sim import sweep
+from test_sweep import GRID, make, run_sgd
+data = sweep.run(run_sgd, make, GRID, out=out, chunk_size=2, progress=False)
+assert data.attrs["process_count"] == 2
+sweep.save(data, f"{out}/process-{process_id}.nc")
+"""
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("localhost", 0))
+        return probe.getsockname()[1]
+
+
+def test_two_processes_under_jax_distributed_equal_one(reference, tmp_path):
+    (tmp_path / "job.py").write_text(textwrap.dedent(DISTRIBUTED_JOB))
+    tests = str(pathlib.Path(__file__).parent)  # the job imports this module's sweep
+    env = dict(os.environ, PYTHONPATH=tests, XLA_FLAGS="--xla_force_host_platform_device_count=2")
+    port, out = str(_free_port()), tmp_path / "out"
+    jobs = [
+        subprocess.Popen(
+            [sys.executable, str(tmp_path / "job.py"), port, str(i), str(out)], env=env
+        )
+        for i in range(2)
+    ]
+    assert [job.wait(timeout=300) for job in jobs] == [0, 0]
+    assert len(list(out.glob("chunk-*.npz"))) == 4  # 2 groups of 6 points, chunks of 2 x 2
+    for i in range(2):  # each process assembled the whole grid
+        data = sweep.load(out / f"process-{i}.nc")
+        np.testing.assert_array_equal(data.loss.values, reference.loss.values)
 
 
 @pytest.mark.parametrize(
