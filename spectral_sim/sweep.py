@@ -33,7 +33,7 @@ from spectral_sim.report import provenance
 
 __all__ = ["Grid", "Plan", "load", "plan", "run", "save"]
 
-DEFAULT_BUDGET = 2 * 2**30  # bytes of device memory one chunk may use
+DEFAULT_BUDGET = 2 * 2**30  # bytes of memory a chunk may use on each device
 MANIFEST = "manifest.json"
 MIN_PER_DEVICE = 2
 
@@ -108,19 +108,39 @@ class Plan:
     groups: tuple[Group, ...]
     chunk: int  # points per chunk (a multiple of the device count, >= 2 per device)
     devices: tuple[Any, ...]
-    bytes_per_point: float
+    bytes_per_point: float  # estimated device memory per point (and its seeds)
+    bytes_per_device: float | None = None  # measured from the compiled programs, if compiled
 
     @property
     def n_chunks(self) -> int:
         return sum(math.ceil(g.indices.size / self.chunk) for g in self.groups)
 
+    @property
+    def traced_axes(self) -> tuple[str, ...]:
+        return tuple(a for a in self.grid.names if a not in self.static_axes)
+
+    @functools.cached_property
+    def points(self) -> list[dict[str, Any]]:
+        return self.grid.points()
+
+    @property
+    def mesh(self) -> Mesh:
+        return Mesh(np.asarray(self.devices), ("grid",))
+
+    def with_chunk(self, chunk: int, devices: tuple | None = None) -> "Plan":
+        return dataclasses.replace(self, chunk=chunk, devices=devices or self.devices)
+
     def summary(self) -> str:
         points = sum(g.indices.size for g in self.groups)
+        n_dev = len(self.devices)
+        if self.bytes_per_device is None:
+            memory = f"~{self.bytes_per_point * self.chunk / n_dev / 2**20:.1f} MiB (estimated)"
+        else:
+            memory = f"{self.bytes_per_device / 2**20:.1f} MiB (compiled)"
         return (
             f"{points} points x {self.grid.n_seeds} seeds in {len(self.groups)} compile "
-            f"group(s), {self.n_chunks} chunk(s) of {self.chunk} points on "
-            f"{len(self.devices)} device(s), ~{self.bytes_per_point * self.chunk / 2**20:.1f} "
-            "MiB per chunk"
+            f"group(s), {self.n_chunks} chunk(s) of {self.chunk} points on {n_dev} device(s), "
+            f"{memory} per device"
         )
 
 
@@ -174,8 +194,9 @@ def plan(
     """Validate a sweep and work out its compile groups and chunk size, before any compile.
 
     The chunk size is `chunk_size` if given, else the largest multiple of the device count
-    whose estimated memory (eval_shape of one point's outputs and Params, times the seeds, with
-    a 4x allowance for scan carries and temporaries) fits `chunk_budget` bytes.
+    whose estimated memory per device (eval_shape of one point's outputs and Params, times the
+    seeds, with a 4x allowance for scan carries and temporaries) fits `chunk_budget` bytes;
+    `run` then checks the compiled programs' own memory analysis and shrinks the chunk if needed.
     """
     _check_axes(make, grid)
     if chunk_budget is not None and not chunk_budget > 0:
@@ -198,7 +219,7 @@ def plan(
     largest = max(g.indices.size for g in groups)
     if chunk_size is None:
         budget = DEFAULT_BUDGET if chunk_budget is None else chunk_budget
-        fits = int(budget // per_point) if per_point > 0 else largest
+        fits = n_dev * int(budget // per_point) if per_point > 0 else largest
         chunk_size = max(1, min(fits, largest))
     # At least 2 points per device: XLA compiles a size-1 vmap axis into different kernels, which
     # changed results by 1 ulp (5.6e-17 measured) against every size >= 2, breaking the promise
@@ -236,6 +257,64 @@ def _chunk_program(make, simulate, static, traced_axes, n_seeds, common, mesh):
     return jax.jit(program, in_shardings=(sharded, sharded, replicated), out_shardings=sharded)
 
 
+_COMPILED: dict[tuple, Any] = {}
+
+
+def _inputs(the_plan: Plan, index: np.ndarray, key) -> tuple:
+    """A chunk's axis values, global point indices (padded to the chunk by repeating them;
+    the repeats are dropped after the call) and the key, placed on the plan's mesh: under
+    jax.distributed, jit refuses host arrays with a sharding."""
+    padded = np.resize(index, the_plan.chunk)
+    values = {a: np.asarray([the_plan.points[i][a] for i in padded]) for a in the_plan.traced_axes}
+    mesh = the_plan.mesh
+    grid_sharded = jax.device_put((values, padded), NamedSharding(mesh, PartitionSpec("grid")))
+    return (*grid_sharded, jax.device_put(key, NamedSharding(mesh, PartitionSpec())))
+
+
+def _compile(make, simulate, the_plan: Plan, group: Group, common: bool, key):
+    """The group's program compiled ahead of time for the plan's chunk and devices (cached)."""
+    program = _chunk_program(
+        make, simulate, tuple(group.static.items()), the_plan.traced_axes, the_plan.grid.n_seeds,
+        common, the_plan.mesh,
+    )  # fmt: skip
+    inputs = _inputs(the_plan, group.indices[: the_plan.chunk], key)
+    signature = (program, str(jax.tree.map(lambda x: (x.shape, x.dtype, x.sharding), inputs)))
+    if signature not in _COMPILED:
+        if len(_COMPILED) >= 64:  # a long session's sweeps: let the oldest executable go
+            del _COMPILED[next(iter(_COMPILED))]
+        _COMPILED[signature] = program.lower(*inputs).compile()
+    return _COMPILED[signature]
+
+
+def _device_bytes(compiled) -> float:
+    """Peak memory of one device running the compiled chunk: arguments, outputs, temporaries."""
+    stats = compiled.memory_analysis()
+    if stats is None:  # a backend without memory analysis: trust the estimate
+        return 0.0
+    used = stats.argument_size_in_bytes + stats.output_size_in_bytes + stats.temp_size_in_bytes
+    return float(used - stats.alias_size_in_bytes)
+
+
+def _fit_budget(compile_group, the_plan: Plan, budget: float) -> Plan:
+    """Compile every group at the planned chunk; if the compiled memory per device exceeds the
+    budget, shrink the chunk in proportion (memory grows linearly with it) and recompile."""
+    n_dev = len(the_plan.devices)
+    for _ in range(2):
+        used = max(_device_bytes(compile_group(the_plan, g)) for g in the_plan.groups)
+        the_plan = dataclasses.replace(the_plan, bytes_per_device=used)
+        per_device = the_plan.chunk // n_dev
+        fits = int(per_device * budget // used) if used > budget else per_device
+        if fits >= per_device:
+            return the_plan
+        if per_device == MIN_PER_DEVICE:
+            break
+        the_plan = the_plan.with_chunk(n_dev * max(MIN_PER_DEVICE, fits))
+    raise ValueError(
+        f"chunk_budget = {budget:.4g} bytes is below the {the_plan.bytes_per_device:.4g} bytes "
+        f"per device that {MIN_PER_DEVICE} points of {the_plan.grid.n_seeds} seeds need"
+    )
+
+
 def _fingerprint(grid: Grid, seed: int, common: bool, config: Mapping | None, simulate) -> str:
     from spectral_sim import __version__
     from spectral_sim.report import git_commit
@@ -250,11 +329,7 @@ def _fingerprint(grid: Grid, seed: int, common: bool, config: Mapping | None, si
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def _prepare_out(
-    out, fingerprint: str, the_plan: Plan, overwrite: bool, leader: bool
-) -> pathlib.Path | None:
-    """Check that `out` is writable; the leader (process 0) also refuses or clears a sweep with
-    another fingerprint and writes the manifest."""
+def _writable(out) -> pathlib.Path | None:
     if out is None:
         return None
     path = pathlib.Path(out)
@@ -264,25 +339,36 @@ def _prepare_out(
         probe.close()
     except OSError as error:
         raise ValueError(f"out directory {str(path)!r} is not writable: {error}") from None
-    if not leader:
-        return path
-    manifest_path = path / MANIFEST
-    manifest = dict(fingerprint=fingerprint, chunk=the_plan.chunk)
-    if manifest_path.exists():
-        old = json.loads(manifest_path.read_text())
-        if old.get("fingerprint") != fingerprint and not overwrite:
-            raise ValueError(
-                f"{path} holds a sweep with another config or code version "
-                f"(fingerprint {old.get('fingerprint')} != {fingerprint}); "
-                "choose another out directory or pass overwrite=True (--overwrite)"
-            )
-        if old.get("fingerprint") != fingerprint or overwrite:
-            for stale in path.glob("chunk-*.npz"):
-                stale.unlink()
-        else:
-            manifest["chunk"] = old["chunk"]  # resume with the chunking that was started
-    _atomic_write(manifest_path, json.dumps(manifest).encode())
     return path
+
+
+def _stored_chunk(path: pathlib.Path, fingerprint: str, overwrite: bool) -> int | None:
+    """The chunk size of a stored sweep with this fingerprint (to resume), else None after
+    refusing (or with `overwrite`, clearing) whatever else the directory holds."""
+    manifest_path = path / MANIFEST
+    if not manifest_path.exists():
+        return None
+    old = json.loads(manifest_path.read_text())
+    if old.get("fingerprint") == fingerprint and not overwrite:
+        return int(old["chunk"])
+    if not overwrite:
+        raise ValueError(
+            f"{path} holds a sweep with another config or code version "
+            f"(fingerprint {old.get('fingerprint')} != {fingerprint}); "
+            "choose another out directory or pass overwrite=True (--overwrite)"
+        )
+    for stale in path.glob("chunk-*.npz"):
+        stale.unlink()
+    return None
+
+
+def _resumed(the_plan: Plan, chunk: int) -> Plan:
+    """The plan with a stored chunk size, on as many devices as divide it evenly."""
+    usable = [
+        d for d in range(1, len(the_plan.devices) + 1)
+        if chunk % d == 0 and (chunk // d >= MIN_PER_DEVICE or d == 1)
+    ]  # fmt: skip
+    return the_plan.with_chunk(chunk, the_plan.devices[: max(usable)])
 
 
 def _barrier(name: str) -> None:
@@ -354,32 +440,37 @@ def run(
     if n_processes > 1 and out is None:
         raise ValueError("a multi-process sweep needs `out` (a directory every process sees)")
     fingerprint = _fingerprint(grid, seed, common_random_numbers, config, simulate)
-    path = _prepare_out(out, fingerprint, the_plan, overwrite, leader=process == 0)
+    path = _writable(out)
+    key = jax.random.key(seed)
+
+    def compile_group(the_plan: Plan, group: Group):
+        return _compile(make, simulate, the_plan, group, common_random_numbers, key)
+
+    if process == 0:  # decides the chunking (resumed, or fitted to the budget) for everyone
+        stored = None if path is None else _stored_chunk(path, fingerprint, overwrite)
+        if stored is not None:
+            the_plan = _resumed(the_plan, stored)
+        elif chunk_size is None:
+            budget = DEFAULT_BUDGET if chunk_budget is None else chunk_budget
+            the_plan = _fit_budget(compile_group, the_plan, budget)
+        if path is not None:
+            manifest = dict(fingerprint=fingerprint, chunk=the_plan.chunk)
+            _atomic_write(path / MANIFEST, json.dumps(manifest).encode())
     _barrier("prepared")
-    if path is not None:  # resume with the chunking that was started, on devices that divide it
+    if process != 0 and path is not None:
         manifest = json.loads((path / MANIFEST).read_text())
-        if manifest["fingerprint"] != fingerprint:  # only when processes run different sweeps
+        if manifest["fingerprint"] != fingerprint:
             raise ValueError(f"process {process} runs another sweep than process 0 in {path}")
-        stored = manifest["chunk"]
-        usable = [d for d in range(1, len(the_plan.devices) + 1) if stored % d == 0]
-        n_dev = max(d for d in usable if stored // d >= MIN_PER_DEVICE or d == 1)
-        the_plan = dataclasses.replace(the_plan, chunk=stored, devices=the_plan.devices[:n_dev])
+        the_plan = _resumed(the_plan, manifest["chunk"])
     if progress and process == 0:
         print(f"sweep: {the_plan.summary()}", file=sys.stderr, flush=True)
-    points = grid.points()
-    key = jax.random.key(seed)
-    mesh = Mesh(np.asarray(the_plan.devices), ("grid",))
 
     results: dict[int, list[np.ndarray]] = {}  # chunk number -> leaves (points first)
     treedef = None
     bar = _progress_bar(the_plan, progress)
     number = 0
     for group in the_plan.groups:
-        traced = tuple(a for a in grid.names if a not in the_plan.static_axes)
-        static = tuple(group.static.items())
-        program = _chunk_program(
-            make, simulate, static, traced, grid.n_seeds, common_random_numbers, mesh
-        )
+        program = None  # compiled on the group's first chunk that is not on disk
         for start in range(0, group.indices.size, the_plan.chunk):
             index = group.indices[start : start + the_plan.chunk]
             this, number = number, number + 1
@@ -389,22 +480,15 @@ def run(
             if file is not None and file.exists():
                 results[this] = _load_chunk(file)
             else:
-                padded = np.resize(index, the_plan.chunk)  # pad with repeats; dropped below
-                values = {a: np.asarray([points[i][a] for i in padded]) for a in traced}
-                # Placed explicitly: under jax.distributed, jit refuses host arrays with a
-                # sharding; the mesh holds only this process's devices.
-                inputs = jax.device_put(
-                    (values, padded), NamedSharding(mesh, PartitionSpec("grid"))
-                )
-                output = program(*inputs, jax.device_put(key, NamedSharding(mesh, PartitionSpec())))
-                leaves, treedef = jax.tree.flatten(output)
+                program = program or compile_group(the_plan, group)
+                leaves, treedef = jax.tree.flatten(program(*_inputs(the_plan, index, key)))
                 results[this] = [np.asarray(leaf)[: index.size] for leaf in leaves]
                 if file is not None:
                     _save_chunk(file, results[this])
             bar.update(index.size)
     bar.close()
     if treedef is None:  # every chunk came from disk (or another process): get the structure
-        shapes = jax.eval_shape(simulate, make(**points[0]), key)
+        shapes = jax.eval_shape(simulate, make(**the_plan.points[0]), key)
         treedef = jax.tree.structure(shapes)
     if n_processes > 1:  # every process assembles the whole grid from all chunk files
         _barrier("computed")
@@ -415,6 +499,7 @@ def run(
     attrs = provenance(seed) | dict(
         grid=json.dumps(grid.describe(), default=str), fingerprint=fingerprint,
         common_random_numbers=int(common_random_numbers), chunk=the_plan.chunk,
+        bytes_per_device=the_plan.bytes_per_device or -1.0,
         compile_groups=len(the_plan.groups), config=json.dumps(config or {}, default=str),
     )  # fmt: skip
     return _assemble(grid, treedef, ordered, order, dims or {}, coords or {}, attrs)

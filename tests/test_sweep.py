@@ -10,6 +10,8 @@ import textwrap
 import time
 
 import chex
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -53,8 +55,6 @@ def test_dataset_layout_and_provenance(reference):
         assert key in reference.attrs
     assert reference.attrs["compile_groups"] == 2  # batch sets a shape: one group per value
     # A point equals the same config run on its own with the key the engine derives.
-    import jax
-
     point = reference.loss.sel(s=2.0, lr=0.3, batch=4).values
     keys = [jax.random.fold_in(jax.random.key(0), seed) for seed in range(3)]
     alone = np.stack([run_sgd(make(2.0, 0.3, 4), k).loss for k in keys])
@@ -216,6 +216,25 @@ def test_unwritable_out_dir_is_rejected(tmp_path):
     blocker.write_text("not a directory")
     with pytest.raises(ValueError, match="not writable"):
         _sweep(out=blocker / "sub")
+
+
+def big_temporary(params, key):
+    """A scalar output whose computation needs a 384 x 384 matrix per seed: eval_shape of the
+    outputs cannot see that memory, the compiled program's memory analysis can."""
+    x = jax.random.normal(key, (384, 384)) * params.lr
+    return dict(value=jnp.sum(x @ x))
+
+
+def test_compiled_memory_shrinks_the_chunk_to_the_budget():
+    # Independent keys, so each point draws its own matrices: 7.1 MB per point (measured).
+    kwargs = dict(common_random_numbers=False, devices=1, progress=False)
+    budget = 16 * 2**20
+    estimated = sweep.plan(make, GRID, simulate=big_temporary, chunk_budget=budget, devices=1)
+    assert estimated.chunk == 6  # the estimate would run whole groups at once
+    data = sweep.run(big_temporary, make, GRID, chunk_budget=budget, **kwargs)
+    assert data.attrs["chunk"] < 6 and 0 < data.attrs["bytes_per_device"] <= budget
+    with pytest.raises(ValueError, match="chunk_budget"):
+        sweep.run(big_temporary, make, GRID, chunk_budget=4 * 2**20, **kwargs)
 
 
 def test_memory_budget_sets_the_chunk():
