@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/spectral-sim run all --quick --out results
+	$(BIN)/spectral-sim run all --quick --out results --overwrite
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

@@ -7,7 +7,6 @@ tail dominance L(t) / (1/2 sum_{k>k*} k^-a) -> Gamma(1 + c) 2^-c (THEORY.md §2.
 """
 
 import dataclasses
-import functools
 import itertools
 
 import jax
@@ -16,7 +15,7 @@ import numpy as np
 import tyro
 import xarray as xr
 
-from spectral_sim import PowerLaw, fit, simulate, theory
+from spectral_sim import PowerLaw, fit, simulate, sweep, theory
 from spectral_sim.models import linear
 from spectral_sim.report import Claim, Report
 
@@ -93,81 +92,55 @@ def check(cfg: Config) -> None:
 # --- SGD and GD over the grid ----------------------------------------------------------------
 
 
-def _grid_params(s, a, lr, noise, n_modes, batch, dtype):
-    """Stacked Params over flat grid arrays (traced fields vmapped, shape fields static)."""
-
-    def make(s, a, lr, noise):
-        return linear.Params(PowerLaw(s=s, a=a, n_modes=n_modes), lr=lr, noise=noise, batch=batch)
-
-    return jax.vmap(make)(*(jnp.asarray(x, dtype) for x in (s, a, lr, noise)))
+def _float32(params):
+    """Sweeps simulate in float32 (DESIGN.md §5); the predictors keep the exact dtype."""
+    return jax.tree.map(lambda x: jnp.asarray(x, jnp.float32), params)
 
 
-@functools.partial(jax.jit, static_argnames=("model", "steps"))
-def _simulate(model, params, keys, steps):
-    """grid x seeds x records losses: one compiled call, common random numbers across the grid."""
-    one = functools.partial(simulate.trajectory, model, steps=steps)
-    over_seeds = jax.vmap(one, in_axes=(None, 0))
-    return jax.vmap(over_seeds, in_axes=(0, None))(params, keys)[1].loss
-
-
-@functools.partial(jax.jit, static_argnames=("steps",))
-def _predict(params, steps):
-    """Exact SGD recursion, GD closed form, stability number chi and L_inf per grid point."""
-
-    def one(p):
-        kwargs = dict(lr=p.lr, batch=p.batch)
-        return (
-            theory.linear.loss(p, np.asarray(steps)),
-            theory.gd_loss(p.spectrum, lr=p.lr, steps=jnp.asarray(steps)),
-            theory.sgd_stability(p.spectrum, **kwargs),
-            theory.sgd_loss_limit(p.spectrum, noise=p.noise, **kwargs),
-        )
-
-    return jax.vmap(one)(params)
-
-
-def _critical_lr(s, n_modes: int, batch: int):
-    """lr at chi = 1; chi does not depend on the target exponent a."""
-    return theory.sgd_critical_lr(PowerLaw(s=s, a=2.0, n_modes=n_modes), batch=batch)
-
-
-def simulate_grid(cfg: Config) -> xr.Dataset:
+def simulate_grid(cfg: Config, options: sweep.Options | None = None) -> xr.Dataset:
     """SGD (all seeds) and GD losses with their predictions, dims (batch, s, a, lr_frac, noise,
-    [seed], step), plus per-run divergence flags."""
+    [seed], step), plus per-run divergence flags. Two sweeps (simulations with seeds, and the
+    deterministic GD run with the predictors), one compile group per batch size each."""
     steps = tuple(int(t) for t in simulate.log_steps(cfg.n_steps, cfg.n_records))
-    axes = dict(s=cfg.s, a=cfg.a, lr_frac=cfg.lr_frac, noise=cfg.noise)
-    s, a, frac, noise = np.array(list(itertools.product(*axes.values())), dtype=float).T
-    keys = jax.random.split(jax.random.key(cfg.seed), cfg.n_seeds)
-    columns: dict[str, list] = {k: [] for k in ("sgd", "gd", "sgd_th", "gd_th", "chi", "lim", "lr")}
-    for batch in cfg.batch:  # batch sets a shape: one compile per batch size
-        critical = jax.vmap(functools.partial(_critical_lr, n_modes=cfg.n_modes, batch=batch))(
-            jnp.asarray(s)
+
+    def make(batch, s, a, lr_frac, noise):
+        """lr is a fraction of the mean-square critical lr (chi = 1), which does not depend
+        on a."""
+        spectrum = PowerLaw(s=s, a=a, n_modes=cfg.n_modes)
+        lr = lr_frac * theory.sgd_critical_lr(spectrum, batch=batch)
+        return linear.Params(spectrum, lr=lr, noise=noise, batch=batch)
+
+    def sgd(params, key):
+        return dict(
+            sgd_loss=simulate.trajectory(linear, _float32(params), key, steps=steps)[1].loss
         )
-        lr = frac * np.asarray(critical)
-        exact = _grid_params(s, a, lr, noise, cfg.n_modes, batch, jnp.result_type(float))
-        fast = _grid_params(s, a, lr, noise, cfg.n_modes, batch, jnp.float32)  # sweeps: float32
-        columns["sgd"].append(_simulate(linear, fast, keys, steps))
-        columns["gd"].append(_simulate(linear.gd, fast, keys[:1], steps)[:, 0])
-        predicted = _predict(exact, steps)
-        for name, value in zip(("sgd_th", "gd_th", "chi", "lim"), predicted, strict=True):
-            columns[name].append(value)
-        columns["lr"].append(lr)
-    shape = (len(cfg.batch), *(len(v) for v in axes.values()))
-    dims = ("batch", *axes)
 
-    def var(name, extra=()):
-        values = np.stack([np.asarray(v, float) for v in columns[name]])
-        return dims + extra, values.reshape(shape + values.shape[2:])
+    def exact(params, key):
+        """GD simulated in float32; exact SGD recursion, GD closed form, chi and L_inf."""
+        kwargs = dict(lr=params.lr, batch=params.batch)
+        gd = simulate.trajectory(linear.gd, _float32(params), key, steps=steps)[1].loss
+        return dict(
+            gd_loss=gd, sgd_theory=theory.linear.loss(params, np.asarray(steps)),
+            gd_theory=theory.gd_loss(params.spectrum, lr=params.lr, steps=jnp.asarray(steps)),
+            chi=theory.sgd_stability(params.spectrum, **kwargs),
+            loss_limit=theory.sgd_loss_limit(params.spectrum, noise=params.noise, **kwargs),
+            lr=params.lr,
+        )  # fmt: skip
 
-    data = xr.Dataset(
-        dict(
-            sgd_loss=var("sgd", ("seed", "step")), sgd_theory=var("sgd_th", ("step",)),
-            gd_loss=var("gd", ("step",)), gd_theory=var("gd_th", ("step",)), chi=var("chi"),
-            loss_limit=var("lim"), lr=var("lr"),
-        ),
-        coords=dict(batch=list(cfg.batch), **{k: list(v) for k, v in axes.items()}, step=[*steps]),
+    axes = dict(batch=cfg.batch, s=cfg.s, a=cfg.a, lr_frac=cfg.lr_frac, noise=cfg.noise)
+    kwargs = dict(
+        seed=cfg.seed, config=dataclasses.asdict(cfg), coords=dict(step=list(steps)),
+        dims={k: ("step",) for k in ("sgd_loss", "gd_loss", "sgd_theory", "gd_theory")},
     )  # fmt: skip
-    return _flag_divergence(data, cfg.n_modes)
+    grid = sweep.Grid(product=axes, n_seeds=cfg.n_seeds)
+    options = options or sweep.Options()
+    runs = options.run("sgd", sgd, make, grid, **kwargs)
+    predicted = options.run("exact", exact, make, sweep.Grid(product=axes), **kwargs)
+    data = xr.merge(
+        [runs.drop_vars("nonfinite"), predicted.drop_vars(["nonfinite", "seed"]).squeeze("seed")],
+        combine_attrs="drop",
+    )
+    return _flag_divergence(data.astype(float), cfg.n_modes)
 
 
 def _flag_divergence(data: xr.Dataset, n_modes: int) -> xr.Dataset:
@@ -407,10 +380,10 @@ def figures(data: xr.Dataset, gf: xr.Dataset) -> dict:
     return dict(loss_curves=curves, gf_exponent=flow)
 
 
-def run(cfg: Config) -> Report:
+def run(cfg: Config, options: sweep.Options | None = None) -> Report:
     cfg = resolve(cfg)
     check(cfg)
-    data = simulate_grid(cfg)
+    data = simulate_grid(cfg, options)  # the one step that runs sweeps (resumable)
     gf = gradient_flow(cfg)
     return Report(
         experiment="learning_curves",

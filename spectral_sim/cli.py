@@ -8,36 +8,54 @@ non-zero only for usage errors (unknown experiment, bad config value), with a me
 import dataclasses
 import os
 import pathlib
+import re
 import sys
 import traceback
 from collections.abc import Sequence
 from types import ModuleType
+from typing import TYPE_CHECKING
 
 import experiments
 from spectral_sim.report import VERDICTS, Report
+
+if TYPE_CHECKING:
+    from spectral_sim import sweep
 
 __all__ = ["compilation_cache_dir", "main"]
 
 USAGE = """\
 usage: spectral-sim list
-       spectral-sim run NAME [--quick] [--out DIR] [--x64 | --no-x64] [--FIELD VALUE ...]
-       spectral-sim run all [--quick] [--out DIR] [--x64 | --no-x64]
+       spectral-sim run NAME [RUN OPTIONS] [--FIELD VALUE ...]
+       spectral-sim run all [RUN OPTIONS]
        spectral-sim report DIR
 
   list          the experiments, one line each
   run NAME      run one experiment and save its report to DIR (default results/NAME);
-                every field of its Config is a flag (`spectral-sim run NAME --help`)
+                every field of its Config, the sweep grid included, is a flag
+                (`spectral-sim run NAME --help`)
   run all       run every experiment, each into DIR/<name> (default results/<name>)
   report DIR    print the verdict table of a saved report
 
-  --quick       the CPU-minute version of the experiment (sets Config.quick)
-  --x64         float64 throughout (the default: theory checks need it); --no-x64 for float32
+run options:
+  --quick               the CPU-minute version of the experiment (sets Config.quick)
+  --out DIR             where the report goes; the sweeps keep their chunk files in DIR/sweeps
+  --x64 | --no-x64      float64 for the predictors (the default: theory checks need it)
+  --devices N           run sweeps on the first N local devices (default: all)
+  --chunk-budget SIZE   memory per device for one chunk of a sweep, e.g. 512M or 4G (default 2G)
+  --resume              reuse the finished chunks in DIR/sweeps (the default); a sweep with
+                        another config or code version there is refused
+  --overwrite           discard whatever DIR/sweeps holds and compute everything
+  --distributed         join a multi-process run (jax.distributed; SLURM, TPU pods and
+                        Open MPI are detected), or give all three of:
+  --coordinator HOST:PORT --num-processes N --process-id I
 """
 
 RUN_OPTIONS = (
-    "Run options, handled by spectral-sim itself: --out DIR (default results/NAME), "
-    "--x64 | --no-x64 (default --x64), --quick."
+    "Run options, handled by spectral-sim itself: --quick, --out DIR (default results/NAME), "
+    "--x64 | --no-x64 (default --x64), --devices N, --chunk-budget SIZE, --resume | --overwrite, "
+    "--distributed | --coordinator HOST:PORT --num-processes N --process-id I."
 )
+_SIZE = re.compile(r"(\d+(?:\.\d*)?(?:e\d+)?)\s*([kmgt]?)(?:i?b)?", re.IGNORECASE)
 
 
 class UsageError(Exception):
@@ -57,6 +75,50 @@ class _RunOptions:
     quick: bool = False
     out: pathlib.Path | None = None
     x64: bool = True
+    devices: int | None = None
+    chunk_budget: float | None = None
+    overwrite: bool = False
+    distributed: bool = False
+    coordinator: str | None = None
+    num_processes: int | None = None
+    process_id: int | None = None
+
+    def sweep(self, out: pathlib.Path) -> "sweep.Options":
+        from spectral_sim import sweep
+
+        return sweep.Options(
+            devices=self.devices, chunk_budget=self.chunk_budget, out=out / "sweeps",
+            overwrite=self.overwrite,
+        )  # fmt: skip
+
+
+def _size(text: str) -> float:
+    """Bytes from '2G', '512M', '1.5GiB', '1e9' (binary multiples)."""
+    match = _SIZE.fullmatch(text.strip())
+    if match is None or float(match[1]) <= 0:
+        raise UsageError(f"--chunk-budget must be a positive size like 512M or 4G; got {text!r}")
+    return float(match[1]) * 1024 ** "_kmgt".index(match[2].lower() or "_")
+
+
+def _count(flag: str, text: str, low: int) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = low - 1
+    if value < low:
+        raise UsageError(f"{flag} must be an integer >= {low}; got {text!r}")
+    return value
+
+
+# Run options that take a value: flag -> (field, parse)
+_VALUED = {
+    "--out": ("out", pathlib.Path),
+    "--devices": ("devices", lambda v: _count("--devices", v, 1)),
+    "--chunk-budget": ("chunk_budget", _size),
+    "--coordinator": ("coordinator", str),
+    "--num-processes": ("num_processes", lambda v: _count("--num-processes", v, 1)),
+    "--process-id": ("process_id", lambda v: _count("--process-id", v, 0)),
+}
 
 
 def compilation_cache_dir() -> pathlib.Path | None:
@@ -70,12 +132,25 @@ def compilation_cache_dir() -> pathlib.Path | None:
     return pathlib.Path(base) / "spectral_sim" / "jax"
 
 
-def _configure_jax(x64: bool) -> None:
-    """The entry point's numeric policy (the library never calls jax.config), and the
-    persistent compilation cache so that a rerun does not recompile the same programs."""
+def _configure_jax(options: _RunOptions) -> None:
+    """The entry point's numeric policy (the library never calls jax.config), jax.distributed
+    for multi-process runs, and the persistent compilation cache so that a rerun does not
+    recompile the same programs."""
     import jax
 
-    jax.config.update("jax_enable_x64", x64)
+    jax.config.update("jax_enable_x64", options.x64)
+    explicit = [v is not None for v in (options.coordinator, options.num_processes,
+                                        options.process_id)]  # fmt: skip
+    if options.distributed or any(explicit):
+        if (options.distributed and any(explicit)) or not (options.distributed or all(explicit)):
+            raise UsageError(
+                "give either --distributed or all of --coordinator, --num-processes, --process-id"
+            )
+        jax.config.update("jax_cpu_collectives_implementation", "gloo")  # CPU-only clusters
+        jax.distributed.initialize(
+            options.coordinator, num_processes=options.num_processes,
+            process_id=options.process_id,
+        )  # fmt: skip
     # The user chose a cache already (e.g. JAX_COMPILATION_CACHE_DIR); flags are runtime attrs.
     if jax.config.jax_compilation_cache_dir:  # pyright: ignore[reportAttributeAccessIssue]
         return
@@ -102,16 +177,22 @@ def _split_run_options(args: Sequence[str]) -> tuple[_RunOptions, list[str]]:
     args = list(args)
     while args:
         arg = args.pop(0)
+        flag, _, value = arg.partition("=")
         if arg == "--quick":
             options.quick = True
         elif arg in ("--x64", "--no-x64"):
             options.x64 = arg == "--x64"
-        elif arg == "--out":
-            if not args or args[0].startswith("-"):
-                raise UsageError("--out needs a directory")
-            options.out = pathlib.Path(args.pop(0))
-        elif arg.startswith("--out="):
-            options.out = pathlib.Path(arg.removeprefix("--out="))
+        elif arg in ("--resume", "--overwrite"):
+            options.overwrite = arg == "--overwrite"
+        elif arg == "--distributed":
+            options.distributed = True
+        elif flag in _VALUED:
+            if not value:
+                if not args or args[0].startswith("--"):
+                    raise UsageError(f"{flag} needs a value")
+                value = args.pop(0)
+            field, parse = _VALUED[flag]
+            setattr(options, field, parse(value))
         else:
             rest.append(arg)
     return options, rest
@@ -151,11 +232,15 @@ def _run_one(name: str, args: list[str], options: _RunOptions, out: pathlib.Path
     cfg = _config(module, name, args, options.quick)
     print(f"running {name}{' (quick)' if getattr(cfg, 'quick', False) else ''} ...", flush=True)
     try:
-        report = module.run(cfg)
+        report = module.run(cfg, options.sweep(out))
     except ValueError as error:  # invalid input is a ValueError naming the field (DESIGN.md §5)
         raise UsageError(f"{name}: {error} (raised at {_where(error)})") from None
     if not isinstance(report, Report):
         raise TypeError(f"experiments.{name}.run returned {type(report).__name__}, not a Report")
+    import jax
+
+    if jax.process_index() != 0:  # a multi-process run: process 0 writes the report
+        return report
     path = report.save(out)
     print(f"\n## {report.experiment}: {report.summary_line()}\n\n{report.table()}\n")
     print(f"report: {path / 'report.md'}", flush=True)
@@ -172,13 +257,13 @@ def _run(args: list[str]) -> int:
     name, (options, rest) = args[0], _split_run_options(args[1:])
     if name != "all":
         _load(name)  # an unknown name fails before jax is configured
-        _configure_jax(options.x64)
+        _configure_jax(options)
         _headless_matplotlib()
         _run_one(name, rest, options, options.out or pathlib.Path("results") / name)
         return 0
     if rest:
-        raise UsageError(f"run all takes only --quick, --out, --x64/--no-x64; got {rest}")
-    _configure_jax(options.x64)
+        raise UsageError(f"run all takes only run options (see --help); got {rest}")
+    _configure_jax(options)
     _headless_matplotlib()
     root = options.out or pathlib.Path("results")
     counts, failed = dict.fromkeys(VERDICTS, 0), []

@@ -31,7 +31,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from spectral_sim.report import provenance
 
-__all__ = ["Grid", "Plan", "load", "plan", "run", "save"]
+__all__ = ["Grid", "Options", "Plan", "load", "plan", "run", "save"]
 
 DEFAULT_BUDGET = 2 * 2**30  # bytes of memory a chunk may use on each device
 MANIFEST = "manifest.json"
@@ -92,6 +92,33 @@ class Grid:
 
 
 @dataclasses.dataclass(frozen=True)
+class Options:
+    """How an experiment executes its sweeps, never what they compute (the CLI's --devices,
+    --chunk-budget, --out, --resume/--overwrite). With `out`, sweep NAME keeps its chunk files
+    in out/NAME and resumes from them."""
+
+    devices: int | None = None
+    chunk_budget: float | None = None
+    out: pathlib.Path | None = None
+    overwrite: bool = False
+    progress: bool = True
+
+    def __post_init__(self):
+        if self.devices is not None and (not isinstance(self.devices, int) or self.devices < 1):
+            raise ValueError(f"devices must be an integer >= 1; got {self.devices!r}")
+        if self.chunk_budget is not None and not self.chunk_budget > 0:
+            raise ValueError(f"chunk_budget must be > 0 bytes; got {self.chunk_budget!r}")
+
+    def run(self, name: str, simulate: Callable, make: Callable, grid: "Grid", **kwargs):
+        """`run(simulate, make, grid, **kwargs)` with these options; chunk files in out/name."""
+        out = None if self.out is None else pathlib.Path(self.out) / name
+        return run(
+            simulate, make, grid, devices=self.devices, chunk_budget=self.chunk_budget, out=out,
+            overwrite=self.overwrite, progress=self.progress, **kwargs,
+        )  # fmt: skip
+
+
+@dataclasses.dataclass(frozen=True)
 class Group:
     """Grid points sharing the static axis values `static` (one compiled program)."""
 
@@ -148,7 +175,10 @@ class Plan:
 
 
 def _check_axes(make: Callable, grid: Grid) -> None:
-    parameters = inspect.signature(make).parameters
+    try:
+        parameters = inspect.signature(make).parameters
+    except (TypeError, ValueError):  # a builtin such as dict: takes any keyword
+        return
     takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
     unknown = [name for name in grid.names if name not in parameters and not takes_any]
     if unknown:
@@ -160,11 +190,14 @@ def _check_axes(make: Callable, grid: Grid) -> None:
 
 def _static_axes(make: Callable, grid: Grid) -> tuple[str, ...]:
     """The axes whose values change the Params' tree structure (static fields): vary one axis at
-    a time from the first point and compare tree definitions."""
+    a time from the first point and compare tree definitions. A one-value axis is static too:
+    there is nothing to vmap over, and it may set a shape."""
     first = grid.points()[0]
     reference = jax.tree.structure(make(**first))
     static = []
     for name, values in {**grid.product, **grid.zipped}.items():
+        if len(values) == 1:
+            static.append(name)
         for value in values[1:]:
             if jax.tree.structure(make(**{**first, name: value})) != reference:
                 static.append(name)

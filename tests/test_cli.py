@@ -13,7 +13,7 @@ import pytest
 import xarray as xr
 
 import experiments
-from spectral_sim import cli
+from spectral_sim import cli, sweep
 from spectral_sim.report import Claim, Report
 
 
@@ -28,17 +28,24 @@ class Config:
             raise ValueError(f"n must be >= 1; got {self.n}")
 
 
+def draw(params, key):
+    return dict(u=params["s"] * jax.random.normal(key))
+
+
 def fake_experiment(name: str, measured: float, seen: list) -> types.ModuleType:
     """A module shaped like an experiment: Config, run(cfg) -> Report, a one-line docstring."""
     module = types.ModuleType(f"experiments.{name}")
     module.__doc__ = f"The {name} experiment.\n\nDetails that `list` leaves out."
 
-    def run(cfg: Config) -> Report:
+    def run(cfg: Config, options: sweep.Options | None = None) -> Report:
         seen.append(cfg)
         if cfg.n == 13:
             raise ValueError("n = 13 is not a valid grid size")
         claims = [Claim("c", "eq. (1)", "n is positive", 1.0, measured, 0.0, 0.5)]
-        data = xr.Dataset({"x": ("n", np.arange(cfg.n, dtype=float))})
+        grid = sweep.Grid(product=dict(s=cfg.s), n_seeds=cfg.n)
+        options = options or sweep.Options()
+        draws = options.run("draws", draw, dict, grid, config=dataclasses.asdict(cfg))
+        data = xr.Dataset({"x": ("n", np.arange(cfg.n, dtype=float)), "u": draws.u})
         return Report(name, claims, data, config=cfg, seed=cfg.n)
 
     module.Config, module.run = Config, run  # type: ignore[attr-defined]
@@ -117,7 +124,7 @@ def test_x64_flag(seen, tmp_path):
         (["run", "nope"], "unknown experiment 'nope'; valid names: fake, fake2"),
         (["run"], "needs an experiment name"),
         (["run", "all", "--n", "3"], "run all takes only"),
-        (["run", "fake", "--out"], "--out needs a directory"),
+        (["run", "fake", "--out"], "--out needs a value"),
         (["run", "fake", "--n", "13"], "n = 13 is not a valid grid size"),  # raised by run()
         (["frobnicate"], "unknown command"),
         (["report", "/nonexistent"], "no report.json"),
@@ -128,6 +135,40 @@ def test_usage_errors_exit_nonzero_with_a_message(seen, capsys, argv, message):
     assert cli.main(argv) != 0
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+
+
+def test_sweep_options_resume_refuse_and_overwrite(seen, capsys, tmp_path):
+    run = ["run", "fake", "--out", str(tmp_path), "--devices", "2", "--chunk-budget", "1M"]
+    assert cli.main(run) == 0
+    chunks = sorted((tmp_path / "sweeps" / "draws").glob("chunk-*.npz"))
+    assert len(chunks) == 1  # 2 points of s, chunks of 2 devices x 2 points
+    mtime = chunks[0].stat().st_mtime_ns
+    assert cli.main([*run, "--resume"]) == 0
+    assert chunks[0].stat().st_mtime_ns == mtime  # reused, not recomputed
+    capsys.readouterr()
+    assert cli.main([*run, "--n", "4"]) == 2  # another config in the same out dir
+    assert "another config or code version" in capsys.readouterr().err
+    assert cli.main([*run, "--n", "4", "--overwrite"]) == 0
+    data = xr.load_dataset(tmp_path / "data.nc", engine="h5netcdf")
+    assert dict(data.u.sizes) == dict(s=2, seed=4)
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--chunk-budget", "-1"], "--chunk-budget must be a positive size"),
+        (["--chunk-budget", "lots"], "--chunk-budget must be a positive size"),
+        (["--devices", "0"], "--devices must be an integer >= 1"),
+        (["--devices", "99"], "devices must be in [1, 8]"),
+        (["--coordinator", "localhost:1"], "give either --distributed or all of"),
+        (["--distributed", "--process-id", "0"], "give either --distributed or all of"),
+    ],
+)
+def test_bad_run_options_exit_nonzero(seen, capsys, flags, message, tmp_path):
+    assert cli.main(["run", "fake", *flags, "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert not (tmp_path / "report.json").exists()
 
 
 @pytest.mark.parametrize("flags", [["--n", "x"], ["--n", "0"], ["--bogus", "1"]])
