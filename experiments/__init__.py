@@ -1,6 +1,8 @@
 """The experiments, one module per question. Each has a frozen dataclass `Config` whose fields
 all have defaults (including `quick: bool = False`, a CPU-minute version of the run) and
-`run(cfg: Config) -> spectral_sim.report.Report`; `spectral-sim run NAME` runs one.
+`run(cfg: Config, options: spectral_sim.sweep.Options | None = None) -> Report`, which runs its
+grids through `options.run(...)` (the sweep engine: devices, memory budget, resumable chunk
+files); `spectral-sim run NAME` runs one.
 """
 
 import importlib
