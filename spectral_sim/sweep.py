@@ -31,7 +31,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from spectral_sim.report import provenance
 
-__all__ = ["Grid", "Options", "Plan", "load", "plan", "run", "save"]
+__all__ = ["Grid", "Options", "Plan", "load", "make_from", "plan", "run", "save"]
 
 DEFAULT_BUDGET = 2 * 2**30  # bytes of memory a chunk may use on each device
 MANIFEST = "manifest.json"
@@ -174,7 +174,50 @@ class Plan:
 # --- planning --------------------------------------------------------------------------------
 
 
+def _field_paths(params, prefix: str = "") -> list[str]:
+    """Dotted paths of a dataclass's fields and of its nested dataclasses' fields."""
+    paths = []
+    for field in dataclasses.fields(params):
+        path = f"{prefix}{field.name}"
+        paths.append(path)
+        value = getattr(params, field.name)
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            paths += _field_paths(value, f"{path}.")
+    return paths
+
+
+def _replace(params, path: list[str], value):
+    head, *rest = path
+    new = _replace(getattr(params, head), rest, value) if rest else value
+    return dataclasses.replace(params, **{head: new})
+
+
+def make_from(template) -> Callable:
+    """A `make` for `run` whose axes are the fields of a Params `template`, nested ones dotted
+    ("spectrum.s", "lr", "batch"): each point is the template with those fields replaced (and
+    validated by the Params). An axis naming no field is refused before anything compiles."""
+    fields = _field_paths(template)
+
+    def make(**values):
+        params = template
+        for name, value in values.items():
+            params = _replace(params, name.split("."), value)
+        return params
+
+    make.fields = fields  # pyright: ignore[reportFunctionMemberAccess]
+    make.__qualname__ = f"make_from({type(template).__qualname__})"
+    return make
+
+
 def _check_axes(make: Callable, grid: Grid) -> None:
+    fields = getattr(make, "fields", None)
+    if fields is not None:  # from make_from
+        unknown = [name for name in grid.names if name not in fields]
+        if unknown:
+            raise ValueError(
+                f"sweep axes {unknown} do not match a field of the Params; valid: {fields}"
+            )
+        return
     try:
         parameters = inspect.signature(make).parameters
     except (TypeError, ValueError):  # a builtin such as dict: takes any keyword

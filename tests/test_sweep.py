@@ -77,6 +77,16 @@ def test_zipped_axes_and_independent_keys():
     np.testing.assert_array_equal(data.s, [1.5, 3.0])
 
 
+def test_axes_can_be_params_fields(reference):
+    template = make(2.0, 0.1)
+    grid = sweep.Grid(
+        product={"spectrum.s": [1.5, 2.0, 3.0], "lr": [0.1, 0.3], "batch": [1, 4]}, n_seeds=3
+    )
+    data = sweep.run(run_sgd, sweep.make_from(template), grid, devices=2, progress=False)
+    assert data.attrs["compile_groups"] == 2
+    np.testing.assert_array_equal(data.loss.values, reference.loss.values)
+
+
 def test_one_compile_per_group():
     # 2 compile groups + 1 shape evaluation per call: the second call reuses both programs.
     traced = chex.assert_max_traces(run_sgd, n=4)
@@ -203,6 +213,14 @@ def test_two_processes_under_jax_distributed_equal_one(reference, tmp_path):
         (lambda: sweep.plan(make, sweep.Grid(product=dict(s=[1.5], eta=[0.1]))), "eta"),
         (lambda: sweep.plan(make, sweep.Grid(product=dict(s=[1.5])), chunk_budget=-1), "budget"),
         (lambda: sweep.plan(make, GRID, devices=99), "devices"),
+        (
+            lambda: sweep.plan(sweep.make_from(make(2.0, 0.1)), sweep.Grid({"spectrum.q": [1]})),
+            r"\['spectrum.q'\] do not match a field of the Params; valid: \['spectrum', ",
+        ),
+        (
+            lambda: sweep.plan(sweep.make_from(make(2.0, 0.1)), sweep.Grid({"lr": [0.1, -1.0]})),
+            "lr must be finite and > 0",
+        ),
         (lambda: sweep.plan(make, sweep.Grid(product=dict(s=[-1.0], lr=[0.1]))), "PowerLaw.s"),
     ],
 )
