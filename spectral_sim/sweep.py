@@ -561,6 +561,7 @@ def run(
                 results[this] = [np.asarray(leaf)[: index.size] for leaf in leaves]
                 if file is not None:
                     _save_chunk(file, results[this])
+            bar.set_postfix_str(f"chunk {this + 1}/{the_plan.n_chunks}", refresh=False)
             bar.update(index.size)
     bar.close()
     if treedef is None:  # every chunk came from disk (or another process): get the structure

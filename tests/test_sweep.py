@@ -42,6 +42,16 @@ def reference():
     return _sweep(devices=1)
 
 
+def test_divergent_points_are_flagged_not_fatal():
+    def long_run(params, key):
+        return simulate.trajectory(linear, params, key, steps=[10, 1000])[1]
+
+    grid = sweep.Grid(product=dict(s=[2.0], lr=[0.1, 100.0]), n_seeds=2)
+    data = sweep.run(long_run, make, grid, progress=False)
+    assert not data.nonfinite.sel(lr=0.1).any() and data.nonfinite.sel(lr=100.0).all()
+    assert np.isfinite(data.loss.sel(lr=0.1)).all()
+
+
 def test_save_and_load_round_trip(reference, tmp_path):
     path = sweep.save(reference, tmp_path / "sweep.nc")
     assert sweep.load(path).identical(reference)
