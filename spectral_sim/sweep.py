@@ -205,6 +205,7 @@ def make_from(template) -> Callable:
         return params
 
     make.fields = fields  # pyright: ignore[reportFunctionMemberAccess]
+    make.template = template  # pyright: ignore[reportFunctionMemberAccess]
     make.__qualname__ = f"make_from({type(template).__qualname__})"
     return make
 
@@ -391,13 +392,26 @@ def _fit_budget(compile_group, the_plan: Plan, budget: float) -> Plan:
     )
 
 
-def _fingerprint(grid: Grid, seed: int, common: bool, config: Mapping | None, simulate) -> str:
+def _code(fn: Callable) -> str:
+    """What identifies a function's code across runs: its name and, where Python can find it,
+    its source (so an edited simulate in a user's script is a different sweep)."""
+    name = f"{getattr(fn, '__module__', '')}.{getattr(fn, '__qualname__', type(fn).__name__)}"
+    try:
+        source = inspect.getsource(fn)
+    except (OSError, TypeError):  # builtins, partials, functions typed into a REPL
+        source = ""
+    return f"{name}:{source}{getattr(fn, 'template', '')!r}"
+
+
+def _fingerprint(
+    grid: Grid, seed: int, common: bool, config: Mapping | None, simulate, make
+) -> str:
     from spectral_sim import __version__
     from spectral_sim.report import git_commit
 
     record = dict(
         grid=grid.describe(), seed=seed, common_random_numbers=common, config=config,
-        simulate=f"{getattr(simulate, '__module__', '')}.{getattr(simulate, '__qualname__', '')}",
+        simulate=_code(simulate), make=_code(make),
         package_version=__version__, git_commit=git_commit().removesuffix("+dirty"),
         default_float=str(jnp.result_type(float)),  # x64 on or off changes every result
     )  # fmt: skip
@@ -515,7 +529,7 @@ def run(
     process, n_processes = jax.process_index(), jax.process_count()
     if n_processes > 1 and out is None:
         raise ValueError("a multi-process sweep needs `out` (a directory every process sees)")
-    fingerprint = _fingerprint(grid, seed, common_random_numbers, config, simulate)
+    fingerprint = _fingerprint(grid, seed, common_random_numbers, config, simulate, make)
     path = _writable(out)
     key = jax.random.key(seed)
 

@@ -124,6 +124,12 @@ def test_changed_config_in_same_out_dir_is_refused(tmp_path):
         _sweep(devices=1, out=tmp_path, config=dict(version=2))
     _sweep(devices=1, out=tmp_path, config=dict(version=2), overwrite=True)
 
+    def run_sgd(params, key):  # same name, other code: another sweep
+        return simulate.trajectory(linear, params, key, steps=STEPS[:2])[1]
+
+    with pytest.raises(ValueError, match="another config or code version"):
+        sweep.run(run_sgd, make, GRID, devices=1, out=tmp_path, config=dict(version=2))
+
 
 JOB = """
 import sys
