@@ -97,6 +97,22 @@ def test_axes_can_be_params_fields(reference):
     np.testing.assert_array_equal(data.loss.values, reference.loss.values)
 
 
+def test_a_changed_jax_config_is_not_served_a_stale_program():
+    grid = sweep.Grid(product=dict(s=[1.5, 2.0], lr=[0.1]), n_seeds=2)
+    key = jax.random.fold_in(jax.random.key(0), 1)  # seed 1 of point (1.5, 0.1)
+    before, runs = jax.config.values["jax_threefry_partitionable"], []
+    try:
+        for partitionable in (before, not before):  # changes the bits of every normal draw
+            jax.config.update("jax_threefry_partitionable", partitionable)
+            runs.append(sweep.run(run_sgd, make, grid, progress=False).loss.values[0, 0, 1])
+            alone = jax.jit(run_sgd)(make(1.5, 0.1), key).loss
+            # vmapped vs unbatched programs differ by a few ulp; other random bits by O(1).
+            np.testing.assert_allclose(runs[-1], alone, rtol=1e-12)
+    finally:
+        jax.config.update("jax_threefry_partitionable", before)
+    assert not np.allclose(*runs, rtol=1e-3)
+
+
 def test_one_compile_per_group():
     # 2 compile groups + 1 shape evaluation per call: the second call reuses both programs.
     traced = chex.assert_max_traces(run_sgd, n=4)
