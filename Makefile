@@ -20,6 +20,7 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.learning_curves
+	$(BIN)/python -m benchmarks.sweep
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -6,14 +6,13 @@ benchmarks/results/<machine>.json.
 """
 
 import json
-import pathlib
-import platform
 import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from benchmarks._common import best_of, machine, write_results
 from spectral_sim import PowerLaw, simulate
 from spectral_sim.models import linear
 
@@ -31,16 +30,6 @@ def _one(params, key):
     return simulate.trajectory(linear, params, key, n_records=10, every=N_STEPS // 10)[1].loss
 
 
-def _best_of(fn, repeats=3):
-    fn()  # compile / warm up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
-
-
 def main() -> list[dict]:
     s, lr = (g.ravel() for g in np.meshgrid(S_GRID, LR_GRID))
     keys = jax.random.split(jax.random.key(0), N_SEEDS)
@@ -49,15 +38,15 @@ def main() -> list[dict]:
     batched = jax.jit(jax.vmap(over_seeds, in_axes=(0, None)))
     per_config = jax.jit(over_seeds)
 
-    t_batched = _best_of(lambda: batched(grid, keys).block_until_ready())
+    t_batched = best_of(lambda: batched(grid, keys).block_until_ready())
     configs = list(zip(s, lr, strict=True))
-    t_loop = _best_of(lambda: [per_config(_params(*c), keys).block_until_ready() for c in configs])
+    t_loop = best_of(lambda: [per_config(_params(*c), keys).block_until_ready() for c in configs])
     t_numpy = _numpy_loop(s[:2], lr[:2]) * len(s) / 2  # 2 configs, scaled to the grid
     runs = len(s) * N_SEEDS
     flops = runs * N_STEPS * 4 * BATCH * N_MODES  # two matvecs of B x M per step
     result = dict(
         benchmark="sgd_grid",
-        machine=platform.node() or "unknown",
+        machine=machine(),
         devices=[str(d) for d in jax.devices()],
         configs=len(s),
         seeds=N_SEEDS,
@@ -91,7 +80,6 @@ def _numpy_loop(s_values, lr_values) -> float:
 
 if __name__ == "__main__":
     results = main()
-    out = pathlib.Path(__file__).parent / "results" / f"{results[0]['machine']}.json"
-    out.write_text(json.dumps(results, indent=2) + "\n")
+    write_results(results)
     for result in results:
         print(json.dumps(result))

@@ -259,6 +259,15 @@ def _groups(grid: Grid, static_axes: Sequence[str]) -> tuple[Group, ...]:
     )
 
 
+# PRNGs whose vmapped draws take a batch's bits from its first key: results would depend on
+# how the grid is chunked (checked with jax.random.normal under vmap, JAX 0.10.2).
+BATCH_DEPENDENT_PRNGS = ("rbg", "unsafe_rbg")
+
+
+def _prng_impl() -> str:
+    return str(jax.random.key_impl(jax.random.key(0)))
+
+
 def plan(
     make: Callable,
     grid: Grid,
@@ -276,6 +285,12 @@ def plan(
     `run` then checks the compiled programs' own memory analysis and shrinks the chunk if needed.
     """
     _check_axes(make, grid)
+    if _prng_impl() in BATCH_DEPENDENT_PRNGS:
+        raise ValueError(
+            f"jax_default_prng_impl = {_prng_impl()!r} draws a vmapped batch's bits from its "
+            "first key, so sweep results would depend on the chunking; use threefry2x32 (the "
+            "default) or philox4x32"
+        )
     if chunk_budget is not None and not chunk_budget > 0:
         raise ValueError(f"chunk_budget must be > 0 bytes; got {chunk_budget!r}")
     if chunk_size is not None and (not isinstance(chunk_size, int) or chunk_size < 1):
@@ -406,6 +421,8 @@ def _fingerprint(
         simulate=_code(simulate), make=_code(make),
         package_version=__version__, git_commit=git_commit().removesuffix("+dirty"),
         default_float=str(jnp.result_type(float)),  # x64 on or off changes every result
+        prng=_prng_impl(),  # so do the PRNG and threefry's partitionable mode
+        threefry_partitionable=bool(jax.config.jax_threefry_partitionable),  # pyright: ignore
     )  # fmt: skip
     text = json.dumps(record, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]

@@ -261,6 +261,16 @@ def test_bad_input_is_rejected_before_any_compile(call, message):
         call()
 
 
+def test_batch_dependent_prngs_are_refused():
+    before = jax.config.values["jax_default_prng_impl"]
+    try:
+        jax.config.update("jax_default_prng_impl", "rbg")
+        with pytest.raises(ValueError, match="draws a vmapped batch's bits from its first key"):
+            sweep.plan(make, GRID)
+    finally:
+        jax.config.update("jax_default_prng_impl", before)
+
+
 def test_unwritable_out_dir_is_rejected(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")

@@ -1,0 +1,66 @@
+"""Shared by the benchmark scripts: best-of-n timing, the machine's name and device, and the
+results file benchmarks/results/<machine>.json (one JSON object per benchmark name)."""
+
+import json
+import os
+import pathlib
+import platform
+import time
+from collections.abc import Callable, Iterable
+
+import jax
+
+RESULTS = pathlib.Path(__file__).parent / "results"
+
+
+def best_of(fn: Callable[[], object], repeats: int = 3, warmup: bool = True) -> float:
+    """Seconds of the fastest of `repeats` calls of `fn` (after one untimed call that compiles
+    and warms caches, unless warmup=False). The minimum is the least noisy estimate of the cost
+    on a machine that other processes share."""
+    if warmup:
+        fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def machine() -> str:
+    """The host name: results files are per machine."""
+    return platform.node() or "unknown"
+
+
+def device() -> str:
+    """The JAX devices in words, with the CPU model and core count (the peaks depend on both)."""
+    devices = jax.devices()
+    model = platform.processor()
+    cpuinfo = pathlib.Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        names = [
+            line.split(":", 1)[1].strip()
+            for line in cpuinfo.read_text().splitlines()
+            if line.startswith("model name")
+        ]
+        model = names[0] if names else model
+    cpu = f"{model or 'unknown CPU'}, {os.cpu_count()} cores"
+    return f"{len(devices)} x {devices[0].device_kind} ({cpu})"
+
+
+def write_results(results: Iterable[dict]) -> pathlib.Path:
+    """Merge `results` into benchmarks/results/<machine>.json, replacing entries with the same
+    "benchmark" name and keeping the others (so each script updates only its own rows)."""
+    results = list(results)
+    path = RESULTS / f"{machine()}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    entries = json.loads(path.read_text()) if path.exists() else []
+    names = [entry.get("benchmark") for entry in entries]
+    for result in results:
+        if result["benchmark"] in names:
+            entries[names.index(result["benchmark"])] = result
+        else:
+            entries.append(result)
+            names.append(result["benchmark"])
+    path.write_text(json.dumps(entries, indent=2) + "\n")
+    return path

@@ -1,0 +1,31 @@
+"""The sweep benchmark's code paths, at smoke size, run as `make bench` runs them (its own
+process: float32, the machine's own devices): every workload reports finite ratios. No timing
+is asserted; `make bench` measures."""
+
+import json
+import math
+import os
+import pathlib
+import subprocess
+import sys
+
+ROOT = pathlib.Path(__file__).parent.parent
+
+
+def test_quick_benchmarks_report_finite_ratios():
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.sweep", "--quick"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, check=True,
+    )  # fmt: skip
+    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    results = {r["benchmark"]: r for r in map(json.loads, lines)}
+    assert set(results) == {"W1", "W2", "W3", "scaling"}
+    ratios = [
+        results["W1"]["fraction_of_peak"], results["W1"]["speedup_vs_numpy"],
+        results["W1"]["speedup_vs_jit_loop"], results["W2"]["fraction_of_bandwidth"],
+        results["W3"]["gf_fraction_of_exp_peak"], results["W3"]["sgd_fraction_of_bandwidth"],
+    ]  # fmt: skip
+    assert all(math.isfinite(r) and r > 0 for r in ratios)
+    assert results["W1"]["nonfinite"] == 0
+    assert "quick run: results file not updated" in done.stderr
