@@ -2,7 +2,7 @@
 where THEORY.md says [E]. Functions named `*_loss` carry the factor 1/2; `*_risk` and `*_error`
 return E||w_hat - w*||^2_Sigma without it."""
 
-from spectral_sim.theory import linear, random_features, ridge
+from spectral_sim.theory import linear, random_features, ridge, scaling
 from spectral_sim.theory.linear import (
     gd_loss,
     gf_loss,
@@ -19,8 +19,25 @@ from spectral_sim.theory.linear import (
 )
 from spectral_sim.theory.random_features import rf_approx_error, sgd_loss_given_features
 from spectral_sim.theory.ridge import kappa, ols_risk, ridge_equivalent, ridge_risk
+from spectral_sim.theory.scaling import (
+    ComputeOptimal,
+    chinchilla_from_sa,
+    compute_optimal,
+    continuum_loss,
+    paper_loss_exponent,
+    plrf_from_sa,
+    rf_saturation_exponent,
+    ridge_data_exponent,
+    sa_from_chinchilla,
+    sa_from_plrf,
+    soft_hard_loss_ratio,
+)
 
 __all__ = [
+    "ComputeOptimal",
+    "chinchilla_from_sa",
+    "compute_optimal",
+    "continuum_loss",
     "gd_loss",
     "gf_loss",
     "gf_loss_asymptote",
@@ -28,16 +45,24 @@ __all__ = [
     "learning_frontier",
     "linear",
     "ols_risk",
+    "paper_loss_exponent",
+    "plrf_from_sa",
     "random_features",
     "rf_approx_error",
+    "rf_saturation_exponent",
     "ridge",
+    "ridge_data_exponent",
     "ridge_equivalent",
     "ridge_risk",
+    "sa_from_chinchilla",
+    "sa_from_plrf",
+    "scaling",
     "sgd_critical_lr",
     "sgd_loss",
     "sgd_loss_given_features",
     "sgd_loss_limit",
     "sgd_stability",
+    "soft_hard_loss_ratio",
     "tail_dominance_limit",
     "tail_dominance_ratio",
     "tail_loss",
