@@ -1,50 +1,193 @@
-"""Statistics for verdicts: power-law fits y ~ A x^-alpha in log-log space, standard errors of
-seed means, and the z multiplier for m simultaneous comparisons."""
+"""Statistics for verdicts: power-law fits y ~ (E +) A x^-alpha on a chosen or automatic window,
+Chinchilla-style L(N, D) = E + A N^-alpha + B D^-beta fits (Hoffmann et al. 2022, Approach 3),
+both with bootstrap intervals computed as one vmapped call over resamples and restarts; standard
+errors of seed means and the z multiplier for m simultaneous comparisons."""
 
+import functools
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 from jax.scipy.special import ndtri
 
-from spectral_sim._types import Array, ArrayLike, Float
+from spectral_sim._types import Array, ArrayLike, Bool, Float, check_count
 
-__all__ = ["PowerLawFit", "power_law", "sem", "z_simultaneous"]
+__all__ = ["ChinchillaFit", "PowerLawFit", "chinchilla", "power_law", "sem", "z_simultaneous"]
+
+
+HUBER_DELTA = 1e-3  # Hoffmann et al. and the replication (Besiroglu et al. 2024)
+LBFGS_STEPS = 300
+# A fit has converged when the gradient of the summed Huber objective is below this: its
+# residuals are ~1e-2 in log L, so a gradient of 1e-6 moves no parameter's estimate visibly.
+GRADIENT_TOL = 1e-6
 
 
 class PowerLawFit(NamedTuple):
-    """y ~ prefactor * x^-exponent; stderr is the OLS standard error of the exponent (it reflects
-    curvature, not noise, when y is deterministic)."""
+    """y ~ floor + prefactor * x^-exponent on the x-range `window`. `stderr` is the OLS
+    standard error of the exponent (no floor; it reflects curvature, not noise, when y is
+    deterministic); `exponent_ci` / `floor_ci` are percentile bootstrap intervals at `level`
+    (NaN without bootstrap); `converged` is False when the floor fit's gradient did not vanish."""
 
     exponent: Float[Array, ""]
     prefactor: Float[Array, ""]
     stderr: Float[Array, ""]
+    floor: Float[Array, ""]
+    exponent_ci: Float[Array, "2"]
+    floor_ci: Float[Array, "2"]
+    window: tuple[float, float]
+    converged: Bool[Array, ""]
+    level: float
 
 
-def power_law(x: Float[ArrayLike, " n"], y: Float[ArrayLike, " n"]) -> PowerLawFit:
-    """Least-squares fit of log y = log A - alpha log x on the given points (>= 3, all > 0)."""
-    x_np, y_np = np.asarray(x), np.asarray(y)
-    if x_np.shape != y_np.shape or x_np.ndim != 1 or x_np.size < 3:
+# Auto window: the widest run of consecutive points whose local log-log slopes all lie within
+# WINDOW_RTOL (relative) of the run's fitted exponent, at least WINDOW_MIN_POINTS long. Finite-
+# size regions (k* near 1, or near the number of modes) bend the curve and fall outside it.
+WINDOW_RTOL = 0.05
+WINDOW_MIN_POINTS = 5
+# Starting floors of the E + A x^-alpha fit, as fractions of min(y).
+FLOOR_STARTS = (0.0, 0.3, 0.6, 0.9)
+
+
+def power_law(
+    x: Float[ArrayLike, " n"],
+    y: Float[ArrayLike, " n"],
+    *,
+    window: tuple[float, float] | str | None = None,
+    floor: bool = False,
+    n_boot: int = 0,
+    level: float = 0.95,
+    seed: int = 0,
+    steps: int = LBFGS_STEPS,
+) -> PowerLawFit:
+    """Fit y ~ A x^-alpha (least squares on log y), or y ~ E + A x^-alpha with `floor`.
+
+    `window` = (x_lo, x_hi) keeps the points inside it, "auto" picks the widest window of
+    constant local slope (WINDOW_RTOL), None keeps all; the result says which window was used.
+    With `n_boot`, percentile intervals at `level` from n_boot resamples of the window's points
+    (drawn from `seed`), all refitted in one vmapped call.
+    """
+    x_np, y_np = _check_points(("x", "y"), x, y, n_params=3 if floor else 2)
+    check_count("n_boot", n_boot, low=0)
+    if not 0 < level < 1:
+        raise ValueError(f"level must be in (0, 1); got {level!r}")
+    inside = _window(x_np, y_np, window)
+    if inside.sum() < 3:
+        raise ValueError(f"window {window} keeps {int(inside.sum())} points; a fit needs >= 3")
+    x_np, y_np = x_np[inside], y_np[inside]
+    dtype = jnp.result_type(float)
+    lx, ly = jnp.asarray(np.log(x_np), dtype), jnp.asarray(np.log(y_np), dtype)
+    weights = jnp.ones((1, x_np.size), dtype)
+    if n_boot:
+        draws = jax.random.randint(jax.random.key(seed), (n_boot, x_np.size), 0, x_np.size)
+        counts = jax.vmap(lambda i: jnp.bincount(i, length=x_np.size))(draws).astype(dtype)
+        weights = jnp.concatenate([weights, counts])
+    if floor:
+        alpha, prefactor, e, gradient = _floor_fits(lx, ly, weights, steps)
+        converged = gradient[0] < GRADIENT_TOL
+    else:
+        alpha, prefactor = _ols_fits(lx, ly, weights)
+        e, converged = jnp.zeros_like(alpha), jnp.asarray(True)
+    stderr = _ols_stderr(jnp.asarray(x_np, dtype), jnp.asarray(y_np, dtype))
+    nan = jnp.full(2, jnp.nan, dtype)
+    exponent_ci, floor_ci = nan, nan
+    if n_boot:
+        q = jnp.array([50 * (1 - level), 100 - 50 * (1 - level)])
+        exponent_ci = jnp.percentile(alpha[1:], q)
+        floor_ci = jnp.percentile(e[1:], q) if floor else nan
+    used = (float(x_np.min()), float(x_np.max()))
+    return PowerLawFit(
+        alpha[0], prefactor[0], stderr, e[0], exponent_ci, floor_ci, used, converged, level
+    )
+
+
+def _window(x: np.ndarray, y: np.ndarray, window) -> np.ndarray:
+    if window is None:
+        return np.ones(x.size, bool)
+    if isinstance(window, str):
+        if window != "auto":
+            raise ValueError(f"window must be (x_lo, x_hi), 'auto' or None; got {window!r}")
+        return _auto_window(x, y)
+    lo, hi = window
+    if not 0 < lo < hi:
+        raise ValueError(f"window must be (x_lo, x_hi) with 0 < x_lo < x_hi; got {window!r}")
+    return (x >= lo) & (x <= hi)
+
+
+def _auto_window(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """The widest (in log x) run of consecutive points, in x order, whose local slopes stay
+    within WINDOW_RTOL of the run's least-squares slope."""
+    order = np.argsort(x)
+    lx, ly = np.log(x[order]), np.log(y[order])
+    local = np.diff(ly) / np.diff(lx)
+    best, span = None, -1.0
+    for i in range(lx.size):
+        for j in range(i + WINDOW_MIN_POINTS - 1, lx.size):
+            slope = np.polyfit(lx[i : j + 1], ly[i : j + 1], 1)[0]
+            if np.all(np.abs(local[i:j] - slope) <= WINDOW_RTOL * abs(slope)):
+                if lx[j] - lx[i] > span:
+                    best, span = (i, j), lx[j] - lx[i]
+    if best is None:
         raise ValueError(
-            f"x and y must be 1-d of equal length >= 3; got shapes {x_np.shape}, {y_np.shape}"
+            f"no window of >= {WINDOW_MIN_POINTS} points where the local slope is constant "
+            f"within {WINDOW_RTOL:.0%}; pass window=(x_lo, x_hi)"
         )
-    if not (np.all(np.isfinite(x_np)) and np.all(np.isfinite(y_np))):
-        raise ValueError("x and y must be finite (a diverged run cannot be fitted)")
-    if np.any(x_np <= 0) or np.any(y_np <= 0):
-        raise ValueError("x and y must be > 0 for a power-law fit")
-    return _power_law(jnp.asarray(x), jnp.asarray(y))
+    inside = np.zeros(x.size, bool)
+    inside[order[best[0] : best[1] + 1]] = True
+    return inside
 
 
 @jax.jit
-def _power_law(x, y) -> PowerLawFit:
+def _ols_fits(lx, ly, weights):
+    """Weighted least squares of log y on log x, one row of weights per fit."""
+
+    def one(w):
+        mx, my = w @ lx / w.sum(), w @ ly / w.sum()
+        slope = (w * (lx - mx)) @ (ly - my) / ((w * (lx - mx)) @ (lx - mx))
+        return -slope, jnp.exp(my - slope * mx)
+
+    return jax.vmap(one)(weights)
+
+
+@functools.partial(jax.jit, static_argnames=("steps",))
+def _floor_fits(lx, ly, weights, steps):
+    """E + A x^-alpha by L-BFGS on the squared log residuals, parameters (log A, alpha, log E),
+    from the floors FLOOR_STARTS * min(y) with alpha, A from the log-log fit of y - E."""
+    y_min = jnp.exp(ly.min())
+
+    def start(fraction):
+        e = fraction * y_min
+        slope, intercept = jnp.polyfit(lx, jnp.log(jnp.exp(ly) - e), 1)
+        return jnp.stack([intercept, -slope, jnp.log(jnp.maximum(e, 1e-12 * y_min))])
+
+    starts = jax.vmap(start)(jnp.asarray(FLOOR_STARTS, ly.dtype))
+
+    def objective(theta, w):
+        log_a, alpha, log_e = theta
+        predicted = jnp.logaddexp(log_a - alpha * lx, log_e)
+        return w @ (predicted - ly) ** 2
+
+    def one(x0, w):
+        return _lbfgs(functools.partial(objective, w=w), x0, steps)
+
+    theta, value, gradient = jax.vmap(jax.vmap(one, in_axes=(0, None)), in_axes=(None, 0))(
+        starts, weights
+    )
+    best = jnp.argmin(jnp.where(jnp.isfinite(value), value, jnp.inf), axis=1)
+    theta = jax.vmap(lambda t, i: t[i])(theta, best)
+    gradient = jax.vmap(lambda g, i: g[i])(gradient, best)
+    return theta[:, 1], jnp.exp(theta[:, 0]), jnp.exp(theta[:, 2]), gradient
+
+
+@jax.jit
+def _ols_stderr(x, y) -> Float[Array, ""]:
+    """The OLS standard error of the log-log slope."""
     lx, ly = jnp.log(x), jnp.log(y)
     dx = lx - lx.mean()
     slope = dx @ (ly - ly.mean()) / (dx @ dx)
-    intercept = ly.mean() - slope * lx.mean()
-    residual = ly - intercept - slope * lx
-    stderr = jnp.sqrt(residual @ residual / (x.shape[0] - 2) / (dx @ dx))
-    return PowerLawFit(-slope, jnp.exp(intercept), stderr)
+    residual = ly - ly.mean() - slope * dx
+    return jnp.sqrt(residual @ residual / (x.shape[0] - 2) / (dx @ dx))
 
 
 def sem(x: Float[Array, "..."], axis: int = 0) -> Float[Array, "..."]:
@@ -56,3 +199,162 @@ def sem(x: Float[Array, "..."], axis: int = 0) -> Float[Array, "..."]:
 def z_simultaneous(m: int, alpha: float = 0.05) -> float:
     """Two-sided normal quantile for m comparisons at family-wise level alpha (Bonferroni)."""
     return float(ndtri(1 - alpha / (2 * max(m, 1))))
+
+
+# --- L(N, D) = E + A N^-alpha + B D^-beta ("Approach 3" of Hoffmann et al. 2022) --------------
+
+# Hoffmann et al.'s grid of starting points (their Appendix D.2), in the log-sum-exp
+# parameters (a, b, e, alpha, beta) with A = e^a, B = e^b, E = e^e.
+CHINCHILLA_GRID = dict(
+    a=(0.0, 5.0, 10.0, 15.0, 20.0, 25.0),
+    b=(0.0, 5.0, 10.0, 15.0, 20.0, 25.0),
+    e=(-1.0, -0.5, 0.0, 0.5, 1.0),
+    alpha=(0.0, 0.5, 1.0, 1.5, 2.0),
+    beta=(0.0, 0.5, 1.0, 1.5, 2.0),
+)
+
+
+class ChinchillaFit(NamedTuple):
+    """L(N, D) = E + A N^-alpha + B D^-beta; `*_ci` are (low, high) percentile bootstrap
+    intervals at `level` (NaN without bootstrap); `objective` the summed Huber loss at the
+    optimum; `converged` whether its gradient norm fell below GRADIENT_TOL."""
+
+    E: Float[Array, ""]
+    A: Float[Array, ""]
+    B: Float[Array, ""]
+    alpha: Float[Array, ""]
+    beta: Float[Array, ""]
+    E_ci: Float[Array, "2"]
+    A_ci: Float[Array, "2"]
+    B_ci: Float[Array, "2"]
+    alpha_ci: Float[Array, "2"]
+    beta_ci: Float[Array, "2"]
+    objective: Float[Array, ""]
+    converged: Bool[Array, ""]
+    level: float
+
+
+def _huber(r, delta):
+    return jnp.where(jnp.abs(r) <= delta, 0.5 * r**2, delta * (jnp.abs(r) - 0.5 * delta))
+
+
+def _chinchilla_objective(theta, log_n, log_d, log_l, weight, delta):
+    """Summed (not averaged: the replication traced Hoffmann et al.'s early stop to averaging)
+    Huber loss of log L against LSE(a - alpha log N, b - beta log D, e)."""
+    a, b, e, alpha, beta = theta
+    terms = jnp.stack([a - alpha * log_n, b - beta * log_d, jnp.broadcast_to(e, log_n.shape)])
+    predicted = jax.scipy.special.logsumexp(terms, axis=0)
+    return weight @ _huber(predicted - log_l, delta)
+
+
+def _lbfgs(fun, x0, steps: int):
+    """Minimise fun from x0 with optax L-BFGS (zoom line search) for a fixed number of steps;
+    returns the minimiser, the value and the gradient norm there."""
+    optimizer = optax.lbfgs()
+    value_and_grad = optax.value_and_grad_from_state(fun)
+
+    def body(carry, _):
+        x, state = carry
+        value, grad = value_and_grad(x, state=state)
+        updates, state = optimizer.update(grad, state, x, value=value, grad=grad, value_fn=fun)
+        return (optax.apply_updates(x, updates), state), None
+
+    (x, _), _ = jax.lax.scan(body, (x0, optimizer.init(x0)), None, length=steps)
+    value, grad = jax.value_and_grad(fun)(x)
+    return x, value, jnp.linalg.norm(grad)
+
+
+@functools.partial(jax.jit, static_argnames=("steps",))
+def _chinchilla_fits(starts, log_n, log_d, log_l, weights, delta, steps):
+    """Best of the starts for each row of weights (one bootstrap resample each): one vmapped
+    optimisation over resamples x starts."""
+
+    def one(x0, weight):
+        fun = functools.partial(
+            _chinchilla_objective, log_n=log_n, log_d=log_d, log_l=log_l, weight=weight,
+            delta=delta,
+        )  # fmt: skip
+        return _lbfgs(fun, x0, steps)
+
+    over_starts = jax.vmap(one, in_axes=(0, None))
+    theta, value, gradient = jax.vmap(over_starts, in_axes=(None, 0))(starts, weights)
+    value = jnp.where(jnp.isfinite(value), value, jnp.inf)
+    best = jnp.argmin(value, axis=1)
+    pick = jax.vmap(lambda x, i: x[i])
+    return pick(theta, best), pick(value, best), pick(gradient, best)
+
+
+def _chinchilla_starts(grid: dict, dtype) -> Float[Array, "starts 5"]:
+    mesh = np.meshgrid(*(grid[k] for k in ("a", "b", "e", "alpha", "beta")), indexing="ij")
+    return jnp.asarray(np.stack([m.ravel() for m in mesh], axis=-1), dtype)
+
+
+def _check_points(names: tuple[str, ...], *arrays, n_params: int) -> list[np.ndarray]:
+    """1-d, equal length, more points than parameters, finite, > 0; ValueError naming the
+    offending input."""
+    out = [np.asarray(a, dtype=float) for a in arrays]
+    for name, a in zip(names, out, strict=True):
+        if a.ndim != 1 or a.shape != out[0].shape:
+            raise ValueError(f"{name} must be 1-d with the length of {names[0]}; got {a.shape}")
+        if not np.all(np.isfinite(a)):
+            raise ValueError(f"{name} has NaN or inf at {np.flatnonzero(~np.isfinite(a))[:5]}")
+        if np.any(a <= 0):
+            raise ValueError(f"{name} must be > 0 everywhere (the fit is in log space)")
+    if out[0].size <= n_params:
+        raise ValueError(
+            f"a {n_params}-parameter fit needs more than {n_params} points; got {out[0].size}"
+        )
+    return out
+
+
+def chinchilla(
+    N: Float[ArrayLike, " n"],
+    D: Float[ArrayLike, " n"],
+    L: Float[ArrayLike, " n"],
+    *,
+    n_boot: int = 0,
+    boot_restarts: int = 1,
+    level: float = 0.95,
+    seed: int = 0,
+    grid: dict | None = None,
+    delta: float = HUBER_DELTA,
+    steps: int = LBFGS_STEPS,
+) -> ChinchillaFit:
+    """Fit L = E + A N^-alpha + B D^-beta as Hoffmann et al.'s Approach 3: Huber loss (delta)
+    on log L against LSE(a - alpha log N, b - beta log D, e), L-BFGS from every point of
+    `grid` (default CHINCHILLA_GRID, 4500 starts), best start kept.
+
+    With `n_boot`, percentile intervals at `level` from n_boot resamples of the points (drawn
+    from `seed`), each refitted from the full-data optimum and `boot_restarts - 1` further
+    grid points, all in one vmapped call.
+    """
+    n, d, loss = _check_points(("N", "D", "L"), N, D, L, n_params=5)
+    check_count("n_boot", n_boot, low=0)
+    check_count("boot_restarts", boot_restarts)
+    if not 0 < level < 1:
+        raise ValueError(f"level must be in (0, 1); got {level!r}")
+    dtype = jnp.result_type(float)
+    starts = _chinchilla_starts(grid or CHINCHILLA_GRID, dtype)
+    data = [jnp.asarray(np.log(x), dtype) for x in (n, d, loss)]
+    theta, value, gradient = _chinchilla_fits(
+        starts, *data, jnp.ones((1, n.size), dtype), delta, steps
+    )
+    ci = jnp.full((5, 2), jnp.nan, dtype)
+    if n_boot:
+        spread = starts[:: max(1, starts.shape[0] // boot_restarts)][: boot_restarts - 1]
+        boot_starts = jnp.concatenate([theta, spread])
+        draws = jax.random.randint(jax.random.key(seed), (n_boot, n.size), 0, n.size)
+        weights = jax.vmap(lambda i: jnp.bincount(i, length=n.size))(draws).astype(dtype)
+        boot = _chinchilla_fits(boot_starts, *data, weights, delta, steps)[0]
+        tail = 100 * (1 - level) / 2
+        ci = jnp.percentile(_natural(boot), jnp.array([tail, 100 - tail]), axis=0).T
+    return ChinchillaFit(
+        *_natural(theta)[0], *ci, objective=value[0], converged=gradient[0] < GRADIENT_TOL,
+        level=level,
+    )  # fmt: skip
+
+
+def _natural(theta: Float[Array, "fits 5"]) -> Float[Array, "fits 5"]:
+    """(a, b, e, alpha, beta) -> (E, A, B, alpha, beta)."""
+    a, b, e, alpha, beta = theta.T
+    return jnp.stack([jnp.exp(e), jnp.exp(a), jnp.exp(b), alpha, beta], axis=-1)

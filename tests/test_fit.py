@@ -1,0 +1,129 @@
+"""Fitters against synthetic data with known exponents (interval coverage over repeated draws),
+the published Chinchilla replication, and bad input."""
+
+import pathlib
+
+import numpy as np
+import pytest
+
+from spectral_sim import PowerLaw, fit, theory
+
+DATA = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data"
+# A coarse start grid (108 points) for the tests: on the Chinchilla file it reaches the same
+# optimum as Hoffmann et al.'s 4500-point grid (objective 0.0018, all five estimates to 4
+# digits, measured), at 1/40 of the cost.
+SMALL_GRID = dict(
+    a=(0.0, 10.0, 20.0), b=(0.0, 10.0, 20.0), e=(-1.0, 0.0, 1.0), alpha=(0.0, 1.0),
+    beta=(0.0, 1.0),
+)  # fmt: skip
+
+
+def test_power_law_bootstrap_intervals_cover_the_true_exponent():
+    rng = np.random.default_rng(0)
+    x = np.geomspace(1, 1e3, 30)
+    draws, covered = 200, 0
+    for i in range(draws):
+        y = 2.0 * x**-0.7 * np.exp(0.05 * rng.standard_normal(x.size))
+        lo, hi = fit.power_law(x, y, n_boot=200, seed=i).exponent_ci
+        covered += lo <= 0.7 <= hi
+    # 95% intervals: coverage over 200 draws has standard error sqrt(0.95 * 0.05 / 200) =
+    # 0.0154; percentile intervals at n = 30 undercover by ~1-2%, so accept 3 standard errors.
+    assert abs(covered / draws - 0.95) <= 3 * 0.0154
+
+
+def test_power_law_with_a_floor_recovers_floor_and_exponent():
+    rng = np.random.default_rng(1)
+    x = np.geomspace(1, 1e4, 40)
+    y = (0.5 + 3.0 * x**-0.6) * np.exp(0.01 * rng.standard_normal(x.size))
+    result = fit.power_law(x, y, floor=True, n_boot=100)
+    assert bool(result.converged)
+    assert result.exponent_ci[0] <= 0.6 <= result.exponent_ci[1]
+    assert result.floor_ci[0] <= 0.5 <= result.floor_ci[1]
+    assert abs(float(result.exponent) - 0.6) < 0.05 and abs(float(result.floor) - 0.5) < 0.02
+
+
+def test_auto_window_avoids_finite_size_regions():
+    spectrum = PowerLaw(s=2.0, a=2.0, n_modes=1000)
+    t = np.geomspace(1e-1, 1e7, 60)  # k* = t^(1/s) from 0.3 to 3e3, beyond M = 1000
+    loss = np.asarray(theory.gf_loss(spectrum, t))
+    result = fit.power_law(t, loss, window="auto")
+    lo, hi = result.window
+    assert t[0] < lo and hi < t[-1]  # both ends bend: k* near 1 and k* beyond M
+    assert 1.0 <= lo ** (1 / 2) and hi ** (1 / 2) <= 1000  # k* inside [1, M]
+    # The window's slopes are within WINDOW_RTOL of each other, so of (a - 1)/s too.
+    assert float(result.exponent) == pytest.approx(0.5, rel=fit.WINDOW_RTOL)
+    assert fit.power_law(t, loss, window=(lo, hi)).exponent == result.exponent
+
+
+def _chinchilla_points():
+    import pandas as pd
+
+    data = pd.read_csv(DATA / "chinchilla_figure4_points.csv")
+    n, c, loss = (data[k].to_numpy() for k in ("Model Size", "Training FLOP", "loss"))
+    return n, c / (6 * n), loss  # D = C / (6 N) (the file's README)
+
+
+# Besiroglu et al. 2024 (arXiv 2404.10102), Approach 3 on 240 of these points (5 outliers
+# dropped), Huber delta = 1e-3: estimate and standard error.
+REPLICATION = dict(
+    E=(1.8172, 0.03), A=(482.01, 124.58), B=(2085.43, 1293.23), alpha=(0.3478, 0.02),
+    beta=(0.3658, 0.02),
+)  # fmt: skip
+
+
+def test_chinchilla_fit_matches_the_published_replication():
+    n, d, loss = _chinchilla_points()
+    full = fit.chinchilla(n, d, loss, grid=SMALL_GRID, steps=100, n_boot=200)
+    assert bool(full.converged)
+    # On all 245 points our 95% bootstrap intervals contain the replication's estimates.
+    for name in ("E", "alpha", "beta"):
+        lo, hi = getattr(full, f"{name}_ci")
+        assert lo <= REPLICATION[name][0] <= hi, name
+    # Dropping the 5 points worst fitted (as the replication dropped 5 outliers; all five are
+    # under-trained 2-7e9-parameter runs at C ~ 1e19) reproduces its estimates to within one of
+    # its standard errors: the remaining differences (which 5 points, optimiser details) are
+    # well inside the estimator's sampling noise.
+    predicted = full.E + full.A * n**-full.alpha + full.B * d**-full.beta
+    keep = np.argsort(np.abs(np.log(predicted / loss)))[:-5]
+    trimmed = fit.chinchilla(n[keep], d[keep], loss[keep], grid=SMALL_GRID, steps=100)
+    for name, (value, stderr) in REPLICATION.items():
+        assert abs(float(getattr(trimmed, name)) - value) <= stderr, name
+
+
+def test_chinchilla_fit_recovers_synthetic_parameters():
+    rng = np.random.default_rng(2)
+    n, d = (g.ravel() for g in np.meshgrid(np.geomspace(1e7, 1e10, 7), np.geomspace(1e8, 1e11, 7)))
+    truth = dict(E=1.7, A=400.0, B=1000.0, alpha=0.34, beta=0.3)
+    loss = truth["E"] + truth["A"] * n ** -truth["alpha"] + truth["B"] * d ** -truth["beta"]
+    loss = loss * np.exp(0.005 * rng.standard_normal(loss.size))
+    result = fit.chinchilla(n, d, loss, grid=SMALL_GRID, steps=100, n_boot=100)
+    for name in ("E", "alpha", "beta"):
+        lo, hi = getattr(result, f"{name}_ci")
+        assert lo <= truth[name] <= hi, name
+
+
+def test_a_fit_that_did_not_converge_says_so():
+    n, d, loss = _chinchilla_points()
+    assert not bool(fit.chinchilla(n, d, loss, grid=SMALL_GRID, steps=3).converged)
+
+
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda: fit.power_law([1.0, 2.0], [1.0, 0.5]), "needs more than 2 points"),
+        (lambda: fit.power_law([1.0, 2.0, 3.0], [1.0, 0.5, 0.3], floor=True), "more than 3"),
+        (lambda: fit.power_law([1.0, -2.0, 3.0], [1.0, 0.5, 0.3]), "x must be > 0"),
+        (lambda: fit.power_law([1.0, 2.0, 3.0], [1.0, 0.0, 0.3]), "y must be > 0"),
+        (lambda: fit.power_law([1.0, 2.0, 3.0], [1.0, np.nan, 0.3]), "y has NaN"),
+        (
+            lambda: fit.power_law(np.arange(1.0, 10.0), np.arange(9.0, 0.0, -1), window=(1, 2)),
+            "keeps 2 points",
+        ),
+        (lambda: fit.power_law([1.0, 2.0, 3.0], [1.0, 0.5, 0.3], window="best"), "window"),
+        (lambda: fit.chinchilla([1e6] * 5, [1e9] * 5, [3.0] * 5), "needs more than 5 points"),
+        (lambda: fit.power_law([1.0, 2.0, 3.0], [1.0, 0.5, 0.3], level=1.5), "level"),
+    ],
+)
+def test_bad_input_is_rejected(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()
