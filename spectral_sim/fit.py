@@ -14,7 +14,10 @@ from jax.scipy.special import ndtri
 
 from spectral_sim._types import Array, ArrayLike, Bool, Float, check_count
 
-__all__ = ["ChinchillaFit", "PowerLawFit", "chinchilla", "power_law", "sem", "z_simultaneous"]
+__all__ = [
+    "ChinchillaFit", "Frontier", "PowerLawFit", "chinchilla", "frontier", "power_law", "sem",
+    "z_simultaneous",
+]  # fmt: skip
 
 
 HUBER_DELTA = 1e-3  # Hoffmann et al. and the replication (Besiroglu et al. 2024)
@@ -358,3 +361,119 @@ def _natural(theta: Float[Array, "fits 5"]) -> Float[Array, "fits 5"]:
     """(a, b, e, alpha, beta) -> (E, A, B, alpha, beta)."""
     a, b, e, alpha, beta = theta.T
     return jnp.stack([jnp.exp(e), jnp.exp(a), jnp.exp(b), alpha, beta], axis=-1)
+
+
+# --- the compute-optimal frontier -----------------------------------------------------------
+
+
+class Frontier(NamedTuple):
+    """Per compute budget C (rows of an iso-compute sweep): the loss-minimising model size N*,
+    data D* = C / N* and loss L*, with percentile bootstrap intervals over seeds (`*_ci`, rows x
+    (low, high); NaN without seeds or bootstrap); `interior` is False where the minimum sat on
+    the edge of the row's N range (N* is then only a bound). The allocation and loss exponents
+    are power-law fits over the interior rows: N* ~ C^n_exponent, D* ~ C^d_exponent,
+    L* ~ C^-loss_exponent."""
+
+    compute: Float[Array, " rows"]
+    n_star: Float[Array, " rows"]
+    d_star: Float[Array, " rows"]
+    loss_star: Float[Array, " rows"]
+    n_star_ci: Float[Array, "rows 2"]
+    loss_star_ci: Float[Array, "rows 2"]
+    interior: Bool[Array, " rows"]
+    n_exponent: PowerLawFit
+    d_exponent: PowerLawFit
+    loss_exponent: PowerLawFit
+
+
+def _vertex(log_n: Float[Array, " n"], loss: Float[Array, " n"]):
+    """The minimum of a row refined by the parabola in log N through the smallest loss and its
+    neighbours: (log N*, L*, whether the minimum is interior)."""
+    i = jnp.argmin(loss)
+    interior = (i > 0) & (i < loss.shape[0] - 1)
+    j = jnp.clip(i, 1, loss.shape[0] - 2)
+    x = jax.lax.dynamic_slice(log_n, (j - 1,), (3,))
+    y = jax.lax.dynamic_slice(loss, (j - 1,), (3,))
+    a, b, c = jnp.polyfit(x - x[1], y, 2)
+    shift = jnp.where(a > 0, jnp.clip(-b / (2 * a), x[0] - x[1], x[2] - x[1]), 0.0)
+    refined = (x[1] + shift, a * shift**2 + b * shift + c)
+    return (
+        jnp.where(interior, refined[0], log_n[i]),
+        jnp.where(interior, refined[1], loss[i]),
+        interior,
+    )
+
+
+@jax.jit
+def _frontier_rows(log_n, loss, weights):
+    """Vertices of every row for every seed weighting (rows x seeds losses)."""
+
+    def one(w):
+        mean = loss @ w / w.sum()
+        return jax.vmap(_vertex)(log_n, mean)
+
+    return jax.vmap(one)(weights)
+
+
+def frontier(
+    n: Float[ArrayLike, "rows cols"],
+    loss: Float[ArrayLike, "rows cols *seeds"],
+    compute: Float[ArrayLike, " rows"],
+    *,
+    n_boot: int = 0,
+    level: float = 0.95,
+    seed: int = 0,
+) -> Frontier:
+    """The compute-optimal frontier of an iso-compute sweep: row r holds model sizes n[r] (any
+    increasing values) trained at data C_r / n, with losses loss[r] (and a trailing seeds axis,
+    averaged; with `n_boot`, seeds are resampled for intervals). Each row's minimum is refined
+    by a parabola in log N; the exponents are fitted over the rows whose minimum is interior."""
+    n_np, compute_np = np.asarray(n, float), np.asarray(compute, float)
+    loss_np = np.asarray(loss, float)
+    if loss_np.ndim == 2:
+        loss_np = loss_np[..., None]
+    if n_np.ndim != 2 or loss_np.shape[:2] != n_np.shape or compute_np.shape != n_np.shape[:1]:
+        raise ValueError(
+            f"need n (rows, cols), loss (rows, cols[, seeds]) and compute (rows,); got "
+            f"{n_np.shape}, {np.shape(loss)}, {compute_np.shape}"
+        )
+    if n_np.shape[1] < 3:
+        raise ValueError(f"each row needs >= 3 model sizes to bracket a minimum; got {n_np.shape}")
+    for name, a in (("n", n_np), ("loss", loss_np), ("compute", compute_np)):
+        if not np.all(np.isfinite(a)) or np.any(a <= 0):
+            raise ValueError(f"{name} must be finite and > 0 (a diverged run cannot be fitted)")
+    if np.any(np.diff(n_np, axis=1) <= 0):
+        raise ValueError("each row of n must be strictly increasing")
+    check_count("n_boot", n_boot, low=0)
+    seeds = loss_np.shape[-1]
+    weights = np.ones((1, seeds))
+    if n_boot and seeds > 1:
+        draws = np.random.default_rng(seed).integers(0, seeds, (n_boot, seeds))
+        weights = np.concatenate(
+            [weights, np.stack([np.bincount(d, minlength=seeds) for d in draws])]
+        )
+    log_n, best, interior = _frontier_rows(
+        jnp.log(jnp.asarray(n_np)), jnp.asarray(loss_np), jnp.asarray(weights, loss_np.dtype)
+    )
+    n_star, loss_star = np.exp(np.asarray(log_n[0])), np.asarray(best[0])
+    inside = np.asarray(interior[0])
+    q = [50 * (1 - level), 100 - 50 * (1 - level)]
+    if weights.shape[0] > 1:
+        n_ci = np.percentile(np.exp(np.asarray(log_n[1:])), q, axis=0).T
+        loss_ci = np.percentile(np.asarray(best[1:]), q, axis=0).T
+    else:
+        n_ci = loss_ci = np.full((compute_np.size, 2), np.nan)
+    if inside.sum() < 3:
+        raise ValueError(
+            f"only {int(inside.sum())} rows have an interior minimum; widen the N range of the "
+            "rows so that the frontier is bracketed"
+        )
+    c_in = compute_np[inside]
+    fits = [
+        power_law(c_in, v) for v in (1 / n_star[inside], n_star[inside] / c_in, loss_star[inside])
+    ]  # N* ~ C^xi is fitted as 1/N* ~ C^-xi, so every exponent is reported with its sign
+    return Frontier(
+        jnp.asarray(compute_np), jnp.asarray(n_star), jnp.asarray(compute_np / n_star),
+        jnp.asarray(loss_star), jnp.asarray(n_ci), jnp.asarray(loss_ci), jnp.asarray(inside),
+        *fits,
+    )  # fmt: skip

@@ -5,6 +5,8 @@ import pathlib
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from spectral_sim import PowerLaw, fit, theory
 
@@ -127,3 +129,63 @@ def test_a_fit_that_did_not_converge_says_so():
 def test_bad_input_is_rejected(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+def _iso_compute_sweep(s, a, compute, ratios):
+    """Continuum L(N, C/N) (THEORY.md §2.6) on rows of model sizes around K_N C^(1/(s+1))."""
+    optimum = theory.compute_optimal(s=s, a=a)
+    n = float(optimum.k_n) * compute[:, None] ** (1 / (s + 1)) * ratios[None]
+    return n, np.asarray(theory.continuum_loss(n, compute[:, None] / n, s, a)), optimum
+
+
+def test_frontier_recovers_the_compute_optimal_law():
+    compute = np.logspace(4, 12, 9)
+    errors = []
+    for n_cols in (15, 29):  # halving the log-N spacing
+        n, loss, optimum = _iso_compute_sweep(2.0, 2.0, compute, np.geomspace(0.25, 4, n_cols))
+        result = fit.frontier(n, loss, compute)
+        assert bool(np.all(result.interior))
+        # Rows are the same curve rescaled, so the fitted exponents are exact.
+        assert float(result.n_exponent.exponent) == pytest.approx(1 / 3, rel=1e-10)
+        assert float(result.d_exponent.exponent) == pytest.approx(2 / 3, rel=1e-10)
+        assert float(result.loss_exponent.exponent) == pytest.approx(1 / 3, rel=1e-10)
+        k_n = np.asarray(result.n_star) / compute ** (1 / 3)
+        errors.append(np.max(np.abs(k_n / float(optimum.k_n) - 1)))
+        loss_error = np.abs(
+            np.asarray(result.loss_star) / float(optimum.k_loss) * compute ** (1 / 3) - 1
+        )
+        assert np.max(loss_error) < 3e-4  # 1.4e-4 measured at the coarse spacing
+    # The parabola's vertex error is O(h^2) in the spacing h = ln 16 / (cols - 1): 1.3% at
+    # h = 0.2 (measured), and it must shrink ~4x when h halves.
+    assert errors[0] < 0.02 and errors[1] < errors[0] / 3
+
+
+def test_frontier_intervals_from_seeds_cover_the_noiseless_optimum():
+    rng = np.random.default_rng(3)
+    compute = np.logspace(4, 10, 7)
+    n, loss, _ = _iso_compute_sweep(1.5, 1.5, compute, np.geomspace(0.25, 4, 15))
+    noiseless = np.asarray(fit.frontier(n, loss, compute).n_star)
+    noisy = loss[..., None] * np.exp(0.002 * rng.standard_normal(loss.shape + (64,)))
+    result = fit.frontier(n, noisy, compute, n_boot=200)
+    lo, hi = np.asarray(result.n_star_ci).T
+    # 7 rows at 95% each: all covered with probability ~0.70, at least 5 with ~0.996.
+    assert np.sum((lo <= noiseless) & (noiseless <= hi)) >= 5
+    assert np.all(hi > lo)
+
+
+@settings(max_examples=15, deadline=None)
+@given(s=st.floats(1.2, 3.0), a=st.floats(1.2, 3.0))
+def test_frontier_is_monotone_in_compute(s, a):
+    compute = np.logspace(4, 11, 8)
+    n, loss, _ = _iso_compute_sweep(s, a, compute, np.geomspace(0.2, 5, 17))
+    result = fit.frontier(n, loss, compute)
+    assert np.all(np.diff(np.asarray(result.loss_star)) < 0)  # more compute, lower loss
+    assert np.all(np.diff(np.asarray(result.n_star)) > 0)  # and a larger optimal model
+    assert np.all(np.diff(np.asarray(result.d_star)) > 0)  # trained on more data
+
+
+def test_frontier_needs_a_bracketed_minimum():
+    compute = np.logspace(4, 8, 5)
+    n, loss, _ = _iso_compute_sweep(2.0, 2.0, compute, np.geomspace(2, 8, 7))  # all above N*
+    with pytest.raises(ValueError, match="interior minimum"):
+        fit.frontier(n, loss, compute)
