@@ -19,7 +19,7 @@ import numpy as np
 from benchmarks._common import device, machine, write_results
 from spectral_sim import fit
 
-DATA = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data"
+DATA = pathlib.Path(__file__).resolve().parents[1] / "data"
 STEPS = 100  # L-BFGS steps per optimisation (the fits converge well within this on the file)
 
 

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from spectral_sim import PowerLaw, fit, theory
 
-DATA = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data"
+DATA = pathlib.Path(__file__).resolve().parents[1] / "data"
 # A coarse start grid (108 points) for the tests: on the Chinchilla file it reaches the same
 # optimum as Hoffmann et al.'s 4500-point grid (objective 0.0018, all five estimates to 4
 # digits, measured), at 1/40 of the cost.
