@@ -83,9 +83,7 @@ def power_law(
     lx, ly = jnp.asarray(np.log(x_np), dtype), jnp.asarray(np.log(y_np), dtype)
     weights = jnp.ones((1, x_np.size), dtype)
     if n_boot:
-        draws = jax.random.randint(jax.random.key(seed), (n_boot, x_np.size), 0, x_np.size)
-        counts = jax.vmap(lambda i: jnp.bincount(i, length=x_np.size))(draws).astype(dtype)
-        weights = jnp.concatenate([weights, counts])
+        weights = jnp.concatenate([weights, _resample_counts(seed, n_boot, x_np.size, dtype)])
     if floor:
         alpha, prefactor, e, gradient = _floor_fits(lx, ly, weights, steps)
         converged = gradient[0] < GRADIENT_TOL
@@ -103,6 +101,13 @@ def power_law(
     return PowerLawFit(
         alpha[0], prefactor[0], stderr, e[0], exponent_ci, floor_ci, used, converged, level
     )
+
+
+def _resample_counts(seed: int, n_boot: int, size: int, dtype) -> Float[Array, "boot n"]:
+    """How often each of `size` points appears in each of n_boot bootstrap resamples (drawn
+    from key(seed)): weights that refit every resample in one vmapped call."""
+    draws = jax.random.randint(jax.random.key(seed), (n_boot, size), 0, size)
+    return jax.vmap(lambda i: jnp.bincount(i, length=size))(draws).astype(dtype)
 
 
 def _window(x: np.ndarray, y: np.ndarray, window) -> np.ndarray:
@@ -346,8 +351,7 @@ def chinchilla(
     if n_boot:
         spread = starts[:: max(1, starts.shape[0] // boot_restarts)][: boot_restarts - 1]
         boot_starts = jnp.concatenate([theta, spread])
-        draws = jax.random.randint(jax.random.key(seed), (n_boot, n.size), 0, n.size)
-        weights = jax.vmap(lambda i: jnp.bincount(i, length=n.size))(draws).astype(dtype)
+        weights = _resample_counts(seed, n_boot, n.size, dtype)
         boot = _chinchilla_fits(boot_starts, *data, weights, delta, steps)[0]
         tail = 100 * (1 - level) / 2
         ci = jnp.percentile(_natural(boot), jnp.array([tail, 100 - tail]), axis=0).T
@@ -446,14 +450,12 @@ def frontier(
         raise ValueError("each row of n must be strictly increasing")
     check_count("n_boot", n_boot, low=0)
     seeds = loss_np.shape[-1]
-    weights = np.ones((1, seeds))
+    weights = jnp.ones((1, seeds), loss_np.dtype)
     if n_boot and seeds > 1:
-        draws = np.random.default_rng(seed).integers(0, seeds, (n_boot, seeds))
-        weights = np.concatenate(
-            [weights, np.stack([np.bincount(d, minlength=seeds) for d in draws])]
-        )
+        resampled = _resample_counts(seed, n_boot, seeds, loss_np.dtype)
+        weights = jnp.concatenate([weights, resampled])
     log_n, best, interior = _frontier_rows(
-        jnp.log(jnp.asarray(n_np)), jnp.asarray(loss_np), jnp.asarray(weights, loss_np.dtype)
+        jnp.log(jnp.asarray(n_np)), jnp.asarray(loss_np), weights
     )
     n_star, loss_star = np.exp(np.asarray(log_n[0])), np.asarray(best[0])
     inside = np.asarray(interior[0])
