@@ -12,14 +12,17 @@ so results do not depend on chunking, devices or processes.
 import dataclasses
 import functools
 import hashlib
+import importlib.metadata
 import inspect
 import itertools
 import json
 import math
 import os
 import pathlib
+import re
 import sys
 import tempfile
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -36,6 +39,11 @@ __all__ = ["Grid", "Options", "Plan", "load", "make_from", "plan", "run", "save"
 DEFAULT_BUDGET = 2 * 2**30  # bytes of memory a chunk may use on each device
 MANIFEST = "manifest.json"
 MIN_PER_DEVICE = 2
+# jaxlib's CPU LAPACK kernels (eigh, Cholesky, SVD, QR, ...) before this version split a batch
+# over the intra-op thread pool and block until it is done; several CPU devices running such
+# kernels at once exhaust the pool and hang (reproduced with 2 to 8 host devices on jaxlib
+# 0.10.2; the parallel path is compiled out of open-source jaxlib by 0.11.2).
+LAPACK_POOL_FIXED = (0, 11, 2)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -306,6 +314,15 @@ def plan(
         chosen = tuple(devices)
     static = _static_axes(make, grid)
     groups = _groups(grid, static)
+    if simulate is not None and _lapack_pool_hazard(make, simulate, grid, groups, chosen):
+        warnings.warn(
+            f"this sweep calls CPU LAPACK kernels, which deadlock across several CPU devices on "
+            f"jaxlib < {'.'.join(map(str, LAPACK_POOL_FIXED))}; running on 1 device, not "
+            f"{len(chosen)}",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+        chosen = chosen[:1]
     per_point = _bytes_per_point(make, simulate, grid) if simulate is not None else 0.0
     n_dev = len(chosen)
     largest = max(g.indices.size for g in groups)
@@ -318,6 +335,28 @@ def plan(
     # that results do not depend on chunk size or device count.
     chunk = n_dev * max(MIN_PER_DEVICE, math.ceil(chunk_size / n_dev))
     return Plan(grid, static, groups, chunk, chosen, per_point)
+
+
+def _jaxlib_version() -> tuple[int, ...]:
+    return tuple(int(x) for x in re.findall(r"\d+", importlib.metadata.version("jaxlib"))[:3])
+
+
+def _lapack_pool_hazard(make, simulate, grid: Grid, groups, devices: tuple) -> bool:
+    """Whether running the groups on `devices` meets the jaxlib LAPACK thread-pool deadlock:
+    several CPU devices, an affected jaxlib and a LAPACK call in some group's program (found in
+    the lowered text of its first point, which is cheap: nothing compiles)."""
+    if len(devices) < 2 or any(d.platform != "cpu" for d in devices):
+        return False
+    if _jaxlib_version() >= LAPACK_POOL_FIXED:
+        return False
+    points = grid.points()
+    key = jax.random.key(0)
+    for group in groups:
+        params = make(**points[group.indices[0]])
+        traced = jax.jit(simulate).trace(params, key)
+        if "lapack_" in traced.lower(lowering_platforms=("cpu",)).as_text():
+            return True
+    return False
 
 
 def _bytes_per_point(make: Callable, simulate: Callable, grid: Grid) -> float:

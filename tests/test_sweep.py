@@ -8,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import warnings
 
 import chex
 import jax
@@ -119,6 +120,32 @@ def test_one_compile_per_group():
     for _ in range(2):
         sweep.run(traced, make, GRID, chunk_size=2, devices=1, progress=False)
     chex.clear_trace_counter()
+
+
+def _eigh(params, key):
+    features = jax.random.normal(key, (32, 16))
+    kernel = features.T @ (params.spectrum.eigenvalues()[:, None] * features)
+    return dict(mu=jnp.linalg.eigh(kernel)[0])
+
+
+def test_lapack_sweeps_avoid_the_cpu_thread_pool_deadlock():
+    """jaxlib < 0.11.2 can hang running batched eigh on several CPU devices at once (see
+    sweep.LAPACK_POOL_FIXED): such a sweep runs on one device, says so, and gives the same
+    numbers; a sweep without LAPACK calls keeps every device."""
+    grid = sweep.Grid(product=dict(s=[1.5, 2.0, 3.0], lr=[0.1]), n_seeds=8)
+    if jax.local_device_count() > 1 and sweep._jaxlib_version() < sweep.LAPACK_POOL_FIXED:
+        with pytest.warns(RuntimeWarning, match="LAPACK"):
+            assert len(sweep.plan(make, grid, simulate=_eigh).devices) == 1
+    assert len(sweep.plan(make, grid, simulate=run_sgd).devices) == jax.local_device_count()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        runs = [sweep.run(_eigh, make, grid, progress=False).mu.values for _ in range(3)]
+    # Seed 5 of s = 2 (common random numbers: key fold_in(key(0), 5)); vmapped vs unbatched
+    # programs differ by a few ulp.
+    alone = jax.jit(_eigh)(make(2.0, 0.1), jax.random.fold_in(jax.random.key(0), 5))["mu"]
+    np.testing.assert_allclose(runs[0][1, 0, 5], alone, rtol=1e-12)
+    for other in runs[1:]:
+        np.testing.assert_array_equal(other, runs[0])
 
 
 def test_resume_computes_only_missing_chunks(reference, tmp_path):
