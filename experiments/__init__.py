@@ -5,12 +5,17 @@ grids through `options.run(...)` (the sweep engine: devices, memory budget, resu
 files); `spectral-sim run NAME` runs one.
 """
 
+import dataclasses
 import importlib
+from collections.abc import Mapping
 from types import ModuleType
+from typing import Any, TypeVar
 
-__all__ = ["EXPERIMENTS", "describe", "load"]
+__all__ = ["EXPERIMENTS", "describe", "load", "quick"]
 
-EXPERIMENTS: tuple[str, ...] = ("learning_curves",)
+EXPERIMENTS: tuple[str, ...] = ("learning_curves", "scaling_laws")
+
+C = TypeVar("C")
 
 
 def load(name: str) -> ModuleType:
@@ -24,3 +29,13 @@ def describe(name: str) -> str:
     """The first line of the experiment module's docstring (imports the module)."""
     doc = (load(name).__doc__ or "").strip()
     return doc.splitlines()[0] if doc else ""
+
+
+def quick(cfg: C, values: Mapping[str, Any]) -> C:
+    """The effective config: with `cfg.quick`, the fields still at their defaults take `values`
+    (so a user's explicit choice survives --quick)."""
+    if not cfg.quick:  # pyright: ignore[reportAttributeAccessIssue]
+        return cfg
+    default = type(cfg)()
+    changed = {k: v for k, v in values.items() if getattr(cfg, k) == getattr(default, k)}
+    return dataclasses.replace(cfg, **changed)  # pyright: ignore[reportArgumentType]

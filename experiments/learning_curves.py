@@ -15,6 +15,7 @@ import numpy as np
 import tyro
 import xarray as xr
 
+import experiments
 from spectral_sim import PowerLaw, fit, simulate, sweep, theory
 from spectral_sim.models import linear
 from spectral_sim.report import Claim, Report
@@ -57,16 +58,6 @@ QUICK = dict(
     s=(1.5, 3.0), a=(2.0,), lr_frac=(0.5, 2.0), n_modes=128, n_steps=1000, n_seeds=256,
     gf_modes=2**18,
 )  # fmt: skip
-
-
-def resolve(cfg: Config) -> Config:
-    """The effective config: with `quick`, fields still at their defaults take QUICK values."""
-    if not cfg.quick:
-        return cfg
-    default = Config()
-    return dataclasses.replace(
-        cfg, **{k: v for k, v in QUICK.items() if getattr(cfg, k) == getattr(default, k)}
-    )
 
 
 def check(cfg: Config) -> None:
@@ -381,7 +372,7 @@ def figures(data: xr.Dataset, gf: xr.Dataset) -> dict:
 
 
 def run(cfg: Config, options: sweep.Options | None = None) -> Report:
-    cfg = resolve(cfg)
+    cfg = experiments.quick(cfg, QUICK)
     check(cfg)
     data = simulate_grid(cfg, options)  # the one step that runs sweeps (resumable)
     gf = gradient_flow(cfg)

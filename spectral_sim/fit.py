@@ -449,13 +449,12 @@ def frontier(
     if np.any(np.diff(n_np, axis=1) <= 0):
         raise ValueError("each row of n must be strictly increasing")
     check_count("n_boot", n_boot, low=0)
-    seeds = loss_np.shape[-1]
-    weights = jnp.ones((1, seeds), loss_np.dtype)
+    seeds, dtype = loss_np.shape[-1], jnp.result_type(float)
+    weights = jnp.ones((1, seeds), dtype)
     if n_boot and seeds > 1:
-        resampled = _resample_counts(seed, n_boot, seeds, loss_np.dtype)
-        weights = jnp.concatenate([weights, resampled])
+        weights = jnp.concatenate([weights, _resample_counts(seed, n_boot, seeds, dtype)])
     log_n, best, interior = _frontier_rows(
-        jnp.log(jnp.asarray(n_np)), jnp.asarray(loss_np), weights
+        jnp.asarray(np.log(n_np), dtype), jnp.asarray(loss_np, dtype), weights
     )
     n_star, loss_star = np.exp(np.asarray(log_n[0])), np.asarray(best[0])
     inside = np.asarray(interior[0])
