@@ -430,8 +430,9 @@ def frontier(
 ) -> Frontier:
     """The compute-optimal frontier of an iso-compute sweep: row r holds model sizes n[r] (any
     increasing values) trained at data C_r / n, with losses loss[r] (and a trailing seeds axis,
-    averaged; with `n_boot`, seeds are resampled for intervals). Each row's minimum is refined
-    by a parabola in log N; the exponents are fitted over the rows whose minimum is interior."""
+    averaged; with `n_boot`, seeds are resampled for intervals of N*, L* and the exponents).
+    Each row's minimum is refined by a parabola in log N; the exponents are fitted over the rows
+    whose minimum is interior (in the full-sample fit, for every resample)."""
     n_np, compute_np = np.asarray(n, float), np.asarray(compute, float)
     loss_np = np.asarray(loss, float)
     if loss_np.ndim == 2:
@@ -473,6 +474,20 @@ def frontier(
     fits = [
         power_law(c_in, v) for v in (1 / n_star[inside], n_star[inside] / c_in, loss_star[inside])
     ]  # N* ~ C^xi is fitted as 1/N* ~ C^-xi, so every exponent is reported with its sign
+    if weights.shape[0] > 1:  # seed-bootstrap intervals: every resample's rows refitted at once
+        log_c = jnp.asarray(np.log(c_in), dtype)
+        ones = jnp.ones((1, c_in.size), dtype)
+        log_n_in = log_n[1:, inside]
+        targets = (-log_n_in, log_n_in - log_c[None], jnp.log(best[1:, inside]))
+        fits = [
+            fitted._replace(
+                exponent_ci=jnp.percentile(
+                    jax.vmap(lambda y: _ols_fits(log_c, y, ones)[0][0])(target), jnp.asarray(q)
+                ),
+                level=level,
+            )
+            for fitted, target in zip(fits, targets, strict=True)
+        ]
     return Frontier(
         jnp.asarray(compute_np), jnp.asarray(n_star), jnp.asarray(compute_np / n_star),
         jnp.asarray(loss_star), jnp.asarray(n_ci), jnp.asarray(loss_ci), jnp.asarray(inside),
