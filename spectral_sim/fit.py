@@ -274,22 +274,39 @@ def _lbfgs(fun, x0, steps: int):
 
 @functools.partial(jax.jit, static_argnames=("steps",))
 def _chinchilla_fits(starts, log_n, log_d, log_l, weights, delta, steps):
-    """Best of the starts for each row of weights (one bootstrap resample each): one vmapped
-    optimisation over resamples x starts."""
+    """Best of the starts for each row of weights (one bootstrap resample each): one compiled
+    optimisation over resamples x starts (`_over_lanes`)."""
 
-    def one(x0, weight):
+    def one(lane):
+        x0, weight = lane
         fun = functools.partial(
             _chinchilla_objective, log_n=log_n, log_d=log_d, log_l=log_l, weight=weight,
             delta=delta,
         )  # fmt: skip
         return _lbfgs(fun, x0, steps)
 
-    over_starts = jax.vmap(one, in_axes=(0, None))
-    theta, value, gradient = jax.vmap(over_starts, in_axes=(None, 0))(starts, weights)
+    shape = (weights.shape[0], starts.shape[0])
+    lanes = (
+        jnp.broadcast_to(starts, (*shape, starts.shape[1])).reshape(-1, starts.shape[1]),
+        jnp.broadcast_to(weights[:, None], (*shape, weights.shape[1])).reshape(
+            -1, weights.shape[1]
+        ),
+    )
+    out = _over_lanes(one, lanes)
+    theta, value, gradient = jax.tree.map(lambda x: x.reshape(*shape, *x.shape[1:]), out)
     value = jnp.where(jnp.isfinite(value), value, jnp.inf)
     best = jnp.argmin(value, axis=1)
     pick = jax.vmap(lambda x, i: x[i])
     return pick(theta, best), pick(value, best), pick(gradient, best)
+
+
+def _over_lanes(fun, lanes):
+    """fun over the leading axis of `lanes`: vmapped on accelerators; on CPU one lane after
+    another (`lax.map`), because a vmapped L-BFGS runs every lane's line search for as long as
+    the slowest lane's, which made it 2x slower there (500 starts: 6.6 s vs 3.2 s measured)."""
+    if jax.default_backend() == "cpu":
+        return jax.lax.map(fun, lanes)
+    return jax.vmap(fun)(lanes)
 
 
 def _chinchilla_starts(grid: dict, dtype) -> Float[Array, "starts 5"]:
