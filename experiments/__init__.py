@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from types import ModuleType
 from typing import Any, TypeVar
 
-__all__ = ["EXPERIMENTS", "describe", "load", "quick"]
+__all__ = ["EXPERIMENTS", "describe", "load", "quick", "worst"]
 
 EXPERIMENTS: tuple[str, ...] = ("learning_curves", "scaling_laws")
 
@@ -39,3 +39,9 @@ def quick(cfg: C, values: Mapping[str, Any]) -> C:
     default = type(cfg)()
     changed = {k: v for k, v in values.items() if getattr(cfg, k) == getattr(default, k)}
     return dataclasses.replace(cfg, **changed)  # pyright: ignore[reportArgumentType]
+
+
+def worst(rows: list[dict]) -> dict:
+    """The row (of a claim checked over several configs) whose deviation uses most of its
+    tolerance: the largest (error + band) / tolerance, with band = z * stderr."""
+    return max(rows, key=lambda r: (r["error"] + r["band"]) / max(r["tolerance"], 1e-300))

@@ -199,11 +199,6 @@ def gradient_flow(cfg: Config) -> xr.Dataset:
 # --- claims ----------------------------------------------------------------------------------
 
 
-def _worst(rows: list[dict]) -> dict:
-    """The row whose deviation uses most of its tolerance band."""
-    return max(rows, key=lambda r: (r["error"] + r["band"]) / max(r["tolerance"], 1e-300))
-
-
 def claims(data: xr.Dataset, gf: xr.Dataset) -> list[Claim]:
     out = []
     rows = []
@@ -215,7 +210,7 @@ def claims(data: xr.Dataset, gf: xr.Dataset) -> list[Claim]:
         tolerance = 2 * TAIL_SHARE / np.log(t[-1] / t[0])
         error = abs(float(point.gf_exponent) - (a - 1) / s)
         rows.append(dict(s=s, a=a, error=error, band=0.0, tolerance=tolerance, point=point))
-    worst = _worst(rows)
+    worst = experiments.worst(rows)
     s, a = worst["s"], worst["a"]
     out.append(
         Claim(
@@ -243,7 +238,7 @@ def claims(data: xr.Dataset, gf: xr.Dataset) -> list[Claim]:
             dict(i=i, error=abs(m - 1), band=z * e, tolerance=RECURSION_MARGIN)
             for i, (m, e) in enumerate(zip(mean, stderr, strict=True))
         ]
-        i = _worst(rows)["i"]
+        i = experiments.worst(rows)["i"]
         where = _describe(data.chi.where(data.chi < 1), i)
         out.append(
             Claim(
@@ -288,7 +283,7 @@ def claims(data: xr.Dataset, gf: xr.Dataset) -> list[Claim]:
         tolerance = limit * (1.5 * (a - 1) / k_star + TAIL_SHARE)
         error = abs(float(point.tail_ratio) - limit)
         rows.append(dict(s=s, a=a, error=error, band=0.0, tolerance=tolerance, point=point))
-    worst = _worst(rows)
+    worst = experiments.worst(rows)
     out.append(
         Claim(
             id="learning_curves.tail_dominance",

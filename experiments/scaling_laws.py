@@ -523,11 +523,6 @@ def _n_tolerance(front: fit.Frontier) -> float:
     )
 
 
-def _worst(rows: list[dict]) -> dict:
-    """The row whose deviation uses most of its tolerance band."""
-    return max(rows, key=lambda r: (r["error"] + r["band"]) / max(r["tolerance"], 1e-300))
-
-
 def _missing(claim_id: str, source: str, statement: str, predicted: float = np.nan) -> Claim:
     """A claim that this config cannot measure: INCONCLUSIVE, saying why."""
     return Claim(claim_id, source, statement, predicted, np.nan, np.nan, 0.0)
@@ -600,7 +595,7 @@ def _row1_claims(measured: dict) -> list[Claim]:
              error=abs(m["loss"] - (a - 1) / (s + 1)), band=0.0)
         for (s, a), m in measured.items()
     ]  # fmt: skip
-    w = _worst(rows)
+    w = experiments.worst(rows)
     out.append(
         Claim(
             id="scaling.loss_exponent",
@@ -622,7 +617,7 @@ def _row1_claims(measured: dict) -> list[Claim]:
              error=abs(m["n"] - 1 / (s + 1)), band=0.0)
         for (s, a), m in measured.items()
     ]  # fmt: skip
-    w = _worst(rows)
+    w = experiments.worst(rows)
     out.append(
         Claim(
             id="scaling.allocation_exponent",
@@ -649,7 +644,7 @@ def _row1_claims(measured: dict) -> list[Claim]:
         if not rows:
             out.append(_missing(claim_id, source, f"no GF pair with {what} in the config"))
             continue
-        w = _worst(rows)
+        w = experiments.worst(rows)
         out.append(
             Claim(
                 id=claim_id,
@@ -770,7 +765,7 @@ def _truncation_claims(measured: dict) -> list[Claim]:
     if not rows:
         out.append(_missing("scaling.soft_allocation_exponent", source, "no GF frontier", 0.0))
         return out
-    w = _worst(rows)
+    w = experiments.worst(rows)
     predicted_k_n = float(theory.compute_optimal(s=w["s"], a=w["a"]).k_n)
     out.append(
         Claim(
@@ -836,7 +831,7 @@ def _sgd_claims(data: xr.Dataset, fronts: dict) -> list[Claim]:
                 dict(s=s, a=a, measured=ratio, stderr=err, error=abs(ratio - 1), band=z * err,
                      tolerance=RECURSION_MARGIN, rows=int(ok.sum()))
             )  # fmt: skip
-    w = _worst(exponent_rows)
+    w = experiments.worst(exponent_rows)
     rec = w["recursion"]
     rec_text = "n/a" if rec is None else f"{float(rec.loss_exponent.exponent):.4f}"
     out = [
@@ -857,7 +852,7 @@ def _sgd_claims(data: xr.Dataset, fronts: dict) -> list[Claim]:
     if not ratio_rows:
         out.append(_missing(ids[1], "THEORY.md §2.4 [E]", "no recursion frontier", 1.0))
         return out
-    w = _worst(ratio_rows)
+    w = experiments.worst(ratio_rows)
     out.append(
         Claim(
             id=ids[1],
@@ -891,7 +886,7 @@ def _soft_prefactor_claim(measured: dict) -> Claim:
             dict(s=s, a=a, predicted=soft, measured=k["value"], error=abs(k["value"] - soft),
                  band=0.0, tolerance=k["rtol"] * soft, hard=hard, compute=k["compute"])
         )  # fmt: skip
-    w = _worst(rows)
+    w = experiments.worst(rows)
     misses = ", ".join(
         f"({r['s']:g}, {r['a']:.3g}) {r['hard'] / r['measured'] - 1:+.1%}" for r in rows
     )
@@ -947,7 +942,7 @@ def _rf_claim(data: xr.Dataset, fits: list[dict]) -> Claim:
             band=z * r["stderr"],
             tolerance=(r["a"] - 1 - r["s"]) / 2,
         )
-    w = _worst(rows)
+    w = experiments.worst(rows)
     return Claim(
         id=claim_id,
         source=source,

@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from conftest import RTOL
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from jax.scipy.special import zeta
 from scipy import integrate
@@ -365,3 +365,44 @@ def test_float32_keeps_dtype():
 def test_bad_input_raises_naming_the_field(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+@settings(max_examples=40, deadline=None)
+@given(s=st.floats(1.05, 4.0), eps=st.floats(1e-9, 1e-6))
+def test_plrf_loss_exponent_is_continuous_across_phase_boundaries(s, eps):
+    """THEORY.md §2.6.1: eta is continuous across every boundary (Ia/II at a = s + 1, II/III at
+    a = 2s); xi jumps only across IVa/IVb."""
+    for boundary in (s + 1, 2 * s):
+        if boundary <= 1:
+            continue
+        below = theory.plrf_compute_optimal(s, boundary - eps)
+        above = theory.plrf_compute_optimal(s, boundary + eps)
+        assert below.phase != above.phase
+        assert above.loss_exponent == pytest.approx(below.loss_exponent, abs=10 * eps)
+
+
+def test_plrf_phases_in_plrf_symbols():
+    """The (s, a) formulas against the table's PLRF symbols (s = 2 alpha, a = 2 alpha + 2 beta):
+    II xi = beta/(alpha+beta), eta = (2 alpha + 2 beta - 1)/(2(alpha+beta)); III eta = 1 - 1/(4
+    alpha); Ib eta = alpha + beta - 1/2; IVb eta = alpha; Ia xi = 1/(2 alpha + 1)."""
+    cases = {(2.0, 2.5): "Ia", (2.0, 3.5): "II", (2.0, 5.0): "III", (0.8, 1.5): "Ib",
+             (0.3, 2.0): "Ic", (0.55, 2.0): "IVa", (0.8, 2.5): "IVb"}  # fmt: skip
+    for (s, a), phase in cases.items():
+        got = theory.plrf_compute_optimal(s, a)
+        alpha, beta = (float(x) for x in theory.plrf_from_sa(s, a))
+        assert got.phase == phase
+        expected = {
+            "Ia": (1 / (2 * alpha + 1), None),
+            "II": (beta / (alpha + beta), (2 * alpha + 2 * beta - 1) / (2 * (alpha + beta))),
+            "III": (0.5, 1 - 1 / (4 * alpha)),
+            "Ib": (0.5, alpha + beta - 0.5),
+            "IVb": (0.5, alpha),
+        }.get(phase)
+        if expected is None:
+            continue
+        xi, eta = expected
+        assert got.d_exponent == pytest.approx(xi, rel=1e-12)
+        if eta is not None:
+            assert got.loss_exponent == pytest.approx(eta, rel=1e-12)
+    with pytest.raises(ValueError, match="a > 1"):
+        theory.plrf_compute_optimal(2.0, 1.0)

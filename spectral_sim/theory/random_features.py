@@ -23,6 +23,7 @@ __all__ = [
     "Optimum",
     "approx_error",
     "approx_error_given_features",
+    "gf_loss_given_features",
     "loss",
     "optimum",
     "rf_approx_error",
@@ -78,6 +79,19 @@ def approx_error_given_features(
 ) -> Float[Array, ""]:
     """u^T (I - P_Z) u = min_theta ||F theta - w*||^2_Sigma = 2 F0 for this F ([E])."""
     return 2 * optimum(spectrum, features).floor
+
+
+def gf_loss_given_features(
+    spectrum: Spectrum, features: Float[Array, "modes dim"], times: Float[Array, " times"]
+) -> Float[Array, " times"]:
+    """Exact loss of gradient flow on the readout from theta = 0 at `times` given F ([E]):
+    theta(t) - theta* = -e^(-K t) theta*, so L(t) = F0 + 1/2 sum_j mu_j (Q^T theta*)_j^2
+    e^(-2 mu_j t). The modes of `spectrum` are all there is (add 1/2 zeta(a, M + 1) for the
+    modes beyond a PowerLaw's M, which no feature sees)."""
+    opt = optimum(spectrum, features)
+    times = jnp.asarray(times, opt.mu.dtype)
+    decay = jnp.exp(-2 * opt.mu[:, None] * times[None])
+    return opt.floor + 0.5 * (opt.mu * opt.theta**2) @ decay
 
 
 def sgd_loss_given_features(

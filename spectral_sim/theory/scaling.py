@@ -11,6 +11,7 @@ differentiable: tau* carries its implicit-function derivative.
 """
 
 import functools
+import math
 from typing import Literal, NamedTuple
 
 import jax
@@ -26,12 +27,14 @@ __all__ = [
     "ChinchillaExponents",
     "ComputeOptimal",
     "PLRFExponents",
+    "PLRFPhase",
     "SpectrumExponents",
     "chinchilla_from_sa",
     "compute_optimal",
     "continuum_loss",
     "paper_loss_exponent",
     "phi",
+    "plrf_compute_optimal",
     "plrf_from_sa",
     "rf_saturation_exponent",
     "ridge_data_exponent",
@@ -257,6 +260,41 @@ def paper_loss_exponent(s: Scalar) -> Float[Array, "*grid"]:
     check_range("s", s, gt=0)
     (s,) = _as_float(s)
     return (s - 1) / (s + 1)
+
+
+class PLRFPhase(NamedTuple):
+    """A compute-optimal phase of one-pass SGD on random features: width d* ~ f^d_exponent,
+    loss ~ f^-loss_exponent in the flops f ~ d r (THEORY.md §2.6.1)."""
+
+    phase: str
+    d_exponent: float
+    loss_exponent: float
+
+
+def plrf_compute_optimal(s: float, a: float) -> PLRFPhase:
+    """The PLRF phase of (s, a) and its exponents (Paquette, Paquette, Xiao, Pennington 2024;
+    THEORY.md §2.6.1, in the (s, a) notation: s = 2 alpha, a = 2 alpha + 2 beta). Ia, II and III
+    (s > 1) are confirmed numerically to about 0.03 at d <= 3e3 (THEORY.md); Ib is consistent;
+    Ic, IVa and IVb are derived from the component asymptotics only. Points on a boundary take
+    the phase listed first in the table. Plain floats (the phase is a label, not traceable)."""
+    s, a = float(s), float(a)
+    if not s > 0 or not a > 1:
+        raise ValueError(f"need s > 0 and a > 1; got s={s}, a={a}")
+    if s > 1:
+        if a <= s + 1:
+            return PLRFPhase("Ia", 1 / (s + 1), (a - 1) / (s + 1))
+        if a <= 2 * s:
+            return PLRFPhase("II", (a - s) / a, (a - 1) / a)
+        return PLRFPhase("III", 0.5, 1 - 1 / (2 * s))
+    if a <= s + 1:
+        return PLRFPhase("Ib", 0.5, (a - 1) / 2)
+    if s < 0.5:
+        xi = (a - 1) / (s**2 - s * a + s + 2 * a - 2)
+        return PLRFPhase("Ic", xi, s * xi)
+    if s < 2 - math.sqrt(2):
+        denominator = s**2 - s * a - 3 * s + 2 * a
+        return PLRFPhase("IVa", (a - 2 * s) / denominator, (1 - s) * (a - 1) / denominator)
+    return PLRFPhase("IVb", 0.5, s / 2)
 
 
 # --- notation maps (THEORY.md §0, §1 row 3) ------------------------------------------------
