@@ -43,6 +43,10 @@ CHINCHILLA = (0.34, 0.28)
 # (the 1/N correction moves it by O(1) modes, measured <= 0.9 in test_scaling_theory), and
 # rounding the N grid to integers moves grid points by <= 1/2 mode; N_SLACK = 2 modes covers both.
 N_SLACK = 2.0
+# THEORY.md §2.6.1: PLRF phases Ia, II and III "agree to within about 0.03 in xi and eta"
+# (exact E[P | W], d in [64, 2896], brute-force minimum over d): the fits are pre-asymptotic at
+# such widths, so the random-feature frontier exponents get that allowance.
+PLRF_TOLERANCE = 0.03
 # Model sizes and budgets of the iso-N curves drawn in the figure (not used by any claim).
 ISO_CURVES = 5
 ISO_BUDGETS = 40
@@ -83,6 +87,18 @@ class Config:
     rf_modes: int = 4096
     rf_seeds: int = 32
     """Feature draws F per random-feature width."""
+    rff_pairs: tuple[tuple[float, float], ...] = ((2.0, 2.0), (1.5, 2.8))
+    """(s, a) of the random-feature compute-optimal frontier: exact GF on the readout given F
+    for a time D = C / d, averaged over F (THEORY.md §2.6.1: (2, 2) is phase Ia, (1.5, 2.8)
+    phase II)."""
+    rff_compute: tuple[float, float] = (1e3, 1e6)
+    rff_n_compute: int = 8
+    rff_widths: tuple[int, int] = (4, 2048)
+    """Smallest and largest width d; every row uses the same log-spaced widths."""
+    rff_cols: int = 24
+    rff_modes: int = 8192
+    rff_seeds: int = 16
+    """Feature draws F per width."""
     seed: int = 0
     quick: bool = False
     """CPU-minute scale (`make run`, tests): fields left at their defaults take QUICK values."""
@@ -91,13 +107,14 @@ class Config:
 QUICK = dict(
     compute=(1e5, 1e9), n_compute=9, sgd_pairs=((2.0, 2.0),), sgd_compute=(3e3, 3e5),
     sgd_n_compute=8, sgd_cols=5, n_seeds=32, n_boot=100, rf_pairs=((1.5, 3.5),),
-    rf_features=(16, 32, 64, 128), rf_modes=2048, rf_seeds=24,
+    rf_features=(16, 32, 64, 128), rf_modes=2048, rf_seeds=24, rff_pairs=((2.0, 2.0),),
+    rff_compute=(3e2, 3e5), rff_widths=(4, 256), rff_cols=16, rff_modes=2048, rff_seeds=16,
 )  # fmt: skip
 
 
 def check(cfg: Config) -> None:
     """Reject bad configs with the field name and valid range, before anything compiles."""
-    for name in ("pairs", "sgd_pairs", "rf_pairs"):
+    for name in ("pairs", "sgd_pairs", "rf_pairs", "rff_pairs"):
         pairs = getattr(cfg, name)
         if len(pairs) == 0 and name == "pairs":
             raise ValueError("pairs must list at least one (s, a)")
@@ -106,13 +123,13 @@ def check(cfg: Config) -> None:
                 raise ValueError(f"{name} must hold (s, a) with s > 0 and a > 1; got {pair}")
     if len(set(cfg.pairs)) != len(cfg.pairs):
         raise ValueError(f"pairs must be distinct; got {cfg.pairs}")
-    for name in ("compute", "sgd_compute"):
+    for name in ("compute", "sgd_compute", "rff_compute"):
         low, high = getattr(cfg, name)
         if not 0 < low < high:
             raise ValueError(f"{name} must be (low, high) with 0 < low < high; got {(low, high)}")
     counts = dict(
         n_compute=3, sgd_n_compute=3, n_cols=3, sgd_cols=3, batch=1, n_seeds=2, n_boot=10,
-        rf_modes=8, rf_seeds=2,
+        rf_modes=8, rf_seeds=2, rff_n_compute=3, rff_cols=3, rff_seeds=2,
     )  # fmt: skip
     for name, low in counts.items():
         if getattr(cfg, name) < low:
@@ -126,6 +143,14 @@ def check(cfg: Config) -> None:
         raise ValueError(f"rf_features must list >= 3 distinct widths; got {cfg.rf_features}")
     if any(not 1 <= d < cfg.rf_modes for d in cfg.rf_features):
         raise ValueError(f"rf_features must lie in [1, rf_modes); got {cfg.rf_features}")
+    low, high = cfg.rff_widths
+    if cfg.rff_pairs and not 1 <= low < high < cfg.rff_modes:
+        raise ValueError(
+            f"rff_widths must be (low, high) with 1 <= low < high < rff_modes = "
+            f"{cfg.rff_modes}; got {cfg.rff_widths}"
+        )
+    if cfg.rff_pairs and _widths(cfg).size < 3:
+        raise ValueError(f"rff_widths {cfg.rff_widths} hold fewer than 3 integer widths")
     for s, a in _gf_pairs(cfg):  # the integer N grids must be strictly increasing
         _rows(_gf_centres(s, a, cfg), cfg.n_cols, cfg.span, "compute")
     for s, a in cfg.sgd_pairs:
@@ -415,6 +440,57 @@ def random_feature_error(cfg: Config, options: sweep.Options | None = None) -> x
     ).transpose("rf_pair", "rf_d", "rf_seed")
 
 
+def _widths(cfg: Config) -> np.ndarray:
+    """The random-feature frontier's widths: rff_cols log-spaced integers (duplicates merged)."""
+    return np.unique(np.round(np.geomspace(*cfg.rff_widths, cfg.rff_cols)).astype(int))
+
+
+def random_feature_frontier(cfg: Config, options: sweep.Options | None = None) -> xr.Dataset:
+    """Exact GF loss of width-d random features trained from 0 for a time D = C / d given F
+    (`theory.random_features.gf_loss_given_features`, plus the modes beyond M), for rff_seeds
+    draws of F and every budget C: dims (rff_pair, rff_row, rff_col, rff_seed). The features
+    are nested: draw i of width d is the first d columns of one Gaussian M x d_max matrix (scaled
+    by d^-1/2, as `random_features.features`), so each draw's loss is smooth in d and its
+    minimum over d is not blurred by independent draws per width (the sweep's common random
+    numbers give every width the same key). One eigendecomposition per (d, F) serves every
+    budget."""
+    if not cfg.rff_pairs:
+        return xr.Dataset()
+    compute = _budgets(cfg.rff_compute, cfg.rff_n_compute)
+    widths = _widths(cfg)
+
+    def loss(params, key):
+        d, lam = params.n_features, params.spectrum.eigenvalues()
+        widest = jax.random.normal(key, (lam.shape[0], int(widths[-1])), lam.dtype)
+        features = widest[:, :d] * d**-0.5
+        times = jnp.asarray(compute / d)
+        gf = theory.random_features.gf_loss_given_features(params.spectrum, features, times)
+        return dict(rff_loss=gf + 0.5 * zeta(params.spectrum.a, params.spectrum.n_modes + 1.0))
+
+    template = random_features.Params(PowerLaw(s=2.0, a=2.0, n_modes=cfg.rff_modes))
+    grid = sweep.Grid(
+        product=dict(n_features=[int(d) for d in widths]),
+        zipped={"spectrum.s": [float(s) for s, _ in cfg.rff_pairs],
+                "spectrum.a": [float(a) for _, a in cfg.rff_pairs]},
+        n_seeds=cfg.rff_seeds,
+    )  # fmt: skip
+    options = options or sweep.Options()
+    result = options.run(
+        "rf_frontier", loss, sweep.make_from(template), grid, seed=cfg.seed,
+        config=dataclasses.asdict(cfg), common_random_numbers=True,
+    )  # fmt: skip
+    values = np.moveaxis(result["rff_loss"].values, (0, 1, 2, 3), (2, 0, 3, 1))
+    return xr.Dataset(
+        dict(rff_loss=(("rff_pair", "rff_row", "rff_col", "rff_seed"), values)),
+        coords=dict(
+            rff_s=("rff_pair", [s for s, _ in cfg.rff_pairs]),
+            rff_a=("rff_pair", [a for _, a in cfg.rff_pairs]),
+            rff_compute=("rff_row", compute), rff_d=("rff_col", widths),
+            rff_seed=np.arange(cfg.rff_seeds), rff_modes=cfg.rff_modes,
+        ),
+    )  # fmt: skip
+
+
 # --- frontiers -------------------------------------------------------------------------------
 
 
@@ -463,7 +539,16 @@ def frontiers(data: xr.Dataset, n_boot: int = 100, seed: int = 0) -> dict:
     soft (exact GF) and hard-rule frontiers; per SGD pair the Monte Carlo frontier (over the rows
     with no diverged run), its seed bootstrap, and the exact recursion's frontier; per
     random-feature pair the width exponent and its seed bootstrap."""
-    out: dict = dict(gf={}, sgd={}, rf=_rf_exponents(data, n_boot, seed))
+    out: dict = dict(gf={}, sgd={}, rf=_rf_exponents(data, n_boot, seed), rff={})
+    if "rff_pair" in data.dims:
+        for p in range(data.sizes["rff_pair"]):
+            point = data.isel(rff_pair=p)
+            compute = point.rff_compute.values
+            n = np.broadcast_to(
+                point.rff_d.values.astype(float), (compute.size, point.sizes["rff_col"])
+            )
+            key = (float(point.rff_s), float(point.rff_a))
+            out["rff"][key] = _frontier(n, point.rff_loss.values, compute, n_boot=n_boot, seed=seed)
     for p in range(data.sizes["pair"]):
         point = data.isel(pair=p)
         key = (float(point.s), float(point.a))
@@ -579,6 +664,7 @@ def claims(data: xr.Dataset, fronts: dict | None = None) -> list[Claim]:
         *_truncation_claims(measured),
         *_sgd_claims(data, fronts),
         _rf_claim(data, fronts["rf"]),
+        *_rf_frontier_claims(data, fronts["rff"]),
     ]
 
 
@@ -955,6 +1041,59 @@ def _rf_claim(data: xr.Dataset, fits: list[dict]) -> Claim:
     )  # fmt: skip
 
 
+def _rf_frontier_claims(data: xr.Dataset, fronts: dict) -> list[Claim]:
+    """THEORY.md §2.6.1: the random-feature compute-optimal exponents of the PLRF phases."""
+    source = "THEORY.md §2.6.1 [A]: PLRF compute-optimal phases (Paquette et al. 2024)"
+    names = {"loss_exponent": "loss", "n_exponent": "width"}
+    measurable = {k: f for k, f in fronts.items() if f is not None}
+    if not measurable:
+        return [
+            _missing(f"scaling.rf_frontier_{name}_exponent", source, "no random-feature frontier")
+            for name in names.values()
+        ]
+    z = fit.z_simultaneous(len(measurable), FAMILY_ALPHA)
+    z_level = fit.z_simultaneous(1, 1 - next(iter(measurable.values())).loss_exponent.level)
+    out = []
+    for field, name in names.items():
+        rows = []
+        for (s, a), front in measurable.items():
+            phase = theory.plrf_compute_optimal(s, a)
+            predicted = phase.loss_exponent if field == "loss_exponent" else phase.d_exponent
+            fitted = getattr(front, field)
+            low, high = np.asarray(fitted.exponent_ci)
+            stderr = float(high - low) / (2 * z_level)  # the percentile interval as +- z SE
+            measured = float(fitted.exponent)
+            rows.append(
+                dict(s=s, a=a, phase=phase.phase, predicted=predicted, measured=measured,
+                     stderr=stderr, error=abs(measured - predicted), band=z * stderr,
+                     tolerance=PLRF_TOLERANCE)
+            )  # fmt: skip
+        w = experiments.worst(rows)
+        symbol = "loss ~ C^-eta" if field == "loss_exponent" else "d* ~ C^xi"
+        out.append(
+            Claim(
+                id=f"scaling.rf_frontier_{name}_exponent",
+                source=source,
+                statement=f"random features (exact GF on the readout given F, "
+                f"{data.sizes['rff_seed']} draws of F per width, M = {int(data.rff_modes)} "
+                f"modes) follow the PLRF {symbol} (worst of {len(rows)}; shown s={w['s']:g}, "
+                f"a={w['a']:g}, phase {w['phase']}; all: "
+                + ", ".join(
+                    f"({r['s']:g}, {r['a']:g}) {r['phase']} {r['measured']:.3f}/"
+                    f"{r['predicted']:.3f}"
+                    for r in rows
+                )
+                + ")",
+                predicted=w["predicted"],
+                measured=w["measured"],
+                stderr=w["stderr"],
+                tolerance=PLRF_TOLERANCE,
+                z=z,
+            )  # fmt: skip
+        )
+    return out
+
+
 # --- notes, figures and run ------------------------------------------------------------------
 
 
@@ -963,18 +1102,21 @@ def notes(data: xr.Dataset, fronts: dict | None = None) -> list[str]:
     here, excluded from the fits, and not plotted."""
     fronts = frontiers(data) if fronts is None else fronts
     out = []
-    for (s, a), entry in fronts["gf"].items():
-        for rule, front in entry.items():
-            if front is None:
-                out.append(f"GF {rule} s={s:g}, a={a:g}: fewer than 3 interior rows, no frontier")
-                continue
-            edge = np.asarray(front.compute)[~np.asarray(front.interior)]
-            if edge.size:
-                out.append(
-                    f"GF {rule} s={s:g}, a={a:g}: minimum on the edge of the N range at C = "
-                    + ", ".join(f"{c:.3g}" for c in edge)
-                    + " (N* only a bound; excluded from fits and figures)"
-                )
+    entries = [
+        (f"GF {rule}", key, front) for key, e in fronts["gf"].items() for rule, front in e.items()
+    ]
+    entries += [("random-feature", key, front) for key, front in fronts["rff"].items()]
+    for what, (s, a), front in entries:
+        if front is None:
+            out.append(f"{what} s={s:g}, a={a:g}: fewer than 3 interior rows, no frontier")
+            continue
+        edge = np.asarray(front.compute)[~np.asarray(front.interior)]
+        if edge.size:
+            out.append(
+                f"{what} s={s:g}, a={a:g}: minimum on the edge of the N range at C = "
+                + ", ".join(f"{c:.3g}" for c in edge)
+                + " (N* only a bound; excluded from fits and figures)"
+            )
     if "sgd_pair" not in data.dims:
         return out
     diverged = _diverged(data)
@@ -1097,6 +1239,18 @@ def _exponent_figure(data: xr.Dataset, fronts: dict):
     for r in fronts["rf"]:
         right.plot(min(r["a"] - 1, r["s"]), r["measured"], "kd",
                    label=f"RF ({r['s']:g}, {r['a']:g}) vs min(a-1, s)")  # fmt: skip
+    for (s, a), front in fronts["rff"].items():
+        if front is None:
+            continue
+        phase = theory.plrf_compute_optimal(s, a)
+        label = f"RF frontier ({s:g}, {a:g}), PLRF {phase.phase}, bootstrap CI"
+        for ax, predicted, fitted in (
+            (left, phase.loss_exponent, front.loss_exponent),
+            (right, phase.d_exponent, front.n_exponent),
+        ):
+            value, (low, high) = float(fitted.exponent), np.asarray(fitted.exponent_ci)
+            ax.errorbar(predicted, value, yerr=[[value - low], [high - value]], fmt="kP", ms=6,
+                        label=label)  # fmt: skip
     for ax, title in ((left, "loss exponent"), (right, "N* exponent (and RF width exponent)")):
         limits = np.array([0.0, max(ax.get_xlim()[1], ax.get_ylim()[1])])
         ax.plot(limits, limits, "k:", lw=1)
@@ -1113,6 +1267,7 @@ def run(cfg: Config, options: sweep.Options | None = None) -> Report:
     if cfg.sgd_pairs:
         data = xr.merge([data, simulate_sgd(cfg, options)])
     data = xr.merge([data, random_feature_error(cfg, options)])
+    data = xr.merge([data, random_feature_frontier(cfg, options)])
     fronts = frontiers(data, n_boot=cfg.n_boot, seed=cfg.seed)
     return Report(
         experiment="scaling_laws",

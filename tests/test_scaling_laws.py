@@ -1,6 +1,7 @@
 import dataclasses
 import json
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -25,6 +26,8 @@ CLAIMS = {
     "scaling.sgd_loss_exponent",
     "scaling.sgd_frontier_recursion",
     "scaling.rf_saturation",
+    "scaling.rf_frontier_loss_exponent",
+    "scaling.rf_frontier_width_exponent",
 }
 
 
@@ -36,7 +39,8 @@ def report():
         pairs=((2.0, 2.0), (3.0, 3.0), (3.0, 1.5)), compute=(1e6, 1e8), n_compute=5, n_cols=9,
         sgd_pairs=((2.0, 2.0),), sgd_compute=(3e3, 1e5), sgd_n_compute=5, sgd_cols=5,
         n_seeds=16, n_boot=30, rf_pairs=((1.5, 3.5),), rf_features=(16, 32, 64), rf_modes=512,
-        rf_seeds=8, quick=True,
+        rf_seeds=8, rff_compute=(3e2, 3e4), rff_widths=(4, 128), rff_cols=12, rff_modes=512,
+        rff_seeds=8, quick=True,
     )  # fmt: skip
     return scaling_laws.run(cfg, sweep.Options(progress=False))
 
@@ -115,6 +119,28 @@ def test_gf_point_is_the_discrete_formula():
     assert float(out["hard_loss"]) == pytest.approx(expected_hard, rel=RTOL["float64"])
 
 
+def test_random_feature_frontier_is_the_nested_flow():
+    """A point of the random-feature frontier sweep is gf_loss_given_features at t = C / d on
+    the first d columns of the draw's widest Gaussian matrix, plus the modes beyond M."""
+    cfg = scaling_laws.Config(
+        rff_pairs=((2.0, 2.0),), rff_compute=(1e2, 1e4), rff_n_compute=3, rff_widths=(4, 64),
+        rff_cols=5, rff_modes=256, rff_seeds=2,
+    )  # fmt: skip
+    data = scaling_laws.random_feature_frontier(cfg, sweep.Options(progress=False))
+    widths = data.rff_d.values
+    assert widths.tolist() == [4, 8, 16, 32, 64]
+    spectrum = PowerLaw(s=2.0, a=2.0, n_modes=256)
+    key = jax.random.fold_in(jax.random.key(cfg.seed), 1)  # seed 1, common random numbers
+    widest = jax.random.normal(key, (256, 64))
+    for j in (0, 3):
+        d = int(widths[j])
+        times = data.rff_compute.values / d
+        expected = theory.random_features.gf_loss_given_features(
+            spectrum, widest[:, :d] * d**-0.5, times
+        ) + 0.5 * zeta(2.0, 257.0)
+        np.testing.assert_allclose(data.rff_loss.values[0, :, j, 1], expected, rtol=RTOL["float64"])
+
+
 def test_frozen_modes_are_label_noise():
     """The SGD sweep's reduction (simulate_sgd): modes beyond M frozen at -w* are label noise
     zeta(a, M + 1), so the exact recursion on M modes plus their loss equals the recursion on a
@@ -150,6 +176,9 @@ def test_frozen_modes_are_label_noise():
         (dict(n_seeds=1), "n_seeds"),
         (dict(rf_features=(16, 16, 32)), "rf_features"),
         (dict(rf_features=(16, 32, 4096)), "rf_features"),
+        (dict(rff_widths=(4, 4096)), "rff_widths"),
+        (dict(rff_widths=(4, 5)), "rff_widths"),
+        (dict(rff_compute=(1e5, 1e3)), "rff_compute"),
     ],
 )
 def test_bad_config_raises_before_running(change, field):
