@@ -93,7 +93,7 @@ class Config:
     phase II)."""
     rff_compute: tuple[float, float] = (1e3, 1e6)
     rff_n_compute: int = 8
-    rff_widths: tuple[int, int] = (4, 2048)
+    rff_widths: tuple[int, int] = (4, 1024)
     """Smallest and largest width d; every row uses the same log-spaced widths."""
     rff_cols: int = 24
     rff_modes: int = 8192
@@ -449,8 +449,8 @@ def random_feature_frontier(cfg: Config, options: sweep.Options | None = None) -
     """Exact GF loss of width-d random features trained from 0 for a time D = C / d given F
     (`theory.random_features.gf_loss_given_features`, plus the modes beyond M), for rff_seeds
     draws of F and every budget C: dims (rff_pair, rff_row, rff_col, rff_seed). The features
-    are nested: draw i of width d is the first d columns of one Gaussian M x d_max matrix (scaled
-    by d^-1/2, as `random_features.features`), so each draw's loss is smooth in d and its
+    are nested: column j of draw i is normal(fold_in(key_i, j)) for every width (scaled by
+    d^-1/2, as `random_features.features`), so each draw's loss is smooth in d and its
     minimum over d is not blurred by independent draws per width (the sweep's common random
     numbers give every width the same key). One eigendecomposition per (d, F) serves every
     budget."""
@@ -461,8 +461,8 @@ def random_feature_frontier(cfg: Config, options: sweep.Options | None = None) -
 
     def loss(params, key):
         d, lam = params.n_features, params.spectrum.eigenvalues()
-        widest = jax.random.normal(key, (lam.shape[0], int(widths[-1])), lam.dtype)
-        features = widest[:, :d] * d**-0.5
+        column = jax.vmap(lambda j: jax.random.normal(jax.random.fold_in(key, j), lam.shape))
+        features = column(jnp.arange(d)).T.astype(lam.dtype) * d**-0.5
         times = jnp.asarray(compute / d)
         gf = theory.random_features.gf_loss_given_features(params.spectrum, features, times)
         return dict(rff_loss=gf + 0.5 * zeta(params.spectrum.a, params.spectrum.n_modes + 1.0))
