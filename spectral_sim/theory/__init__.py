@@ -2,7 +2,8 @@
 where THEORY.md says [E]. Functions named `*_loss` carry the factor 1/2; `*_risk` and `*_error`
 return E||w_hat - w*||^2_Sigma without it."""
 
-from spectral_sim.theory import linear, random_features, ridge, scaling
+from spectral_sim.theory import attention, linear, random_features, ridge, scaling
+from spectral_sim.theory.attention import attention_gap, attention_rate
 from spectral_sim.theory.linear import (
     gd_loss,
     gf_loss,
@@ -35,6 +36,9 @@ from spectral_sim.theory.scaling import (
 )
 
 __all__ = [
+    "attention",
+    "attention_gap",
+    "attention_rate",
     "ComputeOptimal",
     "chinchilla_from_sa",
     "compute_optimal",

@@ -1,0 +1,166 @@
+"""Contraction of residual attention towards consensus (THEORY.md §3): the spectrum and gap of a
+fixed reversible attention matrix P, the exact per-layer rate of X <- X + eps (P X - X) and of
+the additive form X <- X + eps P X, the condition under which the rate is 1 - eps lambda_2, the
+consensus point pi^T X_0, the softmax asymptotic rate and the Dobrushin coefficient.
+
+P is row-stochastic with positive entries; the spectral functions assume it is reversible
+(P = D^-1 K with K symmetric, THEORY.md §3.1), so its eigenvalues are real and come from `eigh`
+of the symmetrised Pi^1/2 P Pi^-1/2. Everything is jittable and vmaps over stacks of P; the
+checks of P run only on concrete arrays, before tracing.
+"""
+
+from typing import Literal
+
+import jax.numpy as jnp
+import numpy as np
+
+from spectral_sim._types import Array, ArrayLike, Float, Scalar, check_range, concrete
+
+__all__ = [
+    "attention_gap",
+    "attention_rate",
+    "attention_spectrum",
+    "consensus",
+    "dobrushin",
+    "gap_rate_limit",
+    "kernel_attention",
+    "softmax_rate",
+    "stationary",
+]
+
+# Row sums of a row-stochastic P may differ from 1 by rounding only.
+STOCHASTIC_RTOL = 1e-6
+
+Residual = Literal["mean_shift", "additive"]
+
+
+def _check_attention(P: object, *, reversible: bool = True) -> None:
+    """ValueError naming P unless it is square n x n with n >= 2, positive and row-stochastic
+    (and, for the spectral functions, reversible). A no-op on tracers."""
+    array = concrete(P)
+    if array is None:
+        return
+    if array.ndim < 2 or array.shape[-1] != array.shape[-2] or array.shape[-1] < 2:
+        raise ValueError(f"P must be (..., n, n) with n >= 2 tokens; got shape {array.shape}")
+    if not np.all(np.isfinite(array)) or np.any(array <= 0):
+        raise ValueError("P must have finite, positive entries (softmax or a positive kernel)")
+    sums = array.sum(-1)
+    if np.max(np.abs(sums - 1)) > STOCHASTIC_RTOL:
+        raise ValueError(
+            f"P must be row-stochastic (row sums 1 within {STOCHASTIC_RTOL:g}); got row sums "
+            f"from {sums.min():.6g} to {sums.max():.6g}"
+        )
+    if reversible:
+        pi = np.asarray(stationary(jnp.asarray(array)))
+        flow = pi[..., :, None] * array
+        if np.max(np.abs(flow - np.swapaxes(flow, -1, -2))) > STOCHASTIC_RTOL * np.max(flow):
+            raise ValueError(
+                "P must be reversible (pi_i P_ij = pi_j P_ji, e.g. P = D^-1 K with K symmetric)"
+            )
+
+
+def _check_eps(eps: object) -> None:
+    check_range("eps", eps, gt=0)
+
+
+def kernel_attention(kernel: Float[ArrayLike, "*batch n n"]) -> Float[Array, "*batch n n"]:
+    """P = D^-1 K for a symmetric positive kernel K (D = diag of row sums): reversible, with
+    stationary distribution pi_i proportional to D_ii (THEORY.md §3.1)."""
+    k = concrete(kernel)
+    if k is not None:
+        if k.ndim < 2 or k.shape[-1] != k.shape[-2] or k.shape[-1] < 2:
+            raise ValueError(f"kernel must be (..., n, n) with n >= 2; got shape {k.shape}")
+        if not np.all(np.isfinite(k)) or np.any(k <= 0):
+            raise ValueError("kernel must have finite, positive entries")
+        if not np.allclose(k, np.swapaxes(k, -1, -2), rtol=1e-12, atol=0):
+            raise ValueError("kernel must be symmetric (K = K^T)")
+    kernel = jnp.asarray(kernel)
+    return kernel / kernel.sum(-1, keepdims=True)
+
+
+def stationary(P: Float[ArrayLike, "*batch n n"]) -> Float[Array, "*batch n"]:
+    """pi with pi^T P = pi^T and sum pi = 1: the left Perron vector, from the linear system
+    pi^T (P - I) = 0 with its last equation replaced by the normalisation."""
+    P = jnp.asarray(P)
+    n = P.shape[-1]
+    system = jnp.swapaxes(P, -1, -2) - jnp.eye(n, dtype=P.dtype)
+    system = system.at[..., -1, :].set(1.0)
+    rhs = jnp.zeros(P.shape[:-1], P.dtype).at[..., -1].set(1.0)
+    return jnp.linalg.solve(system, rhs[..., None])[..., 0]
+
+
+def attention_spectrum(P: Float[ArrayLike, "*batch n n"]) -> Float[Array, "*batch n"]:
+    """The eigenvalues 1 = mu_1 > mu_2 >= ... >= mu_n > -1 of a reversible P, descending, from
+    `eigh` of Pi^1/2 P Pi^-1/2 (symmetric exactly when P is reversible)."""
+    _check_attention(P)
+    P = jnp.asarray(P)
+    root = jnp.sqrt(stationary(P))
+    symmetric = root[..., :, None] * P / root[..., None, :]
+    symmetric = 0.5 * (symmetric + jnp.swapaxes(symmetric, -1, -2))  # rounding only
+    return jnp.linalg.eigvalsh(symmetric)[..., ::-1]
+
+
+def attention_gap(P: Float[ArrayLike, "*batch n n"]) -> Float[Array, "*batch"]:
+    """lambda_2 = 1 - mu_2, the spectral gap of a reversible row-stochastic P (the
+    second-smallest eigenvalue of the random-walk Laplacian I - P; THEORY.md §3.1)."""
+    return 1 - attention_spectrum(P)[..., 1]
+
+
+def attention_rate(
+    P: Float[ArrayLike, "*batch n n"], *, eps: Scalar, residual: Residual = "mean_shift"
+) -> Float[Array, "*batch"]:
+    """The exact asymptotic contraction rate per layer of the deviation from consensus.
+
+    residual="mean_shift": X <- X + eps (P X - X), rate max_{i>=2} |1 - eps (1 - mu_i)|
+    (THEORY.md §3.1; ||X_L - X_inf||_pi <= rate^L ||X_0 - X_inf||_pi exactly).
+    residual="additive": X <- X + eps P X, rate max_{i>=2} |1 + eps mu_i| / (1 + eps) after
+    dividing out the (1 + eps)^L growth of the consensus mode (§3.2).
+    """
+    _check_eps(eps)
+    mu = attention_spectrum(P)[..., 1:]
+    eps = jnp.asarray(eps, mu.dtype)[..., None]
+    if residual == "mean_shift":
+        return jnp.max(jnp.abs(1 - eps * (1 - mu)), axis=-1)
+    if residual == "additive":
+        return jnp.max(jnp.abs(1 + eps * mu), axis=-1) / (1 + eps[..., 0])
+    raise ValueError(f"residual must be 'mean_shift' or 'additive'; got {residual!r}")
+
+
+def gap_rate_limit(P: Float[ArrayLike, "*batch n n"]) -> Float[Array, "*batch"]:
+    """The largest eps for which attention_rate(P, eps) = 1 - eps lambda_2:
+    2 / (2 - mu_2 - mu_n) (THEORY.md §3.1; always >= 2 / (2 + lambda_2)). Beyond it the most
+    negative eigenvalue mu_n sets the rate (over-relaxation)."""
+    mu = attention_spectrum(P)
+    return 2 / (2 - mu[..., 1] - mu[..., -1])
+
+
+def consensus(
+    P: Float[ArrayLike, "*batch n n"], tokens: Float[ArrayLike, "*batch n d"]
+) -> Float[Array, "*batch d"]:
+    """The fixed point of the mean-shift update, every token at pi^T X_0 (pi^T X is invariant
+    under X <- X + eps (P X - X) for a fixed P; THEORY.md §3.1)."""
+    _check_attention(P, reversible=False)
+    pi = stationary(P)
+    return jnp.einsum("...n,...nd->...d", pi, jnp.asarray(tokens))
+
+
+def softmax_rate(eps: Scalar, residual: Residual = "mean_shift") -> Float[Array, "*batch"]:
+    """The asymptotic rate of softmax self-attention (V = I) near consensus: A(X) -> 11^T / n,
+    whose gap is 1, so the deviation contracts by 1 - eps per layer (THEORY.md §3.3); with the
+    additive residual 1 - eps / (1 + eps) = 1 / (1 + eps)."""
+    _check_eps(eps)
+    eps = jnp.asarray(eps, float)
+    if residual == "mean_shift":
+        return jnp.abs(1 - eps)
+    if residual == "additive":
+        return 1 / (1 + eps)
+    raise ValueError(f"residual must be 'mean_shift' or 'additive'; got {residual!r}")
+
+
+def dobrushin(M: Float[ArrayLike, "*batch n n"]) -> Float[Array, "*batch"]:
+    """tau(M) = 1/2 max_{i,j} ||M_i. - M_j.||_1, the Dobrushin ergodicity coefficient of a
+    row-stochastic M: diam(M X) <= tau(M) diam(X) in any norm on the rows, layer by layer
+    (THEORY.md §3.1)."""
+    M = jnp.asarray(M)
+    differences = jnp.abs(M[..., :, None, :] - M[..., None, :, :]).sum(-1)
+    return 0.5 * jnp.max(differences, axis=(-2, -1))
