@@ -20,6 +20,7 @@ __all__ = [
     "attention_gap",
     "attention_rate",
     "attention_spectrum",
+    "check_attention",
     "consensus",
     "dobrushin",
     "gap_rate_limit",
@@ -34,7 +35,7 @@ STOCHASTIC_RTOL = 1e-6
 Residual = Literal["mean_shift", "additive"]
 
 
-def _check_attention(P: object, *, reversible: bool = True) -> None:
+def check_attention(P: object, *, reversible: bool = True) -> None:
     """ValueError naming P unless it is square n x n with n >= 2, positive and row-stochastic
     (and, for the spectral functions, reversible). A no-op on tracers."""
     array = concrete(P)
@@ -92,7 +93,7 @@ def stationary(P: Float[ArrayLike, "*batch n n"]) -> Float[Array, "*batch n"]:
 def attention_spectrum(P: Float[ArrayLike, "*batch n n"]) -> Float[Array, "*batch n"]:
     """The eigenvalues 1 = mu_1 > mu_2 >= ... >= mu_n > -1 of a reversible P, descending, from
     `eigh` of Pi^1/2 P Pi^-1/2 (symmetric exactly when P is reversible)."""
-    _check_attention(P)
+    check_attention(P)
     P = jnp.asarray(P)
     root = jnp.sqrt(stationary(P))
     symmetric = root[..., :, None] * P / root[..., None, :]
@@ -139,7 +140,7 @@ def consensus(
 ) -> Float[Array, "*batch d"]:
     """The fixed point of the mean-shift update, every token at pi^T X_0 (pi^T X is invariant
     under X <- X + eps (P X - X) for a fixed P; THEORY.md §3.1)."""
-    _check_attention(P, reversible=False)
+    check_attention(P, reversible=False)
     pi = stationary(P)
     return jnp.einsum("...n,...nd->...d", pi, jnp.asarray(tokens))
 

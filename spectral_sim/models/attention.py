@@ -1,0 +1,154 @@
+"""Tokens X in R^{n x d} through residual attention layers (THEORY.md §3), one layer per step of
+`simulate.trajectory`:
+
+    Y = A(X) X V,  X <- X + eps (Y - X)  ("mean_shift"),  X + eps Y  ("additive"),  Y  ("none"),
+
+then an optional normalisation of each token: "sphere" (projection onto the unit sphere, the
+Geshkovski-Letrouit-Polyanskiy-Rigollet dynamics) or "layernorm" (zero mean, unit variance over
+the d coordinates). A(X) is a fixed row-stochastic `P` (attention="fixed") or
+softmax_row(beta X X^T) (attention="softmax", query = key = identity). V = I unless `value` is
+given.
+
+With a fixed P and `deviation=True` the state is the deviation D = X - 1 pi^T X from the
+consensus, projected back onto pi^T D = 0 after every layer (THEORY.md §3.4): the linear
+dynamics are the same, and round-off no longer floors the distance at ~1e-16. The additive
+form's (1 + eps)^L growth is then divided out every layer (THEORY.md §3.2).
+"""
+
+import dataclasses
+from typing import Literal, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from spectral_sim._types import Array, Float, Key, Scalar, check_count, check_range, concrete
+from spectral_sim.theory.attention import check_attention, stationary
+
+__all__ = ["Obs", "Params", "State", "init", "step", "weights"]
+
+ATTENTION = ("softmax", "fixed")
+RESIDUAL = ("mean_shift", "additive", "none")
+NORM = ("none", "sphere", "layernorm")
+LAYERNORM_EPS = 1e-12  # variance floor of "layernorm" (keeps a collapsed token finite)
+
+
+def _static(default):
+    return dataclasses.field(default=default, metadata=dict(static=True))
+
+
+@jax.tree_util.register_dataclass
+@dataclasses.dataclass(frozen=True)
+class Params:
+    """n_tokens tokens of dimension dim; eps (residual step) and beta (softmax inverse
+    temperature) are traced, so sweeps over them share one compile; the variants are static."""
+
+    n_tokens: int = _static(16)
+    dim: int = _static(4)
+    eps: Scalar = 0.1
+    beta: Scalar = 1.0
+    attention: Literal["softmax", "fixed"] = _static("softmax")
+    residual: Literal["mean_shift", "additive", "none"] = _static("mean_shift")
+    norm: Literal["none", "sphere", "layernorm"] = _static("none")
+    deviation: bool = _static(False)
+    P: Float[Array, "n n"] | None = None
+    value: Float[Array, "d d"] | None = None
+
+    def __post_init__(self):
+        check_count("n_tokens", self.n_tokens, low=2)
+        check_count("dim", self.dim)
+        check_range("eps", self.eps, gt=0)
+        check_range("beta", self.beta, ge=0)
+        for name, allowed in (("attention", ATTENTION), ("residual", RESIDUAL), ("norm", NORM)):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name} must be one of {allowed}; got {getattr(self, name)!r}")
+        n, d = self.n_tokens, self.dim
+        if self.attention == "fixed":
+            if self.P is None:
+                raise ValueError("attention='fixed' needs P, a row-stochastic n_tokens x n_tokens")
+            shape = getattr(self.P, "shape", None)
+            if shape is not None and tuple(shape) != (n, n):
+                raise ValueError(f"P must have shape (n_tokens, n_tokens) = {(n, n)}; got {shape}")
+            if concrete(self.P) is not None:
+                check_attention(self.P, reversible=False)
+        shape = getattr(self.value, "shape", None)
+        if self.value is not None and shape is not None and tuple(shape) != (d, d):
+            raise ValueError(f"value must have shape (dim, dim) = {(d, d)}; got {shape}")
+        if self.deviation and (self.attention != "fixed" or self.norm != "none"):
+            raise ValueError("deviation=True needs attention='fixed' and norm='none' (linear)")
+
+
+class State(NamedTuple):
+    """x: the tokens (or their deviation from consensus with `deviation`); t: layers done."""
+
+    x: Float[Array, "n d"]
+    t: Array
+
+
+class Obs(NamedTuple):
+    """After the layer: the weighted distance to consensus ||X - 1 pi^T X||_pi (pi uniform for
+    softmax attention) and the diameter max_ij ||x_i - x_j||."""
+
+    distance: Float[Array, ""]
+    diameter: Float[Array, ""]
+
+
+def weights(params: Params, x: Float[Array, "n d"]) -> Float[Array, "n n"]:
+    """A(X): the fixed P, or softmax_row(beta X X^T)."""
+    if params.attention == "fixed":
+        return jnp.asarray(params.P, x.dtype)
+    return jax.nn.softmax(params.beta * x @ x.T, axis=-1)
+
+
+def _pi(params: Params, dtype) -> Float[Array, " n"]:
+    if params.attention == "fixed":
+        return stationary(jnp.asarray(params.P, dtype))
+    return jnp.full((params.n_tokens,), 1 / params.n_tokens, dtype)
+
+
+def _normalise(params: Params, x: Float[Array, "n d"]) -> Float[Array, "n d"]:
+    if params.norm == "sphere":
+        return x / jnp.linalg.norm(x, axis=-1, keepdims=True)
+    if params.norm == "layernorm":
+        centred = x - x.mean(-1, keepdims=True)
+        return centred / jnp.sqrt((centred**2).mean(-1, keepdims=True) + LAYERNORM_EPS)
+    return x
+
+
+def _observe(params: Params, x: Float[Array, "n d"]) -> Obs:
+    pi = _pi(params, x.dtype)
+    deviation = x - (pi @ x)[None]
+    distance = jnp.sqrt(pi @ (deviation**2).sum(-1))
+    diameter = jnp.max(jnp.linalg.norm(x[:, None] - x[None], axis=-1))
+    return Obs(distance, diameter)
+
+
+def init(params: Params, key: Key[Array, ""]) -> State:
+    """X_0 with iid N(0, 1) entries (normalised as the layers normalise; with `deviation`, the
+    deviation X_0 - 1 pi^T X_0)."""
+    x = jax.random.normal(key, (params.n_tokens, params.dim))
+    x = _normalise(params, x)
+    if params.deviation:
+        x = x - (_pi(params, x.dtype) @ x)[None]
+    return State(x, jnp.zeros((), jnp.int32))
+
+
+def step(params: Params, state: State, key: Key[Array, ""] | None) -> tuple[State, Obs]:
+    """One layer (deterministic: the key is unused)."""
+    del key
+    x = state.x
+    y = weights(params, x) @ x
+    if params.value is not None:
+        y = y @ jnp.asarray(params.value, x.dtype)
+    eps = jnp.asarray(params.eps, x.dtype)
+    if params.residual == "mean_shift":
+        x = x + eps * (y - x)
+    elif params.residual == "additive":
+        x = x + eps * y
+    else:
+        x = y
+    x = _normalise(params, x)
+    if params.deviation:
+        x = x - (_pi(params, x.dtype) @ x)[None]
+        if params.residual == "additive":  # linear dynamics: the (1 + eps)^L growth is a scale
+            x = x / (1 + eps)
+    return State(x, state.t + 1), _observe(params, x)

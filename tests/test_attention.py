@@ -1,0 +1,116 @@
+"""The residual-attention token simulator (THEORY.md §3) against the exact fixed-P rates, the
+softmax asymptotic rate 1 - eps, and the invariants of its normalisations."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from spectral_sim import simulate, theory
+from spectral_sim.models import attention
+from spectral_sim.theory.attention import kernel_attention
+
+
+def _fixed_p(n: int = 10, seed: int = 3) -> jax.Array:
+    x = np.random.default_rng(seed).standard_normal((n, 2))
+    return kernel_attention(np.exp(-0.3 * ((x[:, None] - x[None]) ** 2).sum(-1)))
+
+
+def _rate(distance: np.ndarray, first: int, last: int) -> float:
+    """THEORY.md §3.4: (||D_last|| / ||D_first||)^(1 / (last - first)), layers counted from 1."""
+    return float((distance[last - 1] / distance[first - 1]) ** (1 / (last - first)))
+
+
+@pytest.mark.parametrize("residual", ["mean_shift", "additive"])
+def test_fixed_p_contracts_at_the_exact_rate(residual, key):
+    P, eps = _fixed_p(), 0.6
+    params = attention.Params(
+        n_tokens=10, dim=3, eps=eps, attention="fixed", P=P, residual=residual, deviation=True
+    )
+    _, obs = jax.jit(lambda p, k: simulate.trajectory(attention, p, k, n_records=1000))(params, key)
+    distance = np.asarray(obs.distance)
+    assert np.all(np.isfinite(distance)) and distance[-1] > 0  # no round-off floor
+    measured = _rate(distance, 900, 1000)  # deviation=True divides out additive growth
+    # The next mode's share left in the window is (r_2 / r)^900 < 1e-8 (checked), so the
+    # late-window estimate is the exact rate to ~1e-8.
+    mu = np.asarray(theory.attention.attention_spectrum(P))[1:]
+    moduli = np.sort(np.abs(1 - eps * (1 - mu) if residual == "mean_shift" else 1 + eps * mu))
+    assert (moduli[-2] / moduli[-1]) ** 900 < 1e-8
+    expected = float(theory.attention_rate(P, eps=eps, residual=residual))
+    assert measured == pytest.approx(expected, rel=1e-7)
+
+
+def test_fixed_p_keeps_the_consensus_point(key):
+    P = _fixed_p()
+    params = attention.Params(n_tokens=10, dim=3, eps=0.3, attention="fixed", P=P)
+    x0 = attention.init(params, jax.random.split(key)[0]).x
+    final, obs = simulate.trajectory(attention, params, key, n_records=300)
+    np.testing.assert_allclose(
+        theory.attention.consensus(P, final.x), theory.attention.consensus(P, x0), atol=1e-12
+    )
+    assert np.all(np.diff(np.asarray(obs.distance)) < 0)  # ||.||_pi contracts every layer
+
+
+def test_softmax_attention_contracts_at_one_minus_eps_near_consensus(key):
+    """THEORY.md §3.3: near consensus the deviation contracts by exactly 1 - eps per layer, to
+    first order in the deviation. The second-order share is O(distance): 3e-5 relative measured
+    from a distance of 1e-6, so the window starts where the distance is below 1e-8 and ends
+    while it is above 1e-13, clear of the round-off floor (1e-16 of tokens of size ~1)."""
+    eps = 0.2
+    params = attention.Params(n_tokens=8, dim=4, eps=eps, beta=0.5)
+    _, obs = simulate.trajectory(attention, params, key, n_records=160)
+    distance = np.asarray(obs.distance)
+    first = int(np.argmax(distance < 1e-8)) + 1  # layers counted from 1
+    last = int(np.flatnonzero(distance > 1e-13)[-1]) + 1
+    assert last - first >= 10
+    assert _rate(distance, first, last) == pytest.approx(1 - eps, rel=1e-5)
+    # Early layers contract more slowly than the asymptotic rate (THEORY.md §3.3).
+    assert _rate(distance, 1, 5) > 1 - eps
+
+
+@pytest.mark.parametrize("norm", ["sphere", "layernorm"])
+def test_normalisations_hold_every_layer(norm, key):
+    params = attention.Params(n_tokens=6, dim=5, eps=0.5, beta=2.0, norm=norm, residual="none")
+    final, obs = simulate.trajectory(attention, params, key, n_records=20)
+    x = np.asarray(final.x)
+    if norm == "sphere":
+        np.testing.assert_allclose(np.linalg.norm(x, axis=-1), 1.0, rtol=1e-12)
+    else:
+        np.testing.assert_allclose(x.mean(-1), 0.0, atol=1e-12)
+        np.testing.assert_allclose(x.var(-1), 1.0, rtol=1e-9)
+    assert np.all(np.isfinite(np.asarray(obs.diameter)))
+
+
+def test_sweepable_over_eps_and_beta(key):
+    """eps and beta are traced: one compiled program vmaps over them."""
+    params = attention.Params(n_tokens=6, dim=2)
+
+    def final_distance(eps, beta):
+        p = attention.Params(n_tokens=6, dim=2, eps=eps, beta=beta)
+        return simulate.trajectory(attention, p, key, n_records=30)[1].distance[-1]
+
+    grid = jax.jit(jax.vmap(final_distance))(jnp.array([0.1, 0.3]), jnp.array([1.0, 1.0]))
+    alone = final_distance(0.3, 1.0)
+    np.testing.assert_allclose(grid[1], alone, rtol=1e-10)
+    assert grid[1] < grid[0]  # a larger residual step contracts faster
+    assert params.attention == "softmax"
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(eps=0.0), "eps"),
+        (dict(beta=-1.0), "beta"),
+        (dict(n_tokens=1), "n_tokens"),
+        (dict(attention="fixed"), "needs P"),
+        (dict(attention="fixed", P=np.full((3, 3), 1 / 3)), "shape"),
+        (dict(attention="fixed", P=np.full((4, 4), 0.3)), "row-stochastic"),
+        (dict(value=np.eye(3)), "value"),
+        (dict(residual="skip"), "residual"),
+        (dict(norm="batch"), "norm"),
+        (dict(deviation=True), "deviation"),
+    ],
+)
+def test_bad_input_is_rejected_before_tracing(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        attention.Params(**(dict(n_tokens=4, dim=2) | kwargs))
