@@ -1,0 +1,6 @@
+"""Measurements of trajectories (DESIGN.md §2): functions of recorded states and observables,
+jittable and vmappable, kept apart from the simulators that produce them."""
+
+from spectral_sim.diagnostics import tokens
+
+__all__ = ["tokens"]
