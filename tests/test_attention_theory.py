@@ -142,3 +142,22 @@ def test_non_reversible_p_is_rejected_by_the_spectral_functions():
     with pytest.raises(ValueError, match="reversible"):
         theory.attention_gap(P)
     assert np.isfinite(float(attention.consensus(P, np.ones((5, 1)))[0]))
+
+
+def test_closed_classes_count_the_clusters_of_a_reducible_p():
+    """Two closed blocks and one transient token that feeds both: 2 clusters; the fixed-P
+    dynamics indeed end in two points (the transient token goes to a pi-mix of them)."""
+    block = np.full((2, 2), 0.5)
+    P = np.zeros((5, 5))
+    P[:2, :2], P[2:4, 2:4] = block, block
+    P[4] = [0.2, 0.2, 0.2, 0.2, 0.2]
+    assert int(attention.closed_classes(P)) == 2
+    assert int(attention.closed_classes(_kernel_attention(0))) == 1  # positive: irreducible
+    x = np.random.default_rng(0).standard_normal((5, 2))
+    for _ in range(200):
+        x = x + 0.5 * (P @ x - x)
+    np.testing.assert_allclose(x[0], x[1], atol=1e-12)
+    np.testing.assert_allclose(x[2], x[3], atol=1e-12)
+    assert np.linalg.norm(x[0] - x[2]) > 1e-3
+    with pytest.raises(ValueError, match="nonnegative"):
+        attention.closed_classes(-P)

@@ -9,6 +9,7 @@ of the symmetrised Pi^1/2 P Pi^-1/2. Everything is jittable and vmaps over stack
 checks of P run only on concrete arrays, before tracing.
 """
 
+import math
 from typing import Literal
 
 import jax.numpy as jnp
@@ -18,6 +19,7 @@ from spectral_sim._types import Array, ArrayLike, Float, Scalar, check_range, co
 
 __all__ = [
     "attention_gap",
+    "closed_classes",
     "attention_rate",
     "attention_spectrum",
     "check_attention",
@@ -165,3 +167,30 @@ def dobrushin(M: Float[ArrayLike, "*batch n n"]) -> Float[Array, "*batch"]:
     M = jnp.asarray(M)
     differences = jnp.abs(M[..., :, None, :] - M[..., None, :, :]).sum(-1)
     return 0.5 * jnp.max(differences, axis=(-2, -1))
+
+
+def closed_classes(P: Float[ArrayLike, "*batch n n"]) -> Array:
+    """The number m of closed communicating classes of a nonnegative row-stochastic P: the
+    clusters its fixed-P dynamics converge to (THEORY.md §3.1: a reducible P with m closed
+    classes gives m clusters; an irreducible P gives m = 1, the single consensus point). From
+    the reachability closure of P > 0 by repeated squaring."""
+    array = concrete(P)
+    if array is not None:
+        if array.ndim < 2 or array.shape[-1] != array.shape[-2] or array.shape[-1] < 2:
+            raise ValueError(f"P must be (..., n, n) with n >= 2 tokens; got shape {array.shape}")
+        if not np.all(np.isfinite(array)) or np.any(array < 0):
+            raise ValueError("P must have finite, nonnegative entries")
+        sums = array.sum(-1)
+        if np.max(np.abs(sums - 1)) > STOCHASTIC_RTOL:
+            raise ValueError(f"P must be row-stochastic (row sums 1 within {STOCHASTIC_RTOL:g})")
+    P = jnp.asarray(P)
+    n = P.shape[-1]
+    reach = jnp.minimum((P > 0).astype(P.dtype) + jnp.eye(n, dtype=P.dtype), 1.0)
+    for _ in range(max(1, math.ceil(math.log2(n)))):
+        reach = jnp.minimum(reach @ reach, 1.0)
+    reach = reach > 0
+    communicate = reach & jnp.swapaxes(reach, -1, -2)
+    # i's class is closed iff everything i reaches also reaches i back.
+    closed = jnp.all(~reach | communicate, axis=-1)
+    first_member = jnp.argmax(communicate, axis=-1) == jnp.arange(n)
+    return jnp.sum(closed & first_member, axis=-1)
