@@ -96,6 +96,27 @@ def test_sweepable_over_eps_and_beta(key):
     assert params.attention == "softmax"
 
 
+def test_heads_generalise_the_single_identity_head(key):
+    """Q = K = I and V = I as one explicit head reproduce the default layer; two identical
+    heads average to one; a scaled query acts as a larger beta."""
+    base = attention.Params(n_tokens=6, dim=3, eps=0.3, beta=0.7)
+    eye = np.eye(3)
+    explicit = attention.Params(
+        n_tokens=6, dim=3, eps=0.3, beta=0.7, query=eye, keys=eye, value=eye
+    )
+    doubled = attention.Params(
+        n_tokens=6, dim=3, eps=0.3, beta=0.7, query=np.stack([eye, eye]),
+        keys=np.stack([eye, eye]), value=np.stack([eye, eye]),
+    )  # fmt: skip
+    scaled = attention.Params(n_tokens=6, dim=3, eps=0.3, beta=0.35, query=2 * eye, keys=eye)
+    runs = [
+        np.asarray(simulate.trajectory(attention, p, key, n_records=20)[1].distance)
+        for p in (base, explicit, doubled, scaled)
+    ]
+    for other in runs[1:]:
+        np.testing.assert_allclose(other, runs[0], rtol=1e-12)
+
+
 @pytest.mark.parametrize(
     "kwargs, message",
     [
@@ -106,6 +127,10 @@ def test_sweepable_over_eps_and_beta(key):
         (dict(attention="fixed", P=np.full((3, 3), 1 / 3)), "shape"),
         (dict(attention="fixed", P=np.full((4, 4), 0.3)), "row-stochastic"),
         (dict(value=np.eye(3)), "value"),
+        (dict(query=np.eye(2)), "together"),
+        (dict(query=np.ones((2, 3)), keys=np.ones((2, 4))), "one shape"),
+        (dict(query=np.ones((3, 3)), keys=np.ones((3, 3))), "query"),
+        (dict(query=np.ones((2, 2, 3)), keys=np.ones((2, 2, 3)), value=np.ones((3, 2, 2))), "head"),
         (dict(residual="skip"), "residual"),
         (dict(norm="batch"), "norm"),
         (dict(deviation=True), "deviation"),

@@ -6,8 +6,9 @@
 then an optional normalisation of each token: "sphere" (projection onto the unit sphere, the
 Geshkovski-Letrouit-Polyanskiy-Rigollet dynamics) or "layernorm" (zero mean, unit variance over
 the d coordinates). A(X) is a fixed row-stochastic `P` (attention="fixed") or
-softmax_row(beta X X^T) (attention="softmax", query = key = identity). V = I unless `value` is
-given.
+softmax_row(beta (X Q)(X K)^T) (attention="softmax"; Q = K = I unless `query` and `keys` are
+given). V = I unless `value` is given. With h heads (`query` and `keys` of shape (h, d, k),
+`value` (h, d, d)) the layer mixes Y = (1/h) sum_h A_h(X) X V_h.
 
 With a fixed P and `deviation=True` the state is the deviation D = X - 1 pi^T X from the
 consensus, projected back onto pi^T D = 0 after every layer (THEORY.md §3.4): the linear
@@ -51,7 +52,9 @@ class Params:
     norm: Literal["none", "sphere", "layernorm"] = _static("none")
     deviation: bool = _static(False)
     P: Float[Array, "n n"] | None = None
-    value: Float[Array, "d d"] | None = None
+    value: Float[Array, "*heads d d"] | None = None
+    query: Float[Array, "*heads d k"] | None = None
+    keys: Float[Array, "*heads d k"] | None = None
 
     def __post_init__(self):
         check_count("n_tokens", self.n_tokens, low=2)
@@ -70,9 +73,24 @@ class Params:
                 raise ValueError(f"P must have shape (n_tokens, n_tokens) = {(n, n)}; got {shape}")
             if concrete(self.P) is not None:
                 check_attention(self.P, reversible=False)
-        shape = getattr(self.value, "shape", None)
-        if self.value is not None and shape is not None and tuple(shape) != (d, d):
-            raise ValueError(f"value must have shape (dim, dim) = {(d, d)}; got {shape}")
+        shapes = {k: getattr(getattr(self, k), "shape", None) for k in ("query", "keys", "value")}
+        if (self.query is None) != (self.keys is None):
+            raise ValueError("query and keys must be given together (or neither: Q = K = I)")
+        if shapes["query"] is not None and shapes["query"] != shapes["keys"]:
+            raise ValueError(
+                f"query and keys must have one shape (heads, dim, k); got {shapes['query']} and "
+                f"{shapes['keys']}"
+            )
+        for name in ("query", "value"):
+            shape = shapes[name]
+            if shape is not None and (len(shape) not in (2, 3) or shape[-2] != d):
+                raise ValueError(f"{name} must be (dim, k) or (heads, dim, k) with dim = {d}")
+        if shapes["value"] is not None and shapes["value"][-1] != d:
+            raise ValueError(f"value must be (dim, dim) or (heads, dim, dim) with dim = {d}")
+        if shapes["query"] is not None and shapes["value"] is not None:
+            heads = (shapes["query"][:-2] or (1,))[0], (shapes["value"][:-2] or (1,))[0]
+            if heads[0] != heads[1]:
+                raise ValueError(f"query/keys and value must have one head count; got {heads}")
         if self.deviation and (self.attention != "fixed" or self.norm != "none"):
             raise ValueError("deviation=True needs attention='fixed' and norm='none' (linear)")
 
@@ -92,11 +110,33 @@ class Obs(NamedTuple):
     diameter: Float[Array, ""]
 
 
-def weights(params: Params, x: Float[Array, "n d"]) -> Float[Array, "n n"]:
-    """A(X): the fixed P, or softmax_row(beta X X^T)."""
+def _heads(matrix, dtype) -> Float[Array, "heads a b"] | None:
+    if matrix is None:
+        return None
+    matrix = jnp.asarray(matrix, dtype)
+    return matrix if matrix.ndim == 3 else matrix[None]
+
+
+def weights(params: Params, x: Float[Array, "n d"]) -> Float[Array, "heads n n"]:
+    """A_h(X) per head: the fixed P, or softmax_row(beta (X Q_h)(X K_h)^T)."""
     if params.attention == "fixed":
-        return jnp.asarray(params.P, x.dtype)
-    return jax.nn.softmax(params.beta * x @ x.T, axis=-1)
+        return jnp.asarray(params.P, x.dtype)[None]
+    query, keys = _heads(params.query, x.dtype), _heads(params.keys, x.dtype)
+    if query is None or keys is None:
+        scores = (x @ x.T)[None]
+    else:
+        q, k = jnp.einsum("nd,hdk->hnk", x, query), jnp.einsum("nd,hdk->hnk", x, keys)
+        scores = jnp.einsum("hnk,hmk->hnm", q, k)
+    return jax.nn.softmax(params.beta * scores, axis=-1)
+
+
+def _mix(params: Params, x: Float[Array, "n d"]) -> Float[Array, "n d"]:
+    """Y = (1/h) sum_h A_h X V_h (V_h = I without `value`)."""
+    mixed = jnp.einsum("hnm,md->hnd", weights(params, x), x)
+    value = _heads(params.value, x.dtype)
+    if value is not None:
+        mixed = jnp.einsum("hnd,hde->hne", mixed, value)
+    return mixed.mean(0)
 
 
 def _pi(params: Params, dtype) -> Float[Array, " n"]:
@@ -136,9 +176,7 @@ def step(params: Params, state: State, key: Key[Array, ""] | None) -> tuple[Stat
     """One layer (deterministic: the key is unused)."""
     del key
     x = state.x
-    y = weights(params, x) @ x
-    if params.value is not None:
-        y = y @ jnp.asarray(params.value, x.dtype)
+    y = _mix(params, x)
     eps = jnp.asarray(params.eps, x.dtype)
     if params.residual == "mean_shift":
         x = x + eps * (y - x)
