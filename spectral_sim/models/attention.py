@@ -10,6 +10,10 @@ softmax_row(beta (X Q)(X K)^T) (attention="softmax"; Q = K = I unless `query` an
 given). V = I unless `value` is given. With h heads (`query` and `keys` of shape (h, d, k),
 `value` (h, d, d)) the layer mixes Y = (1/h) sum_h A_h(X) X V_h.
 
+integrator="euler" or "rk4" (with norm="sphere") instead steps the continuous-time sphere
+dynamics dx_i/dt = P_i^perp (A(X) X V)_i, P_i^perp = I - x_i x_i^T the tangent projection at
+x_i (Geshkovski et al.), by a fixed step dt = eps, renormalising after each step.
+
 With a fixed P and `deviation=True` the state is the deviation D = X - 1 pi^T X from the
 consensus, projected back onto pi^T D = 0 after every layer (THEORY.md §3.4): the linear
 dynamics are the same, and round-off no longer floors the distance at ~1e-16. The additive
@@ -51,6 +55,7 @@ class Params:
     residual: Literal["mean_shift", "additive", "none"] = _static("mean_shift")
     norm: Literal["none", "sphere", "layernorm"] = _static("none")
     deviation: bool = _static(False)
+    integrator: Literal["layer", "euler", "rk4"] = _static("layer")
     P: Float[Array, "n n"] | None = None
     value: Float[Array, "*heads d d"] | None = None
     query: Float[Array, "*heads d k"] | None = None
@@ -91,6 +96,12 @@ class Params:
             heads = (shapes["query"][:-2] or (1,))[0], (shapes["value"][:-2] or (1,))[0]
             if heads[0] != heads[1]:
                 raise ValueError(f"query/keys and value must have one head count; got {heads}")
+        if self.integrator not in ("layer", "euler", "rk4"):
+            raise ValueError(
+                f"integrator must be one of ('layer', 'euler', 'rk4'); got {self.integrator!r}"
+            )
+        if self.integrator != "layer" and self.norm != "sphere":
+            raise ValueError("integrator='euler' or 'rk4' steps the sphere dynamics: norm='sphere'")
         if self.deviation and (self.attention != "fixed" or self.norm != "none"):
             raise ValueError("deviation=True needs attention='fixed' and norm='none' (linear)")
 
@@ -172,10 +183,31 @@ def init(params: Params, key: Key[Array, ""]) -> State:
     return State(x, jnp.zeros((), jnp.int32))
 
 
+def _tangent(params: Params, x: Float[Array, "n d"]) -> Float[Array, "n d"]:
+    """dx/dt of the sphere dynamics: the attention output projected on each token's tangent."""
+    y = _mix(params, x)
+    return y - (y * x).sum(-1, keepdims=True) * x
+
+
+def _flow_step(params: Params, x: Float[Array, "n d"]) -> Float[Array, "n d"]:
+    dt = jnp.asarray(params.eps, x.dtype)
+    if params.integrator == "euler":
+        return _normalise(params, x + dt * _tangent(params, x))
+    k1 = _tangent(params, x)
+    k2 = _tangent(params, x + 0.5 * dt * k1)
+    k3 = _tangent(params, x + 0.5 * dt * k2)
+    k4 = _tangent(params, x + dt * k3)
+    return _normalise(params, x + dt / 6 * (k1 + 2 * k2 + 2 * k3 + k4))
+
+
 def step(params: Params, state: State, key: Key[Array, ""] | None) -> tuple[State, Obs]:
-    """One layer (deterministic: the key is unused)."""
+    """One layer, or one time step dt = eps of the sphere flow (deterministic: the key is
+    unused)."""
     del key
     x = state.x
+    if params.integrator != "layer":
+        x = _flow_step(params, x)
+        return State(x, state.t + 1), _observe(params, x)
     y = _mix(params, x)
     eps = jnp.asarray(params.eps, x.dtype)
     if params.residual == "mean_shift":
