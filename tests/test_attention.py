@@ -135,6 +135,24 @@ def test_sphere_flow_integrators_converge_at_their_order(key):
         assert coarse / fine == pytest.approx(2.0**order, rel=0.25), integrator
 
 
+@pytest.mark.parametrize("residual", ["mean_shift", "additive", "none"])
+def test_the_dobrushin_bound_holds_layer_by_layer(residual, key):
+    """THEORY.md §3.3: for softmax attention (V = I, no normalisation) diam(X_l) <= tau(M_l)
+    diam(X_(l-1)) at every layer, M_l the layer's mixing matrix (times 1 + eps for the additive
+    form); early layers of a wide-spread start are far from the bound's worst case."""
+    eps = 0.4
+    params = attention.Params(n_tokens=8, dim=3, eps=eps, beta=1.5, residual=residual)
+    x0 = attention.init(params, jax.random.split(key)[0]).x
+    _, obs = simulate.trajectory(attention, params, key, n_records=40)
+    diameter = np.concatenate([[float(np.max(np.linalg.norm(x0[:, None] - x0[None], axis=-1)))],
+                               np.asarray(obs.diameter)])  # fmt: skip
+    scale = 1 + eps if residual == "additive" else 1.0
+    bound = scale * np.asarray(obs.tau) * diameter[:-1]
+    # Relative rounding, plus an absolute floor once the tokens have merged (diameter ~1e-16).
+    assert np.all(diameter[1:] <= bound * (1 + 1e-12) + 1e-14 * diameter[0])
+    assert np.all((np.asarray(obs.tau) >= 0) & (np.asarray(obs.tau) <= 1 + 1e-12))
+
+
 @pytest.mark.parametrize(
     "kwargs, message",
     [

@@ -27,7 +27,7 @@ import jax
 import jax.numpy as jnp
 
 from spectral_sim._types import Array, Float, Key, Scalar, check_count, check_range, concrete
-from spectral_sim.theory.attention import check_attention, stationary
+from spectral_sim.theory.attention import check_attention, dobrushin, stationary
 
 __all__ = ["Obs", "Params", "State", "init", "step", "weights"]
 
@@ -115,10 +115,15 @@ class State(NamedTuple):
 
 class Obs(NamedTuple):
     """After the layer: the weighted distance to consensus ||X - 1 pi^T X||_pi (pi uniform for
-    softmax attention) and the diameter max_ij ||x_i - x_j||."""
+    softmax attention) and the diameter max_ij ||x_i - x_j||; `tau`, the Dobrushin coefficient
+    of the layer's row-stochastic mixing matrix M ((1 - eps) I + eps A, (I + eps A)/(1 + eps) or
+    A, with A the head-averaged attention of the layer's input; THEORY.md §3.1). With V = I and
+    no normalisation the layer is X <- M X (times 1 + eps, additive), so diameter_l <= tau_l
+    diameter_(l-1) (up to that scale)."""
 
     distance: Float[Array, ""]
     diameter: Float[Array, ""]
+    tau: Float[Array, ""]
 
 
 def _heads(matrix, dtype) -> Float[Array, "heads a b"] | None:
@@ -165,12 +170,24 @@ def _normalise(params: Params, x: Float[Array, "n d"]) -> Float[Array, "n d"]:
     return x
 
 
-def _observe(params: Params, x: Float[Array, "n d"]) -> Obs:
+def _mixing(params: Params, x: Float[Array, "n d"]) -> Float[Array, "n n"]:
+    """The layer's row-stochastic mixing matrix for the input x (see Obs)."""
+    a = weights(params, x).mean(0)
+    eye = jnp.eye(a.shape[0], dtype=a.dtype)
+    eps = jnp.asarray(params.eps, a.dtype)
+    if params.integrator != "layer" or params.residual == "mean_shift":
+        return (1 - eps) * eye + eps * a
+    if params.residual == "additive":
+        return (eye + eps * a) / (1 + eps)
+    return a
+
+
+def _observe(params: Params, x: Float[Array, "n d"], tau: Float[Array, ""]) -> Obs:
     pi = _pi(params, x.dtype)
     deviation = x - (pi @ x)[None]
     distance = jnp.sqrt(pi @ (deviation**2).sum(-1))
     diameter = jnp.max(jnp.linalg.norm(x[:, None] - x[None], axis=-1))
-    return Obs(distance, diameter)
+    return Obs(distance, diameter, tau)
 
 
 def init(params: Params, key: Key[Array, ""]) -> State:
@@ -205,9 +222,10 @@ def step(params: Params, state: State, key: Key[Array, ""] | None) -> tuple[Stat
     unused)."""
     del key
     x = state.x
+    tau = dobrushin(_mixing(params, x))
     if params.integrator != "layer":
         x = _flow_step(params, x)
-        return State(x, state.t + 1), _observe(params, x)
+        return State(x, state.t + 1), _observe(params, x, tau)
     y = _mix(params, x)
     eps = jnp.asarray(params.eps, x.dtype)
     if params.residual == "mean_shift":
@@ -221,4 +239,4 @@ def step(params: Params, state: State, key: Key[Array, ""] | None) -> tuple[Stat
         x = x - (_pi(params, x.dtype) @ x)[None]
         if params.residual == "additive":  # linear dynamics: the (1 + eps)^L growth is a scale
             x = x / (1 + eps)
-    return State(x, state.t + 1), _observe(params, x)
+    return State(x, state.t + 1), _observe(params, x, tau)
