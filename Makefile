@@ -21,6 +21,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.learning_curves
 	$(BIN)/python -m benchmarks.sweep
+	$(BIN)/python -m benchmarks.attention
 	$(BIN)/python -m benchmarks.fit
 
 lint: $(STAMP)
