@@ -29,3 +29,16 @@ def test_quick_benchmarks_report_finite_ratios():
     assert all(math.isfinite(r) and r > 0 for r in ratios)
     assert results["W1"]["nonfinite"] == 0
     assert "quick run: results file not updated" in done.stderr
+
+
+def test_quick_attention_benchmark_reports_finite_ratios():
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.attention", "--quick"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=True,
+    )  # fmt: skip
+    result = json.loads(done.stdout.splitlines()[-1])
+    assert result["benchmark"] == "attention_softmax" and result["nonfinite"] == 0
+    assert all(math.isfinite(result[k]) and result[k] > 0 for k in ("fraction_of_peak",
+               "speedup_vs_numpy"))  # fmt: skip
+    assert "quick run: results file not updated" in done.stderr
