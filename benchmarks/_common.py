@@ -5,6 +5,7 @@ import json
 import os
 import pathlib
 import platform
+import sys
 import time
 from collections.abc import Callable, Iterable
 
@@ -64,3 +65,21 @@ def write_results(results: Iterable[dict]) -> pathlib.Path:
             names.append(result["benchmark"])
     path.write_text(json.dumps(entries, indent=2) + "\n")
     return path
+
+
+def environment() -> dict:
+    """The fields every result carries: machine, device and JAX version."""
+    return dict(machine=machine(), device=device(), jax_version=jax.__version__)
+
+
+def publish(result: dict) -> None:
+    """Print one result as a JSON line (the last line of its workload)."""
+    print(json.dumps(result), flush=True)
+
+
+def finish(results: list[dict], quick: bool) -> None:
+    """Merge a full run's results into the results file; a quick run writes nothing."""
+    if quick:
+        print("quick run: results file not updated", file=sys.stderr)
+    else:
+        print(f"wrote {write_results(results)}", file=sys.stderr)

@@ -8,14 +8,11 @@ line; a full run merges it into benchmarks/results/<machine>.json.
 """
 
 import argparse
-import json
-import sys
 import time
 
-import jax
 import numpy as np
 
-from benchmarks._common import best_of, device, machine, write_results
+from benchmarks._common import best_of, environment, finish, publish
 from benchmarks.sweep import QUICK, Peaks, Sizes
 from spectral_sim import simulate, sweep
 from spectral_sim.models import attention
@@ -83,13 +80,10 @@ def main(argv=None) -> dict:
         dim=DIM, seconds=seconds, gflops=gflops, peak_gflops=peak,
         fraction_of_peak=gflops / peak, numpy_seconds=t_numpy, numpy_configs_timed=timed,
         speedup_vs_numpy=t_numpy / seconds, nonfinite=nonfinite, quick=args.quick,
-        machine=machine(), device=device(), jax_version=jax.__version__,
+        **environment(),
     )  # fmt: skip
-    print(json.dumps(out))
-    if args.quick:
-        print("quick run: results file not updated", file=sys.stderr)
-    else:
-        write_results([out])
+    publish(out)
+    finish([out], args.quick)
     return out
 
 

@@ -8,15 +8,13 @@ a full run merges it into benchmarks/results/<machine>.json.
 """
 
 import argparse
-import json
 import pathlib
-import sys
 import time
 
 import jax
 import numpy as np
 
-from benchmarks._common import device, machine, write_results
+from benchmarks._common import environment, finish, publish
 from spectral_sim import fit
 
 DATA = pathlib.Path(__file__).resolve().parents[1] / "data"
@@ -99,13 +97,10 @@ def main(argv=None) -> dict:
         restarts=restarts, lbfgs_steps=STEPS, seconds=t_boot, full_fit_seconds=t_point,
         scipy_seconds=t_scipy, scipy_resamples_timed=timed, speedup_vs_scipy=t_scipy / t_boot,
         estimates=estimates, converged=bool(result.converged), quick=args.quick,
-        machine=machine(), device=device(), jax_version=jax.__version__,
+        **environment(),
     )  # fmt: skip
-    print(json.dumps(out))
-    if args.quick:
-        print("quick run: results file not updated", file=sys.stderr)
-    else:
-        write_results([out])
+    publish(out)
+    finish([out], args.quick)
     return out
 
 

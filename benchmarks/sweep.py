@@ -18,11 +18,9 @@ import argparse
 import contextlib
 import dataclasses
 import functools
-import json
 import math
 import os
 import resource
-import sys
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
@@ -31,7 +29,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from benchmarks._common import best_of, device, machine, write_results
+from benchmarks._common import best_of, environment, finish, publish
 from spectral_sim import PowerLaw, simulate, sweep, theory
 from spectral_sim._types import Simulator
 from spectral_sim.models import linear, random_features
@@ -777,16 +775,11 @@ def main(argv: Sequence[str] | None = None) -> list[dict]:
             quick=args.quick,
             wall_seconds=time.perf_counter() - start,
             load_average_1min=load,
-            machine=machine(),
-            device=device(),
-            jax_version=jax.__version__,
+            **environment(),
         )
-        print(json.dumps(result), flush=True)
+        publish(result)
         results.append(result)
-    if args.quick:
-        print("quick run: results file not updated", file=sys.stderr)
-    else:
-        print(f"wrote {write_results(results)}", file=sys.stderr)
+    finish(results, args.quick)
     return results
 
 

@@ -12,12 +12,18 @@ import sys
 ROOT = pathlib.Path(__file__).parent.parent
 
 
-def test_quick_benchmarks_report_finite_ratios():
+def _quick(module: str) -> subprocess.CompletedProcess:
+    """`python -m benchmarks.<module> --quick` in its own process, without conftest's 8 virtual
+    devices."""
     env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
-    done = subprocess.run(
-        [sys.executable, "-m", "benchmarks.sweep", "--quick"],
+    return subprocess.run(
+        [sys.executable, "-m", f"benchmarks.{module}", "--quick"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, check=True,
     )  # fmt: skip
+
+
+def test_quick_benchmarks_report_finite_ratios():
+    done = _quick("sweep")
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
     results = {r["benchmark"]: r for r in map(json.loads, lines)}
     assert set(results) == {"W1", "W2", "W3", "scaling"}
@@ -32,11 +38,7 @@ def test_quick_benchmarks_report_finite_ratios():
 
 
 def test_quick_attention_benchmark_reports_finite_ratios():
-    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
-    done = subprocess.run(
-        [sys.executable, "-m", "benchmarks.attention", "--quick"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=True,
-    )  # fmt: skip
+    done = _quick("attention")
     result = json.loads(done.stdout.splitlines()[-1])
     assert result["benchmark"] == "attention_softmax" and result["nonfinite"] == 0
     assert all(math.isfinite(result[k]) and result[k] > 0 for k in ("fraction_of_peak",
