@@ -172,8 +172,39 @@ def test_the_dobrushin_bound_holds_layer_by_layer(residual, key):
         (dict(deviation=True), "deviation"),
         (dict(integrator="rk4"), "sphere"),
         (dict(integrator="midpoint", norm="sphere"), "integrator"),
+        (dict(draw="qv"), "draw"),
+        (dict(draw="qk", heads=0), "heads"),
+        (dict(draw="qk", key_dim=0), "key_dim"),
+        (dict(draw="qk", attention="fixed", P=np.full((4, 4), 0.25)), "softmax"),
+        (dict(draw="qk", query=np.eye(2), keys=np.eye(2)), "do not also give"),
     ],
 )
 def test_bad_input_is_rejected_before_tracing(kwargs, message):
     with pytest.raises(ValueError, match=message):
         attention.Params(**(dict(n_tokens=4, dim=2) | kwargs))
+
+
+def test_drawn_weights_are_per_run_and_reproducible(key):
+    """draw='qkv' draws Q, K, V of the declared shapes in init, from the run's key: the same key
+    gives the same run, another key other weights; drawn weights act as given ones."""
+    params = attention.Params(n_tokens=6, dim=3, eps=0.3, draw="qkv", heads=2, key_dim=5)
+    state = attention.init(params, jax.random.split(key)[0])  # the key trajectory() passes on
+    assert state.query.shape == state.keys.shape == (2, 3, 5)
+    assert state.value.shape == (2, 3, 3)
+    assert attention.init(attention.Params(n_tokens=6, dim=3, draw="qk"), key).value is None
+    # Entries N(0, 1/dim): the sample variance of 2 x 3 x 5 query entries is within 4 SE of 1/3.
+    variance = float(np.var(np.asarray(state.query)) * 3)
+    assert abs(variance - 1) < 4 * np.sqrt(2 / 30)
+    other = attention.init(params, jax.random.fold_in(key, 7))
+    assert not np.allclose(other.query, state.query)
+
+    def run(p, k):
+        return simulate.trajectory(attention, p, k, n_records=10)[1].distance
+
+    np.testing.assert_array_equal(run(params, key), run(params, key))
+    given = attention.Params(
+        n_tokens=6, dim=3, eps=0.3, query=state.query, keys=state.keys, value=state.value
+    )
+    np.testing.assert_allclose(run(given, key), run(params, key), rtol=1e-12)
+    seeds = jax.vmap(lambda k: run(params, k))(jax.random.split(key, 3))
+    assert len({float(d[-1]) for d in seeds}) == 3  # vmapped seeds: three different draws

@@ -52,3 +52,15 @@ def test_sphere_dynamics_collapse_to_one_cluster(key):
     counts = [int(tokens.cluster_count(x, tol=1e-3)) for x in [x0, *later]]
     assert counts[0] == 12 and counts[-1] < 12
     assert all(b <= a for a, b in zip(counts, counts[1:], strict=False))
+
+
+def test_residual_norm_of_known_configurations():
+    """sqrt(max column sum x max row sum) of |X - 1 median^T|; zero on identical rows and
+    unchanged by a common translation."""
+    x = np.array([[0.0, 0.0], [1.0, 2.0], [3.0, -1.0]])  # medians (1, 0)
+    r = np.abs(x - np.array([1.0, 0.0]))  # column sums (3, 3), row sums (1, 2, 3)
+    assert float(tokens.residual_norm(x)) == pytest.approx(np.sqrt(3.0 * 3.0), rel=1e-12)
+    assert r.sum(0).max() == 3.0
+    shifted = x + np.array([5.0, -7.0])
+    assert float(tokens.residual_norm(shifted)) == pytest.approx(3.0, rel=1e-12)
+    assert float(tokens.residual_norm(np.ones((4, 3)))) == 0.0

@@ -1,6 +1,7 @@
 """Measurements of token configurations X in R^{n x d} and of their distance-to-consensus
 records (THEORY.md §3.4): effective rank, clusters at a tolerance, the first layer with one
-cluster, per-layer contraction ratios and the late-window asymptotic rate."""
+cluster, per-layer contraction ratios, the late-window asymptotic rate and the rank-collapse
+residual of Dong, Cordonnier and Loukas."""
 
 import math
 
@@ -15,6 +16,7 @@ __all__ = [
     "contraction_ratios",
     "effective_rank",
     "first_layer",
+    "residual_norm",
 ]
 
 
@@ -74,3 +76,13 @@ def asymptotic_rate(
     i, j = int(np.flatnonzero(steps == first)[0]), int(np.flatnonzero(steps == last)[0])
     distance = jnp.asarray(distance)
     return (distance[..., j] / distance[..., i]) ** (1 / (last - first))
+
+
+def residual_norm(x: Float[Array, "*batch n d"]) -> Float[Array, "*batch"]:
+    """||X - 1 m^T||_1,inf = sqrt(||R||_1 ||R||_inf) (max column sum times max row sum of |R|),
+    the residual of Dong, Cordonnier and Loukas (arXiv 2103.03404) with m the column medians,
+    the minimiser of the ||.||_1 factor: an upper bound on their minimum over m (the two
+    factors' minimisers differ), and zero exactly when every token is at one point."""
+    x = jnp.asarray(x)
+    r = jnp.abs(x - jnp.median(x, axis=-2, keepdims=True))
+    return jnp.sqrt(r.sum(-2).max(-1) * r.sum(-1).max(-1))

@@ -10,6 +10,10 @@ softmax_row(beta (X Q)(X K)^T) (attention="softmax"; Q = K = I unless `query` an
 given). V = I unless `value` is given. With h heads (`query` and `keys` of shape (h, d, k),
 `value` (h, d, d)) the layer mixes Y = (1/h) sum_h A_h(X) X V_h.
 
+draw="qk" (or "qkv") draws Q and K (and V) per run in `init`, from the run's key, with iid
+N(0, 1/dim) entries and shapes (heads, dim, key_dim) (V: (heads, dim, dim)); they ride in the
+State, so a sweep's seeds are independent Q/K/V draws and one compile serves them all.
+
 integrator="euler" or "rk4" (with norm="sphere") instead steps the continuous-time sphere
 dynamics dx_i/dt = P_i^perp (A(X) X V)_i, P_i^perp = I - x_i x_i^T the tangent projection at
 x_i (Geshkovski et al.), by a fixed step dt = eps, renormalising after each step.
@@ -34,6 +38,7 @@ __all__ = ["Obs", "Params", "State", "init", "step", "weights"]
 ATTENTION = ("softmax", "fixed")
 RESIDUAL = ("mean_shift", "additive", "none")
 NORM = ("none", "sphere", "layernorm")
+DRAW = ("none", "qk", "qkv")
 LAYERNORM_EPS = 1e-12  # variance floor of "layernorm" (keeps a collapsed token finite)
 
 
@@ -56,6 +61,9 @@ class Params:
     norm: Literal["none", "sphere", "layernorm"] = _static("none")
     deviation: bool = _static(False)
     integrator: Literal["layer", "euler", "rk4"] = _static("layer")
+    draw: Literal["none", "qk", "qkv"] = _static("none")
+    heads: int = _static(1)
+    key_dim: int | None = _static(None)
     P: Float[Array, "n n"] | None = None
     value: Float[Array, "*heads d d"] | None = None
     query: Float[Array, "*heads d k"] | None = None
@@ -104,13 +112,29 @@ class Params:
             raise ValueError("integrator='euler' or 'rk4' steps the sphere dynamics: norm='sphere'")
         if self.deviation and (self.attention != "fixed" or self.norm != "none"):
             raise ValueError("deviation=True needs attention='fixed' and norm='none' (linear)")
+        if self.draw not in DRAW:
+            raise ValueError(f"draw must be one of {DRAW}; got {self.draw!r}")
+        check_count("heads", self.heads)
+        if self.key_dim is not None:
+            check_count("key_dim", self.key_dim)
+        if self.draw != "none":
+            if self.attention != "softmax":
+                raise ValueError("draw='qk' or 'qkv' draws softmax weights: attention='softmax'")
+            drawn = ("query", "keys", "value") if self.draw == "qkv" else ("query", "keys")
+            given = [name for name in drawn if getattr(self, name) is not None]
+            if given:
+                raise ValueError(f"draw={self.draw!r} draws {drawn}; do not also give {given}")
 
 
 class State(NamedTuple):
-    """x: the tokens (or their deviation from consensus with `deviation`); t: layers done."""
+    """x: the tokens (or their deviation from consensus with `deviation`); t: layers done;
+    query, keys, value: this run's drawn weights (None unless `draw` draws them)."""
 
     x: Float[Array, "n d"]
     t: Array
+    query: Float[Array, "heads d k"] | None = None
+    keys: Float[Array, "heads d k"] | None = None
+    value: Float[Array, "heads d d"] | None = None
 
 
 class Obs(NamedTuple):
@@ -133,11 +157,25 @@ def _heads(matrix, dtype) -> Float[Array, "heads a b"] | None:
     return matrix if matrix.ndim == 3 else matrix[None]
 
 
-def weights(params: Params, x: Float[Array, "n d"]) -> Float[Array, "heads n n"]:
-    """A_h(X) per head: the fixed P, or softmax_row(beta (X Q_h)(X K_h)^T)."""
+def _qkv(params: Params, state: State | None) -> tuple:
+    """(Q, K, V): the run's drawn matrices where `draw` drew them, else the Params' ones."""
+    drawn = state if state is not None and params.draw != "none" else None
+    return tuple(
+        getattr(drawn, name) if drawn is not None and getattr(drawn, name) is not None
+        else getattr(params, name)
+        for name in ("query", "keys", "value")
+    )  # fmt: skip
+
+
+def weights(
+    params: Params, x: Float[Array, "n d"], state: State | None = None
+) -> Float[Array, "heads n n"]:
+    """A_h(X) per head: the fixed P, or softmax_row(beta (X Q_h)(X K_h)^T) (Q, K drawn into
+    `state` when params.draw draws them)."""
     if params.attention == "fixed":
         return jnp.asarray(params.P, x.dtype)[None]
-    query, keys = _heads(params.query, x.dtype), _heads(params.keys, x.dtype)
+    query, keys, _ = _qkv(params, state)
+    query, keys = _heads(query, x.dtype), _heads(keys, x.dtype)
     if query is None or keys is None:
         scores = (x @ x.T)[None]
     else:
@@ -146,10 +184,10 @@ def weights(params: Params, x: Float[Array, "n d"]) -> Float[Array, "heads n n"]
     return jax.nn.softmax(params.beta * scores, axis=-1)
 
 
-def _mix(params: Params, x: Float[Array, "n d"]) -> Float[Array, "n d"]:
+def _mix(params: Params, x: Float[Array, "n d"], state: State | None) -> Float[Array, "n d"]:
     """Y = (1/h) sum_h A_h X V_h (V_h = I without `value`)."""
-    mixed = jnp.einsum("hnm,md->hnd", weights(params, x), x)
-    value = _heads(params.value, x.dtype)
+    mixed = jnp.einsum("hnm,md->hnd", weights(params, x, state), x)
+    value = _heads(_qkv(params, state)[2], x.dtype)
     if value is not None:
         mixed = jnp.einsum("hnd,hde->hne", mixed, value)
     return mixed.mean(0)
@@ -170,9 +208,9 @@ def _normalise(params: Params, x: Float[Array, "n d"]) -> Float[Array, "n d"]:
     return x
 
 
-def _mixing(params: Params, x: Float[Array, "n d"]) -> Float[Array, "n n"]:
+def _mixing(params: Params, x: Float[Array, "n d"], state: State) -> Float[Array, "n n"]:
     """The layer's row-stochastic mixing matrix for the input x (see Obs)."""
-    a = weights(params, x).mean(0)
+    a = weights(params, x, state).mean(0)
     eye = jnp.eye(a.shape[0], dtype=a.dtype)
     eps = jnp.asarray(params.eps, a.dtype)
     if params.integrator != "layer" or params.residual == "mean_shift":
@@ -192,28 +230,41 @@ def _observe(params: Params, x: Float[Array, "n d"], tau: Float[Array, ""]) -> O
 
 def init(params: Params, key: Key[Array, ""]) -> State:
     """X_0 with iid N(0, 1) entries (normalised as the layers normalise; with `deviation`, the
-    deviation X_0 - 1 pi^T X_0)."""
+    deviation X_0 - 1 pi^T X_0), and the drawn Q, K (V) with iid N(0, 1/dim) entries."""
     x = jax.random.normal(key, (params.n_tokens, params.dim))
     x = _normalise(params, x)
     if params.deviation:
         x = x - (_pi(params, x.dtype) @ x)[None]
-    return State(x, jnp.zeros((), jnp.int32))
+    state = State(x, jnp.zeros((), jnp.int32))
+    if params.draw == "none":
+        return state
+    d, h = params.dim, params.heads
+    query_key, keys_key, value_key = jax.random.split(jax.random.fold_in(key, 1), 3)
+    shape = (h, d, params.key_dim or d)
+    scale = 1 / jnp.sqrt(jnp.asarray(d, x.dtype))
+    query = scale * jax.random.normal(query_key, shape, x.dtype)
+    keys = scale * jax.random.normal(keys_key, shape, x.dtype)
+    value = None
+    if params.draw == "qkv":
+        value = scale * jax.random.normal(value_key, (h, d, d), x.dtype)
+    return state._replace(query=query, keys=keys, value=value)
 
 
-def _tangent(params: Params, x: Float[Array, "n d"]) -> Float[Array, "n d"]:
+def _tangent(params: Params, x: Float[Array, "n d"], state: State) -> Float[Array, "n d"]:
     """dx/dt of the sphere dynamics: the attention output projected on each token's tangent."""
-    y = _mix(params, x)
+    y = _mix(params, x, state)
     return y - (y * x).sum(-1, keepdims=True) * x
 
 
-def _flow_step(params: Params, x: Float[Array, "n d"]) -> Float[Array, "n d"]:
+def _flow_step(params: Params, state: State) -> Float[Array, "n d"]:
+    x = state.x
     dt = jnp.asarray(params.eps, x.dtype)
     if params.integrator == "euler":
-        return _normalise(params, x + dt * _tangent(params, x))
-    k1 = _tangent(params, x)
-    k2 = _tangent(params, x + 0.5 * dt * k1)
-    k3 = _tangent(params, x + 0.5 * dt * k2)
-    k4 = _tangent(params, x + dt * k3)
+        return _normalise(params, x + dt * _tangent(params, x, state))
+    k1 = _tangent(params, x, state)
+    k2 = _tangent(params, x + 0.5 * dt * k1, state)
+    k3 = _tangent(params, x + 0.5 * dt * k2, state)
+    k4 = _tangent(params, x + dt * k3, state)
     return _normalise(params, x + dt / 6 * (k1 + 2 * k2 + 2 * k3 + k4))
 
 
@@ -222,11 +273,11 @@ def step(params: Params, state: State, key: Key[Array, ""] | None) -> tuple[Stat
     unused)."""
     del key
     x = state.x
-    tau = dobrushin(_mixing(params, x))
+    tau = dobrushin(_mixing(params, x, state))
     if params.integrator != "layer":
-        x = _flow_step(params, x)
-        return State(x, state.t + 1), _observe(params, x, tau)
-    y = _mix(params, x)
+        x = _flow_step(params, state)
+        return state._replace(x=x, t=state.t + 1), _observe(params, x, tau)
+    y = _mix(params, x, state)
     eps = jnp.asarray(params.eps, x.dtype)
     if params.residual == "mean_shift":
         x = x + eps * (y - x)
@@ -239,4 +290,4 @@ def step(params: Params, state: State, key: Key[Array, ""] | None) -> tuple[Stat
         x = x - (_pi(params, x.dtype) @ x)[None]
         if params.residual == "additive":  # linear dynamics: the (1 + eps)^L growth is a scale
             x = x / (1 + eps)
-    return State(x, state.t + 1), _observe(params, x, tau)
+    return state._replace(x=x, t=state.t + 1), _observe(params, x, tau)

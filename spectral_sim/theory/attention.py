@@ -1,7 +1,8 @@
 """Contraction of residual attention towards consensus (THEORY.md §3): the spectrum and gap of a
 fixed reversible attention matrix P, the exact per-layer rate of X <- X + eps (P X - X) and of
 the additive form X <- X + eps P X, the condition under which the rate is 1 - eps lambda_2, the
-consensus point pi^T X_0, the softmax asymptotic rate and the Dobrushin coefficient.
+consensus point pi^T X_0, the softmax asymptotic rate, the Dobrushin coefficient and the
+rank-collapse bound of pure attention (Dong, Cordonnier and Loukas, arXiv 2103.03404).
 
 P is row-stochastic with positive entries; the spectral functions assume it is reversible
 (P = D^-1 K with K symmetric, THEORY.md §3.1), so its eigenvalues are real and come from `eigh`
@@ -15,7 +16,15 @@ from typing import Literal
 import jax.numpy as jnp
 import numpy as np
 
-from spectral_sim._types import Array, ArrayLike, Float, Scalar, check_range, concrete
+from spectral_sim._types import (
+    Array,
+    ArrayLike,
+    Float,
+    Scalar,
+    check_count,
+    check_range,
+    concrete,
+)
 
 __all__ = [
     "attention_gap",
@@ -27,6 +36,7 @@ __all__ = [
     "dobrushin",
     "gap_rate_limit",
     "kernel_attention",
+    "rank_collapse_bound",
     "softmax_rate",
     "stationary",
 ]
@@ -194,3 +204,33 @@ def closed_classes(P: Float[ArrayLike, "*batch n n"]) -> Array:
     closed = jnp.all(~reach | communicate, axis=-1)
     first_member = jnp.argmax(communicate, axis=-1) == jnp.arange(n)
     return jnp.sum(closed & first_member, axis=-1)
+
+
+def rank_collapse_bound(
+    residual: Float[ArrayLike, "*batch"],
+    *,
+    layers: int,
+    weight_norm: Scalar,
+    heads: int = 1,
+    gamma: Scalar = 1.0,
+) -> Float[Array, "*batch"]:
+    """The Dong-Cordonnier-Loukas bound (arXiv 2103.03404, Thm 2.2 and Cor. 2.3) on the
+    residual of a pure self-attention network (no skip, no MLP) after `layers` layers:
+
+        ||res(X_L)|| <= (4 gamma H w)^((3^L - 1) / 2) ||res(X_0)||^(3^L),
+
+    res(X) = X - 1 x^T the distance to the nearest rank-one matrix with identical rows, in the
+    composite norm sqrt(||.||_1 ||.||_inf) (`diagnostics.tokens.residual_norm`); w bounds
+    ||W_QK||_1 ||W_V||_1,inf / sqrt(d_qk), which for softmax_row(beta (X Q)(X K)^T) X V is
+    ||beta Q K^T||_1 ||V||_1,inf (= beta with Q = K = V = I); gamma is the paper's bounded term
+    from the attention entries (their constant, not fixed in closed form; 1 by default). The
+    bound is cubic per layer (doubly exponential in L) and only useful while
+    4 gamma H w ||res||^2 < 1: near consensus the pure layer's residual map is
+    r -> c r^3 (THEORY.md §3.3: the linear term 1 - eps vanishes at eps = 1)."""
+    check_count("layers", layers, low=0)
+    check_count("heads", heads)
+    check_range("weight_norm", weight_norm, gt=0)
+    check_range("gamma", gamma, gt=0)
+    power = 3**layers
+    constant = 4 * jnp.asarray(gamma, float) * heads * jnp.asarray(weight_norm, float)
+    return constant ** ((power - 1) / 2) * jnp.asarray(residual, float) ** power
