@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 __all__ = ["EXPERIMENTS", "describe", "load", "quick", "worst"]
 
-EXPERIMENTS: tuple[str, ...] = ("learning_curves", "scaling_laws")
+EXPERIMENTS: tuple[str, ...] = ("learning_curves", "scaling_laws", "attention_clusters")
 
 C = TypeVar("C")
 

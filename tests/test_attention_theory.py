@@ -154,6 +154,15 @@ def test_closed_classes_count_the_clusters_of_a_reducible_p():
     P[4] = [0.2, 0.2, 0.2, 0.2, 0.2]
     assert int(attention.closed_classes(P)) == 2
     assert int(attention.closed_classes(_kernel_attention(0))) == 1  # positive: irreducible
+    corner = np.asarray(_kernel_attention(0))[:5, :5]
+    stacked = np.stack([P, corner / corner.sum(-1, keepdims=True)])
+    np.testing.assert_array_equal(attention.closed_classes(stacked), [2, 1])  # batch axes
+    pair = np.stack([_kernel_attention(0), _kernel_attention(1)])
+    np.testing.assert_allclose(  # leading batch axes, as the docstring promises
+        attention.attention_gap(pair),
+        [attention.attention_gap(_kernel_attention(seed)) for seed in (0, 1)],
+        rtol=1e-12,
+    )
     x = np.random.default_rng(0).standard_normal((5, 2))
     for _ in range(200):
         x = x + 0.5 * (P @ x - x)

@@ -29,6 +29,7 @@ def test_cluster_count_follows_single_linkage():
     assert int(tokens.cluster_count(chain, tol=1.5)) == 1
     stacked = jnp.stack([jnp.asarray(x), jnp.asarray(x[::-1])])
     np.testing.assert_array_equal(jax.vmap(lambda y: tokens.cluster_count(y, 1.0))(stacked), 3)
+    np.testing.assert_array_equal(tokens.cluster_count(stacked, 1.0), [3, 3])  # batch axes
 
 
 def test_first_layer_and_rates_on_a_geometric_record():

@@ -45,7 +45,7 @@ def cluster_count(x: Float[Array, "*batch n d"], tol: float) -> Int[Array, "*bat
     for _ in range(max(1, math.ceil(math.log2(n)))):  # paths of length up to 2^k
         reach = jnp.minimum(reach @ reach, 1.0)
     first_member = jnp.argmax(reach > 0, axis=-1)  # the smallest index in each token's cluster
-    return jnp.sum(first_member == jnp.arange(n), axis=-1)
+    return jnp.sum(first_member == jnp.broadcast_to(jnp.arange(n), first_member.shape), axis=-1)
 
 
 def first_layer(

@@ -96,7 +96,7 @@ def stationary(P: Float[ArrayLike, "*batch n n"]) -> Float[Array, "*batch n"]:
     pi^T (P - I) = 0 with its last equation replaced by the normalisation."""
     P = jnp.asarray(P)
     n = P.shape[-1]
-    system = jnp.swapaxes(P, -1, -2) - jnp.eye(n, dtype=P.dtype)
+    system = jnp.swapaxes(P, -1, -2) - jnp.broadcast_to(jnp.eye(n, dtype=P.dtype), P.shape)
     system = system.at[..., -1, :].set(1.0)
     rhs = jnp.zeros(P.shape[:-1], P.dtype).at[..., -1].set(1.0)
     return jnp.linalg.solve(system, rhs[..., None])[..., 0]
@@ -159,8 +159,11 @@ def consensus(
 
 def softmax_rate(eps: Scalar, residual: Residual = "mean_shift") -> Float[Array, "*batch"]:
     """The asymptotic rate of softmax self-attention (V = I) near consensus: A(X) -> 11^T / n,
-    whose gap is 1, so the deviation contracts by 1 - eps per layer (THEORY.md §3.3); with the
-    additive residual 1 - eps / (1 + eps) = 1 / (1 + eps)."""
+    whose gap is 1, so the deviation contracts by 1 - eps per layer (THEORY.md §3.3). The
+    additive value 1 - eps / (1 + eps) = 1 / (1 + eps) is the same linearisation at a uniform
+    A; it needs the tokens' scale held fixed: unnormalised, X + eps A(X) X grows as (1 + eps)^l,
+    which sharpens softmax(beta X X^T) towards hard attention, and the simulated tokens stop
+    contracting (rate 1 after the growth is divided out; experiments/attention_clusters)."""
     _check_eps(eps)
     eps = jnp.asarray(eps, float)
     if residual == "mean_shift":
@@ -195,14 +198,16 @@ def closed_classes(P: Float[ArrayLike, "*batch n n"]) -> Array:
             raise ValueError(f"P must be row-stochastic (row sums 1 within {STOCHASTIC_RTOL:g})")
     P = jnp.asarray(P)
     n = P.shape[-1]
-    reach = jnp.minimum((P > 0).astype(P.dtype) + jnp.eye(n, dtype=P.dtype), 1.0)
+    eye = jnp.broadcast_to(jnp.eye(n, dtype=P.dtype), P.shape)
+    reach = jnp.minimum((P > 0).astype(P.dtype) + eye, 1.0)
     for _ in range(max(1, math.ceil(math.log2(n)))):
         reach = jnp.minimum(reach @ reach, 1.0)
     reach = reach > 0
     communicate = reach & jnp.swapaxes(reach, -1, -2)
     # i's class is closed iff everything i reaches also reaches i back.
     closed = jnp.all(~reach | communicate, axis=-1)
-    first_member = jnp.argmax(communicate, axis=-1) == jnp.arange(n)
+    first = jnp.argmax(communicate, axis=-1)
+    first_member = first == jnp.broadcast_to(jnp.arange(n), first.shape)
     return jnp.sum(closed & first_member, axis=-1)
 
 
