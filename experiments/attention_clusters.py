@@ -104,9 +104,9 @@ class Config:
     sphere_beta: tuple[float, ...] = (0.5, 1.0, 4.0, 9.0, 16.0, 25.0)
     sphere_tokens: tuple[int, ...] = (16, 32)
     sphere_dim: tuple[int, ...] = (2, 3, 8)
-    sphere_time: float = 200.0
+    sphere_time: float = 1000.0
     sphere_dt: float = 0.1
-    sphere_records: int = 30
+    sphere_records: int = 40
     sphere_seeds: int = 16
     cluster_tol: float = 1e-3
     """Tokens closer than this (chord distance) are one cluster (single linkage)."""
@@ -723,8 +723,9 @@ def figures(data: xr.Dataset, cfg: Config) -> dict:
              ylim=(FLOOR, 2))  # fmt: skip
     left.set_title("fixed P: measured, exact rate^L (--), [P0] (1 - eps λ2)^L (:)", fontsize=9)
     left.legend(fontsize=6)
-    sm = data.sel(softmax_residual="mean_shift").isel(softmax_beta=-1, softmax_tokens=-1,
-                                                       softmax_dim=0, seed=0)  # fmt: skip
+    sm = data.sel(softmax_residual="mean_shift").isel(
+        softmax_beta=0, softmax_tokens=0, softmax_dim=0, seed=0
+    )
     layer = data.softmax_layer.values
     for j, eps in enumerate(sm.softmax_eps.values):
         point = sm.sel(softmax_eps=eps)
