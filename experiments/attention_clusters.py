@@ -28,7 +28,7 @@ import tyro
 import xarray as xr
 
 import experiments
-from spectral_sim import simulate, sweep, theory
+from spectral_sim import fit, simulate, sweep, theory
 from spectral_sim._types import Simulator
 from spectral_sim.diagnostics import tokens
 from spectral_sim.models import attention
@@ -579,63 +579,69 @@ def claims(data: xr.Dataset, cfg: Config) -> list[Claim]:
         "layer's gap",
         _softmax_rows(sel, sel.naive_rate, "mean_shift"),
     ))  # fmt: skip
-    holds = dobrushin_holds(data).where(~data.softmax_nonfinite)
-    out.append(Claim(
-        id="attention.dobrushin", source="THEORY.md §3.1, §3.3",
-        statement=f"diam(X_l) <= tau(M_l) diam(X_(l-1)) at every layer of softmax attention, three "
-        f"residual forms (share of {int(holds.count())} run-layers)",
-        predicted=1.0, measured=float(holds.mean()), stderr=0.0, tolerance=0.0,
+    out.append(_share_claim(
+        "attention.dobrushin", "THEORY.md §3.1, §3.3",
+        "diam(X_l) <= tau(M_l) diam(X_(l-1)) at every layer of softmax attention, three residual "
+        "forms", dobrushin_holds(data).where(~data.softmax_nonfinite).values, "run-layers",
     ))  # fmt: skip
 
     orders, triples = pure_orders(data)
     keep = (triples >= 2) & ~data.pure_nonfinite.values
-    if keep.sum() >= 2:
-        values = orders[keep]
-        out.append(Claim(
-            id="attention.pure_cubic", source="Dong, Cordonnier, Loukas 2021 (arXiv 2103.03404)",
-            statement=f"pure attention (no skip) shrinks its residual as r -> c r^3 (doubly "
-            f"exponential): mean order at the last resolved triple of layers over {keep.sum()} "
-            f"runs with two or more (Q = K = V = I and drawn per seed; {(~keep).sum()} runs with "
-            f"fewer left out)",
-            predicted=3.0, measured=float(values.mean()),
-            stderr=float(values.std(ddof=1) / np.sqrt(values.size)), tolerance=ORDER_TOL,
-        ))  # fmt: skip
-    holds = pure_bound_holds(data)
-    holds = holds[np.isfinite(holds)]
-    if holds.size:
-        out.append(Claim(
-            id="attention.rank_collapse_bound", source="Dong, Cordonnier, Loukas 2021, Thm 2.2",
-            statement=f"r_(l+1) <= 4 gamma w r_l^3 with gamma = 1 at every pure-attention layer "
-            f"in the bound's local regime 4 w r_l^2 < 1 (residual about the column medians; "
-            f"share of {holds.size} resolved run-layers)",
-            predicted=1.0, measured=float(holds.mean()), stderr=0.0, tolerance=0.0,
-        ))  # fmt: skip
+    out.append(_mean_claim(
+        "attention.pure_cubic", "Dong, Cordonnier, Loukas 2021 (arXiv 2103.03404)",
+        f"pure attention (no skip) shrinks its residual as r -> c r^3 (doubly exponential): mean "
+        f"order at the last resolved triple of layers, over the runs with two or more (Q = K = V "
+        f"= I and drawn per seed; {(~keep).sum()} runs with fewer left out)",
+        orders[keep], predicted=3.0, tolerance=ORDER_TOL,
+    ))  # fmt: skip
+    out.append(_share_claim(
+        "attention.rank_collapse_bound", "Dong, Cordonnier, Loukas 2021, Thm 2.2",
+        "r_(l+1) <= 4 gamma w r_l^3 with gamma = 1 at every pure-attention layer in the bound's "
+        "local regime 4 w r_l^2 < 1 (residual about the column medians)",
+        pure_bound_holds(data), "resolved run-layers",
+    ))  # fmt: skip
 
     final = data.clusters.isel(time=-1).where(~data.sphere_nonfinite)
     high_d = final.sphere_dim >= 3
     small = final.where(high_d & (final.sphere_beta <= cfg.consensus_beta))
-    if int(small.count()):
-        one = (small == 1).where(small.notnull())
-        out.append(Claim(
-            id="attention.sphere_consensus", source="THEORY.md §3.3; Geshkovski et al. 2023",
-            statement=f"sphere dynamics (V = I, d >= 3, beta <= {cfg.consensus_beta:g}) end in "
-            f"one cluster by t = {float(data.time[-1]):g} (share of {int(small.count())} runs)",
-            predicted=1.0, measured=float(one.mean()), stderr=0.0, tolerance=0.0,
-        ))  # fmt: skip
-    large = final.where(high_d & (final.sphere_beta >= cfg.metastable_beta))
-    n_large = int(large.count())
-    if n_large:
-        values = large.values[np.isfinite(large.values)]
-        out.append(Claim(
-            id="attention.sphere_large_beta", source="THEORY.md §3.1, §3.3; Geshkovski et al.",
-            statement=f"sphere dynamics at beta >= {cfg.metastable_beta:g} (d >= 3) reach the "
-            f"single consensus point by t = {float(data.time[-1]):g} (mean cluster count of "
-            f"{n_large} runs; above 1 = metastable multi-cluster states at this depth)",
-            predicted=1.0, measured=float(values.mean()),
-            stderr=float(values.std(ddof=1) / np.sqrt(values.size)) if values.size > 1 else 0.0,
-            tolerance=0.0,
-        ))  # fmt: skip
+    out.append(_share_claim(
+        "attention.sphere_consensus", "THEORY.md §3.3; Geshkovski et al. 2023",
+        f"sphere dynamics (V = I, d >= 3, beta <= {cfg.consensus_beta:g}) end in one cluster by "
+        f"t = {float(data.time[-1]):g}", (small == 1).where(small.notnull()).values, "runs",
+    ))  # fmt: skip
+    large = final.where(high_d & (final.sphere_beta >= cfg.metastable_beta)).values
+    out.append(_mean_claim(
+        "attention.sphere_large_beta", "THEORY.md §3.1, §3.3; Geshkovski et al.",
+        f"sphere dynamics at beta >= {cfg.metastable_beta:g} (d >= 3) reach the single consensus "
+        f"point by t = {float(data.time[-1]):g} (mean cluster count; above 1 = metastable "
+        f"multi-cluster states at this depth)",
+        large[np.isfinite(large)], predicted=1.0, tolerance=0.0,
+    ))  # fmt: skip
     return [c for c in out if c is not None]
+
+
+def _share_claim(cid, source, statement, holds, what: str) -> Claim | None:
+    """The share of the finite entries of `holds` (1 where the statement holds, 0 where not)
+    against 1, with no tolerance; None when there is none."""
+    holds = np.asarray(holds, float)
+    holds = holds[np.isfinite(holds)]
+    if not holds.size:
+        return None
+    return Claim(
+        id=cid, source=source, statement=f"{statement} (share of {holds.size} {what})",
+        predicted=1.0, measured=float(holds.mean()), stderr=0.0, tolerance=0.0,
+    )  # fmt: skip
+
+
+def _mean_claim(cid, source, statement, values, *, predicted, tolerance) -> Claim | None:
+    """The mean of `values` (one per run) with its standard error; None under two runs."""
+    if values.size < 2:
+        return None
+    return Claim(
+        id=cid, source=source, statement=f"{statement} ({values.size} runs)",
+        predicted=predicted, measured=float(values.mean()),
+        stderr=float(fit.sem(jnp.asarray(values))), tolerance=tolerance,
+    )  # fmt: skip
 
 
 def _softmax_rows(sel: xr.Dataset, predicted: xr.DataArray, residual: str) -> list[dict]:
