@@ -2,7 +2,7 @@
 where THEORY.md says [E]. Functions named `*_loss` carry the factor 1/2; `*_risk` and `*_error`
 return E||w_hat - w*||^2_Sigma without it."""
 
-from spectral_sim.theory import attention, linear, random_features, ridge, scaling
+from spectral_sim.theory import attention, linear, random_features, ridge, scaling, self_improve
 from spectral_sim.theory.attention import attention_gap, attention_rate
 from spectral_sim.theory.linear import (
     gd_loss,
@@ -34,12 +34,14 @@ from spectral_sim.theory.scaling import (
     sa_from_plrf,
     soft_hard_loss_ratio,
 )
+from spectral_sim.theory.self_improve import collapse_error
 
 __all__ = [
     "attention",
     "attention_gap",
     "attention_rate",
     "ComputeOptimal",
+    "collapse_error",
     "chinchilla_from_sa",
     "compute_optimal",
     "continuum_loss",
@@ -63,6 +65,7 @@ __all__ = [
     "sa_from_chinchilla",
     "sa_from_plrf",
     "scaling",
+    "self_improve",
     "sgd_critical_lr",
     "sgd_loss",
     "sgd_loss_given_features",

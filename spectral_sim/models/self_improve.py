@@ -1,0 +1,195 @@
+"""Self-consuming regression loops (THEORY.md §4), one generation per step of
+`simulate.trajectory`: generation n fits ridge / OLS, w_n = (X^T W X + delta I)^-1 X^T W y, on
+samples x ~ N(0, Sigma) whose labels come from the truth w* at generation 1 and from the previous
+generation's w_(n-1) afterwards, plus fresh label noise N(0, sigma^2).
+
+Data regimes (static `regime`):
+- "replace": fit only the newest generation's samples;
+- "accumulate": fit every sample drawn so far;
+- "subsample": fit `samples` rows drawn without replacement from everything drawn so far;
+- "mix": replace, with the first `n_real` rows of every generation labelled by the truth.
+`sizes[n - 1]` (<= `samples`) sets how many rows generation n draws (growing T_n, or growing
+compute: an OLS generation costs T_n d^2). `design="fixed"` draws the same inputs X_0 every
+generation. `verify=True` passes each synthetic sample through a verifier that knows w*: with
+probability `verifier` it keeps the sample iff |y - x.w*| <= threshold sigma, otherwise it keeps it
+on a fair coin; real samples always pass.
+
+Sigma is `spectrum.eigenvalues()` with w* = `spectrum.target()` (power law), or the identity
+with w* = 1/sqrt(d) when `spectrum` is None. The buffers hold generations x samples rows, so
+`generations` (static) bounds the run.
+"""
+
+import dataclasses
+from typing import Any, Literal, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from spectral_sim._types import Array, Float, Key, Scalar, check_count, check_range, concrete
+from spectral_sim.spectra import Spectrum
+
+__all__ = ["Obs", "Params", "State", "init", "step", "target", "variances"]
+
+REGIMES = ("replace", "accumulate", "subsample", "mix")
+
+
+def _static(default):
+    return dataclasses.field(default=default, metadata=dict(static=True))
+
+
+@jax.tree_util.register_dataclass
+@dataclasses.dataclass(frozen=True)
+class Params:
+    """dim features, `samples` rows per generation (the buffer width), `generations` (the buffer
+    length); noise sigma^2, ridge delta (0: OLS), n_real, verifier and threshold are traced."""
+
+    dim: int = _static(10)
+    samples: int = _static(100)
+    generations: int = _static(10)
+    noise: Scalar = 1.0
+    ridge: Scalar = 0.0
+    n_real: Scalar = 0.0
+    verifier: Scalar = 0.0
+    threshold: Scalar = 1.0
+    sizes: Float[Array, " generations"] | None = None
+    regime: Literal["replace", "accumulate", "subsample", "mix"] = _static("replace")
+    design: Literal["fresh", "fixed"] = _static("fresh")
+    verify: bool = _static(False)
+    spectrum: Spectrum | None = None
+
+    def __post_init__(self):
+        check_count("dim", self.dim)
+        check_count("samples", self.samples)
+        check_count("generations", self.generations)
+        check_range("noise", self.noise, ge=0)
+        check_range("ridge", self.ridge, ge=0)
+        check_range("n_real", self.n_real, ge=0, le=self.samples)
+        check_range("verifier", self.verifier, ge=0, le=1)
+        check_range("threshold", self.threshold, gt=0)
+        if self.regime not in REGIMES:
+            raise ValueError(f"regime must be one of {REGIMES}; got {self.regime!r}")
+        if self.design not in ("fresh", "fixed"):
+            raise ValueError(f"design must be 'fresh' or 'fixed'; got {self.design!r}")
+        if self.spectrum is not None and self.spectrum.n_modes != self.dim:
+            raise ValueError(f"spectrum.n_modes must equal dim = {self.dim}")
+        sizes = concrete(self.sizes)
+        if sizes is not None:
+            if sizes.shape != (self.generations,):
+                raise ValueError(f"sizes must hold one size per generation ({self.generations})")
+            check_range("sizes", sizes, ge=1, le=self.samples)
+        ols = concrete(self.ridge)
+        if ols is not None and not ols.any():
+            smallest = self.samples if sizes is None else sizes.min()
+            if self.regime in ("replace", "mix") and smallest <= self.dim:
+                raise ValueError(
+                    f"OLS (ridge = 0) needs more rows per generation than dim = {self.dim}; got "
+                    f"{smallest:g} (samples or sizes)"
+                )
+
+
+class State(NamedTuple):
+    """w: the latest generation's fit; x, y, weight: every row drawn so far (weight 0 for rows
+    not drawn yet); t: generations done; design: the key of the fixed design."""
+
+    w: Float[Array, " d"]
+    x: Float[Array, "rows d"]
+    y: Float[Array, " rows"]
+    weight: Float[Array, " rows"]
+    t: Array
+    design: Key[Array, ""]
+
+
+class Obs(NamedTuple):
+    """error ||w_n - w*||^2; risk ||w_n - w*||^2_Sigma (the excess test risk; equal to error
+    for isotropic data); accepted: the share of this generation's drawn rows the fit used."""
+
+    error: Float[Array, ""]
+    risk: Float[Array, ""]
+    accepted: Float[Array, ""]
+
+
+def variances(params: Params, dtype: Any = float) -> Float[Array, " d"]:
+    """The eigenvalues of Sigma (the identity without a spectrum)."""
+    if params.spectrum is None:
+        return jnp.ones(params.dim, dtype)
+    return jnp.asarray(params.spectrum.eigenvalues(), dtype)
+
+
+def target(params: Params, dtype: Any = float) -> Float[Array, " d"]:
+    """w*: the spectrum's target, or 1/sqrt(d) in every coordinate (||w*|| = 1)."""
+    if params.spectrum is None:
+        return jnp.full(params.dim, params.dim**-0.5, dtype)
+    return jnp.asarray(params.spectrum.target(), dtype)
+
+
+def init(params: Params, key: Key[Array, ""]) -> State:
+    """Empty buffers and w_0 = w* (generation 1 is labelled by the truth)."""
+    rows = params.samples * params.generations
+    dtype = jnp.result_type(float)
+    return State(
+        w=target(params, dtype), x=jnp.zeros((rows, params.dim), dtype),
+        y=jnp.zeros(rows, dtype), weight=jnp.zeros(rows, dtype), t=jnp.zeros((), jnp.int32),
+        design=jax.random.fold_in(key, 1),
+    )  # fmt: skip
+
+
+def _draw(params: Params, state: State, key: Key[Array, ""]):
+    """This generation's inputs, labels and weights (drawn rows that pass the verifier)."""
+    k_x, k_noise, k_check, k_coin = jax.random.split(key, 4)
+    k_x = state.design if params.design == "fixed" else k_x
+    dtype = state.w.dtype
+    scale = jnp.sqrt(variances(params, dtype))[None, :]
+    x = jax.random.normal(k_x, (params.samples, params.dim), dtype) * scale
+    truth = x @ target(params, dtype)
+    row = jnp.arange(params.samples)
+    first = state.t == 0
+    real = (
+        first | (row < params.n_real) if params.regime == "mix" else jnp.full_like(row, first, bool)
+    )
+    sigma = jnp.sqrt(jnp.asarray(params.noise, dtype))
+    y = jnp.where(real, truth, x @ state.w) + sigma * jax.random.normal(k_noise, row.shape, dtype)
+    size = params.samples if params.sizes is None else jnp.asarray(params.sizes)[state.t]
+    drawn = row < size
+    keep = drawn
+    if params.verify:
+        close = jnp.abs(y - truth) <= params.threshold * sigma
+        checked = jax.random.uniform(k_check, row.shape) < params.verifier
+        coin = jax.random.uniform(k_coin, row.shape) < 0.5
+        keep = drawn & (real | jnp.where(checked, close, coin))
+    return x, y, keep.astype(dtype), drawn.astype(dtype)
+
+
+def _fit_weights(params: Params, state: State, weight, key) -> Float[Array, " rows"]:
+    """Which buffered rows this generation fits: its own (replace, mix), every row so far
+    (accumulate), or `samples` of them drawn without replacement (subsample)."""
+    rows = weight.shape[0]
+    generation = jnp.arange(rows) // params.samples
+    if params.regime in ("replace", "mix"):
+        return jnp.where(generation == state.t, weight, 0.0)
+    if params.regime == "accumulate":
+        return weight
+    scores = jnp.where(weight > 0, jax.random.uniform(key, (rows,)), -1.0)
+    threshold = jnp.sort(scores)[rows - params.samples]  # the samples-th largest score
+    return jnp.where((scores >= threshold) & (weight > 0), weight, 0.0)
+
+
+def step(params: Params, state: State, key: Key[Array, ""]) -> tuple[State, Obs]:
+    """One generation: draw, label, verify, buffer, fit."""
+    k_draw, k_sub = jax.random.split(key)
+    x, y, keep, drawn = _draw(params, state, k_draw)
+    offset = state.t * params.samples
+    buffers = State(
+        w=state.w, x=jax.lax.dynamic_update_slice(state.x, x, (offset, jnp.zeros_like(offset))),
+        y=jax.lax.dynamic_update_slice(state.y, y, (offset,)),
+        weight=jax.lax.dynamic_update_slice(state.weight, keep, (offset,)), t=state.t,
+        design=state.design,
+    )  # fmt: skip
+    fit = _fit_weights(params, buffers, buffers.weight, k_sub)
+    gram = (buffers.x * fit[:, None]).T @ buffers.x
+    ridge = jnp.asarray(params.ridge, gram.dtype) * jnp.eye(params.dim, dtype=gram.dtype)
+    w = jnp.linalg.solve(gram + ridge, buffers.x.T @ (fit * buffers.y))
+    delta = w - target(params, w.dtype)
+    this = (jnp.arange(fit.shape[0]) // params.samples) == state.t
+    accepted = jnp.sum(jnp.where(this, fit, 0.0)) / jnp.sum(drawn)
+    obs = Obs(jnp.sum(delta**2), jnp.sum(variances(params, w.dtype) * delta**2), accepted)
+    return buffers._replace(w=w, t=state.t + 1), obs
