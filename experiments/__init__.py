@@ -13,7 +13,12 @@ from typing import Any, TypeVar
 
 __all__ = ["EXPERIMENTS", "describe", "load", "quick", "worst"]
 
-EXPERIMENTS: tuple[str, ...] = ("learning_curves", "scaling_laws", "attention_clusters")
+EXPERIMENTS: tuple[str, ...] = (
+    "learning_curves",
+    "scaling_laws",
+    "attention_clusters",
+    "self_improvement",
+)
 
 C = TypeVar("C")
 

@@ -15,8 +15,9 @@ probability `verifier` it keeps the sample iff |y - x.w*| <= threshold sigma, ot
 on a fair coin; real samples always pass.
 
 Sigma is `spectrum.eigenvalues()` with w* = `spectrum.target()` (power law), or the identity
-with w* = 1/sqrt(d) when `spectrum` is None. The buffers hold generations x samples rows, so
-`generations` (static) bounds the run.
+with w* = 1/sqrt(d) when `spectrum` is None. Accumulate and subsample buffer generations x
+samples rows, so `generations` (static) bounds their runs; replace and mix buffer one
+generation.
 """
 
 import dataclasses
@@ -88,8 +89,9 @@ class Params:
 
 
 class State(NamedTuple):
-    """w: the latest generation's fit; x, y, weight: every row drawn so far (weight 0 for rows
-    not drawn yet); t: generations done; design: the key of the fixed design."""
+    """w: the latest generation's fit; x, y, weight: the rows the regime may fit (every row
+    drawn so far for accumulate and subsample, weight 0 for rows not drawn yet; the latest
+    generation's for replace and mix); t: generations done; design: the fixed design's key."""
 
     w: Float[Array, " d"]
     x: Float[Array, "rows d"]
@@ -124,7 +126,7 @@ def target(params: Params, dtype: Any = float) -> Float[Array, " d"]:
 
 def init(params: Params, key: Key[Array, ""]) -> State:
     """Empty buffers and w_0 = w* (generation 1 is labelled by the truth)."""
-    rows = params.samples * params.generations
+    rows = params.samples * (1 if params.regime in ("replace", "mix") else params.generations)
     dtype = jnp.result_type(float)
     return State(
         w=target(params, dtype), x=jnp.zeros((rows, params.dim), dtype),
@@ -159,14 +161,11 @@ def _draw(params: Params, state: State, key: Key[Array, ""]):
     return x, y, keep.astype(dtype), drawn.astype(dtype)
 
 
-def _fit_weights(params: Params, state: State, weight, key) -> Float[Array, " rows"]:
+def _fit_weights(params: Params, weight, key) -> Float[Array, " rows"]:
     """Which buffered rows this generation fits: its own (replace, mix), every row so far
     (accumulate), or `samples` of them drawn without replacement (subsample)."""
     rows = weight.shape[0]
-    generation = jnp.arange(rows) // params.samples
-    if params.regime in ("replace", "mix"):
-        return jnp.where(generation == state.t, weight, 0.0)
-    if params.regime == "accumulate":
+    if params.regime in ("replace", "mix", "accumulate"):  # replace and mix buffer one generation
         return weight
     scores = jnp.where(weight > 0, jax.random.uniform(key, (rows,)), -1.0)
     threshold = jnp.sort(scores)[rows - params.samples]  # the samples-th largest score
@@ -177,19 +176,20 @@ def step(params: Params, state: State, key: Key[Array, ""]) -> tuple[State, Obs]
     """One generation: draw, label, verify, buffer, fit."""
     k_draw, k_sub = jax.random.split(key)
     x, y, keep, drawn = _draw(params, state, k_draw)
-    offset = state.t * params.samples
+    offset = 0 if params.regime in ("replace", "mix") else state.t * params.samples
+    offset = jnp.asarray(offset, jnp.int32)
     buffers = State(
         w=state.w, x=jax.lax.dynamic_update_slice(state.x, x, (offset, jnp.zeros_like(offset))),
         y=jax.lax.dynamic_update_slice(state.y, y, (offset,)),
         weight=jax.lax.dynamic_update_slice(state.weight, keep, (offset,)), t=state.t,
         design=state.design,
     )  # fmt: skip
-    fit = _fit_weights(params, buffers, buffers.weight, k_sub)
+    fit = _fit_weights(params, buffers.weight, k_sub)
     gram = (buffers.x * fit[:, None]).T @ buffers.x
     ridge = jnp.asarray(params.ridge, gram.dtype) * jnp.eye(params.dim, dtype=gram.dtype)
     w = jnp.linalg.solve(gram + ridge, buffers.x.T @ (fit * buffers.y))
     delta = w - target(params, w.dtype)
-    this = (jnp.arange(fit.shape[0]) // params.samples) == state.t
-    accepted = jnp.sum(jnp.where(this, fit, 0.0)) / jnp.sum(drawn)
+    this = jax.lax.dynamic_slice(fit, (offset,), (params.samples,))
+    accepted = jnp.sum(this) / jnp.sum(drawn)
     obs = Obs(jnp.sum(delta**2), jnp.sum(variances(params, w.dtype) * delta**2), accepted)
     return buffers._replace(w=w, t=state.t + 1), obs

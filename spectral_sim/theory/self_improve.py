@@ -21,7 +21,15 @@ from typing import Literal
 import jax.numpy as jnp
 import numpy as np
 
-from spectral_sim._types import Array, Float, Scalar, check_count, check_range, concrete
+from spectral_sim._types import (
+    Array,
+    ArrayLike,
+    Float,
+    Scalar,
+    check_count,
+    check_range,
+    concrete,
+)
 
 __all__ = [
     "REGIMES",
@@ -83,7 +91,7 @@ def collapse_error(
     T: Scalar | None = None,
     T_real: Scalar | None = None,
     T_synth: Scalar | None = None,
-    T_seq: Sequence[float] | Float[Array, " generations"] | None = None,
+    T_seq: Sequence[float] | Float[ArrayLike, " generations"] | None = None,
 ) -> Float[Array, " generations"]:
     """E||w_n - w*||^2 for n = 1..generations, OLS on isotropic Gaussian data (THEORY.md §4.2).
 

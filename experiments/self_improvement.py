@@ -1,0 +1,524 @@
+"""Self-consuming regression loops against their closed forms and P0's convergence claims.
+
+Generations of OLS on isotropic Gaussian data, generation 1 on real labels and every later one on
+labels from its predecessor (THEORY.md §4): the replace, accumulate and mix (fresh real rows each
+generation) loops at fixed compute per generation; replace with growing sample sizes T_n
+(growing compute); accumulate with a verifier that knows w*. Every error sequence is compared
+with its exact closed form (`theory.collapse_error`), and P0's two claims are stated as
+propositions about the simulated sequences:
+- "converges at fixed compute": the late increments of E_n vanish (relative to E_1);
+- "keeps improving with growing compute, no ceiling": E_n falls below generation 1's E_1.
+"""
+
+import dataclasses
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import tyro
+import xarray as xr
+
+import experiments
+from spectral_sim import fit, simulate, sweep, theory
+from spectral_sim.models import self_improve
+from spectral_sim.report import Claim, Report
+
+# Equivalence margin of the closed-form claims: the seed-mean error must agree with the exact
+# E_n to 5 % (relative), resolved at the family-wise FAMILY_ALPHA over every (T, generation).
+CLOSED_FORM_MARGIN = 0.05
+FAMILY_ALPHA = 0.05
+# "Converges": over the last half of the generations the least-squares slope of E_n (per seed,
+# then averaged) is at most CONVERGED x E_1 per generation. A linear sequence (replace) keeps
+# increments of E_1; the accumulate loop's are sigma^2 d / (n (n T - d - 1)) <= E_1 / n^2, below
+# 0.04 E_1 past n = 5; the mix loop's, c^(n-1) E_1, below 0.01 E_1 past n = 4 at c <= 0.3.
+CONVERGED = 0.05
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    dim: int = 10
+    samples: tuple[int, ...] = (30, 60, 120)
+    """T, the samples per generation (T > dim + 3 keeps the OLS error's variance finite)."""
+    noise: float = 1.0
+    generations: int = 10
+    mix_real: float = 0.5
+    """The share of each mix generation's rows that are fresh real data."""
+    growth: tuple[str, ...] = ("linear", "geometric")
+    """Growing-compute schedules: T_n = n T ("linear", sum 1/T_n diverges) or T 2^(n-1)."""
+    growth_samples: int = 30
+    growth_generations: int = 6
+    verifier: tuple[float, ...] = (0.0, 0.5, 0.9, 1.0)
+    """Verifier accuracies of the verified accumulate loop."""
+    verifier_samples: int = 50
+    threshold: float = 1.0
+    """The verifier keeps a synthetic sample iff |y - x.w*| <= threshold sigma."""
+    n_seeds: int = 16000
+    seed: int = 0
+    quick: bool = False
+    """CPU-minute scale (`make run`, tests): fields left at their defaults take QUICK values."""
+
+
+QUICK = dict(
+    samples=(30, 120), generations=8, growth_generations=5, verifier=(0.0, 1.0), n_seeds=4000
+)
+
+
+def check(cfg: Config) -> None:
+    """Reject bad configs with the field name and valid range, before anything compiles."""
+    if cfg.dim < 1:
+        raise ValueError(f"dim must be >= 1; got {cfg.dim}")
+    for name in ("samples",):
+        if not getattr(cfg, name) or min(getattr(cfg, name)) <= cfg.dim + 3:
+            raise ValueError(
+                f"{name} must list sizes > dim + 3 = {cfg.dim + 3} (finite OLS "
+                f"error variance); got {getattr(cfg, name)}"
+            )
+    for name in ("growth_samples", "verifier_samples"):
+        if getattr(cfg, name) <= cfg.dim + 3:
+            raise ValueError(f"{name} must be > dim + 3 = {cfg.dim + 3}; got {getattr(cfg, name)}")
+    if not cfg.noise > 0:
+        raise ValueError(f"noise must be > 0; got {cfg.noise}")
+    if not 0 <= cfg.mix_real <= 1:
+        raise ValueError(f"mix_real must lie in [0, 1]; got {cfg.mix_real}")
+    if any(g not in ("linear", "geometric") for g in cfg.growth):
+        raise ValueError(f"growth must list 'linear' or 'geometric'; got {cfg.growth}")
+    if any(not 0 <= p <= 1 for p in cfg.verifier):
+        raise ValueError(f"verifier accuracies must lie in [0, 1]; got {cfg.verifier}")
+    for name, low in dict(generations=4, growth_generations=2, n_seeds=2).items():
+        if getattr(cfg, name) < low:
+            raise ValueError(f"{name} must be >= {low}; got {getattr(cfg, name)}")
+    if not cfg.threshold > 0:
+        raise ValueError(f"threshold must be > 0; got {cfg.threshold}")
+
+
+def schedule(kind: str, samples: int, generations: int) -> np.ndarray:
+    """T_n for n = 1..generations: n T ("linear") or T 2^(n - 1) ("geometric")."""
+    n = np.arange(1, generations + 1)
+    return (n * samples if kind == "linear" else samples * 2.0 ** (n - 1)).astype(float)
+
+
+def _float32(params):
+    """Sweeps simulate in float32 (DESIGN.md §5); the closed forms are float64."""
+    return jax.tree.map(lambda x: jnp.asarray(x, jnp.float32), params)
+
+
+def _errors(params, key):
+    obs = simulate.trajectory(self_improve, _float32(params), key, n_records=params.generations)[1]
+    return dict(error=obs.error, accepted=obs.accepted)
+
+
+def simulate_loops(cfg: Config, options: sweep.Options | None = None) -> xr.Dataset:
+    """Replace, accumulate and mix at fixed T per generation: errors per (regime, T, seed,
+    generation) beside the closed form."""
+
+    def make(regime, samples):
+        n_real = cfg.mix_real * samples if regime == "mix" else 0.0
+        return self_improve.Params(
+            dim=cfg.dim,
+            samples=samples,
+            generations=cfg.generations,
+            noise=cfg.noise,
+            regime=regime,
+            n_real=n_real,
+        )
+
+    grid = sweep.Grid(
+        product=dict(regime=["replace", "accumulate", "mix"], samples=cfg.samples),
+        n_seeds=cfg.n_seeds,
+    )
+    data = (
+        (options or sweep.Options())
+        .run(
+            "loops",
+            _errors,
+            make,
+            grid,
+            seed=cfg.seed,
+            config=dataclasses.asdict(cfg),
+            dims=dict(error=("generation",), accepted=("generation",)),
+            coords=dict(generation=list(range(1, cfg.generations + 1))),
+        )
+        .drop_vars("accepted")
+    )
+    common: dict[str, Any] = dict(d=cfg.dim, noise=cfg.noise, generations=cfg.generations)
+    theory_errors = np.stack(
+        [
+            np.stack(
+                [
+                    theory.collapse_error(regime="replace", T=T, **common),
+                    theory.collapse_error(regime="accumulate", T=T, **common),
+                    theory.collapse_error(
+                        regime="mix",
+                        T_real=cfg.mix_real * T,
+                        T_synth=(1 - cfg.mix_real) * T,
+                        **common,
+                    ),
+                ]
+            )
+            for T in cfg.samples
+        ],
+        axis=1,
+    )  # (regime, samples, generation), regimes in the grid's order
+    return data.assign(theory=(("regime", "samples", "generation"), theory_errors))
+
+
+def simulate_growing(cfg: Config, options: sweep.Options | None = None) -> xr.Dataset:
+    """Replace with growing T_n (growing compute per generation) beside the closed form."""
+    generations = cfg.growth_generations
+    sizes = {g: schedule(g, cfg.growth_samples, generations) for g in cfg.growth}
+    table = np.stack(list(sizes.values()))
+
+    def make(schedule_index):  # traced: sweep axes are numbers; the names come back below
+        return self_improve.Params(
+            dim=cfg.dim,
+            samples=int(table.max()),
+            generations=generations,
+            noise=cfg.noise,
+            sizes=jnp.asarray(table)[schedule_index],
+        )
+
+    grid = sweep.Grid(
+        product=dict(schedule_index=list(range(len(cfg.growth)))), n_seeds=cfg.n_seeds
+    )
+    data = (
+        (options or sweep.Options())
+        .run(
+            "growing",
+            _errors,
+            make,
+            grid,
+            seed=cfg.seed,
+            config=dataclasses.asdict(cfg),
+            dims=dict(error=("growth_generation",), accepted=("growth_generation",)),
+            coords=dict(growth_generation=list(range(1, generations + 1))),
+        )
+        .drop_vars("accepted")
+    )
+    data = data.rename(schedule_index="growth").assign_coords(growth=list(cfg.growth))
+    predicted = [
+        np.asarray(
+            theory.collapse_error(
+                regime="growing",
+                d=cfg.dim,
+                noise=cfg.noise,
+                generations=generations,
+                T_seq=sizes[g],
+            )
+        )
+        for g in cfg.growth
+    ]
+    return data.rename(error="growth_error", nonfinite="growth_nonfinite").assign(
+        growth_theory=(("growth", "growth_generation"), np.stack(predicted)),
+        growth_sizes=(("growth", "growth_generation"), np.stack([sizes[g] for g in cfg.growth])),
+    )
+
+
+def simulate_verifier(cfg: Config, options: sweep.Options | None = None) -> xr.Dataset:
+    """Accumulate with a verifier of accuracy p: errors and the share of rows it keeps."""
+
+    def make(verifier):
+        return self_improve.Params(
+            dim=cfg.dim,
+            samples=cfg.verifier_samples,
+            generations=cfg.generations,
+            noise=cfg.noise,
+            regime="accumulate",
+            verify=True,
+            verifier=verifier,
+            threshold=cfg.threshold,
+        )
+
+    data = (options or sweep.Options()).run(
+        "verifier",
+        _errors,
+        make,
+        sweep.Grid(product=dict(verifier=list(cfg.verifier)), n_seeds=cfg.n_seeds),
+        seed=cfg.seed,
+        config=dataclasses.asdict(cfg),
+        dims=dict(error=("generation",), accepted=("generation",)),
+        coords=dict(generation=list(range(1, cfg.generations + 1))),
+    )
+    return data.rename(
+        error="verified_error", accepted="verified_accepted", nonfinite="verifier_nonfinite"
+    )
+
+
+# --- claims ------------------------------------------------------------------------------------
+
+
+def _closed_form_rows(error: xr.DataArray, predicted: xr.DataArray, z: float) -> list[dict]:
+    """One row per grid point and generation: relative error of the seed mean, its z band."""
+    mean = error.mean("seed")
+    sem = xr.DataArray(
+        np.asarray(fit.sem(jnp.asarray(error.values), axis=error.dims.index("seed"))),
+        dims=mean.dims,
+        coords=mean.coords,
+    )
+    rows = []
+    for index in np.ndindex(mean.shape):
+        at = dict(zip(mean.dims, index, strict=True))
+        m, e, p = (float(v.isel(at)) for v in (mean, sem, predicted.broadcast_like(mean)))
+        where = {d: mean[d].values[i] for d, i in at.items()}
+        rows.append(
+            dict(
+                error=abs(m / p - 1),
+                band=z * e / p,
+                tolerance=CLOSED_FORM_MARGIN,
+                measured=m,
+                predicted=p,
+                stderr=e,
+                z=z,
+                where=where,
+            )
+        )
+    return rows
+
+
+def _claim(cid, source, statement, rows) -> Claim:
+    worst = experiments.worst(rows)
+    where = ", ".join(f"{k}={v}" for k, v in worst["where"].items())
+    return Claim(
+        id=cid,
+        source=source,
+        statement=f"{statement} (worst of {len(rows)}: {where})",
+        predicted=worst["predicted"],
+        measured=worst["measured"],
+        stderr=worst["stderr"],
+        tolerance=worst["tolerance"],
+        z=worst["z"],
+    )
+
+
+def claims(data: xr.Dataset, cfg: Config) -> list[Claim]:
+    loops = data.error.where(~data.nonfinite)
+    growing = data.growth_error.where(~data.growth_nonfinite)
+    n_rows = loops.size // loops.sizes["seed"] + growing.size // growing.sizes["seed"]
+    z = fit.z_simultaneous(n_rows, FAMILY_ALPHA)
+    out = []
+    sources = dict(
+        replace="THEORY.md §4.2 [E]; Dohmatob, Feng, Kempe 2024",
+        accumulate="THEORY.md §4.2 [E]; Gerstgrasser et al. 2024",
+        mix="THEORY.md §4.2 [E] (exact finite-T c)",
+    )
+    for regime, source in sources.items():
+        rows = _closed_form_rows(loops.sel(regime=regime), data.theory.sel(regime=regime), z)
+        out.append(
+            _relative_claim(
+                f"self_improvement.{regime}",
+                source,
+                f"{regime} loop: seed-mean E_n = the closed form",
+                rows,
+            )
+        )
+    rows = _closed_form_rows(growing, data.growth_theory, z)
+    out.append(
+        _relative_claim(
+            "self_improvement.growing",
+            "THEORY.md §4.2 [E]",
+            "replace with growing T_n: E_n = sigma^2 d sum 1/(T_i - d - 1)",
+            rows,
+        )
+    )
+
+    first = data.theory.isel(generation=0)  # E_1 = sigma^2 d / (T - d - 1), exact
+    late = data.generation.values[len(data.generation) // 2 - 1]
+    for regime in ("replace", "accumulate", "mix"):
+        runs = loops.sel(regime=regime, generation=slice(late, None))
+        slope = runs.polyfit("generation", 1).polyfit_coefficients.sel(degree=1) / first.sel(
+            regime=regime
+        )
+        rows = [
+            dict(
+                error=abs(float(slope.sel(samples=T).mean())),
+                band=0.0,
+                tolerance=CONVERGED,
+                measured=float(slope.sel(samples=T).mean()),
+                predicted=0.0,
+                stderr=float(fit.sem(jnp.asarray(slope.sel(samples=T).values))),
+                z=3.0,
+                where=dict(T=int(T)),
+            )
+            for T in runs.samples.values
+        ]
+        out.append(
+            _claim(
+                f"self_improvement.p0_converges_{regime}",
+                "P0 (fixed compute); THEORY.md §4.3",
+                f"[P0] at fixed compute per generation the {regime} loop converges: the slope "
+                f"of E_n over generations {late}-{data.generation.values[-1]} vanishes "
+                f"(<= {CONVERGED} E_1 per generation)",
+                rows,
+            )
+        )
+
+    ratio = growing.isel(growth_generation=-1) / data.growth_theory.isel(growth_generation=0)
+    rows = [
+        dict(
+            error=float(ratio.sel(growth=g).mean()),
+            band=0.0,
+            tolerance=1.0,
+            measured=float(ratio.sel(growth=g).mean()),
+            predicted=0.0,
+            stderr=float(fit.sem(jnp.asarray(ratio.sel(growth=g).values))),
+            z=3.0,
+            where=dict(growth=str(g)),
+        )
+        for g in ratio.growth.values
+    ]
+    out.append(
+        _claim(
+            "self_improvement.p0_improves_with_compute",
+            "P0 (growing compute); THEORY.md §4.3",
+            f"[P0] with growing compute per generation the loop keeps improving, no ceiling: "
+            f"E_G / E_1 at G = {data.growth_generation.values[-1]} falls below 1 (0 = no floor)",
+            rows,
+        )
+    )
+
+    verified = data.verified_error.where(~data.verifier_nonfinite)
+    best = float(verified.verifier.max())
+    v = verified.sel(verifier=best)
+    ratio = v.isel(generation=-1) / v.isel(generation=0).mean("seed")
+    out.append(
+        Claim(
+            id="self_improvement.verifier",
+            source="THEORY.md §4.3; Feng et al. 2024",
+            statement=f"with a verifier of accuracy {best:g} (keeps |y - x.w*| <= "
+            f"{cfg.threshold:g} sigma) the accumulate loop ends below "
+            f"generation 1: E_G / E_1 < 1",
+            predicted=0.0,
+            measured=float(ratio.mean()),
+            stderr=float(fit.sem(jnp.asarray(ratio.values))),
+            tolerance=1.0,
+        )
+    )
+    return out
+
+
+def _relative_claim(cid, source, statement, rows) -> Claim:
+    """A closed-form claim on its worst row, with the relative margin turned absolute."""
+    worst = experiments.worst(rows)
+    where = ", ".join(f"{k}={v}" for k, v in worst["where"].items())
+    return Claim(
+        id=cid,
+        source=source,
+        statement=f"{statement}, within {CLOSED_FORM_MARGIN:.0%} (worst of {len(rows)}: {where})",
+        predicted=worst["predicted"],
+        measured=worst["measured"],
+        stderr=worst["stderr"],
+        tolerance=CLOSED_FORM_MARGIN * abs(worst["predicted"]),
+        z=worst["z"],
+    )
+
+
+# --- notes, figures and run --------------------------------------------------------------------
+
+
+def notes(data: xr.Dataset, cfg: Config) -> list[str]:
+    """Non-finite runs (excluded, never plotted) and the verifier's sweep over accuracies."""
+    out = []
+    for name in ("nonfinite", "growth_nonfinite", "verifier_nonfinite"):
+        flag = data[name]
+        if bool(flag.any()):
+            out.append(f"{name}: {int(flag.sum())} of {flag.size} runs went non-finite (excluded)")
+    verified = data.verified_error.where(~data.verifier_nonfinite)
+    first = verified.isel(generation=0).mean("seed")
+    for p in verified.verifier.values:
+        ratio = float(
+            verified.sel(verifier=p).isel(generation=-1).mean("seed") / first.sel(verifier=p)
+        )
+        kept = float(data.verified_accepted.sel(verifier=p).isel(generation=slice(1, None)).mean())
+        out.append(
+            f"verifier accuracy {p:g}: E_G / E_1 = {ratio:.3f}, synthetic rows kept {kept:.1%}"
+        )
+    for g in data.growth.values:
+        sizes = data.growth_sizes.sel(growth=g).values
+        out.append(f"growing ({g}): T_n = {', '.join(f'{t:g}' for t in sizes)}")
+    return out
+
+
+def figures(data: xr.Dataset, cfg: Config) -> dict:
+    import matplotlib.figure
+
+    panels = ["replace", "accumulate", "mix", "growing", "verifier"]
+    figure = matplotlib.figure.Figure(figsize=(4.2 * len(panels), 3.8), layout="constrained")
+    axes = figure.subplots(1, len(panels))
+    for ax, regime in zip(axes[:3], panels[:3], strict=True):
+        for j, T in enumerate(data.samples.values):
+            runs = data.error.sel(regime=regime, samples=T)
+            if bool(data.nonfinite.sel(regime=regime, samples=T).any()):
+                continue  # listed in the notes
+            _band(ax, data.generation.values, runs, f"C{j}", f"T = {T}")
+            ax.plot(data.generation, data.theory.sel(regime=regime, samples=T), "k--", lw=0.8)
+        if regime == "accumulate":
+            for T in data.samples.values:
+                bound = float(theory.self_improve.accumulate_bound(d=cfg.dim, noise=cfg.noise, T=T))
+                ax.axhline(bound, color="0.6", ls=":", lw=0.8)
+        ax.set(
+            title=f"{regime} (closed form dashed)",
+            xlabel="generation n",
+            ylabel="E_n",
+            yscale="log",
+        )
+        ax.legend(fontsize=6)
+    ax = axes[3]
+    for j, g in enumerate(data.growth.values):
+        _band(ax, data.growth_generation.values, data.growth_error.sel(growth=g), f"C{j}", str(g))
+        ax.plot(data.growth_generation, data.growth_theory.sel(growth=g), "k--", lw=0.8)
+    ax.set(
+        title=f"replace, growing T_n (T_1 = {cfg.growth_samples})",
+        xlabel="generation n",
+        ylabel="E_n",
+    )
+    ax.legend(fontsize=6)
+    ax = axes[4]
+    for j, p in enumerate(data.verifier.values):
+        _band(
+            ax, data.generation.values, data.verified_error.sel(verifier=p), f"C{j}", f"p = {p:g}"
+        )
+    ax.set(
+        title=f"accumulate + verifier (T = {cfg.verifier_samples})",
+        xlabel="generation n",
+        ylabel="E_n",
+        yscale="log",
+    )
+    ax.legend(fontsize=6)
+    return dict(error_by_generation=figure)
+
+
+def _band(ax, x, runs: xr.DataArray, color: str, label: str) -> None:
+    """Seed mean with a +-SEM band."""
+    mean = runs.mean("seed").values
+    sem = np.asarray(fit.sem(jnp.asarray(runs.values), axis=runs.dims.index("seed")))
+    ax.fill_between(x, mean - sem, mean + sem, color=color, alpha=0.3, lw=0)
+    ax.plot(x, mean, color=color, lw=1.5, label=label)
+
+
+def run(cfg: Config, options: sweep.Options | None = None) -> Report:
+    cfg = experiments.quick(cfg, QUICK)
+    check(cfg)
+    data = xr.merge(
+        [
+            simulate_loops(cfg, options),
+            simulate_growing(cfg, options),
+            simulate_verifier(cfg, options),
+        ],
+        combine_attrs="drop_conflicts",
+    )
+    return Report(
+        experiment="self_improvement",
+        claims=claims(data, cfg),
+        data=data,
+        figures=figures(data, cfg),
+        config=dataclasses.asdict(cfg),
+        seed=cfg.seed,
+        notes=notes(data, cfg),
+    )
+
+
+if __name__ == "__main__":
+    jax.config.update("jax_enable_x64", True)
+    report = run(tyro.cli(Config))
+    print(report.table())
+    print(report.save("results/self_improvement"))
