@@ -15,9 +15,8 @@ probability `verifier` it keeps the sample iff |y - x.w*| <= threshold sigma, ot
 on a fair coin; real samples always pass.
 
 Sigma is `spectrum.eigenvalues()` with w* = `spectrum.target()` (power law), or the identity
-with w* = 1/sqrt(d) when `spectrum` is None. Accumulate and subsample buffer generations x
-samples rows, so `generations` (static) bounds their runs; replace and mix buffer one
-generation.
+with w* = 1/sqrt(d) when `spectrum` is None. Accumulate keeps the running X^T W X and X^T W y;
+subsample buffers generations x samples rows, so `generations` (static) bounds its runs.
 """
 
 import dataclasses
@@ -89,11 +88,13 @@ class Params:
 
 
 class State(NamedTuple):
-    """w: the latest generation's fit; x, y, weight: the rows the regime may fit (every row
-    drawn so far for accumulate and subsample, weight 0 for rows not drawn yet; the latest
-    generation's for replace and mix); t: generations done; design: the fixed design's key."""
+    """w: the latest generation's fit; gram, moment: sum X^T W X and X^T W y over the rows drawn
+    so far (accumulate); x, y, weight: those rows themselves (subsample only, weight 0 for rows
+    not drawn yet; empty otherwise); t: generations done; design: the fixed design's key."""
 
     w: Float[Array, " d"]
+    gram: Float[Array, "d d"]
+    moment: Float[Array, " d"]
     x: Float[Array, "rows d"]
     y: Float[Array, " rows"]
     weight: Float[Array, " rows"]
@@ -103,7 +104,8 @@ class State(NamedTuple):
 
 class Obs(NamedTuple):
     """error ||w_n - w*||^2; risk ||w_n - w*||^2_Sigma (the excess test risk; equal to error
-    for isotropic data); accepted: the share of this generation's drawn rows the fit used."""
+    for isotropic data); accepted: the share of this generation's drawn rows the verifier kept
+    (1 without one)."""
 
     error: Float[Array, ""]
     risk: Float[Array, ""]
@@ -126,10 +128,11 @@ def target(params: Params, dtype: Any = float) -> Float[Array, " d"]:
 
 def init(params: Params, key: Key[Array, ""]) -> State:
     """Empty buffers and w_0 = w* (generation 1 is labelled by the truth)."""
-    rows = params.samples * (1 if params.regime in ("replace", "mix") else params.generations)
+    rows = params.samples * params.generations if params.regime == "subsample" else 0
     dtype = jnp.result_type(float)
     return State(
-        w=target(params, dtype), x=jnp.zeros((rows, params.dim), dtype),
+        w=target(params, dtype), gram=jnp.zeros((params.dim, params.dim), dtype),
+        moment=jnp.zeros(params.dim, dtype), x=jnp.zeros((rows, params.dim), dtype),
         y=jnp.zeros(rows, dtype), weight=jnp.zeros(rows, dtype), t=jnp.zeros((), jnp.int32),
         design=jax.random.fold_in(key, 1),
     )  # fmt: skip
@@ -161,35 +164,36 @@ def _draw(params: Params, state: State, key: Key[Array, ""]):
     return x, y, keep.astype(dtype), drawn.astype(dtype)
 
 
-def _fit_weights(params: Params, weight, key) -> Float[Array, " rows"]:
-    """Which buffered rows this generation fits: its own (replace, mix), every row so far
-    (accumulate), or `samples` of them drawn without replacement (subsample)."""
+def _subsample(params: Params, weight, key) -> Float[Array, " rows"]:
+    """`samples` of the buffered rows drawn so far, without replacement."""
     rows = weight.shape[0]
-    if params.regime in ("replace", "mix", "accumulate"):  # replace and mix buffer one generation
-        return weight
     scores = jnp.where(weight > 0, jax.random.uniform(key, (rows,)), -1.0)
     threshold = jnp.sort(scores)[rows - params.samples]  # the samples-th largest score
     return jnp.where((scores >= threshold) & (weight > 0), weight, 0.0)
 
 
 def step(params: Params, state: State, key: Key[Array, ""]) -> tuple[State, Obs]:
-    """One generation: draw, label, verify, buffer, fit."""
+    """One generation: draw, label, verify, fit on the regime's rows."""
     k_draw, k_sub = jax.random.split(key)
     x, y, keep, drawn = _draw(params, state, k_draw)
-    offset = 0 if params.regime in ("replace", "mix") else state.t * params.samples
-    offset = jnp.asarray(offset, jnp.int32)
-    buffers = State(
-        w=state.w, x=jax.lax.dynamic_update_slice(state.x, x, (offset, jnp.zeros_like(offset))),
-        y=jax.lax.dynamic_update_slice(state.y, y, (offset,)),
-        weight=jax.lax.dynamic_update_slice(state.weight, keep, (offset,)), t=state.t,
-        design=state.design,
-    )  # fmt: skip
-    fit = _fit_weights(params, buffers.weight, k_sub)
-    gram = (buffers.x * fit[:, None]).T @ buffers.x
+    gram, moment = (x * keep[:, None]).T @ x, x.T @ (keep * y)
+    if params.regime == "accumulate":
+        gram, moment = state.gram + gram, state.moment + moment
+    state = state._replace(gram=gram, moment=moment)
+    if params.regime == "subsample":
+        offset = state.t * params.samples
+        state = state._replace(
+            x=jax.lax.dynamic_update_slice(state.x, x, (offset, jnp.zeros_like(offset))),
+            y=jax.lax.dynamic_update_slice(state.y, y, (offset,)),
+            weight=jax.lax.dynamic_update_slice(state.weight, keep, (offset,)),
+        )
+        fit = _subsample(params, state.weight, k_sub)
+        gram, moment = (state.x * fit[:, None]).T @ state.x, state.x.T @ (fit * state.y)
     ridge = jnp.asarray(params.ridge, gram.dtype) * jnp.eye(params.dim, dtype=gram.dtype)
-    w = jnp.linalg.solve(gram + ridge, buffers.x.T @ (fit * buffers.y))
+    w = jnp.linalg.solve(gram + ridge, moment)
     delta = w - target(params, w.dtype)
-    this = jax.lax.dynamic_slice(fit, (offset,), (params.samples,))
-    accepted = jnp.sum(this) / jnp.sum(drawn)
-    obs = Obs(jnp.sum(delta**2), jnp.sum(variances(params, w.dtype) * delta**2), accepted)
-    return buffers._replace(w=w, t=state.t + 1), obs
+    obs = Obs(
+        jnp.sum(delta**2), jnp.sum(variances(params, w.dtype) * delta**2),
+        jnp.sum(keep) / jnp.sum(drawn),
+    )  # fmt: skip
+    return state._replace(w=w, t=state.t + 1), obs
