@@ -48,6 +48,8 @@ class Config:
     """Growing-compute schedules: T_n = n T ("linear", sum 1/T_n diverges) or T 2^(n-1)."""
     growth_samples: int = 30
     growth_generations: int = 6
+    growth_seeds: int = 4000
+    """Seeds of the growing runs (up to T 2^(G-1) rows per generation: memory, not time, binds)."""
     verifier: tuple[float, ...] = (0.0, 0.5, 0.9, 1.0)
     """Verifier accuracies of the verified accumulate loop."""
     verifier_samples: int = 50
@@ -85,7 +87,7 @@ def check(cfg: Config) -> None:
         raise ValueError(f"growth must list 'linear' or 'geometric'; got {cfg.growth}")
     if any(not 0 <= p <= 1 for p in cfg.verifier):
         raise ValueError(f"verifier accuracies must lie in [0, 1]; got {cfg.verifier}")
-    for name, low in dict(generations=4, growth_generations=2, n_seeds=2).items():
+    for name, low in dict(generations=4, growth_generations=2, n_seeds=2, growth_seeds=2).items():
         if getattr(cfg, name) < low:
             raise ValueError(f"{name} must be >= {low}; got {getattr(cfg, name)}")
     if not cfg.threshold > 0:
@@ -179,7 +181,7 @@ def simulate_growing(cfg: Config, options: sweep.Options | None = None) -> xr.Da
         )
 
     grid = sweep.Grid(
-        product=dict(schedule_index=list(range(len(cfg.growth)))), n_seeds=cfg.n_seeds
+        product=dict(schedule_index=list(range(len(cfg.growth)))), n_seeds=cfg.growth_seeds
     )
     data = (
         (options or sweep.Options())
@@ -208,7 +210,8 @@ def simulate_growing(cfg: Config, options: sweep.Options | None = None) -> xr.Da
         )
         for g in cfg.growth
     ]
-    return data.rename(error="growth_error", nonfinite="growth_nonfinite").assign(
+    data = data.rename(error="growth_error", nonfinite="growth_nonfinite", seed="growth_seed")
+    return data.assign(
         growth_theory=(("growth", "growth_generation"), np.stack(predicted)),
         growth_sizes=(("growth", "growth_generation"), np.stack([sizes[g] for g in cfg.growth])),
     )
@@ -292,7 +295,7 @@ def _claim(cid, source, statement, rows) -> Claim:
 
 def claims(data: xr.Dataset, cfg: Config) -> list[Claim]:
     loops = data.error.where(~data.nonfinite)
-    growing = data.growth_error.where(~data.growth_nonfinite)
+    growing = data.growth_error.where(~data.growth_nonfinite).rename(growth_seed="seed")
     n_rows = loops.size // loops.sizes["seed"] + growing.size // growing.sizes["seed"]
     z = fit.z_simultaneous(n_rows, FAMILY_ALPHA)
     out = []
@@ -464,7 +467,8 @@ def figures(data: xr.Dataset, cfg: Config) -> dict:
         ax.legend(fontsize=6)
     ax = axes[3]
     for j, g in enumerate(data.growth.values):
-        _band(ax, data.growth_generation.values, data.growth_error.sel(growth=g), f"C{j}", str(g))
+        runs = data.growth_error.sel(growth=g).rename(growth_seed="seed")
+        _band(ax, data.growth_generation.values, runs, f"C{j}", str(g))
         ax.plot(data.growth_generation, data.growth_theory.sel(growth=g), "k--", lw=0.8)
     ax.set(
         title=f"replace, growing T_n (T_1 = {cfg.growth_samples})",

@@ -129,7 +129,7 @@ def target(params: Params, dtype: Any = float) -> Float[Array, " d"]:
 def init(params: Params, key: Key[Array, ""]) -> State:
     """Empty buffers and w_0 = w* (generation 1 is labelled by the truth)."""
     rows = params.samples * params.generations if params.regime == "subsample" else 0
-    dtype = jnp.result_type(float)
+    dtype = jnp.result_type(params.noise)  # float32 when the sweep casts the Params
     return State(
         w=target(params, dtype), gram=jnp.zeros((params.dim, params.dim), dtype),
         moment=jnp.zeros(params.dim, dtype), x=jnp.zeros((rows, params.dim), dtype),
