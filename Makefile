@@ -22,6 +22,7 @@ bench: $(STAMP)
 	$(BIN)/python -m benchmarks.learning_curves
 	$(BIN)/python -m benchmarks.sweep
 	$(BIN)/python -m benchmarks.attention
+	$(BIN)/python -m benchmarks.self_improve
 	$(BIN)/python -m benchmarks.fit
 
 lint: $(STAMP)

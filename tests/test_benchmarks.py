@@ -44,3 +44,14 @@ def test_quick_attention_benchmark_reports_finite_ratios():
     assert all(math.isfinite(result[k]) and result[k] > 0 for k in ("fraction_of_peak",
                "speedup_vs_numpy"))  # fmt: skip
     assert "quick run: results file not updated" in done.stderr
+
+
+def test_quick_self_improve_benchmark_reports_finite_ratios():
+    done = _quick("self_improve")
+    result = json.loads(done.stdout.splitlines()[-1])
+    assert result["benchmark"] == "self_improve_grid" and result["nonfinite"] == 0
+    assert all(
+        math.isfinite(result[k]) and result[k] > 0
+        for k in ("speedup_vs_numpy", "speedup_vs_numpy_cold")
+    )
+    assert "quick run: results file not updated" in done.stderr

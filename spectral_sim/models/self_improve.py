@@ -153,8 +153,7 @@ def _draw(params: Params, state: State, key: Key[Array, ""]):
     )
     sigma = jnp.sqrt(jnp.asarray(params.noise, dtype))
     y = jnp.where(real, truth, x @ state.w) + sigma * jax.random.normal(k_noise, row.shape, dtype)
-    size = params.samples if params.sizes is None else jnp.asarray(params.sizes)[state.t]
-    drawn = row < size
+    drawn = row < _size(params, state.t)
     keep = drawn
     if params.verify:
         close = jnp.abs(y - truth) <= params.threshold * sigma
@@ -164,11 +163,17 @@ def _draw(params: Params, state: State, key: Key[Array, ""]):
     return x, y, keep.astype(dtype), drawn.astype(dtype)
 
 
-def _subsample(params: Params, weight, key) -> Float[Array, " rows"]:
-    """`samples` of the buffered rows drawn so far, without replacement."""
+def _size(params: Params, t) -> Array:
+    """The rows generation t + 1 draws: sizes[t], or `samples`."""
+    return jnp.asarray(params.samples if params.sizes is None else jnp.asarray(params.sizes)[t])
+
+
+def _subsample(params: Params, weight, key, size) -> Float[Array, " rows"]:
+    """`size` of the buffered rows drawn so far, without replacement."""
     rows = weight.shape[0]
     scores = jnp.where(weight > 0, jax.random.uniform(key, (rows,)), -1.0)
-    threshold = jnp.sort(scores)[rows - params.samples]  # the samples-th largest score
+    index = jnp.clip(rows - jnp.asarray(size).astype(jnp.int32), 0, rows - 1)
+    threshold = jnp.sort(scores)[index]  # the size-th largest score
     return jnp.where((scores >= threshold) & (weight > 0), weight, 0.0)
 
 
@@ -187,7 +192,7 @@ def step(params: Params, state: State, key: Key[Array, ""]) -> tuple[State, Obs]
             y=jax.lax.dynamic_update_slice(state.y, y, (offset,)),
             weight=jax.lax.dynamic_update_slice(state.weight, keep, (offset,)),
         )
-        fit = _subsample(params, state.weight, k_sub)
+        fit = _subsample(params, state.weight, k_sub, _size(params, state.t))
         gram, moment = (state.x * fit[:, None]).T @ state.x, state.x.T @ (fit * state.y)
     ridge = jnp.asarray(params.ridge, gram.dtype) * jnp.eye(params.dim, dtype=gram.dtype)
     w = jnp.linalg.solve(gram + ridge, moment)
