@@ -16,6 +16,9 @@ CLAIMS = {
     "self_improvement.p0_converges_mix",
     "self_improvement.p0_improves_with_compute",
     "self_improvement.verifier",
+    "self_improvement.sgd_generation_one",
+    "self_improvement.p0_converges_sgd",
+    "self_improvement.p0_improves_with_compute_sgd",
 }
 
 # Smaller than --quick: one T, 6 generations, 2000 seeds; every claim still has its runs.
@@ -46,6 +49,8 @@ def test_p0_verdicts(report):
     assert verdicts["self_improvement.p0_converges_accumulate"] == "PASS"
     assert verdicts["self_improvement.p0_improves_with_compute"] == "FAIL"
     assert verdicts["self_improvement.verifier"] == "PASS"
+    assert verdicts["self_improvement.p0_improves_with_compute_sgd"] == "FAIL"
+    assert verdicts["self_improvement.sgd_generation_one"] in ("PASS", "INCONCLUSIVE")
     for regime in ("replace", "accumulate", "growing"):
         assert verdicts[f"self_improvement.{regime}"] in ("PASS", "INCONCLUSIVE"), regime
 

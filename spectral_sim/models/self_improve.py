@@ -1,6 +1,8 @@
 """Self-consuming regression loops (THEORY.md §4), one generation per step of
-`simulate.trajectory`: generation n fits ridge / OLS, w_n = (X^T W X + delta I)^-1 X^T W y, on
-samples x ~ N(0, Sigma) whose labels come from the truth w* at generation 1 and from the previous
+`simulate.trajectory`: generation n fits ridge / OLS, w_n = (X^T W X + delta I)^-1 X^T W y
+(learner="ols"), or trains a fresh model from w = 0 by one pass of SGD over its rows,
+w <- w - lr (x.w - y) x (learner="sgd": compute per generation = rows x features), on samples
+x ~ N(0, Sigma) whose labels come from the truth w* at generation 1 and from the previous
 generation's w_(n-1) afterwards, plus fresh label noise N(0, sigma^2).
 
 Data regimes (static `regime`):
@@ -55,6 +57,8 @@ class Params:
     regime: Literal["replace", "accumulate", "subsample", "mix"] = _static("replace")
     design: Literal["fresh", "fixed"] = _static("fresh")
     verify: bool = _static(False)
+    learner: Literal["ols", "sgd"] = _static("ols")
+    lr: Scalar = 0.1
     spectrum: Spectrum | None = None
 
     def __post_init__(self):
@@ -68,6 +72,9 @@ class Params:
         check_range("threshold", self.threshold, gt=0)
         if self.regime not in REGIMES:
             raise ValueError(f"regime must be one of {REGIMES}; got {self.regime!r}")
+        if self.learner not in ("ols", "sgd"):
+            raise ValueError(f"learner must be 'ols' or 'sgd'; got {self.learner!r}")
+        check_range("lr", self.lr, gt=0)
         if self.design not in ("fresh", "fixed"):
             raise ValueError(f"design must be 'fresh' or 'fixed'; got {self.design!r}")
         if self.spectrum is not None and self.spectrum.n_modes != self.dim:
@@ -78,7 +85,9 @@ class Params:
                 raise ValueError(f"sizes must hold one size per generation ({self.generations})")
             check_range("sizes", sizes, ge=1, le=self.samples)
         ols = concrete(self.ridge)
-        if ols is not None and not ols.any():
+        if self.learner == "sgd" and ols is not None and ols.any():
+            raise ValueError("ridge applies to learner='ols'; learner='sgd' takes ridge = 0")
+        if self.learner == "ols" and ols is not None and not ols.any():
             smallest = self.samples if sizes is None else sizes.min()
             if self.regime in ("replace", "mix") and smallest <= self.dim:
                 raise ValueError(
@@ -128,7 +137,10 @@ def target(params: Params, dtype: Any = float) -> Float[Array, " d"]:
 
 def init(params: Params, key: Key[Array, ""]) -> State:
     """Empty buffers and w_0 = w* (generation 1 is labelled by the truth)."""
-    rows = params.samples * params.generations if params.regime == "subsample" else 0
+    buffered = params.regime == "subsample" or (
+        params.learner == "sgd" and params.regime == "accumulate"
+    )
+    rows = params.samples * params.generations if buffered else 0
     dtype = jnp.result_type(params.noise)  # float32 when the sweep casts the Params
     return State(
         w=target(params, dtype), gram=jnp.zeros((params.dim, params.dim), dtype),
@@ -177,6 +189,16 @@ def _subsample(params: Params, weight, key, size) -> Float[Array, " rows"]:
     return jnp.where((scores >= threshold) & (weight > 0), weight, 0.0)
 
 
+def _sgd(params: Params, x, y, weight) -> Float[Array, " d"]:
+    """One pass of SGD from w = 0 over the rows, in order (weight-0 rows make no step)."""
+
+    def update(w, row):
+        xi, yi, wi = row
+        return w - params.lr * wi * (xi @ w - yi) * xi, None
+
+    return jax.lax.scan(update, jnp.zeros(params.dim, x.dtype), (x, y, weight))[0]
+
+
 def step(params: Params, state: State, key: Key[Array, ""]) -> tuple[State, Obs]:
     """One generation: draw, label, verify, fit on the regime's rows."""
     k_draw, k_sub = jax.random.split(key)
@@ -185,17 +207,24 @@ def step(params: Params, state: State, key: Key[Array, ""]) -> tuple[State, Obs]
     if params.regime == "accumulate":
         gram, moment = state.gram + gram, state.moment + moment
     state = state._replace(gram=gram, moment=moment)
-    if params.regime == "subsample":
+    rows_x, rows_y, rows_w = x, y, keep  # the rows this generation fits
+    if state.x.shape[0]:  # buffered: subsample, or SGD over everything accumulated
         offset = state.t * params.samples
         state = state._replace(
             x=jax.lax.dynamic_update_slice(state.x, x, (offset, jnp.zeros_like(offset))),
             y=jax.lax.dynamic_update_slice(state.y, y, (offset,)),
             weight=jax.lax.dynamic_update_slice(state.weight, keep, (offset,)),
         )
-        fit = _subsample(params, state.weight, k_sub, _size(params, state.t))
-        gram, moment = (state.x * fit[:, None]).T @ state.x, state.x.T @ (fit * state.y)
-    ridge = jnp.asarray(params.ridge, gram.dtype) * jnp.eye(params.dim, dtype=gram.dtype)
-    w = jnp.linalg.solve(gram + ridge, moment)
+        rows_x, rows_y, rows_w = state.x, state.y, state.weight
+        if params.regime == "subsample":
+            rows_w = _subsample(params, state.weight, k_sub, _size(params, state.t))
+            gram = (rows_x * rows_w[:, None]).T @ rows_x
+            moment = rows_x.T @ (rows_w * rows_y)
+    if params.learner == "sgd":
+        w = _sgd(params, rows_x, rows_y, rows_w)
+    else:
+        ridge = jnp.asarray(params.ridge, gram.dtype) * jnp.eye(params.dim, dtype=gram.dtype)
+        w = jnp.linalg.solve(gram + ridge, moment)
     delta = w - target(params, w.dtype)
     obs = Obs(
         jnp.sum(delta**2), jnp.sum(variances(params, w.dtype) * delta**2),
