@@ -30,15 +30,19 @@ from spectral_sim._types import (
     check_range,
     concrete,
 )
+from spectral_sim.spectra import Spectrum
+from spectral_sim.theory.ridge import kappa, ridge_risk
 
 __all__ = [
     "REGIMES",
     "accumulate_bound",
     "collapse_error",
+    "downstream_trace",
     "fixed_design_error",
     "mix_fixed_point",
     "mixing_coefficient",
     "mixing_coefficient_limit",
+    "ridge_downstream_error",
     "subsample_error",
 ]
 
@@ -183,3 +187,39 @@ def subsample_error(
     middle = np.concatenate([[0.0], np.cumsum((m - 1) / (m * (m + 1) ** 2))])
     kappa = np.cumsum(1 / n**2) + middle + (n - 1) / n
     return jnp.asarray(kappa) * jnp.asarray(noise, float) * d / (jnp.asarray(T, float) - d - 1)
+
+
+def downstream_trace(spectrum: Spectrum, *, T: Scalar, ridge: Scalar) -> Float[Array, ""]:
+    """E tr(Sigma A Sigma^-1 A^T), A = (X^T X + delta I)^-1 X^T X on T samples of N(0, Sigma)
+    (THEORY.md §4.2 [DE]): df2(kappa) [1 + kappa^2 tr((Sigma + kappa)^-2) / (T - df2(kappa))],
+    df2 = sum_k lambda_k^2 / (lambda_k + kappa)^2, kappa from `theory.ridge.kappa`. It is d at
+    delta = 0 with T > d (A = I)."""
+    lam = spectrum.eigenvalues()
+    k = kappa(spectrum, n=T, ridge=ridge)
+    df2 = jnp.sum(lam**2 / (lam + k) ** 2)
+    return df2 * (1 + k**2 * jnp.sum(1 / (lam + k) ** 2) / (jnp.asarray(T, float) - df2))
+
+
+def ridge_downstream_error(
+    spectrum: Spectrum,
+    *,
+    T: Scalar,
+    ridge: Scalar,
+    noise: Scalar,
+    generations: int,
+    T_gen: Scalar,
+    noise_gen: Scalar,
+) -> Float[Array, " generations+1"]:
+    """E_test(n) = E||w_ridge - w*||^2_Sigma for n = 0..generations (Dohmatob, Feng, Kempe 2024;
+    THEORY.md §4.2): n OLS generators, each fitted on T_gen fresh samples (noise_gen) labelled by
+    the one before (the first by w*), then ridge delta on T downstream samples (noise) labelled
+    by the last. E_test(n) = E_test(0) + n noise_gen / (T_gen - d - 1) E tr(Sigma A Sigma^-1 A^T):
+    the increment is exact ([E]); E_test(0) (`ridge_risk`) and the trace (`downstream_trace`)
+    are deterministic equivalents ([DE])."""
+    check_count("generations", generations, low=0)
+    check_range("noise_gen", noise_gen, ge=0)
+    _check_ols("T_gen", T_gen, spectrum.n_modes)
+    real = ridge_risk(spectrum, n=T, ridge=ridge, noise=noise)
+    step = jnp.asarray(noise_gen, float) / (jnp.asarray(T_gen, float) - spectrum.n_modes - 1)
+    n = jnp.arange(generations + 1, dtype=float)
+    return real + n * step * downstream_trace(spectrum, T=T, ridge=ridge)
