@@ -1,0 +1,203 @@
+"""Spectral-edge diagnostics of parameter updates (THEORY.md §5): a rolling window of the last W
+update vectors u_t in R^P, kept with its W x W Gram matrix G = U U^T updated incrementally (one
+row of inner products per step: memory O(W P), cost O(W P); never a P x P matrix), and the
+quantities read from it:
+
+- the singular values sigma_j of U (sigma_j^2 = eig_j G), k* = argmax sigma_j / sigma_(j+1) over
+  j with sigma_(j+1) > tau sigma_1, and the gap ratio R* = sigma_k* / sigma_(k*+1);
+- significance against the noise-only Marchenko-Pastur edge (1 + sqrt(W/P)) / (1 - sqrt(W/P));
+- raw or row-centred windows (centring removes the common drift direction);
+- the window covariance's change Sigma_(t+1) - Sigma_t = a a^T - b b^T (a enters, b leaves):
+  the paper's A = ||dSigma||_F / (eta ||g||^2), the dimensionless A_rel = ||dSigma||_F /
+  ||Sigma_t||_F, and A_rot, the largest principal angle's sine between consecutive top-k*
+  subspaces (THEORY.md §5.4).
+
+Everything is a pure function of arrays: `push` goes inside any jitted training step (vmap it
+over seeds), on a flat update or, with `ravel`, on any parameter pytree or one group of it.
+"""
+
+import math
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from spectral_sim._types import Array, Bool, Float, Int, check_count, check_range, concrete
+
+__all__ = [
+    "Edge",
+    "Window",
+    "adiabatic",
+    "centred",
+    "chronological",
+    "init",
+    "mp_edge",
+    "push",
+    "ravel",
+    "spectral_edge",
+    "spectral_edge_from_gram",
+]
+
+# tau defaults: the floor below which sigma_(j+1) / sigma_1 is rank deficiency, not a gap.
+TAU = {jnp.dtype("float64"): 1e-6, jnp.dtype("float32"): 1e-3}
+
+
+class Edge(NamedTuple):
+    """k_star (1-based), gap_ratio R* = sigma_k* / sigma_(k*+1), singular_values (descending),
+    and whether R* exceeds the noise-only Marchenko-Pastur edge `null_ratio`."""
+
+    k_star: Int[Array, "*batch"]
+    gap_ratio: Float[Array, "*batch"]
+    singular_values: Float[Array, "*batch W"]
+    null_ratio: Float[Array, "*batch"]
+    significant: Bool[Array, "*batch"]
+
+
+class Window(NamedTuple):
+    """The last W updates (a ring buffer: row `head` is the next to be replaced, the oldest once
+    `count` >= W) and their Gram matrix in buffer order; `before` and `products` keep G_t and
+    U_t a from the last push (a the update that entered), for the change of the window."""
+
+    updates: Float[Array, "W P"]
+    gram: Float[Array, "W W"]
+    head: Int[Array, ""]
+    count: Int[Array, ""]
+    before: Float[Array, "W W"]
+    products: Float[Array, " W"]
+
+
+def _tau(dtype, tau: float | None) -> float:
+    if tau is None:
+        return TAU.get(jnp.dtype(dtype), 1e-6)
+    check_range("tau", tau, gt=0, lt=1)
+    return tau
+
+
+def mp_edge(W: int, P: int) -> float:
+    """(1 + sqrt(W/P)) / (1 - sqrt(W/P)): the ratio sigma_1 / sigma_W of a W x P window of iid
+    noise as P -> inf at fixed W/P (Marchenko-Pastur; THEORY.md §5.2). A gap is meaningful only
+    well above it."""
+    check_count("W", W, low=2)
+    check_count("P", P, low=W + 1)
+    q = math.sqrt(W / P)
+    return (1 + q) / (1 - q)
+
+
+def spectral_edge_from_gram(
+    gram: Float[Array, "*batch W W"], *, tau: float | None = None, P: int | None = None
+) -> Edge:
+    """The edge of a window from its Gram matrix G = U U^T (any row order)."""
+    gram = jnp.asarray(gram)
+    W = gram.shape[-1]
+    check_count("W", W, low=2)
+    tau = _tau(gram.dtype, tau)
+    eig = jnp.linalg.eigvalsh(0.5 * (gram + jnp.swapaxes(gram, -1, -2)))[..., ::-1]
+    sigma = jnp.sqrt(jnp.maximum(eig, 0.0))
+    upper, lower = sigma[..., :-1], sigma[..., 1:]
+    valid = lower > tau * sigma[..., :1]
+    ratios = jnp.where(valid, upper / jnp.where(valid, lower, 1.0), -jnp.inf)
+    j = jnp.argmax(ratios, axis=-1)
+    gap = jnp.where(valid.any(-1), jnp.take_along_axis(ratios, j[..., None], -1)[..., 0], jnp.nan)
+    null = jnp.asarray(mp_edge(W, P) if P is not None else jnp.nan, sigma.dtype)
+    return Edge(j + 1, gap, sigma, jnp.broadcast_to(null, gap.shape), gap > null)
+
+
+def spectral_edge(
+    U: Float[Array, "*batch W P"], *, tau: float | None = None, centre: bool = False
+) -> Edge:
+    """k*, R* and the singular values of a W x P window of updates (rows in any order);
+    `centre` removes the mean row first. `null_ratio` is the Marchenko-Pastur edge for W x P."""
+    array = concrete(U)
+    if array is not None and (array.ndim < 2 or array.shape[-2] < 2):
+        raise ValueError(f"U must be (..., W, P) with W >= 2 updates; got shape {array.shape}")
+    U = jnp.asarray(U)
+    if centre:
+        U = U - U.mean(-2, keepdims=True)
+    W, P = U.shape[-2], U.shape[-1]
+    return spectral_edge_from_gram(U @ jnp.swapaxes(U, -1, -2), tau=tau, P=P if P > W else None)
+
+
+def init(W: int, P: int, dtype=jnp.float32) -> Window:
+    """An empty window of W updates of size P."""
+    check_count("W", W, low=2)
+    check_count("P", P)
+    zeros = jnp.zeros((W, W), dtype)
+    return Window(
+        jnp.zeros((W, P), dtype), zeros, jnp.zeros((), jnp.int32), jnp.zeros((), jnp.int32),
+        zeros, jnp.zeros(W, dtype),
+    )  # fmt: skip
+
+
+def push(window: Window, update: Float[Array, " P"]) -> Window:
+    """Add u_t in place of the oldest row: one row of inner products U u_t (O(W P)) refreshes
+    the Gram matrix."""
+    update = jnp.asarray(update, window.updates.dtype)
+    slot = window.head
+    products = window.updates @ update  # <u_i, a> for every stored row (the leaving one too)
+    row = products.at[slot].set(update @ update)
+    gram = window.gram.at[slot, :].set(row).at[:, slot].set(row)
+    return Window(
+        window.updates.at[slot].set(update), gram, (slot + 1) % window.gram.shape[0],
+        window.count + 1, window.gram, products,
+    )  # fmt: skip
+
+
+def chronological(window: Window) -> Float[Array, "W W"]:
+    """The Gram matrix with rows oldest first (the buffer rotated by `head`)."""
+    order = (jnp.arange(window.gram.shape[0]) + window.head) % window.gram.shape[0]
+    return window.gram[order][:, order]
+
+
+def centred(gram: Float[Array, "*batch W W"]) -> Float[Array, "*batch W W"]:
+    """H G H, H = I - 11^T / W: the Gram matrix of the row-centred window."""
+    gram = jnp.asarray(gram)
+    mean_row = gram.mean(-1, keepdims=True)
+    mean_col = gram.mean(-2, keepdims=True)
+    return gram - mean_row - mean_col + gram.mean((-2, -1), keepdims=True)
+
+
+def _top_subspace(gram, k, tau):
+    """Q S^-1 (W x W) with the columns beyond k zeroed: V = U^T Q S^-1 spans the top-k right
+    singular subspace of U, so V_t^T V_(t+1) = (Q S^-1)_t^T U_t U_(t+1)^T (Q S^-1)_(t+1)."""
+    eig, vectors = jnp.linalg.eigh(0.5 * (gram + gram.T))
+    eig, vectors = eig[::-1], vectors[:, ::-1]
+    sigma = jnp.sqrt(jnp.maximum(eig, 0.0))
+    keep = (jnp.arange(gram.shape[0]) < k) & (sigma > tau * sigma[0])
+    return vectors * jnp.where(keep, 1 / jnp.where(keep, sigma, 1.0), 0.0)[None, :], keep
+
+
+def adiabatic(
+    window: Window, *, lr, grad_norm2, tau: float | None = None
+) -> dict[str, Float[Array, ""]]:
+    """THEORY.md §5.4 for the last push (a entered, b left; needs a full window):
+
+    - `change`: ||Sigma_(t+1) - Sigma_t||_F = sqrt(||a||^4 + ||b||^4 - 2 (a.b)^2);
+    - `paper`: change / (eta ||g||^2), the paper's A (scales with eta for SGD);
+    - `rel`: change / ||Sigma_t||_F (= ||G_t||_F), dimensionless;
+    - `rot`: the sine of the largest principal angle between the top-k* right singular
+      subspaces of U_t and U_(t+1), k* that of U_t.
+    """
+    slot = (window.head - 1) % window.gram.shape[0]
+    a2, b2, ab = window.gram[slot, slot], window.before[slot, slot], window.products[slot]
+    change = jnp.sqrt(jnp.maximum(a2**2 + b2**2 - 2 * ab**2, 0.0))
+    before = jnp.linalg.norm(window.before)
+    tau = _tau(window.gram.dtype, tau)
+    k = spectral_edge_from_gram(window.before, tau=tau).k_star
+    cross = window.before.at[:, slot].set(window.products)  # U_t U_(t+1)^T
+    q_old, keep_old = _top_subspace(window.before, k, tau)
+    q_new, keep_new = _top_subspace(window.gram, k, tau)
+    overlap = q_old.T @ cross @ q_new
+    both = keep_old[:, None] & keep_new[None, :]
+    square = jnp.where(both, overlap, jnp.eye(overlap.shape[0], dtype=overlap.dtype))
+    cosine = jnp.linalg.svd(square, compute_uv=False)[-1]
+    return dict(
+        change=change,
+        paper=change / (jnp.asarray(lr) * jnp.asarray(grad_norm2)),
+        rel=change / jnp.where(before > 0, before, jnp.nan),
+        rot=jnp.sqrt(jnp.maximum(1 - jnp.minimum(cosine, 1.0) ** 2, 0.0)),
+    )
+
+
+def ravel(tree) -> Float[Array, " P"]:
+    """A parameter (or update) pytree as one flat vector, leaves in tree order."""
+    return jnp.concatenate([jnp.ravel(x) for x in jax.tree.leaves(tree)])

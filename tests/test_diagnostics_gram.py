@@ -1,0 +1,119 @@
+"""The rolling-window update-Gram diagnostics (THEORY.md §5) against direct recomputation, the
+signal-plus-noise closed forms and the Marchenko-Pastur null."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import scipy.linalg
+
+from spectral_sim import fit
+from spectral_sim.diagnostics import gram
+
+
+def _pushed(updates, W):
+    window = gram.init(W, updates.shape[1], jnp.float64)
+    step = jax.jit(gram.push)
+    for u in updates:
+        window = step(window, u)
+    return window
+
+
+def test_incremental_gram_equals_direct_recomputation():
+    """After 2.5 W pushes the ring buffer's Gram is U U^T of the last W updates to 1e-10; in
+    chronological order it matches the window oldest first."""
+    rng = np.random.default_rng(0)
+    W, P = 6, 50
+    updates = rng.standard_normal((15, P))
+    window = _pushed(updates, W)
+    last = updates[-W:]
+    np.testing.assert_allclose(gram.chronological(window), last @ last.T, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(window.gram, window.updates @ window.updates.T, rtol=1e-10)
+    np.testing.assert_allclose(
+        gram.centred(gram.chronological(window)),
+        (last - last.mean(0)) @ (last - last.mean(0)).T, rtol=1e-10, atol=1e-10,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("s, k_star", [((10.0, 6.0, 5.5), 3), ((10.0, 3.0, 2.8), 1)])
+def test_k_star_of_a_signal_plus_noise_stream(s, k_star):
+    """u_t = sum_i s_i c_i(t) v_i + xi_t: sigma_j^2 = s_j^2 + sigma_xi^2 (j <= r) and
+    sigma_xi^2 beyond (THEORY.md §5.2), to within the fluctuations O(sigma_xi^2 sqrt(W/P)) and
+    O(s sigma_xi / sqrt(P)): 0.016 and 0.05 at P = 40,000, W = 10, sigma_xi = 1, s <= 10; the
+    test allows 4 x 0.05. k* sits at the signal edge or inside the block, as the closed-form
+    ratios say."""
+    rng = np.random.default_rng(1)
+    W, P, r = 10, 40_000, 3
+    C = np.linalg.qr(rng.standard_normal((W, r)))[0]
+    V = np.linalg.qr(rng.standard_normal((P, r)))[0]
+    U = C @ np.diag(s) @ V.T + rng.standard_normal((W, P)) / np.sqrt(P)
+    edge = gram.spectral_edge(U)
+    expected = np.concatenate([np.square(s) + 1, np.ones(W - r)])
+    np.testing.assert_allclose(np.asarray(edge.singular_values) ** 2, expected, atol=0.05 * 4)
+    ratios = np.sqrt(expected[:-1] / expected[1:])
+    assert int(edge.k_star) == k_star == int(np.argmax(ratios)) + 1
+    assert float(edge.gap_ratio) == pytest.approx(ratios.max(), rel=0.05)
+    assert bool(edge.significant)  # far above 1 + 2 sqrt(W/P)
+
+
+def test_marchenko_pastur_null_edge():
+    """Noise-only windows W = 400, P = 4000: sigma_1 / sigma_W over 20 draws against
+    (1 + sqrt(W/P)) / (1 - sqrt(W/P)) = 1.925, within the Tracy-Widom finite-size scale
+    W^(-2/3) (5 %) plus 4 SEM."""
+    W, P = 400, 4000
+    keys = jax.random.split(jax.random.key(2), 20)
+    ratio = jax.vmap(
+        lambda k: (lambda e: e.singular_values[0] / e.singular_values[-1])(
+            gram.spectral_edge(jax.random.normal(k, (W, P)) / jnp.sqrt(P))
+        )
+    )(keys)
+    edge = gram.mp_edge(W, P)
+    assert abs(float(ratio.mean()) - edge) < W ** (-2 / 3) * edge + 4 * float(fit.sem(ratio))
+
+
+def test_adiabatic_quantities_match_their_p_by_p_definitions():
+    """A's numerator ||Sigma_(t+1) - Sigma_t||_F from W-sized inner products equals the P x P
+    computation; A_rel divides by ||Sigma_t||_F; A_rot is the largest principal angle's sine
+    between the top-k* right singular subspaces (scipy.linalg.subspace_angles)."""
+    rng = np.random.default_rng(3)
+    W, P = 5, 30
+    updates = rng.standard_normal((W + 1, P)) * np.array([3, 2, 1, 1, 1, 1.0])[:, None]
+    window = _pushed(updates, W)
+    out = gram.adiabatic(window, lr=0.1, grad_norm2=2.0)
+    old, new = updates[:W], updates[1:]
+    d_sigma = new.T @ new - old.T @ old
+    assert float(out["change"]) == pytest.approx(np.linalg.norm(d_sigma), rel=1e-10)
+    assert float(out["paper"]) == pytest.approx(np.linalg.norm(d_sigma) / 0.2, rel=1e-10)
+    assert float(out["rel"]) == pytest.approx(
+        np.linalg.norm(d_sigma) / np.linalg.norm(old.T @ old), rel=1e-10
+    )
+    k = int(gram.spectral_edge(old).k_star)
+    top = lambda u: np.linalg.svd(u, full_matrices=False)[2][:k].T  # noqa: E731
+    angle = scipy.linalg.subspace_angles(top(old), top(new)).max()
+    assert float(out["rot"]) == pytest.approx(np.sin(angle), rel=1e-8, abs=1e-10)
+
+
+def test_push_runs_under_jit_and_vmap_on_pytrees():
+    """A vmapped batch of windows fed by flattened parameter pytrees (a training loop's use)."""
+    tree = dict(w=jnp.ones((4, 3)), b=jnp.arange(3.0))
+    flat = gram.ravel(tree)
+    assert flat.shape == (15,)
+    windows = jax.vmap(lambda _: gram.init(3, 15, jnp.float64))(jnp.arange(4))
+    step = jax.jit(jax.vmap(gram.push))
+    for t in range(5):
+        windows = step(windows, jnp.stack([flat * (t + i) for i in range(4)]))
+    assert windows.gram.shape == (4, 3, 3) and int(windows.count[0]) == 5
+
+
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda: gram.init(1, 10), "W"),
+        (lambda: gram.spectral_edge(np.ones((1, 5))), "W >= 2"),
+        (lambda: gram.spectral_edge(np.eye(3), tau=0.0), "tau"),
+        (lambda: gram.mp_edge(10, 5), "P"),
+    ],
+)
+def test_bad_input_is_rejected(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()
