@@ -117,3 +117,22 @@ def test_push_runs_under_jit_and_vmap_on_pytrees():
 def test_bad_input_is_rejected(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+def test_grokking_detector_on_hand_made_curves():
+    """Three runs: train fits at step 100 and test follows at 3000 (an event, delay 2900);
+    both together at 200 (no event: generalised while fitting); test never reaches 0.95."""
+    from spectral_sim.diagnostics import grokking
+
+    steps = np.arange(0, 5001, 100)
+    train = np.stack([np.where(steps >= 100, 1.0, 0.5), np.where(steps >= 200, 1.0, 0.5),
+                      np.where(steps >= 100, 1.0, 0.5)])  # fmt: skip
+    test = np.stack([np.where(steps >= 3000, 0.99, 0.1), np.where(steps >= 200, 0.97, 0.1),
+                     np.full(steps.shape, 0.6)])  # fmt: skip
+    found = grokking.event(train, test, steps, threshold=0.95, delay=1000)
+    np.testing.assert_array_equal(found.grokked, [True, False, False])
+    np.testing.assert_array_equal(found.step, [3000, -1, -1])
+    np.testing.assert_array_equal(found.delay, [2900, -1, -1])
+    np.testing.assert_array_equal(found.fit_step, [100, 200, 100])
+    with pytest.raises(ValueError, match="threshold"):
+        grokking.event(train, test, steps, threshold=1.5)

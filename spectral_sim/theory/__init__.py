@@ -2,7 +2,15 @@
 where THEORY.md says [E]. Functions named `*_loss` carry the factor 1/2; `*_risk` and `*_error`
 return E||w_hat - w*||^2_Sigma without it."""
 
-from spectral_sim.theory import attention, linear, random_features, ridge, scaling, self_improve
+from spectral_sim.theory import (
+    attention,
+    linear,
+    random_features,
+    ridge,
+    scaling,
+    self_improve,
+    update_stream,
+)
 from spectral_sim.theory.attention import attention_gap, attention_rate
 from spectral_sim.theory.linear import (
     gd_loss,
@@ -66,6 +74,7 @@ __all__ = [
     "sa_from_plrf",
     "scaling",
     "self_improve",
+    "update_stream",
     "sgd_critical_lr",
     "sgd_loss",
     "sgd_loss_given_features",

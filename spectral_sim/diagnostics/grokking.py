@@ -1,0 +1,48 @@
+"""Grokking events in recorded accuracy curves: the test accuracy reaches a threshold well after
+the train accuracy did. Pure, vmappable over runs (leading axes)."""
+
+from typing import NamedTuple
+
+import jax.numpy as jnp
+
+from spectral_sim._types import Array, Bool, Float, Int, check_range
+
+__all__ = ["Event", "event"]
+
+
+class Event(NamedTuple):
+    """grokked: whether the run has an event; step: the recorded step at which the test accuracy
+    first reached the threshold (-1 without an event); fit_step: where the train accuracy first
+    did (-1 if never); delay: step - fit_step (-1 without an event)."""
+
+    grokked: Bool[Array, "*batch"]
+    step: Int[Array, "*batch"]
+    fit_step: Int[Array, "*batch"]
+    delay: Int[Array, "*batch"]
+
+
+def _first(condition, steps):
+    hit = jnp.argmax(condition, axis=-1)
+    return jnp.where(condition.any(-1), steps[hit], -1)
+
+
+def event(
+    train_accuracy: Float[Array, "*batch records"],
+    test_accuracy: Float[Array, "*batch records"],
+    steps: Int[Array, " records"],
+    *,
+    threshold: float = 0.95,
+    delay: int = 1000,
+) -> Event:
+    """A grokking event: the test accuracy first reaches `threshold` at least `delay` steps after
+    the train accuracy first did (a run that generalises together with fitting is not one)."""
+    check_range("threshold", threshold, gt=0, le=1)
+    check_range("delay", delay, ge=0)
+    steps = jnp.asarray(steps)
+    fit_step = _first(jnp.asarray(train_accuracy) >= threshold, steps)
+    test_step = _first(jnp.asarray(test_accuracy) >= threshold, steps)
+    grokked = (fit_step >= 0) & (test_step >= 0) & (test_step - fit_step >= delay)
+    return Event(
+        grokked, jnp.where(grokked, test_step, -1), fit_step,
+        jnp.where(grokked, test_step - fit_step, -1),
+    )  # fmt: skip
