@@ -4,10 +4,19 @@
 from spectral_sim.models import (
     attention,
     linear,
+    modular,
     random_features,
     ridge,
     self_improve,
     update_stream,
 )
 
-__all__ = ["attention", "linear", "random_features", "ridge", "self_improve", "update_stream"]
+__all__ = [
+    "attention",
+    "linear",
+    "modular",
+    "random_features",
+    "ridge",
+    "self_improve",
+    "update_stream",
+]

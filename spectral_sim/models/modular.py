@@ -1,0 +1,176 @@
+"""Modular arithmetic a o b mod p (o in +, -, x) learned by a small flax NNX network, trained
+full-batch with optax (AdamW, SGD or Muon, weight decay on or off), one optimiser step per step of
+`simulate.trajectory`, with the update-Gram diagnostics of `diagnostics.gram` kept alongside
+(THEORY.md §5). A fraction `train_fraction` of the p^2 pairs, drawn from the run's key, is the
+training set; the rest is the test set. Everything is a pure function of (Params, State), so
+seeds and traced hyperparameters vmap and sweep like every other model.
+
+model="mlp": embed a and b (p -> width each), concatenate, one ReLU hidden layer, p logits.
+"""
+
+import dataclasses
+import functools
+from typing import Literal, NamedTuple, cast
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import nnx
+
+from spectral_sim._types import Array, Float, Key, Scalar, check_count, check_range
+from spectral_sim.diagnostics import gram
+
+__all__ = ["MLP", "Obs", "Params", "State", "data", "init", "step"]
+
+OPS = ("+", "-", "*")
+OPTIMIZERS = ("adamw", "sgd", "muon")
+
+
+def _static(default):
+    return dataclasses.field(default=default, metadata=dict(static=True))
+
+
+@jax.tree_util.register_dataclass
+@dataclasses.dataclass(frozen=True)
+class Params:
+    """p (the modulus), the operation, the network's sizes, the optimiser and the Gram window W
+    are static; train_fraction, lr and weight_decay are traced."""
+
+    p: int = _static(23)
+    op: Literal["+", "-", "*"] = _static("+")
+    width: int = _static(32)
+    hidden: int = _static(128)
+    optimizer: Literal["adamw", "sgd", "muon"] = _static("adamw")
+    window: int = _static(10)
+    train_fraction: Scalar = 0.5
+    lr: Scalar = 1e-3
+    weight_decay: Scalar = 1.0
+
+    def __post_init__(self):
+        check_count("p", self.p, low=3)
+        check_count("width", self.width)
+        check_count("hidden", self.hidden)
+        check_count("window", self.window, low=2)
+        check_range("train_fraction", self.train_fraction, gt=0, lt=1)
+        check_range("lr", self.lr, gt=0)
+        check_range("weight_decay", self.weight_decay, ge=0)
+        if self.op not in OPS:
+            raise ValueError(f"op must be one of {OPS}; got {self.op!r}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {OPTIMIZERS}; got {self.optimizer!r}")
+
+
+class MLP(nnx.Module):
+    """Embeddings of a and b, concatenated, one ReLU hidden layer, p logits."""
+
+    def __init__(self, p: int, width: int, hidden: int, *, rngs: nnx.Rngs):
+        self.embed = nnx.Embed(p, width, rngs=rngs)
+        self.hidden = nnx.Linear(2 * width, hidden, rngs=rngs)
+        self.out = nnx.Linear(hidden, p, rngs=rngs)
+
+    def __call__(self, a, b):
+        x = jnp.concatenate([self.embed(a), self.embed(b)], axis=-1)
+        return self.out(jax.nn.relu(self.hidden(x)))
+
+
+class State(NamedTuple):
+    """weights: the network's nnx.State; opt: the optimiser state; train: 1 for training pairs;
+    window: the update-Gram window; t: steps done."""
+
+    weights: nnx.State
+    opt: optax.OptState
+    train: Float[Array, " pairs"]
+    window: gram.Window
+    t: Array
+
+
+class Obs(NamedTuple):
+    """Train and test loss and accuracy after the step; the window's k* (1-based), gap ratio R*
+    and Marchenko-Pastur significance; the paper's A, A_rel and A_rot of the step (THEORY.md
+    §5.4; NaN until the window is full); the update norm."""
+
+    train_loss: Float[Array, ""]
+    test_loss: Float[Array, ""]
+    train_accuracy: Float[Array, ""]
+    test_accuracy: Float[Array, ""]
+    k_star: Array
+    gap_ratio: Float[Array, ""]
+    significant: Array
+    adiabatic: Float[Array, ""]
+    adiabatic_rel: Float[Array, ""]
+    adiabatic_rot: Float[Array, ""]
+    update_norm: Float[Array, ""]
+
+
+def data(params: Params) -> tuple[Array, Array, Array]:
+    """All p^2 pairs (a, b) and their labels a o b mod p."""
+    a, b = (x.ravel() for x in jnp.meshgrid(jnp.arange(params.p), jnp.arange(params.p),
+                                            indexing="ij"))  # fmt: skip
+    labels = {"+": a + b, "-": a - b, "*": a * b}[params.op] % params.p
+    return a, b, labels
+
+
+@functools.cache
+def _graphdef(p: int, width: int, hidden: int):
+    return nnx.split(nnx.eval_shape(lambda: MLP(p, width, hidden, rngs=nnx.Rngs(0))))[0]
+
+
+def _optimizer(params: Params) -> optax.GradientTransformation:
+    lr, decay = params.lr, params.weight_decay
+    if params.optimizer == "adamw":
+        return optax.adamw(lr, weight_decay=decay)
+    if params.optimizer == "sgd":
+        return optax.chain(optax.add_decayed_weights(decay), optax.sgd(lr))
+    return optax.contrib.muon(lr, weight_decay=decay, adam_weight_decay=decay)
+
+
+def _losses(params: Params, weights, train):
+    """(mean train loss, (train loss, test loss, train accuracy, test accuracy))."""
+    a, b, labels = data(params)
+    logits = nnx.merge(_graphdef(params.p, params.width, params.hidden), weights)(a, b)
+    loss = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
+    right = (jnp.argmax(logits, -1) == labels).astype(loss.dtype)
+    test = 1 - train
+
+    def mean(x, mask):
+        return jnp.sum(x * mask) / jnp.sum(mask)
+
+    stats = (mean(loss, train), mean(loss, test), mean(right, train), mean(right, test))
+    return stats[0], stats
+
+
+def _size(weights) -> int:
+    return sum(x.size for x in jax.tree.leaves(weights))
+
+
+def init(params: Params, key: Key[Array, ""]) -> State:
+    """Weights from the key, a train split of round(train_fraction p^2) pairs, an empty window."""
+    k_model, k_split = jax.random.split(key)
+    weights = nnx.split(MLP(params.p, params.width, params.hidden, rngs=nnx.Rngs(k_model)))[1]
+    pairs = params.p**2
+    rank = jnp.argsort(jax.random.uniform(k_split, (pairs,)))
+    train = (rank < jnp.round(params.train_fraction * pairs)).astype(jnp.float32)
+    window = gram.init(params.window, _size(weights), jnp.float32)
+    return State(weights, _optimizer(params).init(weights), train, window, jnp.zeros((), jnp.int32))
+
+
+def step(params: Params, state: State, key: Key[Array, ""] | None) -> tuple[State, Obs]:
+    """One full-batch optimiser step; its update enters the Gram window."""
+    del key
+    grads = jax.grad(lambda w: _losses(params, w, state.train)[0])(state.weights)
+    updates, opt = _optimizer(params).update(grads, state.opt, state.weights)
+    weights = cast(nnx.State, optax.apply_updates(state.weights, updates))
+    flat = gram.ravel(updates)
+    window = gram.push(state.window, flat)
+    edge = gram.spectral_edge_from_gram(window.gram, P=flat.shape[0])
+    full = window.count > params.window
+    change = gram.adiabatic(window, lr=params.lr, grad_norm2=gram.ravel(grads) @ gram.ravel(grads))
+    _, (train_loss, test_loss, train_acc, test_acc) = _losses(params, weights, state.train)
+    nan = jnp.asarray(jnp.nan, train_loss.dtype)
+    obs = Obs(
+        train_loss, test_loss, train_acc, test_acc, edge.k_star, edge.gap_ratio,
+        edge.significant, jnp.where(full, change["paper"], nan),
+        jnp.where(full, change["rel"], nan), jnp.where(full, change["rot"], nan),
+        jnp.linalg.norm(flat),
+    )  # fmt: skip
+    return State(weights, opt, state.train, window, state.t + 1), obs
