@@ -59,3 +59,25 @@ def test_the_window_holds_the_optimiser_updates():
 def test_bad_input_is_rejected_before_tracing(kwargs, message):
     with pytest.raises(ValueError, match=message):
         modular.Params(**kwargs)
+
+
+def test_groups_and_gradients_windows():
+    """Per-group windows hold each top-level module's updates (their Grams sum to the whole
+    model's); with plain SGD (no decay) the gradient window is the update window / lr^2."""
+    base = dict(p=5, width=4, hidden=8, window=3, optimizer="sgd", lr=0.1, weight_decay=0.0)
+    key = jax.random.key(2)
+    states = {}
+    for track in ("updates", "gradients"):
+        params = modular.Params(**base, track=track)
+        state = modular.init(params, key)
+        for _ in range(4):
+            state, obs = modular.step(params, state, None)
+        states[track] = state
+    updates = states["updates"]
+    assert set(updates.groups) == {"embed", "hidden", "out"}
+    total = sum(w.gram for w in updates.groups.values())
+    np.testing.assert_allclose(total, updates.window.gram, rtol=1e-4, atol=1e-9)
+    np.testing.assert_allclose(
+        states["gradients"].window.gram * 0.1**2, updates.window.gram, rtol=1e-4, atol=1e-10
+    )
+    assert set(obs.group_k_star) == {"embed", "hidden", "out"}

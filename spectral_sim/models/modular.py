@@ -6,6 +6,11 @@ training set; the rest is the test set. Everything is a pure function of (Params
 seeds and traced hyperparameters vmap and sweep like every other model.
 
 model="mlp": embed a and b (p -> width each), concatenate, one ReLU hidden layer, p logits.
+
+The window tracks the parameter updates (track="updates") or the gradients ("gradients"; the two
+coincide up to scale only for plain SGD at a constant learning rate), of the whole model and of
+each parameter group (the top-level modules: embed, hidden, out); `centre` reads k* and R* from
+the row-centred window, which removes the common drift direction (THEORY.md §5.1).
 """
 
 import dataclasses
@@ -42,6 +47,8 @@ class Params:
     hidden: int = _static(128)
     optimizer: Literal["adamw", "sgd", "muon"] = _static("adamw")
     window: int = _static(10)
+    track: Literal["updates", "gradients"] = _static("updates")
+    centre: bool = _static(False)
     train_fraction: Scalar = 0.5
     lr: Scalar = 1e-3
     weight_decay: Scalar = 1.0
@@ -56,6 +63,8 @@ class Params:
         check_range("weight_decay", self.weight_decay, ge=0)
         if self.op not in OPS:
             raise ValueError(f"op must be one of {OPS}; got {self.op!r}")
+        if self.track not in ("updates", "gradients"):
+            raise ValueError(f"track must be 'updates' or 'gradients'; got {self.track!r}")
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {OPTIMIZERS}; got {self.optimizer!r}")
 
@@ -75,19 +84,21 @@ class MLP(nnx.Module):
 
 class State(NamedTuple):
     """weights: the network's nnx.State; opt: the optimiser state; train: 1 for training pairs;
-    window: the update-Gram window; t: steps done."""
+    window: the update-Gram window of the whole model; groups: one per parameter group; t: steps
+    done."""
 
     weights: nnx.State
     opt: optax.OptState
     train: Float[Array, " pairs"]
     window: gram.Window
+    groups: dict[str, gram.Window]
     t: Array
 
 
 class Obs(NamedTuple):
     """Train and test loss and accuracy after the step; the window's k* (1-based), gap ratio R*
     and Marchenko-Pastur significance; the paper's A, A_rel and A_rot of the step (THEORY.md
-    §5.4; NaN until the window is full); the update norm."""
+    §5.4; NaN until the window is full); the update norm; k* and R* of each parameter group."""
 
     train_loss: Float[Array, ""]
     test_loss: Float[Array, ""]
@@ -100,6 +111,8 @@ class Obs(NamedTuple):
     adiabatic_rel: Float[Array, ""]
     adiabatic_rot: Float[Array, ""]
     update_norm: Float[Array, ""]
+    group_k_star: dict[str, Array]
+    group_gap_ratio: dict[str, Float[Array, ""]]
 
 
 def data(params: Params) -> tuple[Array, Array, Array]:
@@ -143,6 +156,11 @@ def _size(weights) -> int:
     return sum(x.size for x in jax.tree.leaves(weights))
 
 
+def _groups(tree) -> dict[str, object]:
+    """The parameter groups: the top-level modules of the network."""
+    return {str(name): tree[name] for name in tree}
+
+
 def init(params: Params, key: Key[Array, ""]) -> State:
     """Weights from the key, a train split of round(train_fraction p^2) pairs, an empty window."""
     k_model, k_split = jax.random.split(key)
@@ -151,7 +169,11 @@ def init(params: Params, key: Key[Array, ""]) -> State:
     rank = jnp.argsort(jax.random.uniform(k_split, (pairs,)))
     train = (rank < jnp.round(params.train_fraction * pairs)).astype(jnp.float32)
     window = gram.init(params.window, _size(weights), jnp.float32)
-    return State(weights, _optimizer(params).init(weights), train, window, jnp.zeros((), jnp.int32))
+    groups = {
+        k: gram.init(params.window, _size(v), jnp.float32) for k, v in _groups(weights).items()
+    }
+    opt = _optimizer(params).init(weights)
+    return State(weights, opt, train, window, groups, jnp.zeros((), jnp.int32))
 
 
 def step(params: Params, state: State, key: Key[Array, ""] | None) -> tuple[State, Obs]:
@@ -160,9 +182,17 @@ def step(params: Params, state: State, key: Key[Array, ""] | None) -> tuple[Stat
     grads = jax.grad(lambda w: _losses(params, w, state.train)[0])(state.weights)
     updates, opt = _optimizer(params).update(grads, state.opt, state.weights)
     weights = cast(nnx.State, optax.apply_updates(state.weights, updates))
-    flat = gram.ravel(updates)
+    tracked = updates if params.track == "updates" else grads
+    flat = gram.ravel(tracked)
     window = gram.push(state.window, flat)
-    edge = gram.spectral_edge_from_gram(window.gram, P=flat.shape[0])
+    groups = {k: gram.push(state.groups[k], gram.ravel(v)) for k, v in _groups(tracked).items()}
+
+    def edge_of(w: gram.Window, size: int) -> gram.Edge:
+        g = gram.centred(w.gram) if params.centre else w.gram
+        return gram.spectral_edge_from_gram(g, P=size if size > params.window else None)
+
+    edge = edge_of(window, flat.shape[0])
+    group_edges = {k: edge_of(w, w.updates.shape[1]) for k, w in groups.items()}
     full = window.count > params.window
     change = gram.adiabatic(window, lr=params.lr, grad_norm2=gram.ravel(grads) @ gram.ravel(grads))
     _, (train_loss, test_loss, train_acc, test_acc) = _losses(params, weights, state.train)
@@ -171,6 +201,7 @@ def step(params: Params, state: State, key: Key[Array, ""] | None) -> tuple[Stat
         train_loss, test_loss, train_acc, test_acc, edge.k_star, edge.gap_ratio,
         edge.significant, jnp.where(full, change["paper"], nan),
         jnp.where(full, change["rel"], nan), jnp.where(full, change["rot"], nan),
-        jnp.linalg.norm(flat),
+        jnp.linalg.norm(gram.ravel(updates)), {k: e.k_star for k, e in group_edges.items()},
+        {k: e.gap_ratio for k, e in group_edges.items()},
     )  # fmt: skip
-    return State(weights, opt, state.train, window, state.t + 1), obs
+    return State(weights, opt, state.train, window, groups, state.t + 1), obs
