@@ -6,6 +6,7 @@ from typing import NamedTuple
 import jax.numpy as jnp
 
 from spectral_sim._types import Array, Bool, Float, Int, check_range
+from spectral_sim.diagnostics.tokens import first_layer
 
 __all__ = ["Event", "event"]
 
@@ -21,11 +22,6 @@ class Event(NamedTuple):
     delay: Int[Array, "*batch"]
 
 
-def _first(condition, steps):
-    hit = jnp.argmax(condition, axis=-1)
-    return jnp.where(condition.any(-1), steps[hit], -1)
-
-
 def event(
     train_accuracy: Float[Array, "*batch records"],
     test_accuracy: Float[Array, "*batch records"],
@@ -39,8 +35,8 @@ def event(
     check_range("threshold", threshold, gt=0, le=1)
     check_range("delay", delay, ge=0)
     steps = jnp.asarray(steps)
-    fit_step = _first(jnp.asarray(train_accuracy) >= threshold, steps)
-    test_step = _first(jnp.asarray(test_accuracy) >= threshold, steps)
+    fit_step = first_layer(jnp.asarray(train_accuracy) >= threshold, steps)
+    test_step = first_layer(jnp.asarray(test_accuracy) >= threshold, steps)
     grokked = (fit_step >= 0) & (test_step >= 0) & (test_step - fit_step >= delay)
     return Event(
         grokked, jnp.where(grokked, test_step, -1), fit_step,
