@@ -23,6 +23,7 @@ bench: $(STAMP)
 	$(BIN)/python -m benchmarks.sweep
 	$(BIN)/python -m benchmarks.attention
 	$(BIN)/python -m benchmarks.self_improve
+	$(BIN)/python -m benchmarks.spectral_edge
 	$(BIN)/python -m benchmarks.fit
 
 lint: $(STAMP)

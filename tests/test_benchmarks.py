@@ -55,3 +55,12 @@ def test_quick_self_improve_benchmark_reports_finite_ratios():
         for k in ("speedup_vs_numpy", "speedup_vs_numpy_cold")
     )
     assert "quick run: results file not updated" in done.stderr
+
+
+def test_quick_spectral_edge_benchmark_reports_finite_ratios():
+    done = _quick("spectral_edge")
+    result = json.loads(done.stdout.splitlines()[-1])
+    assert result["benchmark"] == "spectral_edge"
+    assert all(math.isfinite(row["overhead"]) for row in result["overhead"])
+    assert result["throughput"]["network_steps_per_second"] > 0
+    assert "quick run: results file not updated" in done.stderr
