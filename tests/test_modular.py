@@ -33,8 +33,9 @@ def test_the_window_holds_the_optimiser_updates():
     params = modular.Params(p=5, width=4, hidden=8, window=3, lr=1e-2)
     state = modular.init(params, jax.random.key(1))
     history = [gram.ravel(state.weights)]
+    step = jax.jit(modular.step)
     for _ in range(3):
-        state, _ = modular.step(params, state, None)
+        state, _ = step(params, state, None)
         history.append(gram.ravel(state.weights))
     updates = np.diff(np.stack(history), axis=0)
     np.testing.assert_allclose(state.window.updates, updates, rtol=1e-5, atol=1e-7)
@@ -70,8 +71,9 @@ def test_groups_and_gradients_windows():
     for track in ("updates", "gradients"):
         params = modular.Params(**base, track=track)
         state = modular.init(params, key)
+        step = jax.jit(modular.step)
         for _ in range(4):
-            state, obs = modular.step(params, state, None)
+            state, obs = step(params, state, None)
         states[track] = state
     updates = states["updates"]
     assert set(updates.groups) == {"embed", "hidden", "out"}

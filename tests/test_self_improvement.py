@@ -21,9 +21,15 @@ CLAIMS = {
     "self_improvement.p0_improves_with_compute_sgd",
 }
 
-# Smaller than --quick: one T, 6 generations, 2000 seeds; every claim still has its runs.
+# Smaller than --quick: one T, 6 generations, 2000 seeds (1000 growing); every claim still has
+# its runs.
 CONFIG = self_improvement.Config(
-    samples=(40,), generations=6, growth_generations=4, verifier=(0.0, 1.0), n_seeds=2000
+    samples=(40,),
+    generations=6,
+    growth_generations=4,
+    growth_seeds=1000,
+    verifier=(0.0, 1.0),
+    n_seeds=2000,
 )
 
 
