@@ -56,7 +56,9 @@ class Edge(NamedTuple):
 class Window(NamedTuple):
     """The last W updates (a ring buffer: row `head` is the next to be replaced, the oldest once
     `count` >= W) and their Gram matrix in buffer order; `before` and `products` keep G_t and
-    U_t a from the last push (a the update that entered), for the change of the window."""
+    U_t a from the last push (a the update that entered), for the change of the window;
+    `leaving` is a copy of row `head`, read after the previous write, so that a push never reads
+    the buffer before writing it (which would make XLA copy all W x P floats every step)."""
 
     updates: Float[Array, "W P"]
     gram: Float[Array, "W W"]
@@ -64,6 +66,7 @@ class Window(NamedTuple):
     count: Int[Array, ""]
     before: Float[Array, "W W"]
     products: Float[Array, " W"]
+    leaving: Float[Array, " P"]
 
 
 def _tau(dtype, tau: float | None) -> float:
@@ -124,7 +127,7 @@ def init(W: int, P: int, dtype=jnp.float32) -> Window:
     zeros = jnp.zeros((W, W), dtype)
     return Window(
         jnp.zeros((W, P), dtype), zeros, jnp.zeros((), jnp.int32), jnp.zeros((), jnp.int32),
-        zeros, jnp.zeros(W, dtype),
+        zeros, jnp.zeros(W, dtype), jnp.zeros(P, dtype),
     )  # fmt: skip
 
 
@@ -133,13 +136,13 @@ def push(window: Window, update: Float[Array, " P"]) -> Window:
     the Gram matrix."""
     update = jnp.asarray(update, window.updates.dtype)
     slot = window.head
-    products = window.updates @ update  # <u_i, a> for every stored row (the leaving one too)
-    row = products.at[slot].set(update @ update)
+    updates = jax.lax.dynamic_update_index_in_dim(window.updates, update, slot, 0)
+    row = updates @ update  # <u_i, a> for the new rows, <a, a> at slot
+    products = row.at[slot].set(window.leaving @ update)  # U_t a: the leaving row b at slot
     gram = window.gram.at[slot, :].set(row).at[:, slot].set(row)
-    return Window(
-        window.updates.at[slot].set(update), gram, (slot + 1) % window.gram.shape[0],
-        window.count + 1, window.gram, products,
-    )  # fmt: skip
+    head = (slot + 1) % window.gram.shape[0]
+    leaving = jax.lax.dynamic_index_in_dim(updates, head, keepdims=False)
+    return Window(updates, gram, head, window.count + 1, window.gram, products, leaving)
 
 
 def chronological(window: Window) -> Float[Array, "W W"]:
