@@ -184,9 +184,13 @@ def weights(
     return jax.nn.softmax(params.beta * scores, axis=-1)
 
 
-def _mix(params: Params, x: Float[Array, "n d"], state: State | None) -> Float[Array, "n d"]:
-    """Y = (1/h) sum_h A_h X V_h (V_h = I without `value`)."""
-    mixed = jnp.einsum("hnm,md->hnd", weights(params, x, state), x)
+def _mix(
+    params: Params, x: Float[Array, "n d"], state: State | None, a: Array | None = None
+) -> Float[Array, "n d"]:
+    """Y = (1/h) sum_h A_h X V_h (V_h = I without `value`); `a` the heads' A_h(X) if already
+    computed."""
+    a = weights(params, x, state) if a is None else a
+    mixed = jnp.einsum("hnm,md->hnd", a, x)
     value = _heads(_qkv(params, state)[2], x.dtype)
     if value is not None:
         mixed = jnp.einsum("hnd,hde->hne", mixed, value)
@@ -208,9 +212,9 @@ def _normalise(params: Params, x: Float[Array, "n d"]) -> Float[Array, "n d"]:
     return x
 
 
-def _mixing(params: Params, x: Float[Array, "n d"], state: State) -> Float[Array, "n n"]:
-    """The layer's row-stochastic mixing matrix for the input x (see Obs)."""
-    a = weights(params, x, state).mean(0)
+def _mixing(params: Params, heads: Float[Array, "heads n n"]) -> Float[Array, "n n"]:
+    """The layer's row-stochastic mixing matrix, from its heads' attention (see Obs)."""
+    a = heads.mean(0)
     eye = jnp.eye(a.shape[0], dtype=a.dtype)
     eps = jnp.asarray(params.eps, a.dtype)
     if params.integrator != "layer" or params.residual == "mean_shift":
@@ -220,8 +224,7 @@ def _mixing(params: Params, x: Float[Array, "n d"], state: State) -> Float[Array
     return a
 
 
-def _observe(params: Params, x: Float[Array, "n d"], tau: Float[Array, ""]) -> Obs:
-    pi = _pi(params, x.dtype)
+def _observe(params: Params, x: Float[Array, "n d"], tau: Float[Array, ""], pi) -> Obs:
     deviation = x - (pi @ x)[None]
     distance = jnp.sqrt(pi @ (deviation**2).sum(-1))
     diameter = jnp.max(jnp.linalg.norm(x[:, None] - x[None], axis=-1))
@@ -273,11 +276,13 @@ def step(params: Params, state: State, key: Key[Array, ""] | None) -> tuple[Stat
     unused)."""
     del key
     x = state.x
-    tau = dobrushin(_mixing(params, x, state))
+    pi = _pi(params, x.dtype)  # one stationary solve per layer, for the projection and the Obs
+    a = weights(params, x, state)
+    tau = dobrushin(_mixing(params, a))
     if params.integrator != "layer":
         x = _flow_step(params, state)
-        return state._replace(x=x, t=state.t + 1), _observe(params, x, tau)
-    y = _mix(params, x, state)
+        return state._replace(x=x, t=state.t + 1), _observe(params, x, tau, pi)
+    y = _mix(params, x, state, a)
     eps = jnp.asarray(params.eps, x.dtype)
     if params.residual == "mean_shift":
         x = x + eps * (y - x)
@@ -287,7 +292,7 @@ def step(params: Params, state: State, key: Key[Array, ""] | None) -> tuple[Stat
         x = y
     x = _normalise(params, x)
     if params.deviation:
-        x = x - (_pi(params, x.dtype) @ x)[None]
+        x = x - (pi @ x)[None]
         if params.residual == "additive":  # linear dynamics: the (1 + eps)^L growth is a scale
             x = x / (1 + eps)
-    return state._replace(x=x, t=state.t + 1), _observe(params, x, tau)
+    return state._replace(x=x, t=state.t + 1), _observe(params, x, tau, pi)

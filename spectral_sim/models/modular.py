@@ -182,8 +182,8 @@ def step(params: Params, state: State, key: Key[Array, ""] | None) -> tuple[Stat
     grads = jax.grad(lambda w: _losses(params, w, state.train)[0])(state.weights)
     updates, opt = _optimizer(params).update(grads, state.opt, state.weights)
     weights = cast(nnx.State, optax.apply_updates(state.weights, updates))
-    tracked = updates if params.track == "updates" else grads
-    flat = gram.ravel(tracked)
+    flat_updates, flat_grads = gram.ravel(updates), gram.ravel(grads)
+    tracked, flat = (updates, flat_updates) if params.track == "updates" else (grads, flat_grads)
     window = gram.push(state.window, flat)
     groups = {k: gram.push(state.groups[k], gram.ravel(v)) for k, v in _groups(tracked).items()}
 
@@ -194,14 +194,14 @@ def step(params: Params, state: State, key: Key[Array, ""] | None) -> tuple[Stat
     edge = edge_of(window, flat.shape[0])
     group_edges = {k: edge_of(w, w.updates.shape[1]) for k, w in groups.items()}
     full = window.count > params.window
-    change = gram.adiabatic(window, lr=params.lr, grad_norm2=gram.ravel(grads) @ gram.ravel(grads))
+    change = gram.adiabatic(window, lr=params.lr, grad_norm2=flat_grads @ flat_grads)
     _, (train_loss, test_loss, train_acc, test_acc) = _losses(params, weights, state.train)
     nan = jnp.asarray(jnp.nan, train_loss.dtype)
     obs = Obs(
         train_loss, test_loss, train_acc, test_acc, edge.k_star, edge.gap_ratio,
         edge.significant, jnp.where(full, change["paper"], nan),
         jnp.where(full, change["rel"], nan), jnp.where(full, change["rot"], nan),
-        jnp.linalg.norm(gram.ravel(updates)), {k: e.k_star for k, e in group_edges.items()},
+        jnp.linalg.norm(flat_updates), {k: e.k_star for k, e in group_edges.items()},
         {k: e.gap_ratio for k, e in group_edges.items()},
     )  # fmt: skip
     return State(weights, opt, state.train, window, groups, state.t + 1), obs
