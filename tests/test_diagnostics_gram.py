@@ -56,6 +56,32 @@ def test_k_star_of_a_signal_plus_noise_stream(s, k_star):
     assert bool(edge.significant)  # far above 1 + 2 sqrt(W/P)
 
 
+def test_centred_window_ignores_its_structural_zero_and_drops_the_drift():
+    """A common drift d plus two signal directions and noise, pushed through a float32 window
+    (tau = 1e-3), as in a training loop. Raw, the drift is the edge (k* = 1). Centred from the
+    Gram matrix, the rank is W - 1 and sigma_W is float rounding of the drift's energy
+    (eps ||d||^2 W ~ 3e-3, so sigma_W / sigma_1 ~ 1e-2 > tau, a spurious k* = W - 1 for this
+    seed unless the structural zero is dropped): k* must be the signal block's edge, 2, with
+    R* = sqrt(s_2^2 + 1) to 5 % (fluctuations O(s / sqrt(P)) as in the stream test)."""
+    rng = np.random.default_rng(3)
+    W, P = 10, 40_000
+    courses = rng.standard_normal((W, 2))
+    C = np.linalg.qr(courses - courses.mean(0))[0]  # orthogonal to the drift's constant course
+    V = np.linalg.qr(rng.standard_normal((P, 3)))[0]
+    U = 50 * np.ones((W, 1)) @ V[:, :1].T + C @ np.diag([6.0, 5.0]) @ V[:, 1:].T
+    U = U + rng.standard_normal((W, P)) / np.sqrt(P)
+    window = gram.init(W, P, jnp.float32)
+    for u in U:
+        window = gram.push(window, jnp.asarray(u, jnp.float32))
+    assert int(gram.spectral_edge_from_gram(window.gram).k_star) == 1
+    edge = gram.spectral_edge_from_gram(gram.centred(window.gram), P=P, centred=True)
+    assert int(edge.k_star) == 2
+    assert float(edge.gap_ratio) == pytest.approx(np.sqrt(26.0), rel=0.05)
+    assert float(edge.null_ratio) == pytest.approx(gram.mp_edge(W - 1, P))
+    direct = gram.spectral_edge(U, centre=True)  # float64, from the window itself
+    assert int(direct.k_star) == 2
+
+
 def test_marchenko_pastur_null_edge():
     """Noise-only windows W = 400, P = 4000: sigma_1 / sigma_W over 20 draws against
     (1 + sqrt(W/P)) / (1 - sqrt(W/P)) = 1.925, within the Tracy-Widom finite-size scale
@@ -110,6 +136,7 @@ def test_push_runs_under_jit_and_vmap_on_pytrees():
     [
         (lambda: gram.init(1, 10), "W"),
         (lambda: gram.spectral_edge(np.ones((1, 5))), "W >= 2"),
+        (lambda: gram.spectral_edge(np.ones((2, 5)), centre=True), "W >= 3"),
         (lambda: gram.spectral_edge(np.eye(3), tau=0.0), "tau"),
         (lambda: gram.mp_edge(10, 5), "P"),
     ],

@@ -57,7 +57,7 @@ class Params:
         check_count("p", self.p, low=3)
         check_count("width", self.width)
         check_count("hidden", self.hidden)
-        check_count("window", self.window, low=2)
+        check_count("window", self.window, low=3 if self.centre else 2)
         check_range("train_fraction", self.train_fraction, gt=0, lt=1)
         check_range("lr", self.lr, gt=0)
         check_range("weight_decay", self.weight_decay, ge=0)
@@ -189,7 +189,8 @@ def step(params: Params, state: State, key: Key[Array, ""] | None) -> tuple[Stat
 
     def edge_of(w: gram.Window, size: int) -> gram.Edge:
         g = gram.centred(w.gram) if params.centre else w.gram
-        return gram.spectral_edge_from_gram(g, P=size if size > params.window else None)
+        P = size if size > params.window else None
+        return gram.spectral_edge_from_gram(g, P=P, centred=params.centre)
 
     edge = edge_of(window, flat.shape[0])
     group_edges = {k: edge_of(w, w.updates.shape[1]) for k, w in groups.items()}
