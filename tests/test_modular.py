@@ -28,6 +28,21 @@ def test_a_vmapped_batch_fits_its_training_pairs():
     assert found.grokked.shape == (4,)
 
 
+def test_a_two_layer_transformer_fits_under_muon():
+    """p = 7, 2 seeds: the 2-layer transformer fits its training pairs within 300 steps under
+    Muon (every weight matrix 2-d); its groups are the embeddings, positions, each layer and
+    the readout."""
+    params = modular.Params(p=7, model="transformer", width=16, hidden=32, layers=2, lr=1e-2,
+                            weight_decay=0.1, window=4, optimizer="muon")  # fmt: skip
+
+    def run(key):
+        return simulate.trajectory(modular, params, key, n_records=3, every=100)[1]
+
+    obs = jax.jit(jax.vmap(run))(jax.random.split(jax.random.key(3), 2))
+    assert np.all(np.asarray(obs.train_accuracy[:, -1]) == 1.0)
+    assert set(obs.group_k_star) == {"embed", "position", "layer1", "layer2", "out"}
+
+
 def test_the_window_holds_the_optimiser_updates():
     """After three steps the window's rows are the flattened parameter changes."""
     params = modular.Params(p=5, width=4, hidden=8, window=3, lr=1e-2)
@@ -53,6 +68,10 @@ def test_the_window_holds_the_optimiser_updates():
         (dict(train_fraction=0.0), "train_fraction"),
         (dict(window=1), "window"),
         (dict(op="/"), "op"),
+        (dict(model="cnn"), "model"),
+        (dict(model="transformer", layers=3), "layers"),
+        (dict(model="transformer", width=30, heads=4), "width"),
+        (dict(centre=True, window=2), "window"),
         (dict(optimizer="lion"), "optimizer"),
         (dict(lr=-1.0), "lr"),
     ],

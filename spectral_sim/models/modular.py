@@ -6,6 +6,11 @@ training set; the rest is the test set. Everything is a pure function of (Params
 seeds and traced hyperparameters vmap and sweep like every other model.
 
 model="mlp": embed a and b (p -> width each), concatenate, one ReLU hidden layer, p logits.
+model="transformer": the sequence (a, b, =) embedded (width) with learned positions, `layers`
+(1 or 2) residual blocks of `heads`-head causal self-attention and a ReLU MLP (hidden), no
+LayerNorm (as in the grokking transformers of Power et al. 2022 and Nanda et al. 2023), logits
+read at "=". Every weight matrix is 2-d (the attention's Q, K, V and output maps are nnx.Linear),
+so Muon orthogonalises all of them.
 
 The window tracks the parameter updates (track="updates") or the gradients ("gradients"; the two
 coincide up to scale only for plain SGD at a constant learning rate), of the whole model and of
@@ -25,10 +30,11 @@ from flax import nnx
 from spectral_sim._types import Array, Float, Key, Scalar, check_count, check_range
 from spectral_sim.diagnostics import gram
 
-__all__ = ["MLP", "Obs", "Params", "State", "data", "init", "step"]
+__all__ = ["MLP", "Obs", "Params", "State", "Transformer", "data", "init", "step"]
 
 OPS = ("+", "-", "*")
 OPTIMIZERS = ("adamw", "sgd", "muon")
+MODELS = ("mlp", "transformer")
 
 
 def _static(default):
@@ -38,13 +44,17 @@ def _static(default):
 @jax.tree_util.register_dataclass
 @dataclasses.dataclass(frozen=True)
 class Params:
-    """p (the modulus), the operation, the network's sizes, the optimiser and the Gram window W
-    are static; train_fraction, lr and weight_decay are traced."""
+    """p (the modulus), the operation, the network (its kind and sizes), the optimiser and the
+    Gram window W are static; train_fraction, lr and weight_decay are traced. `layers` and
+    `heads` are the transformer's (width must be a multiple of heads)."""
 
     p: int = _static(23)
     op: Literal["+", "-", "*"] = _static("+")
+    model: Literal["mlp", "transformer"] = _static("mlp")
     width: int = _static(32)
     hidden: int = _static(128)
+    layers: int = _static(1)
+    heads: int = _static(4)
     optimizer: Literal["adamw", "sgd", "muon"] = _static("adamw")
     window: int = _static(10)
     track: Literal["updates", "gradients"] = _static("updates")
@@ -57,6 +67,17 @@ class Params:
         check_count("p", self.p, low=3)
         check_count("width", self.width)
         check_count("hidden", self.hidden)
+        if self.model not in MODELS:
+            raise ValueError(f"model must be one of {MODELS}; got {self.model!r}")
+        if self.model == "transformer":
+            check_count("layers", self.layers)
+            if self.layers > 2:
+                raise ValueError(f"layers must be 1 or 2; got {self.layers}")
+            check_count("heads", self.heads)
+            if self.width % self.heads:
+                raise ValueError(
+                    f"width must be a multiple of heads ({self.heads}); got {self.width}"
+                )
         check_count("window", self.window, low=3 if self.centre else 2)
         check_range("train_fraction", self.train_fraction, gt=0, lt=1)
         check_range("lr", self.lr, gt=0)
@@ -80,6 +101,62 @@ class MLP(nnx.Module):
     def __call__(self, a, b):
         x = jnp.concatenate([self.embed(a), self.embed(b)], axis=-1)
         return self.out(jax.nn.relu(self.hidden(x)))
+
+
+class Block(nnx.Module):
+    """x + attention(x), then x + MLP(x): causal multi-head self-attention with 2-d Q, K, V and
+    output maps, and a ReLU MLP."""
+
+    def __init__(self, width: int, hidden: int, heads: int, *, rngs: nnx.Rngs):
+        self.heads = heads
+        self.query = nnx.Linear(width, width, use_bias=False, rngs=rngs)
+        self.key = nnx.Linear(width, width, use_bias=False, rngs=rngs)
+        self.value = nnx.Linear(width, width, use_bias=False, rngs=rngs)
+        self.mix = nnx.Linear(width, width, use_bias=False, rngs=rngs)
+        self.up = nnx.Linear(width, hidden, rngs=rngs)
+        self.down = nnx.Linear(hidden, width, rngs=rngs)
+
+    def __call__(self, x):
+        *batch, n, width = x.shape
+
+        def split(y):  # (..., n, width) -> (..., heads, n, width / heads)
+            return jnp.swapaxes(y.reshape(*batch, n, self.heads, width // self.heads), -2, -3)
+
+        q, k, v = split(self.query(x)), split(self.key(x)), split(self.value(x))
+        scores = q @ jnp.swapaxes(k, -1, -2) / jnp.sqrt(width // self.heads)
+        causal = jnp.tril(jnp.ones((n, n), bool))
+        attention = jax.nn.softmax(jnp.where(causal, scores, -jnp.inf), axis=-1)
+        heads = jnp.swapaxes(attention @ v, -2, -3).reshape(*batch, n, width)
+        x = x + self.mix(heads)
+        return x + self.down(jax.nn.relu(self.up(x)))
+
+
+class Transformer(nnx.Module):
+    """Tokens (a, b, =) (vocabulary p + 1) with learned positions, 1-2 Blocks, p logits read at
+    the last position; a and b are 1-d arrays of pairs."""
+
+    def __init__(self, p: int, width: int, hidden: int, layers: int, heads: int, *, rngs):
+        self.embed = nnx.Embed(p + 1, width, rngs=rngs)
+        self.position = nnx.Param(0.02 * jax.random.normal(rngs.params(), (3, width)))
+        self.layer1 = Block(width, hidden, heads, rngs=rngs)
+        self.layer2 = Block(width, hidden, heads, rngs=rngs) if layers == 2 else None
+        self.out = nnx.Linear(width, p, rngs=rngs)
+        self.p = p
+
+    def __call__(self, a, b):
+        tokens = jnp.stack([a, b, jnp.full_like(a, self.p)], axis=-1)
+        x = self.embed(tokens) + self.position[...][None]
+        x = self.layer1(x)
+        if self.layer2 is not None:
+            x = self.layer2(x)
+        return self.out(x[..., -1, :])
+
+
+def _network(params: "Params", rngs: nnx.Rngs) -> nnx.Module:
+    if params.model == "mlp":
+        return MLP(params.p, params.width, params.hidden, rngs=rngs)
+    sizes = (params.p, params.width, params.hidden, params.layers, params.heads)
+    return Transformer(*sizes, rngs=rngs)
 
 
 class State(NamedTuple):
@@ -124,8 +201,15 @@ def data(params: Params) -> tuple[Array, Array, Array]:
 
 
 @functools.cache
-def _graphdef(p: int, width: int, hidden: int):
-    return nnx.split(nnx.eval_shape(lambda: MLP(p, width, hidden, rngs=nnx.Rngs(0))))[0]
+def _graphdef(architecture: tuple):
+    params = Params(**dict(architecture))
+    return nnx.split(nnx.eval_shape(lambda: _network(params, nnx.Rngs(0))))[0]
+
+
+def _architecture(params: Params) -> tuple:
+    """The static fields that shape the network (hashable: the graphdef cache's key)."""
+    names = ("p", "model", "width", "hidden", "layers", "heads")
+    return tuple((name, getattr(params, name)) for name in names)
 
 
 def _optimizer(params: Params) -> optax.GradientTransformation:
@@ -140,7 +224,7 @@ def _optimizer(params: Params) -> optax.GradientTransformation:
 def _losses(params: Params, weights, train):
     """(mean train loss, (train loss, test loss, train accuracy, test accuracy))."""
     a, b, labels = data(params)
-    logits = nnx.merge(_graphdef(params.p, params.width, params.hidden), weights)(a, b)
+    logits = nnx.merge(_graphdef(_architecture(params)), weights)(a, b)
     loss = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
     right = (jnp.argmax(logits, -1) == labels).astype(loss.dtype)
     test = 1 - train
@@ -157,14 +241,14 @@ def _size(weights) -> int:
 
 
 def _groups(tree) -> dict[str, object]:
-    """The parameter groups: the top-level modules of the network."""
+    """The parameter groups: the top-level modules (and parameters) of the network."""
     return {str(name): tree[name] for name in tree}
 
 
 def init(params: Params, key: Key[Array, ""]) -> State:
     """Weights from the key, a train split of round(train_fraction p^2) pairs, an empty window."""
     k_model, k_split = jax.random.split(key)
-    weights = nnx.split(MLP(params.p, params.width, params.hidden, rngs=nnx.Rngs(k_model)))[1]
+    weights = nnx.split(_network(params, nnx.Rngs(k_model)))[1]
     pairs = params.p**2
     rank = jnp.argsort(jax.random.uniform(k_split, (pairs,)))
     train = (rank < jnp.round(params.train_fraction * pairs)).astype(jnp.float32)
