@@ -20,9 +20,13 @@ def test_a_vmapped_batch_fits_its_training_pairs():
 
     obs = jax.jit(jax.vmap(run))(jax.random.split(jax.random.key(0), 4))
     assert np.all(np.asarray(obs.train_accuracy[:, -1]) == 1.0)
-    for name in ("train_loss", "test_loss", "gap_ratio", "adiabatic_rel", "adiabatic_rot"):
+    names = ("train_loss", "test_loss", "gap_ratio", "centred_gap_ratio", "adiabatic_rel",
+             "adiabatic_rot")  # fmt: skip
+    for name in names:
         assert np.all(np.isfinite(np.asarray(getattr(obs, name)))), name
     assert np.all((np.asarray(obs.k_star) >= 1) & (np.asarray(obs.k_star) <= 3))
+    centred = np.asarray(obs.centred_k_star)  # rank W - 1 = 3: k* in {1, 2}
+    assert np.all((centred >= 1) & (centred <= 2))
     steps = np.arange(100, 601, 100)
     found = grokking.event(obs.train_accuracy, obs.test_accuracy, steps, delay=200)
     assert found.grokked.shape == (4,)
@@ -66,12 +70,11 @@ def test_the_window_holds_the_optimiser_updates():
         (dict(p=2), "p"),
         (dict(train_fraction=1.0), "train_fraction"),
         (dict(train_fraction=0.0), "train_fraction"),
-        (dict(window=1), "window"),
+        (dict(window=2), "window"),
         (dict(op="/"), "op"),
         (dict(model="cnn"), "model"),
         (dict(model="transformer", layers=3), "layers"),
         (dict(model="transformer", width=30, heads=4), "width"),
-        (dict(centre=True, window=2), "window"),
         (dict(optimizer="lion"), "optimizer"),
         (dict(lr=-1.0), "lr"),
     ],

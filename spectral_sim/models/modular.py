@@ -14,8 +14,8 @@ so Muon orthogonalises all of them.
 
 The window tracks the parameter updates (track="updates") or the gradients ("gradients"; the two
 coincide up to scale only for plain SGD at a constant learning rate), of the whole model and of
-each parameter group (the top-level modules: embed, hidden, out); `centre` reads k* and R* from
-the row-centred window, which removes the common drift direction (THEORY.md §5.1).
+each parameter group (the top-level modules: embed, hidden, out); k* and R* are read from the raw
+window and from the row-centred one, which removes the common drift direction (THEORY.md §5.1).
 """
 
 import dataclasses
@@ -58,7 +58,6 @@ class Params:
     optimizer: Literal["adamw", "sgd", "muon"] = _static("adamw")
     window: int = _static(10)
     track: Literal["updates", "gradients"] = _static("updates")
-    centre: bool = _static(False)
     train_fraction: Scalar = 0.5
     lr: Scalar = 1e-3
     weight_decay: Scalar = 1.0
@@ -78,7 +77,7 @@ class Params:
                 raise ValueError(
                     f"width must be a multiple of heads ({self.heads}); got {self.width}"
                 )
-        check_count("window", self.window, low=3 if self.centre else 2)
+        check_count("window", self.window, low=3)  # the centred window has rank W - 1
         check_range("train_fraction", self.train_fraction, gt=0, lt=1)
         check_range("lr", self.lr, gt=0)
         check_range("weight_decay", self.weight_decay, ge=0)
@@ -174,8 +173,9 @@ class State(NamedTuple):
 
 class Obs(NamedTuple):
     """Train and test loss and accuracy after the step; the window's k* (1-based), gap ratio R*
-    and Marchenko-Pastur significance; the paper's A, A_rel and A_rot of the step (THEORY.md
-    §5.4; NaN until the window is full); the update norm; k* and R* of each parameter group."""
+    and Marchenko-Pastur significance, raw and row-centred; the paper's A, A_rel and A_rot of
+    the step (THEORY.md §5.4; NaN until the window is full); the update norm; k* and R* of each
+    parameter group, raw and centred."""
 
     train_loss: Float[Array, ""]
     test_loss: Float[Array, ""]
@@ -184,12 +184,17 @@ class Obs(NamedTuple):
     k_star: Array
     gap_ratio: Float[Array, ""]
     significant: Array
+    centred_k_star: Array
+    centred_gap_ratio: Float[Array, ""]
+    centred_significant: Array
     adiabatic: Float[Array, ""]
     adiabatic_rel: Float[Array, ""]
     adiabatic_rot: Float[Array, ""]
     update_norm: Float[Array, ""]
     group_k_star: dict[str, Array]
     group_gap_ratio: dict[str, Float[Array, ""]]
+    group_centred_k_star: dict[str, Array]
+    group_centred_gap_ratio: dict[str, Float[Array, ""]]
 
 
 def data(params: Params) -> tuple[Array, Array, Array]:
@@ -271,22 +276,26 @@ def step(params: Params, state: State, key: Key[Array, ""] | None) -> tuple[Stat
     window = gram.push(state.window, flat)
     groups = {k: gram.push(state.groups[k], gram.ravel(v)) for k, v in _groups(tracked).items()}
 
-    def edge_of(w: gram.Window, size: int) -> gram.Edge:
-        g = gram.centred(w.gram) if params.centre else w.gram
+    def edges(w: gram.Window) -> tuple[gram.Edge, gram.Edge]:
+        size = w.updates.shape[1]
         P = size if size > params.window else None
-        return gram.spectral_edge_from_gram(g, P=P, centred=params.centre)
+        raw = gram.spectral_edge_from_gram(w.gram, P=P)
+        return raw, gram.spectral_edge_from_gram(gram.centred(w.gram), P=P, centred=True)
 
-    edge = edge_of(window, flat.shape[0])
-    group_edges = {k: edge_of(w, w.updates.shape[1]) for k, w in groups.items()}
+    edge, centred = edges(window)
+    group_edges = {k: edges(w) for k, w in groups.items()}
     full = window.count > params.window
     change = gram.adiabatic(window, lr=params.lr, grad_norm2=flat_grads @ flat_grads)
     _, (train_loss, test_loss, train_acc, test_acc) = _losses(params, weights, state.train)
     nan = jnp.asarray(jnp.nan, train_loss.dtype)
     obs = Obs(
         train_loss, test_loss, train_acc, test_acc, edge.k_star, edge.gap_ratio,
-        edge.significant, jnp.where(full, change["paper"], nan),
-        jnp.where(full, change["rel"], nan), jnp.where(full, change["rot"], nan),
-        jnp.linalg.norm(flat_updates), {k: e.k_star for k, e in group_edges.items()},
-        {k: e.gap_ratio for k, e in group_edges.items()},
+        edge.significant, centred.k_star, centred.gap_ratio, centred.significant,
+        jnp.where(full, change["paper"], nan), jnp.where(full, change["rel"], nan),
+        jnp.where(full, change["rot"], nan), jnp.linalg.norm(flat_updates),
+        {k: e[0].k_star for k, e in group_edges.items()},
+        {k: e[0].gap_ratio for k, e in group_edges.items()},
+        {k: e[1].k_star for k, e in group_edges.items()},
+        {k: e[1].gap_ratio for k, e in group_edges.items()},
     )  # fmt: skip
     return State(weights, opt, state.train, window, groups, state.t + 1), obs
