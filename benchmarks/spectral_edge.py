@@ -4,8 +4,8 @@
    h = sqrt(P / 2), batch 64, float32), 20 steps in one lax.scan with and without
    `diagnostics.gram.push` of each update into a W = 10 window (plus the k* read-out), for P
    from 1e4 to 1e7; reported as the extra time per step over the plain step.
-2. Throughput: `models.modular` (p = 23, AdamW, W = 10 window with every read-out) vmapped over
-   16 networks: networks x steps per second.
+2. Throughput: `models.modular` (p = 23, AdamW, W = 10 window with every read-out), the MLP and
+   the 1-layer transformer, vmapped over 16 networks: networks x steps per second.
 
 `python -m benchmarks.spectral_edge [--quick]`: readable lines, then one JSON object as the last
 line; a full run merges it into benchmarks/results/<machine>.json.
@@ -69,8 +69,9 @@ def _overhead(P: int, repeats: int) -> dict:
                 overhead=t_diag / t_plain - 1)  # fmt: skip
 
 
-def _throughput(networks: int, steps: int) -> dict:
-    params = modular.Params(p=23, width=32, hidden=128, window=W, lr=1e-3, weight_decay=1.0)
+def _throughput(networks: int, steps: int, model: str = "mlp") -> dict:
+    params = modular.Params(p=23, model=model, width=32, hidden=128, window=W, lr=1e-3,
+                            weight_decay=1.0)  # pyright: ignore[reportArgumentType]  # fmt: skip
 
     def train(key):
         return simulate.trajectory(modular, params, key, n_records=1, every=steps)[1].test_accuracy
@@ -78,7 +79,7 @@ def _throughput(networks: int, steps: int) -> dict:
     call = jax.jit(jax.vmap(train))
     keys = jax.random.split(jax.random.key(1), networks)
     seconds = best_of(lambda: jax.block_until_ready(call(keys)), repeats=2)
-    return dict(networks=networks, steps=steps, seconds=seconds,
+    return dict(model=model, networks=networks, steps=steps, seconds=seconds,
                 network_steps_per_second=networks * steps / seconds)  # fmt: skip
 
 
@@ -92,12 +93,16 @@ def main(argv=None) -> dict:
     for r in rows:
         print(f"  P = {r['P']:>9,}: step {1e3 * r['step_seconds']:8.2f} ms, with push + k* "
               f"{1e3 * r['diagnosed_seconds']:8.2f} ms: overhead {r['overhead']:+.1%}")  # fmt: skip
-    flow = _throughput(*((4, 20) if args.quick else (16, 500)))
-    rate = flow["network_steps_per_second"]
-    print(f"models.modular vmapped: {flow['networks']} networks x {flow['steps']} steps in "
-          f"{flow['seconds']:.2f} s = {rate:.0f} network-steps/s")  # fmt: skip
+    models = ("mlp",) if args.quick else ("mlp", "transformer")
+    flows = [_throughput(*((4, 20) if args.quick else (16, 500)), model) for model in models]
+    for flow in flows:
+        rate = flow["network_steps_per_second"]
+        print(
+            f"models.modular ({flow['model']}) vmapped: {flow['networks']} networks x "
+            f"{flow['steps']} steps in {flow['seconds']:.2f} s = {rate:.0f} network-steps/s"
+        )
     out = dict(
-        benchmark="spectral_edge", window=W, overhead=rows, throughput=flow, quick=args.quick,
+        benchmark="spectral_edge", window=W, overhead=rows, throughput=flows, quick=args.quick,
         **environment(),
     )  # fmt: skip
     publish(out)

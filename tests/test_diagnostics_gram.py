@@ -131,6 +131,24 @@ def test_push_runs_under_jit_and_vmap_on_pytrees():
     assert windows.gram.shape == (4, 3, 3) and int(windows.count[0]) == 5
 
 
+def test_read_out_agrees_under_nested_vmap_and_batch_axes():
+    """The read-out calls LAPACK one matrix at a time on CPU (a jaxlib thread-pool deadlock,
+    gram._one_at_a_time); under two vmaps, with leading batch axes and with neither, it gives
+    the same k*, R* and singular values as NumPy's eigvalsh (float64, 1e-10)."""
+    rng = np.random.default_rng(5)
+    U = rng.standard_normal((3, 2, 6, 40)) * np.array([4, 2, 1, 1, 1, 1.0])[:, None]
+    grams = U @ np.swapaxes(U, -1, -2)
+    nested = jax.jit(jax.vmap(jax.vmap(gram.spectral_edge_from_gram)))(grams)
+    batched = gram.spectral_edge_from_gram(grams)
+    single = gram.spectral_edge_from_gram(grams[1, 0])
+    sigma = np.sqrt(np.linalg.eigvalsh(grams)[..., ::-1])
+    for edge in (nested, batched):
+        np.testing.assert_allclose(edge.singular_values, sigma, rtol=1e-10)
+        np.testing.assert_array_equal(edge.k_star, nested.k_star)
+    np.testing.assert_allclose(single.gap_ratio, nested.gap_ratio[1, 0], rtol=1e-10)
+    assert int(single.k_star) == int(np.argmax(sigma[1, 0, :-1] / sigma[1, 0, 1:])) + 1
+
+
 @pytest.mark.parametrize(
     "call, message",
     [

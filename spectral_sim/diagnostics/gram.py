@@ -69,6 +69,40 @@ class Window(NamedTuple):
     leaving: Float[Array, " P"]
 
 
+def _one_at_a_time(f):
+    """f on (..., W, W) matrices, called with one matrix per LAPACK call on CPU.
+
+    jaxlib < 0.11.2 splits a batched CPU LAPACK call (eigh, SVD) over the intra-op thread pool
+    and blocks until it is done; when XLA runs several such calls at once (a training step reads
+    out several windows) the pool is exhausted and the program hangs (reproduced: 48 vmapped
+    p = 31 modular networks). On CPU the matrices therefore go through `lax.map`, under any
+    number of vmaps (custom_vmap hands each batch to the same mapped call); other platforms get
+    the batched call. The matrices are W x W with W ~ 10: the loop costs microseconds.
+    """
+
+    def mapped(x):
+        flat = x.reshape(-1, *x.shape[-2:])
+        out = jax.lax.map(f, flat)
+        return jax.tree.map(lambda y: y.reshape(*x.shape[:-2], *y.shape[1:]), out)
+
+    @jax.custom_batching.custom_vmap
+    def call(x):
+        return jax.lax.platform_dependent(x, cpu=mapped, default=f)
+
+    @call.def_vmap
+    def _rule(axis_size, in_batched, x):
+        del axis_size
+        out = call(x)
+        return out, jax.tree.map(lambda _: in_batched[0], out)
+
+    return call
+
+
+_eigvalsh = _one_at_a_time(jnp.linalg.eigvalsh)
+_eigh = _one_at_a_time(jnp.linalg.eigh)
+_svdvals = _one_at_a_time(lambda x: jnp.linalg.svd(x, compute_uv=False))
+
+
 def _tau(dtype, tau: float | None) -> float:
     if tau is None:
         return TAU.get(jnp.dtype(dtype), 1e-6)
@@ -101,7 +135,7 @@ def spectral_edge_from_gram(
     W = gram.shape[-1]
     check_count("W", W, low=3 if centred else 2)
     tau = _tau(gram.dtype, tau)
-    eig = jnp.linalg.eigvalsh(0.5 * (gram + jnp.swapaxes(gram, -1, -2)))[..., ::-1]
+    eig = _eigvalsh(0.5 * (gram + jnp.swapaxes(gram, -1, -2)))[..., ::-1]
     sigma = jnp.sqrt(jnp.maximum(eig, 0.0))
     rank = W - 1 if centred else W
     upper, lower = sigma[..., : rank - 1], sigma[..., 1:rank]
@@ -179,7 +213,7 @@ def centred(gram: Float[Array, "*batch W W"]) -> Float[Array, "*batch W W"]:
 def _top_subspace(gram, k, tau):
     """Q S^-1 (W x W) with the columns beyond k zeroed: V = U^T Q S^-1 spans the top-k right
     singular subspace of U, so V_t^T V_(t+1) = (Q S^-1)_t^T U_t U_(t+1)^T (Q S^-1)_(t+1)."""
-    eig, vectors = jnp.linalg.eigh(0.5 * (gram + gram.T))
+    eig, vectors = _eigh(0.5 * (gram + gram.T))
     eig, vectors = eig[::-1], vectors[:, ::-1]
     sigma = jnp.sqrt(jnp.maximum(eig, 0.0))
     keep = (jnp.arange(gram.shape[0]) < k) & (sigma > tau * sigma[0])
@@ -209,7 +243,7 @@ def adiabatic(
     overlap = q_old.T @ cross @ q_new
     both = keep_old[:, None] & keep_new[None, :]
     square = jnp.where(both, overlap, jnp.eye(overlap.shape[0], dtype=overlap.dtype))
-    cosine = jnp.linalg.svd(square, compute_uv=False)[-1]
+    cosine = _svdvals(square)[-1]
     return dict(
         change=change,
         paper=change / (jnp.asarray(lr) * jnp.asarray(grad_norm2)),
