@@ -18,6 +18,7 @@ EXPERIMENTS: tuple[str, ...] = (
     "scaling_laws",
     "attention_clusters",
     "self_improvement",
+    "spectral_edge",
 )
 
 C = TypeVar("C")
