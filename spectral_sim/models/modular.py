@@ -136,7 +136,7 @@ class Transformer(nnx.Module):
 
     def __init__(self, p: int, width: int, hidden: int, layers: int, heads: int, *, rngs):
         self.embed = nnx.Embed(p + 1, width, rngs=rngs)
-        self.position = nnx.Param(0.02 * jax.random.normal(rngs.params(), (3, width)))
+        self.position = nnx.Param(0.02 * jax.random.normal(rngs.params(), (3, width), jnp.float32))
         self.layer1 = Block(width, hidden, heads, rngs=rngs)
         self.layer2 = Block(width, hidden, heads, rngs=rngs) if layers == 2 else None
         self.out = nnx.Linear(width, p, rngs=rngs)
@@ -218,7 +218,8 @@ def _architecture(params: Params) -> tuple:
 
 
 def _optimizer(params: Params) -> optax.GradientTransformation:
-    lr, decay = params.lr, params.weight_decay
+    # float32 like the network: a float64 lr (traced, under x64) would change the rounding.
+    lr, decay = (jnp.asarray(x, jnp.float32) for x in (params.lr, params.weight_decay))
     if params.optimizer == "adamw":
         return optax.adamw(lr, weight_decay=decay)
     if params.optimizer == "sgd":
@@ -255,7 +256,7 @@ def init(params: Params, key: Key[Array, ""]) -> State:
     k_model, k_split = jax.random.split(key)
     weights = nnx.split(_network(params, nnx.Rngs(k_model)))[1]
     pairs = params.p**2
-    rank = jnp.argsort(jax.random.uniform(k_split, (pairs,)))
+    rank = jnp.argsort(jax.random.uniform(k_split, (pairs,), jnp.float32))
     train = (rank < jnp.round(params.train_fraction * pairs)).astype(jnp.float32)
     window = gram.init(params.window, _size(weights), jnp.float32)
     groups = {
