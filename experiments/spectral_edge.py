@@ -91,7 +91,7 @@ class Config:
     """CPU-minute scale (`make run`, tests): fields left at their defaults take QUICK values."""
 
 
-# p = 23 with 70 % of the pairs groks at 1,800-3,900 steps (p = 31 with 50 %: 3,900-7,900).
+# p = 23 with 70 % of the pairs groks at 1,800-3,900 steps (p = 31 with 50 %: 4,200-7,700).
 QUICK = dict(p=23, train_fraction=0.7, steps=5000, n_seeds=12, muon_seeds=6, muon_steps=2000)
 
 
