@@ -27,12 +27,13 @@ import warnings
 from typing import Any, Literal
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import tyro
 import xarray as xr
 
 import experiments
-from spectral_sim import simulate, sweep
+from spectral_sim import fit, simulate, sweep
 from spectral_sim.diagnostics import grokking
 from spectral_sim.models import modular
 from spectral_sim.report import Claim, Report
@@ -112,7 +113,8 @@ def check(cfg: Config) -> None:
     first = _first_defined(cfg) * cfg.every
     if cfg.steps < first + cfg.horizon + cfg.every or cfg.steps % cfg.every:
         raise ValueError(
-            f"steps must be a multiple of every ({cfg.every}) and >= {first + cfg.horizon + 1} "
+            f"steps must be a multiple of every ({cfg.every}) and >= "
+            f"{first + cfg.horizon + cfg.every} "
             f"(the rule's first defined step plus the horizon); got {cfg.steps}"
         )
     if cfg.muon_steps > cfg.steps or cfg.muon_steps < 2 * cfg.every:
@@ -134,10 +136,13 @@ def _params(cfg: Config, **changes) -> modular.Params:
     return modular.Params(**(base | changes))  # pyright: ignore[reportArgumentType]
 
 
-def _simulate(steps: np.ndarray):
+def _simulate(steps: np.ndarray, names: tuple[str, ...]):
+    """The sweep's simulate: the observables `names` at the record `steps` (the others are
+    never computed: XLA drops what no output needs)."""
+
     def run(params, key):
         obs = simulate.trajectory(modular, params, key, steps=steps)[1]
-        return {name: getattr(obs, name) for name in OBS}
+        return {name: getattr(obs, name) for name in names}
 
     return run
 
@@ -146,7 +151,8 @@ def simulate_decay(cfg: Config, options: sweep.Options | None = None) -> xr.Data
     """AdamW with and without weight decay: the recorded curves per (decay, seed, step)."""
     steps = _record_steps(cfg, cfg.steps)
     return (options or sweep.Options()).run(
-        "decay", _simulate(steps), lambda weight_decay: _params(cfg, weight_decay=weight_decay),
+        "decay", _simulate(steps, OBS),
+        lambda weight_decay: _params(cfg, weight_decay=weight_decay),
         sweep.Grid(product=dict(weight_decay=[cfg.weight_decay, 0.0]), n_seeds=cfg.n_seeds),
         seed=cfg.seed, config=dataclasses.asdict(cfg), dims={name: ("step",) for name in OBS},
         coords=dict(step=steps.tolist()),
@@ -156,14 +162,14 @@ def simulate_decay(cfg: Config, options: sweep.Options | None = None) -> xr.Data
 def simulate_muon(cfg: Config, options: sweep.Options | None = None) -> xr.Dataset:
     """The same model under Muon: k* and R* per (seed, step)."""
     steps = _record_steps(cfg, cfg.muon_steps)
+    keep = ("train_accuracy", "test_accuracy", "k_star", "centred_k_star", "gap_ratio")
     data = (options or sweep.Options()).run(
-        "muon", _simulate(steps),
+        "muon", _simulate(steps, keep),
         lambda lr: _params(cfg, optimizer="muon", lr=lr, weight_decay=cfg.muon_weight_decay),
         sweep.Grid(product=dict(lr=[cfg.muon_lr]), n_seeds=cfg.muon_seeds), seed=cfg.seed,
-        config=dataclasses.asdict(cfg), dims={name: ("step",) for name in OBS},
+        config=dataclasses.asdict(cfg), dims={name: ("step",) for name in keep},
         coords=dict(step=steps.tolist()),
     ).squeeze("lr", drop=True)  # fmt: skip
-    keep = ("train_accuracy", "test_accuracy", "k_star", "centred_k_star", "gap_ratio")
     renamed = {name: f"muon_{name}" for name in keep} | dict(
         nonfinite="muon_nonfinite", seed="muon_seed", step="muon_step"
     )
@@ -270,10 +276,11 @@ def _share(hits: np.ndarray) -> tuple[float, float]:
 
 
 def _mean(values: np.ndarray) -> tuple[float, float]:
+    """The mean of the finite values and its SEM (NaN with fewer than two)."""
     values = values[np.isfinite(values)]
     if values.size < 2:
         return (float(values.mean()) if values.size else np.nan), np.nan
-    return float(values.mean()), float(values.std(ddof=1) / np.sqrt(values.size))
+    return float(values.mean()), float(fit.sem(jnp.asarray(values)))
 
 
 def claims(data: xr.Dataset, cfg: Config) -> list[Claim]:
@@ -378,13 +385,12 @@ def notes(data: xr.Dataset, cfg: Config) -> list[str]:
         text = ", ".join(f"{k} {np.nanmedian(v):.3g}" for k, v in phases.items() if v.size)
         out.append(f"{phase_name} (median over events of per-phase medians): {text}")
     fitted = decay.train_accuracy.values >= cfg.threshold
-    for label, k, fit in (("AdamW raw", decay.k_star, fitted),
-                          ("AdamW centred", decay.centred_k_star, fitted),
-                          ("Muon raw", data.muon_k_star,
-                           data.muon_train_accuracy.values >= cfg.threshold),
-                          ("Muon centred", data.muon_centred_k_star,
-                           data.muon_train_accuracy.values >= cfg.threshold)):  # fmt: skip
-        values = k.values[fit].astype(int)
+    muon_fitted = data.muon_train_accuracy.values >= cfg.threshold
+    for label, k, mask in (("AdamW raw", decay.k_star, fitted),
+                           ("AdamW centred", decay.centred_k_star, fitted),
+                           ("Muon raw", data.muon_k_star, muon_fitted),
+                           ("Muon centred", data.muon_centred_k_star, muon_fitted)):  # fmt: skip
+        values = k.values[mask].astype(int)
         counts = np.bincount(values, minlength=cfg.window)[1:]
         share = ", ".join(f"{j + 1}: {c / max(values.size, 1):.0%}" for j, c in
                           enumerate(counts) if c)  # fmt: skip
