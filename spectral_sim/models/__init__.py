@@ -3,6 +3,7 @@
 
 from spectral_sim.models import (
     attention,
+    evolution,
     linear,
     modular,
     random_features,
@@ -13,6 +14,7 @@ from spectral_sim.models import (
 
 __all__ = [
     "attention",
+    "evolution",
     "linear",
     "modular",
     "random_features",

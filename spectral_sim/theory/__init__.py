@@ -4,6 +4,8 @@ return E||w_hat - w*||^2_Sigma without it."""
 
 from spectral_sim.theory import (
     attention,
+    compression,
+    evolution,
     linear,
     random_features,
     ridge,
@@ -12,6 +14,20 @@ from spectral_sim.theory import (
     update_stream,
 )
 from spectral_sim.theory.attention import attention_gap, attention_rate
+from spectral_sim.theory.compression import (
+    dithered_quantization_loss,
+    perturbation_loss,
+    prune_loss,
+    pruned_loss,
+    relative_perturbation_loss,
+)
+from spectral_sim.theory.evolution import (
+    diagonal_loss,
+    evolution_exponent,
+    evolution_frontier,
+    evolution_loss,
+    evolution_tail_limit,
+)
 from spectral_sim.theory.linear import (
     gd_loss,
     gf_loss,
@@ -50,6 +66,14 @@ __all__ = [
     "attention_rate",
     "ComputeOptimal",
     "collapse_error",
+    "compression",
+    "diagonal_loss",
+    "dithered_quantization_loss",
+    "evolution",
+    "evolution_exponent",
+    "evolution_frontier",
+    "evolution_loss",
+    "evolution_tail_limit",
     "chinchilla_from_sa",
     "compute_optimal",
     "continuum_loss",
@@ -61,9 +85,13 @@ __all__ = [
     "linear",
     "ols_risk",
     "paper_loss_exponent",
+    "perturbation_loss",
     "plrf_compute_optimal",
     "plrf_from_sa",
+    "prune_loss",
+    "pruned_loss",
     "random_features",
+    "relative_perturbation_loss",
     "rf_approx_error",
     "rf_saturation_exponent",
     "ridge",

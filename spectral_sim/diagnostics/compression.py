@@ -1,0 +1,246 @@
+"""Compression of trained models that are linear in their parameters theta (THEORY.md §6):
+
+    L(theta) = 1/2 (A theta - w*)^T Sigma (A theta - w*),   Sigma = diag(lambda),
+    Hessian H = A^T Sigma A,
+
+with A = I for the linear and ridge models (theta = w in the eigenbasis) and A = F for random
+features (theta the readout, one weight per neuron). `trained(params, state)` builds the pair
+(Quadratic, theta) from any core simulator's state; the operations return compressed parameters
+theta', and `loss(q, theta') - loss(q, theta)` is the damage (`theory.compression` predicts it):
+
+- `truncate`: keep the top-K eigen-directions of H (spectral truncation, PCA / low-rank pruning);
+- `prune`: keep the K coordinates with the largest magnitude |theta_j| or saliency
+  1/2 H_jj theta_j^2 (Optimal Brain Damage), in the eigenbasis of H or in the weight basis;
+- `quantize` (deterministic rounding to a grid of step Delta), `dither` (subtractive dither),
+  `round_to` (round-to-nearest into bfloat16 / float16 / float8, emulated by casting) and
+  `relative_noise` (delta = u theta xi, xi ~ N(0, 1)).
+
+`rotate` re-expresses a model in a random orthonormal weight basis, so that "weight basis" means
+something for the linear model too (its parameters otherwise are the eigen-coordinates).
+Everything is jittable and vmappable over theta, keys and K (K is a traced mask).
+"""
+
+import dataclasses
+import math
+
+import jax
+import jax.numpy as jnp
+
+from spectral_sim._types import Array, ArrayLike, Float, Key, Scalar, check_range
+from spectral_sim.models import evolution, linear, random_features, ridge
+from spectral_sim.spectra import Spectrum
+
+__all__ = [
+    "FLOAT_FORMATS",
+    "LOG_UNIFORM_C",
+    "Quadratic",
+    "dither",
+    "eigenbasis",
+    "hessian",
+    "loss",
+    "prune",
+    "quantize",
+    "relative_noise",
+    "rotate",
+    "round_to",
+    "trained",
+    "truncate",
+    "unit_roundoff",
+]
+
+FLOAT_FORMATS = ("bfloat16", "float16", "float8_e4m3fn", "float8_e5m2")
+"""The float formats `round_to` emulates (ml_dtypes names, as in jax.numpy)."""
+
+LOG_UNIFORM_C = 1 / (8 * math.log(2))
+"""c in E delta^2 = c u^2 w^2 for round-to-nearest at unit roundoff u when the mantissa fraction f
+of w is log-uniform (Benford): the error is uniform on half an ulp, 2^e 2u, so
+delta^2 / w^2 = u^2 / (3 (1 + f)^2) and E[(1 + f)^-2] = 3 / (8 ln 2) for f log-uniform on [0, 1)."""
+
+CRITERIA = ("magnitude", "saliency")
+BASES = ("eigen", "weight")
+
+
+@jax.tree_util.register_dataclass
+@dataclasses.dataclass(frozen=True)
+class Quadratic:
+    """The population loss of a model linear in its parameters: the spectrum (Sigma, w*) and the
+    map A from parameters to eigenbasis weights (modes x dim; None for the identity)."""
+
+    spectrum: Spectrum
+    features: Float[Array, "modes dim"] | None = None
+
+
+def trained(params, state) -> tuple[Quadratic, Float[Array, " dim"]]:
+    """(Quadratic, theta) of a core simulator's final state: `models.linear` (theta = v + w*),
+    `models.ridge` (w), `models.random_features` (the readout; A = F) or `models.evolution`
+    (w, or u * v for the diagonal network)."""
+    match params, state:
+        case linear.Params(), linear.State() | linear.OptState():
+            target = params.spectrum.target()
+            return Quadratic(params.spectrum), state.v + _lift(target, state.v)
+        case ridge.Params(), ridge.State():
+            return Quadratic(params.spectrum), state.w
+        case random_features.Params(), random_features.State():
+            return Quadratic(params.spectrum, state.features), state.theta
+        case evolution.Params(), evolution.State():
+            return Quadratic(params.spectrum), state.w
+        case evolution.Params(), evolution.Factors():
+            return Quadratic(params.spectrum), state.u * state.v
+    raise TypeError(
+        f"trained() takes the Params and final State of models.linear, ridge, random_features or "
+        f"evolution; got {type(params).__name__} and {type(state).__name__}"
+    )
+
+
+def _lift(vector: Float[Array, " dim"], like: Array) -> Array:
+    """A per-coordinate vector reshaped to broadcast against `like` (*batch, dim) under strict
+    rank promotion."""
+    return vector.reshape((1,) * (like.ndim - 1) + vector.shape[-1:])
+
+
+def _weights(q: Quadratic, theta: Float[Array, "*batch dim"]) -> Float[Array, "*batch modes"]:
+    return theta if q.features is None else theta @ q.features.T
+
+
+def loss(q: Quadratic, theta: Float[Array, "*batch dim"]) -> Float[Array, "*batch"]:
+    """L(theta) = 1/2 sum_k lambda_k ((A theta)_k - w*_k)^2."""
+    weights = _weights(q, theta)
+    deviation = weights - _lift(q.spectrum.target(), weights)
+    return 0.5 * deviation**2 @ q.spectrum.eigenvalues()
+
+
+def hessian(q: Quadratic) -> Float[Array, "dim dim"]:
+    """H = A^T Sigma A (dense; for A = I prefer the spectrum's eigenvalues)."""
+    lam = q.spectrum.eigenvalues()
+    if q.features is None:
+        return jnp.diag(lam)
+    return q.features.T @ (lam[:, None] * q.features)
+
+
+def eigenbasis(q: Quadratic) -> tuple[Float[Array, " dim"], Float[Array, "dim dim"]]:
+    """H's eigenvalues h_1 >= h_2 >= ... and orthonormal eigenvectors (columns), by eigh."""
+    h, vectors = jnp.linalg.eigh(hessian(q))
+    return h[::-1], vectors[:, ::-1]
+
+
+def rotate(
+    q: Quadratic, theta: Float[Array, " dim"], key: Key[Array, ""]
+) -> tuple[Quadratic, Float[Array, " dim"]]:
+    """The same model and loss in a Haar-random orthonormal weight basis O: theta = O phi, so
+    A' = A O and phi = O^T theta (e.g. a linear model in input coordinates)."""
+    dim = theta.shape[-1]
+    basis = jax.random.orthogonal(key, dim, dtype=theta.dtype)
+    features = basis if q.features is None else q.features @ basis
+    return Quadratic(q.spectrum, features), basis.T @ theta
+
+
+def _check_k(theta: Array, K: object) -> None:
+    check_range("K", K, ge=0, le=theta.shape[-1])
+
+
+def _keep_top(score: Float[Array, "*batch dim"], K) -> Float[Array, "*batch dim"]:
+    """1 on the K largest scores (ties by position), 0 elsewhere; K may be traced."""
+    rank = jnp.argsort(jnp.argsort(-score, axis=-1, stable=True), axis=-1, stable=True)
+    return (rank < _lift(jnp.asarray(K)[..., None], score)).astype(score.dtype)
+
+
+def _in_eigenbasis(q: Quadratic, theta, fn):
+    """Apply fn(h, c) -> c' to theta's coordinates c in H's eigenbasis; map back."""
+    if q.features is None:
+        return fn(q.spectrum.eigenvalues(), theta)
+    h, vectors = eigenbasis(q)
+    return fn(h, theta @ vectors) @ vectors.T
+
+
+def truncate(
+    q: Quadratic, theta: Float[Array, "*batch dim"], *, K: Scalar
+) -> Float[Array, "*batch dim"]:
+    """Keep the top-K eigen-directions of H and zero the rest: spectral truncation. For A = I
+    these are modes 1..K in the spectrum's order (descending for PowerLaw, Geometric and
+    `Empirical.from_data`), exactly `theory.prune_loss`'s truncation."""
+    _check_k(theta, K)
+
+    def keep(h, c):
+        index = _lift(jnp.arange(1, c.shape[-1] + 1, dtype=c.dtype), c)
+        return jnp.where(index <= _lift(jnp.asarray(K)[..., None], c), c, 0.0)
+
+    return _in_eigenbasis(q, theta, keep)
+
+
+def prune(
+    q: Quadratic,
+    theta: Float[Array, "*batch dim"],
+    *,
+    K: Scalar,
+    criterion: str = "magnitude",
+    basis: str = "eigen",
+) -> Float[Array, "*batch dim"]:
+    """Keep the K coordinates with the largest score and zero the rest. criterion: "magnitude"
+    (|c_j|) or "saliency" (1/2 H_jj c_j^2, Optimal Brain Damage); basis: "eigen" (coordinates c
+    in H's eigenbasis, H_jj = h_j) or "weight" (c = theta itself: neuron pruning for random
+    features, weight pruning in a rotated linear model)."""
+    _check_k(theta, K)
+    if criterion not in CRITERIA:
+        raise ValueError(f"criterion must be one of {CRITERIA}; got {criterion!r}")
+    if basis not in BASES:
+        raise ValueError(f"basis must be one of {BASES}; got {basis!r}")
+
+    def keep(curvature, c):
+        score = jnp.abs(c) if criterion == "magnitude" else 0.5 * _lift(curvature, c) * c**2
+        return c * _keep_top(score, K)
+
+    if basis == "eigen":
+        return _in_eigenbasis(q, theta, keep)
+    curvature = jnp.diagonal(hessian(q)) if q.features is not None else q.spectrum.eigenvalues()
+    return keep(curvature, theta)
+
+
+def quantize(theta: Float[ArrayLike, "*batch dim"], *, step: Scalar) -> Float[Array, "*batch dim"]:
+    """Deterministic uniform quantisation Delta * round(theta / Delta) (round half to even): it
+    zeroes every |theta_j| < Delta / 2, i.e. prunes the small coordinates (THEORY.md §6.2)."""
+    check_range("step", step, gt=0)
+    theta = jnp.asarray(theta)
+    return step * jnp.round(theta / step)
+
+
+def dither(
+    theta: Float[ArrayLike, "*batch dim"], key: Key[Array, ""], *, step: Scalar
+) -> Float[Array, "*batch dim"]:
+    """Subtractively dithered quantisation Delta * round((theta + d) / Delta) - d with
+    d ~ U[-Delta/2, Delta/2] known to the decoder: the error is uniform on [-Delta/2, Delta/2]
+    and independent of theta, so E Delta L = (Delta^2/24) tr H (`dithered_quantization_loss`)."""
+    check_range("step", step, gt=0)
+    theta = jnp.asarray(theta)
+    d = step * (jax.random.uniform(key, theta.shape, theta.dtype) - 0.5)
+    return step * jnp.round((theta + d) / step) - d
+
+
+def _format(format: str):
+    if format not in FLOAT_FORMATS:
+        raise ValueError(f"format must be one of {FLOAT_FORMATS}; got {format!r}")
+    return jnp.dtype(getattr(jnp, format))
+
+
+def unit_roundoff(format: str) -> float:
+    """u = 2^-(mantissa bits + 1), half the spacing of the format's numbers in [1, 2)."""
+    return float(jnp.finfo(_format(format)).eps) / 2
+
+
+def round_to(theta: Float[ArrayLike, "*batch dim"], *, format: str) -> Float[Array, "*batch dim"]:
+    """Round-to-nearest into `format` and back to theta's dtype (the storage of a quantised
+    checkpoint). Values beyond the format's largest finite number saturate to it (float8_e4m3fn
+    has no infinity); values below its smallest subnormal / 2 flush to 0, which is pruning."""
+    dtype = _format(format)
+    theta = jnp.asarray(theta)
+    big = float(jnp.finfo(dtype).max)
+    return jnp.clip(theta, -big, big).astype(dtype).astype(theta.dtype)
+
+
+def relative_noise(
+    theta: Float[ArrayLike, "*batch dim"], key: Key[Array, ""], *, u: Scalar
+) -> Float[Array, "*batch dim"]:
+    """theta (1 + u xi), xi ~ N(0, 1): a floating-point-like relative error with c = 1,
+    E Delta L = (u^2/2) sum_k lambda_k w_k^2 (`relative_perturbation_loss`, for A = I)."""
+    check_range("u", u, gt=0)
+    theta = jnp.asarray(theta)
+    return theta * (1 + u * jax.random.normal(key, theta.shape, theta.dtype))

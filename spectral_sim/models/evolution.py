@@ -1,0 +1,122 @@
+"""Two realisations of the generalised spectral evolution (THEORY.md §2.10) on the population loss
+L(w) = 1/2 sum_k lambda_k (w_k - w*_k)^2, from w = 0 (or near it):
+
+- `preconditioned`: GD with the preconditioner lambda^(rho - 1), w <- w - lr lambda^rho (w - w*),
+  whose flow w_k(t) = w*_k (1 - exp(-lambda_k^rho t)) has g = lambda^rho t exactly: a known
+  elasticity rho (`flow` gives it at any time);
+- `diagonal`: GD on the diagonal linear network w = u * v from u = v = init, the simplest
+  feature-learning model; its elasticity is measured, not put in (its flow is logistic per mode,
+  `theory.evolution.diagonal_loss`).
+
+Both record the loss and the frontier k* = #{k : w_k / w*_k >= 1/2}, the number of modes more
+than half learned.
+"""
+
+import dataclasses
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from spectral_sim._types import Array, Float, Key, Scalar, Simulator, check_range
+from spectral_sim.spectra import Spectrum
+
+__all__ = ["Factors", "Obs", "Params", "State", "diagonal", "flow", "observe", "preconditioned"]
+
+
+@jax.tree_util.register_dataclass
+@dataclasses.dataclass(frozen=True)
+class Params:
+    """Spectrum; elasticity rho of the preconditioned model; initial scale of the diagonal
+    network's factors; GD learning rate. All traced (sweepable)."""
+
+    spectrum: Spectrum
+    rho: Scalar = 1.0
+    init: Scalar = 1e-3
+    lr: Scalar = 0.5
+
+    def __post_init__(self):
+        check_range("rho", self.rho, gt=0)
+        check_range("init", self.init, gt=0)
+        check_range("lr", self.lr, gt=0)
+
+
+class State(NamedTuple):
+    """w: the weights in the eigenbasis."""
+
+    w: Float[Array, " modes"]
+
+
+class Factors(NamedTuple):
+    """u, v: the diagonal network's factors, w = u * v."""
+
+    u: Float[Array, " modes"]
+    v: Float[Array, " modes"]
+
+
+class Obs(NamedTuple):
+    """loss: 1/2 sum_k lambda_k (w_k - w*_k)^2; k_star: #{k : w_k / w*_k >= 1/2}."""
+
+    loss: Float[Array, ""]
+    k_star: Float[Array, ""]
+
+
+def observe(params: Params, w: Float[Array, " modes"]) -> Obs:
+    """Loss and frontier of the weights w."""
+    lam, target = params.spectrum.eigenvalues(), params.spectrum.target()
+    learned = (w >= 0.5 * target).astype(w.dtype)
+    return Obs(0.5 * (w - target) ** 2 @ lam, jnp.sum(learned, axis=-1))
+
+
+# --- preconditioned GD: g = lambda^rho t -----------------------------------------------------
+
+
+def _init(params: Params, key: Key[Array, ""] | None) -> State:
+    del key
+    return State(jnp.zeros_like(params.spectrum.eigenvalues()))
+
+
+def _step(params: Params, state: State, key: Key[Array, ""] | None) -> tuple[State, Obs]:
+    """w <- w - lr lambda^(rho-1) grad L; stable iff lr lambda_max^rho < 2."""
+    del key
+    lam = params.spectrum.eigenvalues()
+    w = state.w - params.lr * lam**params.rho * (state.w - params.spectrum.target())
+    return State(w), observe(params, w)
+
+
+preconditioned = Simulator(_init, _step)
+"""Preconditioned full-batch GD on the population loss (deterministic; the key is unused)."""
+
+
+def flow(params: Params, t: Float[Array, " records"]) -> tuple[State, Obs]:
+    """The preconditioned gradient flow at times t, w_k(t) = w*_k (1 - exp(-lambda_k^rho t)),
+    with a leading records axis: GD at step n approaches it at t = lr n as lr -> 0."""
+    lam = params.spectrum.eigenvalues()
+    t = jnp.asarray(t, lam.dtype)
+    w = -jnp.expm1(-jnp.multiply.outer(t, lam**params.rho)) * params.spectrum.target()[None]
+    return State(w), jax.vmap(observe, in_axes=(None, 0))(params, w)
+
+
+# --- the diagonal linear network -------------------------------------------------------------
+
+
+def _diagonal_init(params: Params, key: Key[Array, ""] | None) -> Factors:
+    del key
+    u = jnp.full_like(params.spectrum.eigenvalues(), params.init)
+    return Factors(u, u)
+
+
+def _diagonal_step(
+    params: Params, state: Factors, key: Key[Array, ""] | None
+) -> tuple[Factors, Obs]:
+    """Simultaneous GD on u and v: dL/du = lambda (u v - w*) v, dL/dv = lambda (u v - w*) u."""
+    del key
+    residual = params.spectrum.eigenvalues() * (state.u * state.v - params.spectrum.target())
+    u = state.u - params.lr * residual * state.v
+    v = state.v - params.lr * residual * state.u
+    return Factors(u, v), observe(params, u * v)
+
+
+diagonal = Simulator(_diagonal_init, _diagonal_step)
+"""Full-batch GD on the diagonal network w = u * v (deterministic; the key is unused). Near the
+target the rate is 2 lr lambda_k w*_k, so it is stable for lr max_k(lambda_k w*_k) < 1."""

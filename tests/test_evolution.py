@@ -1,0 +1,180 @@
+"""Generalised spectral evolution (THEORY.md §2.10): the preconditioned-GD and diagonal-network
+simulators against their closed forms, and the evolution predictors' exponents and constants."""
+
+import functools
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from conftest import RTOL
+from jax.scipy.special import zeta
+
+from spectral_sim import PowerLaw, fit, simulate, theory
+from spectral_sim.models import evolution
+
+STEPS = simulate.log_steps(2000, 12)
+# Fit windows for exponents: k*(t) >= K_LO keeps the discreteness error of the smooth sum below
+# 1e-3 (THEORY.md §2.2), and the modes beyond M carry at most TAIL_SHARE of the loss; a
+# multiplicative deviation <= eps from a pure power law moves a fitted slope over ln(t_hi/t_lo)
+# by at most 2 eps / ln(t_hi / t_lo).
+K_LO = 10.0
+TAIL_SHARE = 0.01
+
+
+def _run(model, params, steps=STEPS):
+    run = functools.partial(simulate.trajectory, model, key=None, steps=steps)
+    return jax.jit(run)(params)
+
+
+@pytest.mark.parametrize("rho", [0.5, 1.0, 1.5])
+def test_preconditioned_gd_matches_its_closed_form(rho):
+    params = evolution.Params(PowerLaw(s=2.0, a=2.5, n_modes=64), rho=rho, lr=0.7)
+    _, obs = _run(evolution.preconditioned, params)
+    expected = theory.evolution.preconditioned_gd_loss(
+        params.spectrum, rho=rho, lr=0.7, steps=STEPS
+    )
+    # The state is w, so w - w* carries an absolute rounding error eps |w*_k|: losses that
+    # have decayed to ~1e-24 are resolved to eps L(0) in absolute terms.
+    atol = 1e-15 * float(jnp.sum(params.spectrum.target_power()))
+    np.testing.assert_allclose(obs.loss, expected, rtol=RTOL["float64"], atol=atol)
+
+
+@pytest.mark.parametrize("rho", [0.5, 1.5])
+def test_flow_is_the_evolution_loss_and_gd_converges_to_it_at_first_order(rho):
+    spectrum = PowerLaw(s=2.0, a=2.0, n_modes=64)
+    t = jnp.asarray([1.0, 10.0, 100.0])
+    _, obs = evolution.flow(evolution.Params(spectrum, rho=rho), t)
+    np.testing.assert_allclose(
+        obs.loss, theory.evolution_loss(spectrum, t=t, rho=rho), rtol=RTOL["float64"]
+    )
+    # GD at lr approaches the flow at t = lr n with error O(lr): halving lr halves it, so the
+    # fitted order log2(error(lr) / error(lr/2)) is 1 (0.1 covers the O(lr^2) remainder).
+    errors = []
+    for lr in (0.1, 0.05, 0.025):
+        steps = np.asarray(t / lr).round().astype(int)
+        _, gd = _run(evolution.preconditioned, evolution.Params(spectrum, rho=rho, lr=lr), steps)
+        errors.append(float(jnp.max(jnp.abs(gd.loss - obs.loss))))
+    order = np.log2(np.array(errors[:-1]) / np.array(errors[1:]))
+    np.testing.assert_allclose(order, 1.0, atol=0.1)
+
+
+def test_rho_one_is_gradient_flow():
+    spectrum = PowerLaw(s=1.5, a=2.5, n_modes=128)
+    t = jnp.geomspace(0.1, 1e4, 9)
+    np.testing.assert_allclose(
+        theory.evolution_loss(spectrum, t=t, rho=1.0), theory.gf_loss(spectrum, t), rtol=1e-12
+    )
+
+
+@pytest.mark.parametrize("s, a, rho, q", [(2.0, 2.0, 0.75, 1.0), (1.5, 2.5, 1.5, 1.0),
+                                          (2.0, 3.0, 1.0, 0.5), (2.0, 2.0, 0.5, 2.0)])  # fmt: skip
+def test_evolution_exponent_and_tail_dominance(s, a, rho, q):
+    """Fitted slope of the exact evolution loss against (a - 1)/(s rho), whatever q; the
+    tail-dominance ratio at the window's end against Gamma(1 + c) 2^-c, c = (a-1)/(s rho q),
+    within the hard tail's discreteness error 1.5 (a - 1)/k* plus TAIL_SHARE (as in
+    experiments/learning_curves.py)."""
+    M = 2**18
+    spectrum = PowerLaw(s=s, a=a, n_modes=M)
+    p = rho * q
+    k_hi = (TAIL_SHARE ** (1 / (a - 1))) * M  # (k*/M)^(a-1) ~ the tail share beyond M
+    t = np.geomspace(K_LO ** (s * p), k_hi ** (s * p), 30) ** (1 / q)
+    loss = np.asarray(theory.evolution_loss(spectrum, t=t, rho=rho, q=q))
+    slope = fit.power_law(t, loss)
+    tolerance = 2 * TAIL_SHARE / np.log(t[-1] / t[0])
+    expected = float(theory.evolution_exponent(spectrum, rho=rho))
+    assert abs(float(slope.exponent) - expected) < tolerance
+    _, k_star = theory.evolution_frontier(spectrum, t=t[-1], rho=rho, q=q)
+    k_star = float(k_star)
+    t_mid = (k_star + 0.5) ** (s * p / q)  # mid-way between jumps of the hard tail
+    ratio = float(
+        theory.evolution_loss(spectrum, t=t_mid, rho=rho, q=q)
+        / theory.evolution.evolution_tail_loss(spectrum, t=t_mid, rho=rho, q=q)
+    )
+    limit = float(theory.evolution_tail_limit(spectrum, rho=rho, q=q))
+    assert abs(ratio - limit) < limit * (1.5 * (a - 1) / k_star + TAIL_SHARE)
+
+
+def test_evolution_asymptote_matches_the_sum():
+    """The Gamma-function asymptote against the exact sum deep in the window: relative error
+    below 1e-3 once k* >= 10 (Poisson summation; THEORY.md §2.2) once the modes beyond M, still
+    unlearned at these times (exp(-2 M^(-s rho) t) > 0.998), are added as 1/2 zeta(a, M + 1)."""
+    spectrum = PowerLaw(s=2.0, a=2.0, n_modes=2**18)
+    t = np.array([1e3, 1e5])  # k* = t^(1/(s rho)) = 100, 2154 at rho = 0.75
+    tail = 0.5 * float(zeta(2.0, 2**18 + 1))
+    exact = theory.evolution_loss(spectrum, t=t, rho=0.75) + tail
+    asymptote = theory.evolution.evolution_asymptote(spectrum, t=t, rho=0.75)
+    np.testing.assert_allclose(exact, asymptote, rtol=1e-3)
+
+
+def test_frontier_counts_modes_above_lambda_star():
+    spectrum = PowerLaw(s=2.0, a=2.0, n_modes=1000)
+    lam_star, k_star = theory.evolution_frontier(spectrum, t=jnp.array([100.0, 1e4]), rho=0.5)
+    np.testing.assert_allclose(lam_star, [1e-4, 1e-8], rtol=1e-12)
+    np.testing.assert_array_equal(k_star, [100, 1000])  # lambda_k >= lambda* iff k <= t^(1/(s rho))
+
+
+@pytest.mark.parametrize("a", [1.5, 2.0, 3.0])
+def test_diagonal_network_converges_to_its_logistic_flow(a):
+    """GD on (u, v) approaches the exact logistic flow at t = lr n with O(lr) error."""
+    spectrum = PowerLaw(s=2.0, a=a, n_modes=32)
+    t = jnp.asarray([5.0, 50.0, 500.0])
+    exact = theory.diagonal_loss(spectrum, t=t, init=0.05)
+    errors = []
+    for lr in (0.04, 0.02, 0.01):
+        steps = np.asarray(t / lr).round().astype(int)
+        params = evolution.Params(spectrum, init=0.05, lr=lr)
+        _, obs = _run(evolution.diagonal, params, steps)
+        errors.append(float(jnp.max(jnp.abs(obs.loss - exact))))
+    order = np.log2(np.array(errors[:-1]) / np.array(errors[1:]))
+    np.testing.assert_allclose(order, 1.0, atol=0.1)
+
+
+def test_diagonal_frontier_matches_the_simulated_one():
+    """k* from the half-learning times t_k against the simulated count of modes past half their
+    target; GD at lr = 0.01 shifts t_k by O(lr t_k) relative, i.e. by at most one mode here."""
+    spectrum = PowerLaw(s=2.0, a=2.0, n_modes=64)
+    steps = simulate.log_steps(200_000, 8, first=1000)
+    params = evolution.Params(spectrum, init=1e-2, lr=0.01)
+    _, obs = _run(evolution.diagonal, params, steps)
+    predicted = theory.evolution.diagonal_frontier(spectrum, t=0.01 * steps, init=1e-2)
+    assert np.max(np.abs(np.asarray(obs.k_star) - np.asarray(predicted))) <= 1
+
+
+def test_float32_preserved_and_finite():
+    spectrum = PowerLaw(s=jnp.float32(2.0), a=jnp.float32(2.0), n_modes=32)
+    params = evolution.Params(spectrum, rho=jnp.float32(0.5), init=jnp.float32(0.01),
+                              lr=jnp.float32(0.5))  # fmt: skip
+    for model in (evolution.preconditioned, evolution.diagonal):
+        state, obs = _run(model, params)
+        chex.assert_type(jax.tree.leaves((state, obs)), jnp.float32)
+        chex.assert_tree_all_finite((state, obs))
+
+
+@pytest.mark.parametrize(
+    "call, field",
+    [
+        (lambda sp: evolution.Params(sp, rho=0.0), "rho"),
+        (lambda sp: evolution.Params(sp, init=-1.0), "init"),
+        (lambda sp: theory.evolution_loss(sp, t=1.0, rho=-0.5), "rho"),
+        (lambda sp: theory.evolution_loss(sp, t=1.0, rho=1.0, q=0.0), "q"),
+        (lambda sp: theory.evolution_exponent(sp, rho=0.0), "rho"),
+        (lambda sp: theory.diagonal_loss(sp, t=1.0, init=0.0), "init"),
+    ],
+)
+def test_bad_input_names_the_field(call, field):
+    with pytest.raises(ValueError, match=f"^{field} must"):
+        call(PowerLaw(s=2.0, a=2.0, n_modes=16))
+
+
+def test_sweeping_rho_does_not_recompile():
+    spectrum = PowerLaw(s=2.0, a=2.0, n_modes=16)
+
+    @jax.jit
+    @chex.assert_max_traces(n=1)
+    def loss(params):
+        return simulate.trajectory(evolution.preconditioned, params, None, steps=STEPS)[1].loss
+
+    for rho in (0.5, 0.75, 1.25):
+        loss(evolution.Params(spectrum, rho=jnp.asarray(rho), lr=jnp.asarray(0.5)))
