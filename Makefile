@@ -24,6 +24,7 @@ bench: $(STAMP)
 	$(BIN)/python -m benchmarks.attention
 	$(BIN)/python -m benchmarks.self_improve
 	$(BIN)/python -m benchmarks.spectral_edge
+	$(BIN)/python -m benchmarks.compression
 	$(BIN)/python -m benchmarks.fit
 
 lint: $(STAMP)

@@ -19,6 +19,7 @@ EXPERIMENTS: tuple[str, ...] = (
     "attention_clusters",
     "self_improvement",
     "spectral_edge",
+    "compression",
 )
 
 C = TypeVar("C")

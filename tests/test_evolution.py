@@ -178,3 +178,18 @@ def test_sweeping_rho_does_not_recompile():
 
     for rho in (0.5, 0.75, 1.25):
         loss(evolution.Params(spectrum, rho=jnp.asarray(rho), lr=jnp.asarray(0.5)))
+
+
+@pytest.mark.parametrize("rho", [0.5, 1.5])
+def test_interpolated_frontier_tracks_the_continuum(rho):
+    """On the flow, mode k is half learned when k^(-s rho) t = ln 2, so the continuous frontier
+    is (t / ln 2)^(1/(s rho)). Linear interpolation in x = ln k of f = 1 - exp(-t e^(-s rho x))
+    misplaces the crossing by at most h^2/8 max|f''| / min|f'| ~ s rho / (8 k^2) (h = ln(1 + 1/k),
+    |f''/f'| = s rho |1 - t e^(-s rho x)| <= s rho near the crossing); 2x that is allowed."""
+    s = 2.0
+    spectrum = PowerLaw(s=s, a=2.0, n_modes=4096)
+    t = jnp.geomspace(10.0 ** (s * rho), 1000.0 ** (s * rho), 7) * np.log(2)
+    _, obs = evolution.flow(evolution.Params(spectrum, rho=rho), t)
+    continuum = np.asarray((t / np.log(2)) ** (1 / (s * rho)))
+    relative = np.abs(np.asarray(obs.k_star) / continuum - 1)
+    assert np.all(relative <= 2 * s * rho / (8 * continuum**2)), relative

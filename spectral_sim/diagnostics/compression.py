@@ -124,14 +124,15 @@ def eigenbasis(q: Quadratic) -> tuple[Float[Array, " dim"], Float[Array, "dim di
 
 
 def rotate(
-    q: Quadratic, theta: Float[Array, " dim"], key: Key[Array, ""]
-) -> tuple[Quadratic, Float[Array, " dim"]]:
+    q: Quadratic, theta: Float[Array, "*batch dim"], key: Key[Array, ""]
+) -> tuple[Quadratic, Float[Array, "*batch dim"]]:
     """The same model and loss in a Haar-random orthonormal weight basis O: theta = O phi, so
-    A' = A O and phi = O^T theta (e.g. a linear model in input coordinates)."""
+    A' = A O and phi = O^T theta (e.g. a linear model in input coordinates); one O for all of
+    theta's leading axes."""
     dim = theta.shape[-1]
     basis = jax.random.orthogonal(key, dim, dtype=theta.dtype)
     features = basis if q.features is None else q.features @ basis
-    return Quadratic(q.spectrum, features), basis.T @ theta
+    return Quadratic(q.spectrum, features), theta @ basis
 
 
 def _check_k(theta: Array, K: object) -> None:

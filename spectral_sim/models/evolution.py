@@ -8,8 +8,9 @@ L(w) = 1/2 sum_k lambda_k (w_k - w*_k)^2, from w = 0 (or near it):
   feature-learning model; its elasticity is measured, not put in (its flow is logistic per mode,
   `theory.evolution.diagonal_loss`).
 
-Both record the loss and the frontier k* = #{k : w_k / w*_k >= 1/2}, the number of modes more
-than half learned.
+Both record the loss and the frontier k*: where the learned fraction w_k / w*_k crosses 1/2,
+interpolated linearly in ln k between the last mode above 1/2 and the next (a continuous count
+of the modes more than half learned; the integer count jitters by up to 1/k* in ln k*).
 """
 
 import dataclasses
@@ -21,7 +22,10 @@ import jax.numpy as jnp
 from spectral_sim._types import Array, Float, Key, Scalar, Simulator, check_range
 from spectral_sim.spectra import Spectrum
 
-__all__ = ["Factors", "Obs", "Params", "State", "diagonal", "flow", "observe", "preconditioned"]
+__all__ = [
+    "Factors", "Obs", "Params", "State", "diagonal", "flow", "frontier", "observe",
+    "preconditioned",
+]  # fmt: skip
 
 
 @jax.tree_util.register_dataclass
@@ -55,17 +59,30 @@ class Factors(NamedTuple):
 
 
 class Obs(NamedTuple):
-    """loss: 1/2 sum_k lambda_k (w_k - w*_k)^2; k_star: #{k : w_k / w*_k >= 1/2}."""
+    """loss: 1/2 sum_k lambda_k (w_k - w*_k)^2; k_star: the interpolated half-learned frontier."""
 
     loss: Float[Array, ""]
     k_star: Float[Array, ""]
 
 
+def frontier(fraction: Float[Array, " modes"]) -> Float[Array, ""]:
+    """n = #{k : fraction_k >= 1/2} (fraction decreasing in k), refined to
+    n ((n + 1)/n)^r with r = (f_n - 1/2)/(f_n - f_(n+1)): linear interpolation in ln k of the
+    crossing between modes n and n + 1; 0 if no mode and n_modes if every mode is past 1/2."""
+    n_modes = fraction.shape[-1]
+    n = jnp.sum((fraction >= 0.5).astype(jnp.int32), axis=-1)
+    index = jnp.clip(n, 1, n_modes - 1)
+    above, below = fraction[index - 1], fraction[index]
+    r = jnp.clip((above - 0.5) / jnp.where(above > below, above - below, 1.0), 0.0, 1.0)
+    k = index.astype(fraction.dtype)
+    inside = k * ((k + 1) / k) ** r
+    return jnp.where(n == 0, 0.0, jnp.where(n == n_modes, float(n_modes), inside))
+
+
 def observe(params: Params, w: Float[Array, " modes"]) -> Obs:
     """Loss and frontier of the weights w."""
     lam, target = params.spectrum.eigenvalues(), params.spectrum.target()
-    learned = (w >= 0.5 * target).astype(w.dtype)
-    return Obs(0.5 * (w - target) ** 2 @ lam, jnp.sum(learned, axis=-1))
+    return Obs(0.5 * (w - target) ** 2 @ lam, frontier(w / target))
 
 
 # --- preconditioned GD: g = lambda^rho t -----------------------------------------------------
