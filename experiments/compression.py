@@ -39,6 +39,9 @@ GD_SHARE = 0.01
 # Equivalence margin of the quantisation claims: a picture of deterministic rounding must
 # predict its mean damage to within 10 %; the two pictures compared differ by factors of 2-100.
 QUANT_MARGIN = 0.10
+# Float formats whose round-to-nearest is checked against the high-resolution picture: an error
+# uniform on half the format's spacing at each weight, E Delta L = sum_k lambda_k ulp_k^2 / 24.
+FLOAT_FORMATS = dict(bf16="bfloat16", fp8="float8_e4m3fn")
 FAMILY_ALPHA = 0.05
 
 
@@ -52,11 +55,13 @@ class Config:
     n_times: int = 30
     n_keep: int = 40
     """About this many log-spaced K in [1, n_modes], plus K = 0."""
-    quant_steps: tuple[float, ...] = (1e-2, 3e-2, 1e-1)
-    quant_times: tuple[float, ...] = (1e3, 1e5)
-    n_seeds: int = 512
+    quant_steps: tuple[float, ...] = (0.01, 0.1, 0.3, 1.0)
+    quant_times: tuple[float, ...] = (1e4, 1e6)
+    """Trained models (post-training quantisation); at t = 1e2 the unlearned modes' cross term
+    makes the damage too noisy to resolve a 10 % margin with 4096 targets."""
+    n_seeds: int = 4096
     """Random-target draws of the quantisation Monte Carlo."""
-    n_dithers: int = 64
+    n_dithers: int = 16
     """Dither draws per target."""
     rho: tuple[float, ...] = (0.75, 1.0, 1.25, 1.5)
     evo_s: float = 2.0
@@ -77,7 +82,7 @@ class Config:
     """CPU-minute scale (`make run`, tests): fields left at their defaults take QUICK values."""
 
 
-QUICK = dict(n_modes=512, n_seeds=256, evo_modes=2**14, evo_steps=10_000, diag_modes=2048,
+QUICK = dict(n_modes=512, n_seeds=1024, evo_modes=2**14, evo_steps=10_000, diag_modes=2048,
              diag_steps=40_000, n_records=40)  # fmt: skip
 
 
@@ -223,7 +228,10 @@ def quantization(cfg: Config, options: sweep.Options | None = None) -> xr.Datase
     (more draws per target, because the dither's cross term is noisy), the prediction of the
     pruning picture (the exact damage of zeroing |w_k| < Delta/2 plus (Delta^2/24) lambda_k on
     the other modes) and of the perturbation picture ((Delta^2/24) tr Sigma), and the number of
-    modes rounding zeroes."""
+    modes rounding zeroes; also the damage of rounding the weights into bf16 and fp8 (e4m3)
+    with its high-resolution picture sum_k lambda_k ulp(w_k)^2 / 24, the relative-error law at
+    c = 1 (u^2/2) sum_k v_k^2 (1 - exp(-lambda_k t))^2 (the damage's ratio to it is the implied c)
+    and the modes they flush to 0 (independent of Delta)."""
     n_modes = cfg.n_modes
 
     def run(point: QuantPoint, key):
@@ -239,12 +247,27 @@ def quantization(cfg: Config, options: sweep.Options | None = None) -> xr.Datase
         zeroed = jnp.abs(theta) < point.step / 2
         pruned = compression.loss(q, jnp.where(zeroed, 0.0, theta)) - base
         high_res = point.step**2 / 24 * jnp.sum(jnp.where(zeroed, 0.0, lam))
+        floats = {}
+        for name, format in FLOAT_FORMATS.items():
+            rounded = compression.round_to(theta, format=format)
+            floats[name] = compression.loss(q, rounded) - base
+            spacing = compression.ulp(theta, format=format)
+            floats[f"{name}_ulp_picture"] = theory.dithered_quantization_loss(
+                spectrum, step=spacing
+            )
+            u = compression.unit_roundoff(format)  # c = 1: the ratio to it is the implied c
+            floats[f"{name}_unit_law"] = theory.relative_perturbation_loss(
+                spectrum, t=point.t, u=u, c=1.0
+            )
+            floats[f"{name}_zeroed"] = jnp.sum((rounded == 0).astype(lam.dtype))
         return dict(
+            **floats,
             rounding=compression.loss(q, compression.quantize(theta, step=point.step)) - base,
             dithered=jnp.mean(
-                jax.vmap(
-                    lambda k: compression.loss(q, compression.dither(theta, k, step=point.step))
-                )(dither_keys)
+                jax.lax.map(  # sequential over dithers: memory per seed stays O(M)
+                    lambda k: compression.loss(q, compression.dither(theta, k, step=point.step)),
+                    dither_keys,
+                )
             )
             - base,
             pruning_picture=pruned + high_res,
@@ -394,6 +417,10 @@ def evolution_fits(cfg: Config, evo: xr.Dataset) -> xr.Dataset:
 # --- claims ----------------------------------------------------------------------------------
 
 
+def _listed(values: xr.DataArray) -> str:
+    return ", ".join(f"{float(v):g}" for v in values.values)
+
+
 def _ratio_rows(num: xr.DataArray, den: xr.DataArray, tolerance: float) -> list[dict]:
     """Per grid point: the seed-mean ratio mean(num) / mean(den), its delta-method standard
     error sd(num - r den) / (sqrt(n) mean(den)), as rows for experiments.worst."""
@@ -519,6 +546,17 @@ def claims(prune: xr.Dataset, reg: xr.Dataset, quant: xr.Dataset, fits: xr.Datas
         "(Delta^2/24) lambda_k on the other modes, in expectation over random targets", rows,
     ))  # fmt: skip
 
+    for name, format in FLOAT_FORMATS.items():
+        # independent of Delta (common random targets across steps): one step's copy
+        rows = _ratio_rows(quant[name].isel(quant_step=0),
+                           quant[f"{name}_ulp_picture"].isel(quant_step=0),
+                           QUANT_MARGIN)  # fmt: skip
+        out.append(_ratio_claim(
+            f"compression.{name}_rounding", "THEORY.md §6.2 (quantisation = perturbation)",
+            f"round-to-nearest into {format} costs sum_k lambda_k ulp(w_k)^2 / 24 (an error "
+            "uniform on half the format's spacing) in expectation over random targets", rows,
+        ))  # fmt: skip
+
     s = cfg.evo_s
     steps_max = cfg.evo_steps
     out.append(Claim(
@@ -536,7 +574,7 @@ def claims(prune: xr.Dataset, reg: xr.Dataset, quant: xr.Dataset, fits: xr.Datas
     out.append(Claim(
         id="evolution.exponent", source="P3; THEORY.md §2.10 [A]",
         statement=f"L(t) ~ t^-(a-1)/(s rho) under g = lambda^rho t (preconditioned GD, s = "
-        f"{s:g}, a = {cfg.evo_a:g}; worst of rho = {list(fits.rho.values)}: rho = {w['rho']:g})",
+        f"{s:g}, a = {cfg.evo_a:g}; worst of rho = {_listed(fits.rho)}: rho = {w['rho']:g})",
         predicted=float(fits.evo_exponent.sel(rho=w["rho"])),
         measured=float(fits.evo_loss_slope.sel(rho=w["rho"])), stderr=0.0,
         tolerance=w["tolerance"],
@@ -588,7 +626,7 @@ def claims(prune: xr.Dataset, reg: xr.Dataset, quant: xr.Dataset, fits: xr.Datas
         id="evolution.diagonal_rho", source="THEORY.md §2.10 (our derivation for w = u * v)",
         statement=f"the diagonal network's elasticity, measured from the frontier's motion, is "
         f"(s + a)/(2s) to leading order in 1/ln(1/init^2) (worst of a = "
-        f"{list(fits.diag_a.values)}: a = {w['a']:g}, k* in [{float(d.diag_k_lo):.0f}, "
+        f"{_listed(fits.diag_a)}: a = {w['a']:g}, k* in [{float(d.diag_k_lo):.0f}, "
         f"{float(d.diag_k_hi):.0f}])",
         predicted=float(d.diag_rho_leading), measured=float(d.diag_rho_measured), stderr=0.0,
         tolerance=w["tolerance"],
@@ -611,12 +649,23 @@ def claims(prune: xr.Dataset, reg: xr.Dataset, quant: xr.Dataset, fits: xr.Datas
     return out
 
 
-def notes(quant: xr.Dataset, fits: xr.Dataset) -> list[str]:
+def notes(quant: xr.Dataset, fits: xr.Dataset, n_modes: int) -> list[str]:
     """What the verdicts rest on: modes zeroed by rounding, the fit windows."""
     zeroed = quant.zeroed.mean("seed")
-    out = [
+    first = quant.isel(quant_step=0)
+    out = []
+    for name, format in FLOAT_FORMATS.items():
+        flushed = first[f"{name}_zeroed"].mean("seed")
+        implied = first[name].mean("seed") / first[f"{name}_unit_law"].mean("seed")
+        out.append(
+            f"{format}: flushes {float(flushed.min()):.1f} to {float(flushed.max()):.1f} modes "
+            f"to 0 on average; implied c of the relative-error law (THEORY.md §6.2) "
+            f"{float(implied.min()):.3f} to {float(implied.max()):.3f} (log-uniform mantissas: "
+            f"{compression.LOG_UNIFORM_C:.3f})"
+        )
+    out += [
         f"deterministic rounding zeroes {float(zeroed.min()):.1f} to {float(zeroed.max()):.1f} "
-        f"of {quant.attrs.get('n_modes', '')} modes on average per grid point".replace(" of  ", " ")
+        f"of the {n_modes} modes on average, depending on (s, a, t, Delta)"
     ]
     for rho in fits.rho.values:
         d = fits.sel(rho=rho)
@@ -711,7 +760,7 @@ def run(cfg: Config, options: sweep.Options | None = None) -> Report:
         figures=figures(prune, evo, cfg),
         config=dataclasses.asdict(cfg),
         seed=cfg.seed,
-        notes=notes(quant, fits),
+        notes=notes(quant, fits, cfg.n_modes),
     )
 
 

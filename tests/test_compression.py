@@ -19,6 +19,8 @@ CLAIMS = {
     "compression.dithered",
     "compression.rounding_as_perturbation",
     "compression.rounding_as_pruning",
+    "compression.bf16_rounding",
+    "compression.fp8_rounding",
     "evolution.preconditioned_exact",
     "evolution.exponent",
     "evolution.frontier",

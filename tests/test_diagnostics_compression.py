@@ -159,6 +159,9 @@ def test_round_to_is_round_to_nearest_with_saturation(format):
     assert out.dtype == x.dtype
     assert float(jnp.max(jnp.abs(out - x) / x)) <= u * (1 + 1e-12)
     np.testing.assert_array_equal(compression.round_to(out, format=format), out)  # idempotent
+    assert np.all(np.abs(out - x) <= compression.ulp(x, format=format) / 2)
+    relative = np.asarray(compression.ulp(x, format=format) / x)  # x in [2^e, 2^(e+1))
+    assert np.all((relative > u * (1 - 1e-12)) & (relative <= 2 * u * (1 + 1e-12)))
     big = compression.round_to(jnp.array([-10 * float(info.max), 10 * float(info.max)]),
                                format=format)  # fmt: skip
     np.testing.assert_array_equal(big, [-float(info.max), float(info.max)])
@@ -204,3 +207,18 @@ def test_theory_and_operations_agree_on_the_dither_predictor():
         0.3**2 / 24 * jnp.trace(compression.hessian(q)),
         rtol=RTOL["float64"],
     )
+
+
+def test_per_mode_dither_steps_cost_their_weighted_sum(key):
+    """A per-mode step (e.g. a float format's spacing at each weight) costs
+    sum_k lambda_k Delta_k^2 / 24 in expectation."""
+    q = compression.Quadratic(SPECTRUM)
+    theta = SPECTRUM.target() * 0.9
+    step = compression.ulp(theta, format="float8_e4m3fn")
+    change = jax.vmap(lambda k: compression.loss(q, compression.dither(theta, k, step=step)))(
+        jax.random.split(key, N_SEEDS)
+    ) - compression.loss(q, theta)
+    expected = theory.dithered_quantization_loss(SPECTRUM, step=step)
+    np.testing.assert_allclose(expected, jnp.sum(SPECTRUM.eigenvalues() * step**2) / 24)
+    z = (change.mean() - expected) / (change.std(ddof=1) / np.sqrt(N_SEEDS))
+    assert abs(float(z)) < Z_MAX

@@ -12,7 +12,8 @@ theta', and `loss(q, theta') - loss(q, theta)` is the damage (`theory.compressio
 - `prune`: keep the K coordinates with the largest magnitude |theta_j| or saliency
   1/2 H_jj theta_j^2 (Optimal Brain Damage), in the eigenbasis of H or in the weight basis;
 - `quantize` (deterministic rounding to a grid of step Delta), `dither` (subtractive dither),
-  `round_to` (round-to-nearest into bfloat16 / float16 / float8, emulated by casting) and
+  `round_to` (round-to-nearest into bfloat16 / float16 / float8, emulated by casting; `ulp`
+  gives the format's spacing at each weight) and
   `relative_noise` (delta = u theta xi, xi ~ N(0, 1)).
 
 `rotate` re-expresses a model in a random orthonormal weight basis, so that "weight basis" means
@@ -45,16 +46,19 @@ __all__ = [
     "round_to",
     "trained",
     "truncate",
+    "ulp",
     "unit_roundoff",
 ]
 
 FLOAT_FORMATS = ("bfloat16", "float16", "float8_e4m3fn", "float8_e5m2")
 """The float formats `round_to` emulates (ml_dtypes names, as in jax.numpy)."""
 
-LOG_UNIFORM_C = 1 / (8 * math.log(2))
-"""c in E delta^2 = c u^2 w^2 for round-to-nearest at unit roundoff u when the mantissa fraction f
-of w is log-uniform (Benford): the error is uniform on half an ulp, 2^e 2u, so
-delta^2 / w^2 = u^2 / (3 (1 + f)^2) and E[(1 + f)^-2] = 3 / (8 ln 2) for f log-uniform on [0, 1)."""
+LOG_UNIFORM_C = 2 * math.log(2) / 9
+"""c in E delta^2 = c u^2 E w^2 for round-to-nearest at unit roundoff u when the mantissa fraction f
+of w is log-uniform (Benford) and independent of its exponent e: the error is uniform on half an
+ulp = 2^e 2u, so E delta^2 = 4^e u^2 / 3 whatever f, while w^2 = 4^e (1 + f)^2 with
+E (1 + f)^2 = 3 / (2 ln 2); hence c = 2 ln 2 / 9 = 0.154. (The mean relative error
+E[delta^2 / w^2] = u^2 / (8 ln 2) is a different average: losses sum lambda_k delta_k^2.)"""
 
 CRITERIA = ("magnitude", "saliency")
 BASES = ("eigen", "weight")
@@ -225,6 +229,17 @@ def _format(format: str):
 def unit_roundoff(format: str) -> float:
     """u = 2^-(mantissa bits + 1), half the spacing of the format's numbers in [1, 2)."""
     return float(jnp.finfo(_format(format)).eps) / 2
+
+
+def ulp(theta: Float[ArrayLike, "*batch dim"], *, format: str) -> Float[Array, "*batch dim"]:
+    """The spacing of `format`'s numbers at |theta|: 2^floor(log2 |theta|) * eps for normal
+    numbers, the smallest subnormal below the normal range (and at 0). Round-to-nearest moves
+    theta by at most ulp / 2."""
+    info = jnp.finfo(_format(format))
+    theta = jnp.asarray(theta)
+    tiny = float(info.smallest_normal)
+    magnitude = jnp.maximum(jnp.abs(theta), tiny)
+    return jnp.exp2(jnp.floor(jnp.log2(magnitude))) * float(info.eps)
 
 
 def round_to(theta: Float[ArrayLike, "*batch dim"], *, format: str) -> Float[Array, "*batch dim"]:

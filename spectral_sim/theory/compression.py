@@ -113,14 +113,21 @@ def perturbation_loss(
     return (delta * (w - target) + 0.5 * delta**2) @ lam
 
 
-def dithered_quantization_loss(spectrum: Spectrum, *, step: Scalar) -> Float[Array, ""]:
+def dithered_quantization_loss(
+    spectrum: Spectrum, *, step: Scalar | Float[ArrayLike, " modes"]
+) -> Float[Array, ""]:
     """Expected loss change of subtractively dithered uniform quantisation with step Delta,
     E Delta L = (Delta^2 / 24) tr Sigma ([E], THEORY.md §6.2): the error is uniform on
     [-Delta/2, Delta/2], independent of w, with variance Delta^2 / 12 per coordinate. It holds in
-    any orthonormal weight basis (tr Sigma is basis-free) and at any training time."""
+    any orthonormal weight basis (tr Sigma is basis-free) and at any training time.
+
+    A per-mode `step` (shape (modes,)) gives sum_k lambda_k Delta_k^2 / 24: e.g. the spacing of a
+    float format at each weight (`diagnostics.compression.ulp`), the high-resolution picture of
+    rounding into that format."""
     check_range("step", step, gt=0)
     lam = spectrum.eigenvalues()
-    return jnp.asarray(step, lam.dtype) ** 2 / 24 * jnp.sum(lam, axis=-1)
+    step = jnp.asarray(step, lam.dtype)
+    return (jnp.broadcast_to(step, lam.shape) ** 2 @ lam) / 24
 
 
 def relative_perturbation_loss(
@@ -132,8 +139,8 @@ def relative_perturbation_loss(
         E Delta L = (c u^2 / 2) sum_k lambda_k w*_k^2 (1 - exp(-lambda_k t))^2,
 
     increasing in t and saturating at (c u^2 / 2) ||w*||^2_Sigma. Round-to-nearest into a float
-    format with unit roundoff u at high resolution has c = E[(1 + f)^-2] / 3 for mantissa
-    fraction f; log-uniform mantissas give c = 1 / (8 ln 2) (see `diagnostics.compression`).
+    format with unit roundoff u at high resolution has c = 1 / (3 E (1 + f)^2) for mantissa
+    fraction f; log-uniform mantissas give c = 2 ln 2 / 9 (`diagnostics.compression.LOG_UNIFORM_C`).
     """
     check_range("u", u, gt=0)
     check_range("c", c, gt=0)
