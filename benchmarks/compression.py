@@ -38,7 +38,7 @@ def _heatmap(n_modes: int, n_keep: int, n_times: int) -> dict:
 
     seconds = best_of(lambda: damage(t, keep).block_until_ready())
     lam = np.arange(1, n_modes + 1, dtype=np.float32) ** -2.0
-    target = np.arange(1, n_modes + 1, dtype=np.float32) ** 0.25  # k^((s - a)/2)
+    target = np.arange(1, n_modes + 1, dtype=np.float32) ** -0.25  # k^((s - a)/2)
     start = time.perf_counter()
     out = np.empty((keep.size, t.size), np.float32)
     for j, time_ in enumerate(t):  # the usual form: a model per time, a copy per K

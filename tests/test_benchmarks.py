@@ -64,3 +64,15 @@ def test_quick_spectral_edge_benchmark_reports_finite_ratios():
     assert all(math.isfinite(row["overhead"]) for row in result["overhead"])
     assert all(flow["network_steps_per_second"] > 0 for flow in result["throughput"])
     assert "quick run: results file not updated" in done.stderr
+
+
+def test_quick_compression_benchmark_reports_finite_ratios():
+    done = _quick("compression")
+    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    results = {r["benchmark"]: r for r in map(json.loads, lines)}
+    assert set(results) == {"compression_heatmap", "compression_preconditioned"}
+    assert all(math.isfinite(r["speedup_vs_numpy"]) and r["speedup_vs_numpy"] > 0
+               for r in results.values())  # fmt: skip
+    # the jitted heat map and the NumPy loop compute the same damage (float32 rounding)
+    assert results["compression_heatmap"]["max_relative_difference"] < 1e-4
+    assert "quick run: results file not updated" in done.stderr
