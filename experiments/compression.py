@@ -404,8 +404,11 @@ def evolution_fits(cfg: Config, evo: xr.Dataset) -> xr.Dataset:
         learned = 1 / (1 + (w_m / cfg.diag_init**2 - 1) * np.exp(-rate_m * t))
         loss = run.diag_loss.values + 0.5 * float(zeta(a, m))
         log_max = np.log(max(1.0, m ** ((s - a) / 2)) / cfg.diag_init**2)
-        inside = (k_star >= K_LO) & (learned <= TAIL_LEARNED) & (
-            cfg.diag_lr * log_max / (2 * np.maximum(t, 1e-300)) <= GD_SHARE)
+        inside = (
+            (k_star >= K_LO)
+            & (learned <= TAIL_LEARNED)
+            & (cfg.diag_lr * log_max / (2 * np.maximum(t, 1e-300)) <= GD_SHARE)
+        )
         if inside.sum() < 3:
             raise ValueError(f"diag_a = {a}: fewer than 3 records in the fit window; raise "
                              f"diag_steps or diag_modes")  # fmt: skip
