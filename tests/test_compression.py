@@ -57,10 +57,13 @@ def test_report_has_every_claim_figure_and_saves(report, tmp_path):
         assert (path / name).exists()
 
 
-def test_evolution_fits_match_theory(report):
-    data = report.data
-    np.testing.assert_allclose(data.evo_loss_slope, data.evo_exponent, atol=0.02)
-    np.testing.assert_allclose(data.evo_frontier_slope, 1 / (2.0 * data.rho), atol=0.02)
+def test_evolution_claims_pass_with_their_derived_tolerances(report):
+    verdicts = {c.id: c.verdict for c in report.claims}
+    for name in ("exponent", "frontier", "tail_dominance", "diagonal_rho"):
+        assert verdicts[f"evolution.{name}"] == "PASS", name
+    # every rho and diagonal target got a fit window of at least a factor 2 in time
+    assert np.all(report.data.evo_t_hi >= 2 * report.data.evo_t_lo)
+    assert np.all(report.data.diag_t_hi >= 2 * report.data.diag_t_lo)
 
 
 def test_verdicts_are_computed_not_fixed(report):
@@ -84,6 +87,7 @@ def test_verdicts_are_computed_not_fixed(report):
         (dict(diag_lr=1.5), "diag_lr"),
         (dict(t_range=(10.0, 1.0)), "t_range"),
         (dict(n_seeds=1), "n_seeds"),
+        (dict(rho=(1.0, 1.0)), "rho"),
     ],
 )
 def test_bad_config_names_the_field(change, field):

@@ -152,6 +152,8 @@ def test_relative_error_law_grows_and_saturates():
         (lambda sp: theory.pruned_loss(sp, t=-1.0, K=3), "t"),
         (lambda sp: theory.dithered_quantization_loss(sp, step=0.0), "step"),
         (lambda sp: theory.relative_perturbation_loss(sp, t=1.0, u=-0.1), "u"),
+        (lambda sp: theory.compression.prune_loss_late(sp, K=0), "K"),
+        (lambda sp: theory.compression.prune_loss_early(sp, t=-1.0, K=2), "t"),
     ],
 )
 def test_bad_input_names_the_field(call, field):

@@ -160,6 +160,11 @@ def test_round_to_is_round_to_nearest_with_saturation(format):
     assert float(jnp.max(jnp.abs(out - x) / x)) <= u * (1 + 1e-12)
     np.testing.assert_array_equal(compression.round_to(out, format=format), out)  # idempotent
     assert np.all(np.abs(out - x) <= compression.ulp(x, format=format) / 2)
+    # from float32 (exactly representable in float64, so one rounding either way) the
+    # emulation equals the hardware cast
+    x32 = jnp.asarray(x, jnp.float32)
+    cast = jnp.clip(x32, -float(info.max), float(info.max)).astype(dtype).astype(jnp.float32)
+    np.testing.assert_array_equal(compression.round_to(x32, format=format), cast)
     relative = np.asarray(compression.ulp(x, format=format) / x)  # x in [2^e, 2^(e+1))
     assert np.all((relative > u * (1 - 1e-12)) & (relative <= 2 * u * (1 + 1e-12)))
     big = compression.round_to(jnp.array([-10 * float(info.max), 10 * float(info.max)]),
@@ -207,6 +212,23 @@ def test_theory_and_operations_agree_on_the_dither_predictor():
         0.3**2 / 24 * jnp.trace(compression.hessian(q)),
         rtol=RTOL["float64"],
     )
+
+
+def test_per_mode_steps_broadcast_over_batched_theta(key):
+    theta = jax.random.normal(key, (3, 24))
+    step = compression.ulp(theta[0], format="bfloat16")
+    np.testing.assert_array_equal(
+        compression.quantize(theta, step=step)[1], compression.quantize(theta[1], step=step)
+    )
+    assert compression.dither(theta, key, step=step).shape == (3, 24)
+
+
+def test_round_to_rounds_float64_once():
+    """1 + 2^-8 + 2^-30 is above the midpoint 1 + 2^-8 between bfloat16's 1 and 1 + 2^-7, so
+    it rounds up; a cast through float32 would first drop 2^-30 and then round the tie to
+    even (down to 1)."""
+    out = compression.round_to(jnp.array([1 + 2**-8 + 2**-30]), format="bfloat16")
+    np.testing.assert_array_equal(out, [1 + 2**-7])
 
 
 def test_per_mode_dither_steps_cost_their_weighted_sum(key):

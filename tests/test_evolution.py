@@ -16,9 +16,10 @@ from spectral_sim.models import evolution
 
 STEPS = simulate.log_steps(2000, 12)
 # Fit windows for exponents: k*(t) >= K_LO keeps the discreteness error of the smooth sum below
-# 1e-3 (THEORY.md §2.2), and the modes beyond M carry at most TAIL_SHARE of the loss; a
-# multiplicative deviation <= eps from a pure power law moves a fitted slope over ln(t_hi/t_lo)
-# by at most 2 eps / ln(t_hi / t_lo).
+# 1e-3 (THEORY.md §2.2), and the modes beyond M carry about TAIL_SHARE of the loss (up to a
+# factor 1/limit < 2 at the window's end); a multiplicative deviation within [-eps, eps] of a
+# pure power law moves a least-squares slope over log-spaced points on ln(t_hi/t_lo) by at most
+# 3 eps / ln(t_hi / t_lo).
 K_LO = 10.0
 TAIL_SHARE = 0.01
 
@@ -82,7 +83,7 @@ def test_evolution_exponent_and_tail_dominance(s, a, rho, q):
     t = np.geomspace(K_LO ** (s * p), k_hi ** (s * p), 30) ** (1 / q)
     loss = np.asarray(theory.evolution_loss(spectrum, t=t, rho=rho, q=q))
     slope = fit.power_law(t, loss)
-    tolerance = 2 * TAIL_SHARE / np.log(t[-1] / t[0])
+    tolerance = 3 * (2 * TAIL_SHARE + 1e-3) / np.log(t[-1] / t[0])
     expected = float(theory.evolution_exponent(spectrum, rho=rho))
     assert abs(float(slope.exponent) - expected) < tolerance
     _, k_star = theory.evolution_frontier(spectrum, t=t[-1], rho=rho, q=q)
@@ -183,9 +184,10 @@ def test_sweeping_rho_does_not_recompile():
 @pytest.mark.parametrize("rho", [0.5, 1.5])
 def test_interpolated_frontier_tracks_the_continuum(rho):
     """On the flow, mode k is half learned when k^(-s rho) t = ln 2, so the continuous frontier
-    is (t / ln 2)^(1/(s rho)). Linear interpolation in x = ln k of f = 1 - exp(-t e^(-s rho x))
-    misplaces the crossing by at most h^2/8 max|f''| / min|f'| ~ s rho / (8 k^2) (h = ln(1 + 1/k),
-    |f''/f'| = s rho |1 - t e^(-s rho x)| <= s rho near the crossing); 2x that is allowed."""
+    is (t / ln 2)^(1/(s rho)). Linear interpolation in x = ln k of g = logit f misplaces the
+    crossing by about h^2/8 |g''| / |g'| (h = ln(1 + 1/k) <= 1/k); with y = t e^(-s rho x),
+    g = ln(e^y - 1) has |g''/g'| = s rho |1 - y e^y / (e^y - 1)| ~ 0.4 s rho at y = ln 2, so
+    s rho / (8 k^2) bounds it; 2x that is allowed."""
     s = 2.0
     spectrum = PowerLaw(s=s, a=2.0, n_modes=4096)
     t = jnp.geomspace(10.0 ** (s * rho), 1000.0 ** (s * rho), 7) * np.log(2)
@@ -193,3 +195,24 @@ def test_interpolated_frontier_tracks_the_continuum(rho):
     continuum = np.asarray((t / np.log(2)) ** (1 / (s * rho)))
     relative = np.abs(np.asarray(obs.k_star) / continuum - 1)
     assert np.all(relative <= 2 * s * rho / (8 * continuum**2)), relative
+
+
+@pytest.mark.parametrize("a", [1.5, 3.0])
+def test_interpolated_frontier_tracks_the_logistic_crossing(a):
+    """The diagonal network's logistic flow: mode k is half learned when
+    2 k^(-(s+a)/2) t = ln(w*_k / init^2 - 1), solved for continuous k by bisection. Its logit
+    2 t e^(-beta x) - L(x), beta = (s + a)/2, has |g''/g'| ~ beta, so the interpolation error is
+    about beta / (8 k^2); 2x that is allowed. (Interpolating f itself misses by more: the
+    transition spans about one mode at k* ~ 10.)"""
+    s, init = 2.0, 1e-3
+    k = np.arange(1, 4097, dtype=float)
+    w_star, rate = k ** ((s - a) / 2), 2 * k ** (-(s + a) / 2)
+    for t in np.geomspace(2e3, 2e5, 9):
+        fraction = 1 / (1 + (w_star / init**2 - 1) * np.exp(-rate * t))
+        lo, hi = 1.0, 4096.0
+        for _ in range(100):  # the continuous crossing: rate(m) t = ln(w*(m) / init^2 - 1)
+            m = (lo + hi) / 2
+            above = 2 * m ** (-(s + a) / 2) * t >= np.log(m ** ((s - a) / 2) / init**2 - 1)
+            lo, hi = (m, hi) if above else (lo, m)
+        measured = float(evolution.frontier(jnp.asarray(fraction)))
+        assert abs(np.log(measured / lo)) <= 2 * (s + a) / 2 / (8 * lo**2), (t, measured, lo)

@@ -200,22 +200,37 @@ def prune(
     return keep(curvature, theta)
 
 
-def quantize(theta: Float[ArrayLike, "*batch dim"], *, step: Scalar) -> Float[Array, "*batch dim"]:
+def _step(step, theta: Array) -> Array:
+    """A scalar step, or a per-coordinate (dim,) step lifted to theta's rank."""
+    step = jnp.asarray(step, theta.dtype)
+    return step if step.ndim == 0 else _lift(step, theta)
+
+
+def quantize(
+    theta: Float[ArrayLike, "*batch dim"], *, step: Scalar | Float[ArrayLike, " dim"]
+) -> Float[Array, "*batch dim"]:
     """Deterministic uniform quantisation Delta * round(theta / Delta) (round half to even): it
-    zeroes every |theta_j| < Delta / 2, i.e. prunes the small coordinates (THEORY.md §6.2)."""
+    zeroes every |theta_j| < Delta / 2, i.e. prunes the small coordinates (THEORY.md §6.2).
+    `step` is a scalar or one step per coordinate."""
     check_range("step", step, gt=0)
     theta = jnp.asarray(theta)
+    step = _step(step, theta)
     return step * jnp.round(theta / step)
 
 
 def dither(
-    theta: Float[ArrayLike, "*batch dim"], key: Key[Array, ""], *, step: Scalar
+    theta: Float[ArrayLike, "*batch dim"],
+    key: Key[Array, ""],
+    *,
+    step: Scalar | Float[ArrayLike, " dim"],
 ) -> Float[Array, "*batch dim"]:
     """Subtractively dithered quantisation Delta * round((theta + d) / Delta) - d with
     d ~ U[-Delta/2, Delta/2] known to the decoder: the error is uniform on [-Delta/2, Delta/2]
-    and independent of theta, so E Delta L = (Delta^2/24) tr H (`dithered_quantization_loss`)."""
+    and independent of theta, so E Delta L = (Delta^2/24) tr H (`dithered_quantization_loss`).
+    `step` is a scalar or one step per coordinate."""
     check_range("step", step, gt=0)
     theta = jnp.asarray(theta)
+    step = _step(step, theta)
     d = step * (jax.random.uniform(key, theta.shape, theta.dtype) - 0.5)
     return step * jnp.round((theta + d) / step) - d
 
@@ -231,25 +246,34 @@ def unit_roundoff(format: str) -> float:
     return float(jnp.finfo(_format(format)).eps) / 2
 
 
+def _spacing_exponent(theta: Array, info) -> Array:
+    """k with ulp = 2^k: the binade exponent of |theta| (from frexp, exact) floored at the
+    format's smallest normal binade, minus the mantissa bits."""
+    _, exponent = jnp.frexp(jnp.abs(theta))  # |theta| = m 2^exponent, m in [1/2, 1)
+    return jnp.maximum(exponent - 1, info.minexp) - info.nmant
+
+
 def ulp(theta: Float[ArrayLike, "*batch dim"], *, format: str) -> Float[Array, "*batch dim"]:
-    """The spacing of `format`'s numbers at |theta|: 2^floor(log2 |theta|) * eps for normal
-    numbers, the smallest subnormal below the normal range (and at 0). Round-to-nearest moves
-    theta by at most ulp / 2."""
+    """The spacing of `format`'s numbers at |theta|: 2^e * eps for |theta| in [2^e, 2^(e+1))
+    in the normal range, the smallest subnormal below it (and at 0). Round-to-nearest moves
+    theta by at most ulp / 2. (Spacings below theta's own dtype's normal range flush to 0 on
+    CPU, e.g. bfloat16's below 2^-119 in float32; `round_to` does not need them.)"""
     info = jnp.finfo(_format(format))
     theta = jnp.asarray(theta)
-    tiny = float(info.smallest_normal)
-    magnitude = jnp.maximum(jnp.abs(theta), tiny)
-    return jnp.exp2(jnp.floor(jnp.log2(magnitude))) * float(info.eps)
+    return jnp.ldexp(jnp.ones_like(theta), _spacing_exponent(theta, info))
 
 
 def round_to(theta: Float[ArrayLike, "*batch dim"], *, format: str) -> Float[Array, "*batch dim"]:
-    """Round-to-nearest into `format` and back to theta's dtype (the storage of a quantised
-    checkpoint). Values beyond the format's largest finite number saturate to it (float8_e4m3fn
-    has no infinity); values below its smallest subnormal / 2 flush to 0, which is pruning."""
-    dtype = _format(format)
+    """Round-to-nearest-even into `format`, computed in theta's dtype as
+    ldexp(round(ldexp(theta, -k)), k) with ulp = 2^k (exact power-of-two scaling: no double
+    rounding through float32, no subnormal spacings): the storage of a quantised checkpoint.
+    Values beyond the format's largest finite number saturate to it (float8_e4m3fn has no
+    infinity); values below half its smallest subnormal flush to 0, which is pruning."""
+    info = jnp.finfo(_format(format))
     theta = jnp.asarray(theta)
-    big = float(jnp.finfo(dtype).max)
-    return jnp.clip(theta, -big, big).astype(dtype).astype(theta.dtype)
+    k = _spacing_exponent(theta, info)
+    big = float(info.max)
+    return jnp.clip(jnp.ldexp(jnp.round(jnp.ldexp(theta, -k)), k), -big, big)
 
 
 def relative_noise(

@@ -9,8 +9,8 @@ L(w) = 1/2 sum_k lambda_k (w_k - w*_k)^2, from w = 0 (or near it):
   `theory.evolution.diagonal_loss`).
 
 Both record the loss and the frontier k*: where the learned fraction w_k / w*_k crosses 1/2,
-interpolated linearly in ln k between the last mode above 1/2 and the next (a continuous count
-of the modes more than half learned; the integer count jitters by up to 1/k* in ln k*).
+interpolated in ln k between the last mode above 1/2 and the next (a continuous count of the
+modes more than half learned; the integer count jitters by up to 1/k* in ln k*).
 """
 
 import dataclasses
@@ -66,14 +66,18 @@ class Obs(NamedTuple):
 
 
 def frontier(fraction: Float[Array, " modes"]) -> Float[Array, ""]:
-    """n = #{k : fraction_k >= 1/2} (fraction decreasing in k), refined to
-    n ((n + 1)/n)^r with r = (f_n - 1/2)/(f_n - f_(n+1)): linear interpolation in ln k of the
-    crossing between modes n and n + 1; 0 if no mode and n_modes if every mode is past 1/2."""
+    """n = #{k : fraction_k >= 1/2} (fraction decreasing in k), refined to n ((n + 1)/n)^r:
+    the crossing of 1/2 between modes n and n + 1, interpolated linearly in ln k on the logit
+    ln(f / (1 - f)), which is smooth where f itself saturates (a sharp logistic transition, as
+    in the diagonal network, spans about one mode at k* ~ 10); 0 if no mode and n_modes if
+    every mode is past 1/2."""
     n_modes = fraction.shape[-1]
     n = jnp.sum((fraction >= 0.5).astype(jnp.int32), axis=-1)
     index = jnp.clip(n, 1, n_modes - 1)
-    above, below = fraction[index - 1], fraction[index]
-    r = jnp.clip((above - 0.5) / jnp.where(above > below, above - below, 1.0), 0.0, 1.0)
+    eps = jnp.finfo(fraction.dtype).eps
+    f = jnp.clip(fraction[jnp.stack([index - 1, index])], eps, 1 - eps)
+    above, below = jnp.log(f) - jnp.log1p(-f)  # logits; the crossing is at logit 0
+    r = jnp.clip(above / jnp.where(above > below, above - below, 1.0), 0.0, 1.0)
     k = index.astype(fraction.dtype)
     inside = k * ((k + 1) / k) ** r
     return jnp.where(n == 0, 0.0, jnp.where(n == n_modes, float(n_modes), inside))

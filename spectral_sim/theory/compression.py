@@ -78,7 +78,8 @@ def prune_loss_early(
     in its linear phase, Delta L ~ t sum_{k > K} lambda_k v_k^2 ~ t K^(1-a-s) / (a + s - 1),
     which grows linearly with training time (infinite spectrum)."""
     _exponent_c(spectrum)
-    _check_modes(spectrum, K)
+    check_range("K", K, ge=1, le=spectrum.n_modes)  # the asymptote is infinite at K = 0
+    check_range("t", t, ge=0)
     dtype = jnp.result_type(spectrum.s, float)
     t, K = jnp.broadcast_arrays(jnp.asarray(t, dtype), jnp.asarray(K, dtype))
     exponent = spectrum.a + spectrum.s - 1
@@ -89,7 +90,7 @@ def prune_loss_late(spectrum: PowerLaw, *, K: Float[ArrayLike, "..."]) -> Float[
     """The K << k*(t) regime of `prune_loss` (THEORY.md §6.1, [A]): the pruned modes are all
     learned, Delta L ~ 1/2 sum_{k > K} k^-a ~ K^(1-a) / (2 (a - 1)), independent of t."""
     _exponent_c(spectrum)
-    _check_modes(spectrum, K)
+    check_range("K", K, ge=1, le=spectrum.n_modes)  # the asymptote is infinite at K = 0
     K = jnp.asarray(K, jnp.result_type(spectrum.s, float))
     return K ** (1 - spectrum.a) / (2 * (spectrum.a - 1))
 

@@ -127,6 +127,7 @@ def evolution_asymptote(
     """L(t) ~ Gamma(c) (2 tau)^-c / (2 s p) with p = rho q, c = (a - 1)/(s p), tau = scale t^q
     (the integral of 1/2 x^-a exp(-2 x^(-s p) tau) over x; infinite spectrum, k*(t) >> 1, [A])."""
     _check(rho, q, scale)
+    check_range("t", t, gt=0)
     p = rho * q
     c = _exponent_c(spectrum) / p
     tau = scale * jnp.asarray(t, jnp.result_type(c, float)) ** q
@@ -169,6 +170,7 @@ def diagonal_frontier(
     """k*(t) = #{k : w_k(t) >= w*_k / 2}: mode k crosses half its target at
     t_k = ln(w*_k / init^2 - 1) / (2 lambda_k w*_k) (0 for modes that start above half)."""
     check_range("init", init, gt=0)
+    check_range("t", t, ge=0)
     lam, target = spectrum.eigenvalues(), spectrum.target()
     half = jnp.log(jnp.maximum(target / init**2 - 1, 1.0)) / (2 * lam * target)
     t, half = _outer(t, half)
