@@ -11,9 +11,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from spectral_sim._types import Array, ArrayLike, Float, Scalar, check_count, check_range
+from spectral_sim._types import Array, ArrayLike, Float, Int, Scalar, check_count, check_range
 
-__all__ = ["Empirical", "Geometric", "PowerLaw", "Spectrum"]
+__all__ = ["Empirical", "Geometric", "PowerLaw", "Spectrum", "participation_ratio", "signal_modes"]
 
 
 @jax.tree_util.register_dataclass
@@ -165,3 +165,30 @@ class Empirical:
 
 
 Spectrum = PowerLaw | Geometric | Empirical
+
+
+def participation_ratio(eigenvalues: Float[ArrayLike, "*batch modes"]) -> Float[Array, "*batch"]:
+    """Effective dimension (sum lambda)^2 / sum lambda^2: 1 for a single mode, n_modes for a flat
+    spectrum."""
+    lam = jnp.asarray(eigenvalues)
+    return jnp.sum(lam, axis=-1) ** 2 / jnp.sum(lam**2, axis=-1)
+
+
+def signal_modes(
+    eigenvalues: Float[ArrayLike, "*batch modes"],
+    *,
+    noise: Scalar,
+    n_samples: int,
+    n_modes: int | None = None,
+) -> Int[Array, "*batch"]:
+    """The number of sample-covariance eigenvalues above the Marchenko-Pastur edge
+    noise (1 + sqrt(d / n))^2 of isotropic noise of variance `noise` per coordinate, d = n_modes
+    (default: the number of eigenvalues) and n = n_samples: the modes distinguishable from
+    noise."""
+    check_range("noise", noise, gt=0)
+    check_count("n_samples", n_samples)
+    lam = jnp.asarray(eigenvalues)
+    d = lam.shape[-1] if n_modes is None else n_modes
+    check_count("n_modes", d)
+    edge = noise * (1 + (d / n_samples) ** 0.5) ** 2
+    return jnp.sum(lam > edge, axis=-1)
