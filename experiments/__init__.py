@@ -20,6 +20,7 @@ EXPERIMENTS: tuple[str, ...] = (
     "self_improvement",
     "spectral_edge",
     "compression",
+    "latent_number",
 )
 
 C = TypeVar("C")
