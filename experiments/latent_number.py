@@ -147,7 +147,7 @@ def geometric_curves(cfg: Config) -> xr.Dataset:
                 coords=dict(geo_point=points, geo_step=np.arange(steps.size)),
             ).expand_dims(rho=[rho])
         )
-    return xr.concat(out, "rho", join="outer")
+    return xr.concat(out, "rho", join="outer")  # type: ignore[return-value]
 
 
 # --- part 2: double descent ------------------------------------------------------------------
@@ -182,12 +182,12 @@ def double_descent(cfg: Config, options: sweep.Options | None = None) -> xr.Data
         "double_descent", run, make, grid, seed=cfg.seed, config=dataclasses.asdict(cfg)
     )
     data = data.drop_vars("nonfinite").rename(n_features="dd_features", seed="dd_seed")
-    features = np.asarray(cfg.features, float)
+    features = jnp.asarray(cfg.features, float)
     exact = theory.ols_risk(n=float(cfg.n_samples), d=features, noise=cfg.noise,
                             w_norm2=cfg.w_norm2)  # fmt: skip
     return data.assign(
         dd_exact=("dd_features", np.asarray(exact)),
-        dd_p1=("dd_features", cfg.noise * features / cfg.n_samples),
+        dd_p1=("dd_features", np.asarray(cfg.noise * features / cfg.n_samples)),
     )
 
 
@@ -344,7 +344,9 @@ def figures(geo: xr.Dataset, dd: xr.Dataset, cfg: Config) -> dict:
     sem = dd.dd_risk.std("dd_seed", ddof=1) / np.sqrt(dd.sizes["dd_seed"])
     ax.errorbar(ratio, mean, yerr=sem, fmt="o", ms=4, label="Monte Carlo (mean ± SEM)")
     fine = np.linspace(0.05, ratio.max(), 400) * cfg.n_samples
-    exact = theory.ols_risk(n=float(cfg.n_samples), d=fine, noise=cfg.noise, w_norm2=cfg.w_norm2)
+    exact = theory.ols_risk(
+        n=float(cfg.n_samples), d=jnp.asarray(fine), noise=cfg.noise, w_norm2=cfg.w_norm2
+    )
     ax.plot(fine / cfg.n_samples, exact, "k-", lw=1, label="exact (THEORY.md §2.9)")
     ax.plot(ratio, dd.dd_p1, "r--", label="P1: σ² N / n")
     ax.axvline(1.0, color="grey", lw=0.5)
