@@ -43,7 +43,7 @@ PEAK_GAP = 6
 FAMILY_ALPHA = 0.05
 # Equivalence margin of the exact double-descent risks: 10 % of the exact value (P1's leading
 # order sigma^2 N / n is off by 1.05x at N = n/10 and by 30x near the peak; the risk's heavy
-# tail near the peak leaves a relative SEM of 1-2 % with 2048-8192 draws).
+# tail near the peak leaves a relative SEM of 1-2 % with 2048-4096 draws).
 DD_MARGIN = 0.10
 
 
@@ -57,7 +57,7 @@ class Config:
     features: tuple[int, ...] = (4, 8, 16, 24, 30, 34, 36, 38, 42, 44, 46, 50, 60, 80, 120, 200)
     noise: float = 0.25
     w_norm2: float = 1.0
-    n_seeds: int = 8192
+    n_seeds: int = 4096
     seed: int = 0
     quick: bool = False
     """CPU-minute scale (`make run`, tests): fields left at their defaults take QUICK values."""
@@ -241,7 +241,7 @@ def claims(geo: xr.Dataset, dd: xr.Dataset, cfg: Config) -> list[Claim]:
         id="latent.ripple", source="THEORY.md §2.11",
         statement="t L(t) ripples log-periodically with relative amplitude "
         f"2 |Gamma(1 + 2 pi i / ln rho)| (worst rho = {w['rho']:g}; tolerance: the second "
-        "harmonic, edges and 1 % for sampling the period at finite resolution)",
+        "harmonic, edges and sampling the period at m points, 1 - cos(pi/m))",
         predicted=float(geo.geo_ripple_theory.sel(rho=w["rho"])),
         measured=float(geo.geo_ripple.sel(rho=w["rho"])), stderr=0.0, tolerance=w["tolerance"],
     ))  # fmt: skip
