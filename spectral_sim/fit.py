@@ -15,9 +15,9 @@ from jax.scipy.special import ndtri
 from spectral_sim._types import Array, ArrayLike, Bool, Float, check_count
 
 __all__ = [
-    "ChinchillaFit", "DecayComparison", "Frontier", "PowerLawFit", "SpectrumFit", "chinchilla",
-    "decay_comparison", "frontier", "power_law", "sem", "spectrum_exponent", "target_exponent",
-    "z_simultaneous",
+    "ChinchillaFit", "DecayComparison", "Frontier", "InvertedCurve", "PowerLawFit", "SpectrumFit",
+    "chinchilla", "decay_comparison", "frontier", "invert_ridge_curve", "power_law", "sem",
+    "spectrum_exponent", "target_exponent", "z_simultaneous",
 ]  # fmt: skip
 
 
@@ -767,3 +767,117 @@ def target_exponent(
     used = (float(np.exp(lk[inside][0])), float(np.exp(lk[inside][-1])))
     return SpectrumFit(float(a_hat), prefactor, (float(a_hat - half), float(a_hat + half)),
                        float(a_hat), 0.0, used, int(inside.sum()), "ols", level)  # fmt: skip
+
+
+# --- inverting a theory: (s, a, sigma^2, C) of the omnibus ridge risk from a learning curve ----
+
+# Starting points of the inversion: every (s, a, sigma^2), with C = 1 (a noiseless curve needs a
+# start near sigma^2 = 0: from 1e-2 the fit settles in a wrong (s, a)).
+INVERT_STARTS = dict(s=(1.2, 2.0, 3.5), a=(1.5, 2.5, 4.0), noise=(1e-8, 1e-2))
+
+
+class InvertedCurve(NamedTuple):
+    """The (s, a, sigma^2, C) for which C * ridge_risk(PowerLaw(s, a), n, ridge, sigma^2) fits an
+    observed excess-risk curve best (least squares on log risk); `*_ci` percentile bootstrap
+    intervals over resampled points (NaN without bootstrap); `objective` the summed squared log
+    residual at the optimum; `converged` whether its gradient norm fell below GRADIENT_TOL."""
+
+    s: Float[Array, ""]
+    a: Float[Array, ""]
+    noise: Float[Array, ""]
+    scale: Float[Array, ""]
+    s_ci: Float[Array, "2"]
+    a_ci: Float[Array, "2"]
+    objective: Float[Array, ""]
+    converged: Bool[Array, ""]
+    level: float
+
+
+def _natural_curve(theta: Array) -> Array:
+    """(log s, log(a - 1), log sigma^2, log C) -> (s, a, sigma^2, C)."""
+    return jnp.stack([jnp.exp(theta[0]), 1 + jnp.exp(theta[1]), jnp.exp(theta[2]),
+                      jnp.exp(theta[3])])  # fmt: skip
+
+
+@functools.partial(jax.jit, static_argnames=("n_modes", "steps"))
+def _invert_fits(starts, n, log_risk, weights, ridge, n_modes, steps):
+    from spectral_sim.spectra import PowerLaw
+    from spectral_sim.theory.ridge import ridge_risk
+
+    def predicted(theta):
+        s, a, noise, scale = _natural_curve(theta)
+        spectrum = PowerLaw(s=s, a=a, n_modes=n_modes)
+        one = functools.partial(ridge_risk, spectrum, ridge=ridge, noise=noise)
+        return jnp.log(scale) + jnp.log(jax.vmap(lambda m: one(n=m))(n))
+
+    def one(lane):
+        x0, weight = lane
+        return _lbfgs(lambda theta: weight @ (predicted(theta) - log_risk) ** 2, x0, steps)
+
+    shape = (weights.shape[0], starts.shape[0])
+    lanes = (
+        jnp.broadcast_to(starts, (*shape, starts.shape[1])).reshape(-1, starts.shape[1]),
+        jnp.broadcast_to(weights[:, None], (*shape, weights.shape[1])).reshape(
+            -1, weights.shape[1]
+        ),
+    )
+    theta, value, gradient = jax.tree.map(
+        lambda x: x.reshape(*shape, *x.shape[1:]), _over_lanes(one, lanes)
+    )
+    value = jnp.where(jnp.isfinite(value), value, jnp.inf)
+    best = jnp.argmin(value, axis=1)
+    pick = jax.vmap(lambda x, i: x[i])
+    return pick(theta, best), pick(value, best), pick(gradient, best)
+
+
+def invert_ridge_curve(
+    n: Float[ArrayLike, " points"],
+    risk: Float[ArrayLike, " points"],
+    *,
+    ridge: float = 0.0,
+    n_modes: int = 512,
+    n_boot: int = 0,
+    level: float = 0.95,
+    seed: int = 0,
+    steps: int = LBFGS_STEPS,
+    starts: dict[str, tuple[float, ...]] | None = None,
+) -> InvertedCurve:
+    """Measure (s_eff, a_eff) by inverting the omnibus ridge predictor (THEORY.md §2.7): fit
+    C * ridge_risk(PowerLaw(s, a, n_modes), n, ridge, sigma^2) to an observed excess-risk curve
+    (samples n, risk), differentiating through the kappa solve, from every start in
+    INVERT_STARTS or `starts` (the same keys; L-BFGS, optax). With `n_boot`, percentile
+    intervals from resampled points (each refitted from every start: n_boot x starts fits)."""
+    n_np, risk_np = _check_points(("n", "risk"), n, risk, n_params=4)
+    check_count("n_modes", n_modes, low=8)
+    check_count("n_boot", n_boot, low=0)
+    if ridge < 0:
+        raise ValueError(f"ridge must be >= 0; got {ridge!r}")
+    if not 0 < level < 1:
+        raise ValueError(f"level must be in (0, 1); got {level!r}")
+    dtype = jnp.result_type(float)
+    starts = INVERT_STARTS if starts is None else starts
+    if set(starts) != set(INVERT_STARTS) or min(min(v) for v in starts.values()) <= 0:
+        raise ValueError(f"starts must give positive values for {sorted(INVERT_STARTS)}; got "
+                         f"{starts!r}")  # fmt: skip
+    if min(starts["a"]) <= 1:
+        raise ValueError(f"starts must have a > 1; got {starts['a']}")
+    grid = np.array(np.meshgrid(*(starts[k] for k in INVERT_STARTS), indexing="ij"))
+    grid = grid.reshape(3, -1).T
+    x0 = jnp.asarray(np.column_stack([np.log(grid[:, 0]), np.log(grid[:, 1] - 1),
+                                      np.log(grid[:, 2]), np.zeros(len(grid))]), dtype)  # fmt: skip
+    weights = jnp.ones((1, n_np.size), dtype)
+    if n_boot:
+        weights = jnp.concatenate([weights, _resample_counts(seed, n_boot, n_np.size, dtype)])
+    theta, value, gradient = _invert_fits(
+        x0, jnp.asarray(n_np, dtype), jnp.asarray(np.log(risk_np), dtype), weights,
+        jnp.asarray(ridge, dtype), n_modes, steps,
+    )  # fmt: skip
+    natural = jax.vmap(_natural_curve)(theta)
+    nan = jnp.full(2, jnp.nan, dtype)
+    s_ci, a_ci = nan, nan
+    if n_boot:
+        q = jnp.array([50 * (1 - level), 100 - 50 * (1 - level)])
+        s_ci, a_ci = jnp.percentile(natural[1:, 0], q), jnp.percentile(natural[1:, 1], q)
+    s, a, noise, scale = natural[0]
+    return InvertedCurve(s, a, noise, scale, s_ci, a_ci, value[0], gradient[0] < GRADIENT_TOL,
+                         level)  # fmt: skip
