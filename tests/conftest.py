@@ -2,6 +2,9 @@
 8-device CPU platform so sharded code paths run, hypothesis without deadlines."""
 
 import os
+import pathlib
+import subprocess
+import sys
 
 os.environ["XLA_FLAGS"] = (
     os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8"
@@ -24,3 +27,14 @@ RTOL = {"float64": 1e-10, "float32": 1e-5}
 @pytest.fixture
 def key():
     return jax.random.key(0)
+
+
+def quick_benchmark(module: str) -> subprocess.CompletedProcess:
+    """`python -m benchmarks.<module> --quick` in its own process, without this file's 8 virtual
+    devices (the benchmark smoke tests)."""
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    return subprocess.run(
+        [sys.executable, "-m", f"benchmarks.{module}", "--quick"],
+        cwd=pathlib.Path(__file__).parent.parent, env=env, capture_output=True, text=True,
+        timeout=600, check=True,
+    )  # fmt: skip

@@ -46,7 +46,7 @@ def test_sample_spectra_bias_and_coverage(s, n, d):
     estimates, covered = [], 0
     for rep in range(N_REPS):
         result = fit.spectrum_exponent(
-            _sample_eigenvalues(lam, n, rng), n_samples=n, n_modes=d, n_boot=60, seed=rep
+            _sample_eigenvalues(lam, n, rng), n_samples=n, n_modes=d, n_boot=40, seed=rep
         )
         estimates.append(result.exponent)
         covered += result.ci[0] <= s <= result.ci[1]

@@ -20,7 +20,7 @@ CONFIG = latent_number.Config(
     rho=(1.5, 4.0),
     n_times=100,
     n_samples=20,
-    features=(4, 10, 17, 19, 21, 23, 30, 60),
+    features=(4, 10, 19, 21, 30, 60),
     n_seeds=512,
 )
 
