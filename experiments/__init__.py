@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from types import ModuleType
 from typing import Any, TypeVar
 
-__all__ = ["EXPERIMENTS", "describe", "load", "quick", "worst"]
+__all__ = ["EXPERIMENTS", "describe", "listed", "load", "quick", "worst"]
 
 EXPERIMENTS: tuple[str, ...] = (
     "learning_curves",
@@ -53,3 +53,8 @@ def worst(rows: list[dict]) -> dict:
     """The row (of a claim checked over several configs) whose deviation uses most of its
     tolerance: the largest (error + band) / tolerance, with band = z * stderr."""
     return max(rows, key=lambda r: (r["error"] + r["band"]) / max(r["tolerance"], 1e-300))
+
+
+def listed(values) -> str:
+    """The values of an array or DataArray as "v1, v2, ..." for a claim's statement."""
+    return ", ".join(f"{float(v):g}" for v in getattr(values, "values", values))

@@ -447,10 +447,6 @@ def evolution_fits(cfg: Config, evo: xr.Dataset) -> xr.Dataset:
 # --- claims ----------------------------------------------------------------------------------
 
 
-def _listed(values: xr.DataArray) -> str:
-    return ", ".join(f"{float(v):g}" for v in values.values)
-
-
 def _ratio_rows(num: xr.DataArray, den: xr.DataArray, tolerance: float) -> list[dict]:
     """Per grid point: the seed-mean ratio mean(num) / mean(den), its delta-method standard
     error sd(num - r den) / (sqrt(n) mean(den)), as rows for experiments.worst."""
@@ -530,9 +526,9 @@ def claims(prune: xr.Dataset, reg: xr.Dataset, quant: xr.Dataset, fits: xr.Datas
     out.append(Claim(
         id="compression.prune_saturation", source="THEORY.md §6.1 (K << k*)",
         statement=f"pruning damage at K = {cfg.n_modes // 8} << k*(t) saturates at the tail "
-        f"energy 1/2 sum_(k>K) v_k^2 (ratio at t = {_listed(reg.late)} K^s; tolerance: the "
-        f"unlearned kept modes' loss L(t) plus rounding; worst of {len(rows)}: s={w['s']:g}, "
-        f"a={w['a']:g}, t = {w['late']:g} K^s)",
+        f"energy 1/2 sum_(k>K) v_k^2 (ratio at t = {experiments.listed(reg.late)} K^s; "
+        f"tolerance: the unlearned kept modes' loss L(t) plus rounding; worst of {len(rows)}: "
+        f"s={w['s']:g}, a={w['a']:g}, t = {w['late']:g} K^s)",
         predicted=1.0, measured=float(reg.late_ratio.sel(s=w["s"], a=w["a"], late=w["late"])),
         stderr=0.0, tolerance=w["tolerance"],
     ))  # fmt: skip
@@ -612,7 +608,8 @@ def claims(prune: xr.Dataset, reg: xr.Dataset, quant: xr.Dataset, fits: xr.Datas
     out.append(Claim(
         id="evolution.exponent", source="P3; THEORY.md §2.10 [A]",
         statement=f"L(t) ~ t^-(a-1)/(s rho) under g = lambda^rho t (preconditioned GD, s = "
-        f"{s:g}, a = {cfg.evo_a:g}; worst of rho = {_listed(fits.rho)}: rho = {w['rho']:g})",
+        f"{s:g}, a = {cfg.evo_a:g}; worst of rho = {experiments.listed(fits.rho)}: "
+        f"rho = {w['rho']:g})",
         predicted=float(fits.evo_exponent.sel(rho=w["rho"])),
         measured=float(fits.evo_loss_slope.sel(rho=w["rho"])), stderr=0.0,
         tolerance=w["tolerance"],
@@ -666,7 +663,7 @@ def claims(prune: xr.Dataset, reg: xr.Dataset, quant: xr.Dataset, fits: xr.Datas
         id="evolution.diagonal_rho", source="THEORY.md §2.10 (our derivation for w = u * v)",
         statement=f"the diagonal network's elasticity, measured from the frontier's motion, is "
         f"(s + a)/(2s) to leading order in 1/ln(1/init^2) (worst of a = "
-        f"{_listed(fits.diag_a)}: a = {w['a']:g}, k* in [{float(d.diag_k_lo):.0f}, "
+        f"{experiments.listed(fits.diag_a)}: a = {w['a']:g}, k* in [{float(d.diag_k_lo):.0f}, "
         f"{float(d.diag_k_hi):.0f}])",
         predicted=float(d.diag_rho_leading), measured=float(d.diag_rho_measured), stderr=0.0,
         tolerance=w["tolerance"],

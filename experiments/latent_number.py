@@ -207,7 +207,7 @@ def claims(geo: xr.Dataset, dd: xr.Dataset, cfg: Config) -> list[Claim]:
     out.append(Claim(
         id="latent.exponent", source="THEORY.md §1 row 9, §2.11",
         statement=f"GF on lambda_k = rho^-k, w*_k = 1 decays as t^-1 for every rho (exact flow; "
-        f"worst of rho = {_listed(geo.rho)}: rho = {w['rho']:g})",
+        f"worst of rho = {experiments.listed(geo.rho)}: rho = {w['rho']:g})",
         predicted=1.0, measured=float(geo.geo_exponent.sel(rho=w["rho"])), stderr=0.0,
         tolerance=w["tolerance"],
     ))  # fmt: skip
@@ -301,10 +301,6 @@ def claims(geo: xr.Dataset, dd: xr.Dataset, cfg: Config) -> list[Claim]:
         tolerance=float(np.max(np.abs(features[np.argsort(np.abs(features - n))[:3]] - n))),
     ))  # fmt: skip
     return out
-
-
-def _listed(values: xr.DataArray) -> str:
-    return ", ".join(f"{float(v):g}" for v in values.values)
 
 
 # --- figures and run -------------------------------------------------------------------------

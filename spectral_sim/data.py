@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from spectral_sim._types import ArrayLike, Float, check_count
-from spectral_sim.spectra import Empirical
+from spectral_sim.spectra import Empirical, eigh_descending
 
 __all__ = [
     "DATA",
@@ -168,11 +168,7 @@ def kernel_spectrum(
     n = kernel.shape[0]
     if kernel.shape != (n, n) or not np.allclose(kernel, kernel.T):
         raise ValueError(f"k must be a symmetric (samples x samples) matrix; got {kernel.shape}")
-    lam, vectors = np.linalg.eigh(kernel / n)
-    order = np.argsort(lam)[::-1]
-    lam, vectors = lam[order], vectors[:, order]
-    keep = lam > rtol * lam[0]
-    lam, vectors = lam[keep], vectors[:, keep]
+    lam, vectors = eigh_descending(kernel / n, rtol=rtol)
     if y is None:
         power = lam
     else:

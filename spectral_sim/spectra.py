@@ -13,7 +13,10 @@ import numpy as np
 
 from spectral_sim._types import Array, ArrayLike, Float, Int, Scalar, check_count, check_range
 
-__all__ = ["Empirical", "Geometric", "PowerLaw", "Spectrum", "participation_ratio", "signal_modes"]
+__all__ = [
+    "Empirical", "Geometric", "PowerLaw", "Spectrum", "eigh_descending", "participation_ratio",
+    "signal_modes",
+]  # fmt: skip
 
 
 @jax.tree_util.register_dataclass
@@ -148,11 +151,7 @@ class Empirical:
             raise ValueError("x must be finite")
         n = data.shape[0]
         xc = data - data.mean(axis=0) if center else data
-        lam, vecs = np.linalg.eigh(xc.T @ xc / n)
-        order = np.argsort(lam)[::-1]
-        lam, vecs = lam[order], vecs[:, order]
-        keep = lam > rtol * lam[0]
-        lam, vecs = lam[keep], vecs[:, keep]
+        lam, vecs = eigh_descending(xc.T @ xc / n, rtol=rtol)
         if y is None:
             power = lam
         else:
@@ -162,6 +161,16 @@ class Empirical:
             yc = labels - labels.mean() if center else labels
             power = (vecs.T @ (xc.T @ yc) / n) ** 2 / lam
         return cls(jnp.asarray(lam), jnp.asarray(power))
+
+
+def eigh_descending(matrix: np.ndarray, *, rtol: float = 1e-10) -> tuple[np.ndarray, np.ndarray]:
+    """Eigenvalues (descending) and eigenvectors (columns) of a symmetric matrix, without the
+    directions whose eigenvalue is <= rtol times the largest (rank deficiency)."""
+    lam, vecs = np.linalg.eigh(matrix)
+    order = np.argsort(lam)[::-1]
+    lam, vecs = lam[order], vecs[:, order]
+    keep = lam > rtol * lam[0]
+    return lam[keep], vecs[:, keep]
 
 
 Spectrum = PowerLaw | Geometric | Empirical
