@@ -21,6 +21,7 @@ EXPERIMENTS: tuple[str, ...] = (
     "spectral_edge",
     "compression",
     "latent_number",
+    "real_spectra",
 )
 
 C = TypeVar("C")
