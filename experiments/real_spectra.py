@@ -4,7 +4,8 @@ the tiny-Shakespeare text, measured and predicted from the measured spectrum (TH
 For each data set and feature map (raw inputs, i.e. the linear kernel, and RBF / Laplace /
 arc-cosine kernels) the pool of P points is the population: its kernel spectrum lambda_k (of
 K / P) and the target's power per mode v_k^2 give s_data and a_data with intervals, fitted on the
-modes the learning curve probes (k from the smallest to the largest training-set size). Kernel
+modes the learning curve probes (k from the smallest to the largest training-set size; a from
+the tail sums of v_k^2, which ridge's bias follows). Kernel
 ridge is trained on n points drawn from the pool and its mean squared error over the pool is
 compared with the omnibus prediction from (lambda_k, v_k^2) alone (eigenlearning); the curve's
 fitted exponent is compared with ERM's min(a - 1, 2s) and with [P0]'s (a - 1)/s; inverting the
@@ -139,7 +140,8 @@ def kernel(x: np.ndarray, kind: str) -> np.ndarray:
 
 
 def measure_spectrum(k: np.ndarray, y: np.ndarray, cfg: Config, n_modes: int) -> dict:
-    """s_data (parametric bootstrap) and a_data on the curve's window of modes, the automatic
+    """s_data (parametric bootstrap) and a_data (tail sums) on the curve's window of modes, the
+    automatic
     window's s where one exists, geometric-vs-power comparison, participation ratio, noise."""
     spectrum = data.kernel_spectrum(k, y)
     lam = np.asarray(spectrum.eigenvalues())
@@ -150,7 +152,7 @@ def measure_spectrum(k: np.ndarray, y: np.ndarray, cfg: Config, n_modes: int) ->
     window = (min(float(min(cfg.samples)), k_hi / 4), float(k_hi))
     s = fit.spectrum_exponent(lam, n_samples=len(y), n_modes=max(n_modes, lam.size),
                               window=window, n_boot=cfg.spectrum_boot, seed=cfg.seed)  # fmt: skip
-    a = fit.target_exponent(power, window=window)
+    a = fit.tail_exponent(power, window=window, n_boot=cfg.spectrum_boot * 4, seed=cfg.seed)
     try:
         auto = fit.spectrum_exponent(lam)
         s_auto, auto_lo, auto_hi = auto.exponent, *auto.window

@@ -783,6 +783,80 @@ def target_exponent(
                        float(a_hat), 0.0, used, int(inside.sum()), "ols", level)  # fmt: skip
 
 
+def _tail_model(k: np.ndarray, end: float, a: float) -> np.ndarray:
+    """log of sum_{j >= k}^{end} j^-a, up to a constant, as the midpoint integral
+    ((k - 1/2)^(1-a) - (end + 1/2)^(1-a)) / (a - 1) (relative error O(k^-2)), and its a -> 1
+    limit log((end + 1/2) / (k - 1/2))."""
+    lo, hi = k - 0.5, end + 0.5
+    if abs(a - 1) < 1e-9:
+        return np.log(np.log(hi / lo))
+    return np.log((lo ** (1 - a) - hi ** (1 - a)) / (a - 1))
+
+
+def _tail_fit(lk: np.ndarray, log_tail: np.ndarray, end: float) -> tuple[float, float]:
+    """(a, log C) minimising the squared error of log T(k) = log C + _tail_model (C profiled)."""
+    from scipy.optimize import minimize_scalar
+
+    k = np.exp(lk)
+
+    def sse(a):
+        residual = log_tail - _tail_model(k, end, a)
+        return float(np.sum((residual - residual.mean()) ** 2))
+
+    a = float(minimize_scalar(sse, bounds=(0.0, 10.0), method="bounded",
+                              options=dict(xatol=1e-10)).x)  # fmt: skip
+    return a, float(np.mean(log_tail - _tail_model(k, end, a)))
+
+
+def tail_exponent(
+    target_power: Float[ArrayLike, " modes"],
+    *,
+    window: tuple[float, float],
+    n_boot: int = 200,
+    level: float = 0.95,
+    seed: int = 0,
+) -> SpectrumFit:
+    """a in v_k^2 ~ C k^-a from the tail sums T(k) = sum_{j >= k} v_j^2 on modes window =
+    (k_lo, k_hi): what ridge's bias sees (bias(n) ~ T(n), THEORY.md §2.7), and far less noisy
+    than single modes, whose v_k^2 scatter by a chi-square factor. The model is the finite sum
+    T(k) = C ((k-1/2)^(1-a) - (M+1/2)^(1-a)) / (a - 1) over the M modes given, so a short spectrum's
+    end does not bend the fit. The interval is a parametric bootstrap: v_j^2 = C j^-a chi^2_1
+    (Gaussian coefficients of the target on the eigenbasis), refitted n_boot times; `bias` is
+    the bootstrap mean minus the fit and `exponent` the bias-corrected value."""
+    power = np.asarray(target_power, dtype=float)
+    if power.ndim != 1 or power.size < 8 or not np.all(np.isfinite(power)) or np.any(power < 0):
+        raise ValueError(
+            f"target_power must be a 1-d array of >= 8 finite values >= 0; got shape {power.shape}"
+        )
+    check_count("n_boot", n_boot, low=10)
+    if not 0 < level < 1:
+        raise ValueError(f"level must be in (0, 1); got {level!r}")
+    lo, hi = window
+    if not 1 <= lo < hi <= power.size or hi / lo < 2:
+        raise ValueError(f"window must be (k_lo, k_hi) with 1 <= k_lo, k_hi >= 2 k_lo, k_hi <= "
+                         f"{power.size}; got {window!r}")  # fmt: skip
+    k = np.unique(np.round(np.geomspace(lo, hi, 4 * int(np.ceil(np.log2(hi / lo))) + 1)))
+    index = k.astype(int) - 1
+    end = float(power.size)
+
+    def fitted(p):
+        tail = np.cumsum(p[::-1])[::-1][index]
+        return _tail_fit(np.log(k), np.log(np.maximum(tail, 1e-300)), end)
+
+    a_hat, log_c = fitted(power)
+    modes = np.arange(1, power.size + 1, dtype=float)
+    # the fitted C is the prefactor of v_j^2 = C j^-a
+    mean = np.exp(log_c) * modes**-a_hat
+    rng = np.random.default_rng(seed)
+    stars = np.array([fitted(mean * rng.chisquare(1, power.size))[0] for _ in range(n_boot)])
+    bias = float(stars.mean() - a_hat)
+    q_lo, q_hi = np.percentile(stars, [50 * (1 - level), 100 - 50 * (1 - level)])
+    return SpectrumFit(a_hat - bias, float(np.exp(log_c)),
+                       (float(2 * a_hat - q_hi), float(2 * a_hat - q_lo)), a_hat, bias,
+                       (float(k[0]), float(k[-1])), int(k.size), "tail sums, chi-square bootstrap",
+                       level)  # fmt: skip
+
+
 # --- inverting a theory: (s, a, sigma^2, C) of the omnibus ridge risk from a learning curve ----
 
 # Starting points of the inversion: every (s, a, sigma^2), with C = 1 (a noiseless curve needs a

@@ -124,3 +124,25 @@ def test_effective_dimensions():
     assert int(spectra.signal_modes(sample, noise=1.0, n_samples=400)) == 3
     with pytest.raises(ValueError, match="^noise must"):
         spectra.signal_modes(sample, noise=0.0, n_samples=400)
+
+
+def test_tail_exponent_bias_and_coverage():
+    """v_k^2 = k^-a chi^2_1 (Gaussian coefficients), 1000 modes, window 16-256: over 40
+    replications the bias-corrected a is within 3 standard errors of its mean of the truth
+    (measured bias <= 0.02 against a spread of 0.08) and the 95 % interval covers a in >= 80 %
+    (a binomial 40-draw lower bound far below the measured 0.925-0.975)."""
+    rng = np.random.default_rng(0)
+    for a in (1.3, 2.5):
+        fits = [
+            fit.tail_exponent(np.arange(1, 1001.0) ** -a * rng.chisquare(1, 1000),
+                              window=(16, 256), n_boot=100, seed=rep)
+            for rep in range(40)
+        ]  # fmt: skip
+        estimates = np.array([f.exponent for f in fits])
+        assert abs(estimates.mean() - a) <= 3 * estimates.std(ddof=1) / np.sqrt(40), a
+        assert np.mean([f.ci[0] <= a <= f.ci[1] for f in fits]) >= 0.8, a
+    exact = fit.tail_exponent(np.arange(1, 1001.0) ** -1.7, window=(16, 256), n_boot=10)
+    # the finite sum is modelled; the midpoint rule's O(k^-2) error at k >= 16 moves a by < 1e-3
+    assert exact.raw_exponent == pytest.approx(1.7, abs=1e-3)
+    with pytest.raises(ValueError, match="window"):
+        fit.tail_exponent(np.ones(100), window=(16, 20))
