@@ -1,7 +1,8 @@
 """Spectrum estimation: `fit.spectrum_exponent`'s parametric bootstrap (n_boot sample covariances
-of n rows: on CPU drawn by JAX and decomposed by NumPy's LAPACK one at a time, on accelerators
-one compiled `lax.map` of eigvalsh), the binned refits included, against the same resamples
-drawn and decomposed by a NumPy loop, the form most analyses take.
+of n rows: Wishart scatter matrices drawn by Bartlett's decomposition, decomposed on CPU by
+NumPy's LAPACK one at a time, on accelerators in one compiled `lax.map` of eigvalsh; the binned
+refits included) against the same resamples drawn and decomposed by a NumPy loop, the form most
+analyses take.
 
 `python -m benchmarks.spectra [--quick]`: readable lines, then one JSON object as the last line;
 a full run merges it into benchmarks/results/<machine>.json.

@@ -624,13 +624,22 @@ def _slope(lk: np.ndarray, ll: np.ndarray) -> tuple[float, float, float]:
 
 @functools.partial(jax.jit, static_argnames=("n_samples",))
 def _sample_gram(lam: Array, key: Array, n_samples: int) -> Array:
-    """The centred sample covariance (its d x d or n x n Gram form, whichever is smaller) of
-    n_samples Gaussian rows with covariance diag(lam): its non-zero eigenvalues are the sample
-    covariance's."""
+    """A matrix whose non-zero eigenvalues are those of the centred sample covariance of
+    n_samples Gaussian rows with covariance diag(lam). For d < n_samples the scatter matrix is
+    Lambda^1/2 W Lambda^1/2 with W ~ Wishart_d(n - 1, I), drawn by Bartlett's decomposition
+    W = L L^T (L lower triangular, L_ii^2 ~ chi^2_{n-i}, L_ij ~ N(0, 1) below): d^2 draws and
+    a d^3 product instead of n d of each. Otherwise the n x n Gram of the drawn rows."""
     d = lam.shape[0]
+    if d < n_samples:
+        k_normal, k_chi = jax.random.split(key)
+        below = jnp.tril(jax.random.normal(k_normal, (d, d), lam.dtype), -1)
+        dof = (n_samples - 1 - jnp.arange(d)).astype(lam.dtype)
+        diagonal = jnp.sqrt(jax.random.chisquare(k_chi, dof, (d,), lam.dtype))
+        factor = jnp.sqrt(lam)[:, None] * (below + jnp.diag(diagonal))
+        return factor @ factor.T / n_samples
     x = jax.random.normal(key, (n_samples, d), lam.dtype) * jnp.sqrt(lam)[None]
     x = x - x.mean(axis=0, keepdims=True)
-    return (x.T @ x if d <= n_samples else x @ x.T) / n_samples
+    return x @ x.T / n_samples
 
 
 @functools.partial(jax.jit, static_argnames=("n_samples", "n_boot"))
@@ -803,8 +812,9 @@ def _tail_fit(lk: np.ndarray, log_tail: np.ndarray, end: float) -> tuple[float, 
         residual = log_tail - _tail_model(k, end, a)
         return float(np.sum((residual - residual.mean()) ** 2))
 
-    a = float(minimize_scalar(sse, bounds=(0.0, 10.0), method="bounded",
-                              options=dict(xatol=1e-10)).x)  # fmt: skip
+    result = minimize_scalar(sse, bounds=(0.0, 10.0), method="bounded",
+                             options=dict(xatol=1e-10))  # fmt: skip
+    a = float(result.x)  # pyright: ignore[reportAttributeAccessIssue]
     return a, float(np.mean(log_tail - _tail_model(k, end, a)))
 
 
