@@ -1,0 +1,138 @@
+"""Prototype a theorem: run a simulator over a grid of Params (seeds included) through the sweep
+engine and test a predictor of the same Params against it, point by point, as a verdict table.
+
+    report = compare(linear.gf_step, make, sweep.Grid(product=dict(lr=[0.1, 0.2]), n_seeds=256),
+                     my_predictor, observable="loss", tolerance=0.02)
+    print(report.table())
+
+The predictor is any function of the Params (a notebook's own, jitted or not) returning the
+observable's shape. The claim is an equivalence test over the whole grid: the worst point's
+relative error plus its simultaneous band (Bonferroni over every grid point and output entry)
+must lie within `tolerance`, the margin the user argues the theorem must meet.
+"""
+
+from collections.abc import Callable, Mapping, Sequence
+
+import jax
+import numpy as np
+import xarray as xr
+
+from spectral_sim import fit, sweep
+from spectral_sim.report import Claim, Report
+
+__all__ = ["compare"]
+
+
+def _predictions(make: Callable, grid: sweep.Grid, predict: Callable) -> np.ndarray:
+    """predict(make(**point)) at every point, stacked in grid order and shaped (*grid dims,
+    *output)."""
+    values = [np.asarray(predict(make(**point)), dtype=float) for point in grid.points()]
+    shapes = {v.shape for v in values}
+    if len(shapes) != 1:
+        raise ValueError(f"predict must return one shape at every grid point; got {shapes}")
+    return np.stack(values).reshape(*grid.dims.values(), *values[0].shape)
+
+
+def compare(
+    simulate: Callable,
+    make: Callable,
+    grid: sweep.Grid,
+    predict: Callable,
+    *,
+    observable: str,
+    tolerance: float,
+    name: str = "compare",
+    source: str = "user predictor",
+    alpha: float = 0.05,
+    options: sweep.Options | None = None,
+    seed: int = 0,
+    dims: Mapping[str, Sequence[str]] | None = None,
+    coords: Mapping[str, Sequence] | None = None,
+) -> Report:
+    """Simulate `simulate(make(**point), key)` at every grid point and seed (the sweep engine:
+    chunked, sharded, resumable with `options.out`), take its `observable` output and compare
+    the seed mean with `predict(make(**point))`.
+
+    Returns a Report named `name` with one claim, `name.<observable>`: the grid point (and
+    output entry) where |mean / predicted - 1| + z SEM / |predicted| is largest, against
+    `tolerance`, with z simultaneous over every compared entry at family-wise false-alarm rate
+    `alpha`. Its data holds every seed (`simulated`), `mean`, `sem`, `predicted`, `z` and
+    `relative_error`; a figure plots measured against predicted. Points where a seed diverged
+    (NaN / inf) are excluded, counted in `diverged` and listed in the notes; if every point
+    diverged the claim is INCONCLUSIVE.
+    """
+    if not tolerance >= 0:
+        raise ValueError(f"tolerance must be >= 0 (a relative margin); got {tolerance!r}")
+    if not 0 < alpha < 1:
+        raise ValueError(f"alpha must be in (0, 1); got {alpha!r}")
+    if grid.n_seeds < 2:
+        raise ValueError(f"grid.n_seeds must be >= 2 for a standard error; got {grid.n_seeds}")
+    first = make(**grid.points()[0])
+    shapes = jax.eval_shape(simulate, first, jax.random.key(0))  # traces, does not compile
+    outputs = sweep._leaf_names(jax.tree.structure(shapes))
+    if observable not in outputs:
+        raise ValueError(f"observable must be one of the simulator's outputs {outputs}; got "
+                         f"{observable!r}")  # fmt: skip
+    predicted = _predictions(make, grid, predict)
+    data = (options or sweep.Options()).run(
+        name, simulate, make, grid, seed=seed, dims=dims, coords=coords,
+        config=dict(observable=observable, tolerance=tolerance, alpha=alpha),
+    )  # fmt: skip
+    simulated = data[observable]
+    grid_dims = list(grid.dims)
+    output_dims = [d for d in simulated.dims if d not in (*grid_dims, "seed")]
+    predicted = xr.DataArray(predicted, dims=[*grid_dims, *output_dims],
+                             coords={d: simulated[d] for d in [*grid_dims, *output_dims]
+                                     if d in simulated.coords})  # fmt: skip
+    diverged = (~xr.apply_ufunc(np.isfinite, simulated)).any("seed")
+    clean = simulated.where(~diverged)
+    mean = clean.mean("seed")
+    sem = clean.std("seed", ddof=1) / np.sqrt(grid.n_seeds)
+    relative = mean / predicted - 1
+    z_score = (mean - predicted) / sem
+    n_compared = int((~diverged).sum())
+    z = fit.z_simultaneous(max(n_compared, 1), alpha)
+    badness = (np.abs(relative) + z * sem / np.abs(predicted)).fillna(-np.inf)
+    flat = int(np.argmax(badness.values))
+    where = dict(zip(badness.dims, np.unravel_index(flat, badness.shape), strict=True))
+    at = {d: simulated[d].values[i] if d in simulated.coords else i for d, i in where.items()}
+    located = ", ".join(f"{d} = {v}" for d, v in at.items())
+    worst_pred = float(predicted.isel(where))
+    nan = n_compared == 0
+    claim = Claim(
+        id=f"{name}.{observable}", source=source,
+        statement=f"the simulated mean of {observable} equals the prediction within "
+        f"{tolerance:.3g} (relative) at all {n_compared} compared entries (worst: {located})",
+        predicted=1.0, measured=np.nan if nan else float(mean.isel(where)) / worst_pred,
+        stderr=np.nan if nan else float(sem.isel(where)) / abs(worst_pred), tolerance=tolerance,
+        z=z,
+    )  # fmt: skip
+    out = xr.Dataset(dict(simulated=simulated, mean=mean, sem=sem, predicted=predicted,
+                          z=z_score, relative_error=relative, diverged=diverged))  # fmt: skip
+    notes = [f"{int(diverged.sum())} of {diverged.size} entries had a diverged seed (excluded)"]
+    return Report(experiment=name, claims=[claim], data=out, figures=dict(compare=_figure(out)),
+                  config=dict(observable=observable, tolerance=tolerance, alpha=alpha,
+                              grid=grid.describe()), seed=seed, notes=notes)  # fmt: skip
+
+
+def _figure(data: xr.Dataset):
+    import matplotlib.figure
+
+    figure = matplotlib.figure.Figure(figsize=(10, 4), layout="constrained")
+    ax_values, ax_error = figure.subplots(1, 2)
+    predicted = data.predicted.values.ravel()
+    mean, sem = data["mean"].values.ravel(), data.sem.values.ravel()
+    ax_values.errorbar(predicted, mean, yerr=sem, fmt="o", ms=3, label="simulated mean ± SEM")
+    finite = predicted[np.isfinite(predicted)]
+    if finite.size:
+        line = np.array([finite.min(), finite.max()])
+        ax_values.plot(line, line, "k-", lw=1, label="measured = predicted")
+    ax_values.set(xlabel="predicted", ylabel="simulated", title="prediction against simulation")
+    ax_values.legend(fontsize=7)
+    index = np.arange(predicted.size)
+    relative = data.relative_error.values.ravel()
+    ax_error.errorbar(index, relative, yerr=sem / np.abs(predicted), fmt="o", ms=3)
+    ax_error.axhline(0, color="k", lw=1)
+    ax_error.set(xlabel="grid entry (row-major)", ylabel="mean / predicted - 1",
+                 title="relative error per entry")  # fmt: skip
+    return figure
