@@ -48,6 +48,8 @@ def compare(
     seed: int = 0,
     dims: Mapping[str, Sequence[str]] | None = None,
     coords: Mapping[str, Sequence] | None = None,
+    exponent_of: str | None = None,
+    n_boot: int = 200,
 ) -> Report:
     """Simulate `simulate(make(**point), key)` at every grid point and seed (the sweep engine:
     chunked, sharded, resumable with `options.out`), take its `observable` output and compare
@@ -60,6 +62,14 @@ def compare(
     `relative_error`; a figure plots measured against predicted. Points where a seed diverged
     (NaN / inf) are excluded, counted in `diverged` and listed in the notes; if every point
     diverged the claim is INCONCLUSIVE.
+
+    With `exponent_of` (a product axis of the grid with >= 3 positive values, e.g. a sample
+    size), the claim is about exponents instead: at every other grid point and output entry
+    the seed mean is fitted as C x^-alpha along that axis (least squares on logs), and alpha is
+    compared with `predict` (which then returns the predicted exponent; its value at the axis'
+    first point is used), within `tolerance` (absolute). The standard error of alpha is the
+    spread over `n_boot` resamples of the seeds, which keeps the correlation that common random
+    numbers put between the points of a curve.
     """
     if not tolerance >= 0:
         raise ValueError(f"tolerance must be >= 0 (a relative margin); got {tolerance!r}")
@@ -67,6 +77,13 @@ def compare(
         raise ValueError(f"alpha must be in (0, 1); got {alpha!r}")
     if grid.n_seeds < 2:
         raise ValueError(f"grid.n_seeds must be >= 2 for a standard error; got {grid.n_seeds}")
+    if exponent_of is not None:
+        values = np.asarray(grid.product.get(exponent_of, []), dtype=float)
+        if values.size < 3 or not np.all(values > 0):
+            raise ValueError(f"exponent_of must name a product axis of >= 3 positive values; got "
+                             f"{exponent_of!r} with {values.tolist()}")  # fmt: skip
+        if n_boot < 10:
+            raise ValueError(f"n_boot must be >= 10; got {n_boot}")
     first = make(**grid.points()[0])
     shapes = jax.eval_shape(simulate, first, jax.random.key(0))  # traces, does not compile
     outputs = sweep._leaf_names(jax.tree.structure(shapes))
@@ -109,10 +126,60 @@ def compare(
     )  # fmt: skip
     out = xr.Dataset(dict(simulated=simulated, mean=mean, sem=sem, predicted=predicted,
                           z=z_score, relative_error=relative, diverged=diverged))  # fmt: skip
+    if exponent_of is not None:
+        claim, exponents = _exponent_claim(clean, predicted, exponent_of, name, observable,
+                                           source, tolerance, alpha, n_boot, seed)  # fmt: skip
+        out = out.merge(exponents)
     notes = [f"{int(diverged.sum())} of {diverged.size} entries had a diverged seed (excluded)"]
     return Report(experiment=name, claims=[claim], data=out, figures=dict(compare=_figure(out)),
                   config=dict(observable=observable, tolerance=tolerance, alpha=alpha,
                               grid=grid.describe()), seed=seed, notes=notes)  # fmt: skip
+
+
+def _exponent_claim(clean, predicted, axis, name, observable, source, tolerance, alpha, n_boot,
+                    seed):  # fmt: skip
+    """The exponent claim of `compare` and its data (alpha, its seed-bootstrap SE, the
+    prediction)."""
+    x = np.log(clean[axis].values.astype(float))
+    dx = x - x.mean()
+    values = clean.transpose(..., axis, "seed")
+    rest = [d for d in values.dims if d not in (axis, "seed")]
+    array = values.values  # (*rest, axis, seed)
+    seeds = array.shape[-1]
+    picks = np.random.default_rng(seed).integers(0, seeds, (n_boot, seeds))
+
+    def exponent(log_mean):  # (..., axis) -> (...)
+        centred = log_mean - log_mean.mean(-1, keepdims=True)
+        return -(centred @ dx) / (dx @ dx)
+
+    with np.errstate(invalid="ignore", divide="ignore"):
+        measured = exponent(np.log(array.mean(-1)))
+        boot = np.stack([exponent(np.log(array[..., pick].mean(-1))) for pick in picks])
+    stderr = boot.std(0, ddof=1)
+    coords = {d: clean[d] for d in rest if d in clean.coords}
+    alpha_hat = xr.DataArray(measured, dims=rest, coords=coords)
+    alpha_se = xr.DataArray(stderr, dims=rest, coords=coords)
+    alpha_pred = predicted.isel({axis: 0}, drop=True)
+    finite = np.isfinite(alpha_hat) & np.isfinite(alpha_se)
+    n_compared = int(finite.sum())
+    z = fit.z_simultaneous(max(n_compared, 1), alpha)
+    badness = (np.abs(alpha_hat - alpha_pred) + z * alpha_se).where(finite).fillna(-np.inf)
+    flat = int(np.argmax(badness.values)) if badness.size else 0
+    where = dict(zip(badness.dims, np.unravel_index(flat, badness.shape), strict=True))
+    located = ", ".join(f"{d} = {clean[d].values[i] if d in clean.coords else i}"
+                        for d, i in where.items()) or "the only curve"  # fmt: skip
+    nan = n_compared == 0
+    claim = Claim(
+        id=f"{name}.{observable}_exponent", source=source,
+        statement=f"the simulated mean of {observable} decays as {axis}^-alpha with the predicted "
+        f"alpha (within {tolerance:.3g}) on all {n_compared} curves (worst: {located})",
+        predicted=float(alpha_pred.isel(where)),
+        measured=np.nan if nan else float(alpha_hat.isel(where)),
+        stderr=np.nan if nan else float(alpha_se.isel(where)), tolerance=tolerance, z=z,
+    )  # fmt: skip
+    data = xr.Dataset(dict(exponent=alpha_hat, exponent_stderr=alpha_se,
+                           exponent_predicted=alpha_pred))  # fmt: skip
+    return claim, data
 
 
 def _figure(data: xr.Dataset):
