@@ -16,7 +16,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING
 
 import experiments
-from spectral_sim.report import VERDICTS, Report
+from spectral_sim.report import VERDICTS, Report, reproduction_summary
 
 if TYPE_CHECKING:
     from spectral_sim import sweep
@@ -266,7 +266,7 @@ def _run(args: list[str]) -> int:
     _configure_jax(options)
     _headless_matplotlib()
     root = options.out or pathlib.Path("results")
-    counts, failed = dict.fromkeys(VERDICTS, 0), []
+    counts, failed, reports = dict.fromkeys(VERDICTS, 0), [], []
     for name in experiments.EXPERIMENTS:
         try:
             report = _run_one(name, [], options, root / name)
@@ -274,11 +274,17 @@ def _run(args: list[str]) -> int:
             print(f"spectral-sim: error: {error}", file=sys.stderr)
             failed.append(name)
             continue
+        reports.append(report)
         for verdict, count in report.summary().items():
             counts[verdict] += count
     total = ", ".join(f"{count} {verdict}" for verdict, count in counts.items())
     ran = len(experiments.EXPERIMENTS) - len(failed)
+    import jax
+
+    if jax.process_index() == 0:
+        (root / "SUMMARY.md").write_text(reproduction_summary(reports), encoding="utf-8")
     print(f"\nall: {total} in {ran} experiment(s); reports under {root}")
+    print(f"summary: {root / 'SUMMARY.md'}")
     if failed:
         print(f"spectral-sim: error: could not run {', '.join(failed)}", file=sys.stderr)
         return 1

@@ -15,7 +15,7 @@ import platform
 import re
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -24,7 +24,7 @@ import xarray as xr
 if TYPE_CHECKING:  # matplotlib is imported only when a figure is saved: keeps imports fast
     from matplotlib.figure import Figure
 
-__all__ = ["VERDICTS", "Claim", "Report", "Verdict", "provenance"]
+__all__ = ["PAPERS", "VERDICTS", "Claim", "Report", "Verdict", "provenance", "reproduction_summary"]
 
 Verdict = Literal["PASS", "FAIL", "INCONCLUSIVE"]
 VERDICTS: tuple[Verdict, ...] = ("PASS", "FAIL", "INCONCLUSIVE")
@@ -435,3 +435,45 @@ class Report:
             notes=notes,
             saved_provenance=provenance,
         )
+
+
+PAPERS = ("P0", "P1", "P2", "P3")
+
+
+def _papers(source: str) -> list[str]:
+    """The papers P0-P3 a claim's source cites (e.g. "[P1] item 5", "P0: language ...")."""
+    return [p for p in PAPERS if re.search(rf"\b{p}\b", source)]
+
+
+def reproduction_summary(reports: Sequence[Report]) -> str:
+    """SUMMARY.md of a `run all`: every claim, grouped by the paper its source cites (claims
+    citing only THEORY.md go under "Standard results"), with predicted, measured ± stderr and
+    verdict, each id linking to its experiment's report.md (reports saved side by side), then
+    each experiment's figures."""
+    groups: dict[str, list[tuple[str, Claim]]] = {p: [] for p in (*PAPERS, "THEORY.md")}
+    for report in reports:
+        for claim in report.claims:
+            for paper in _papers(claim.source) or ["THEORY.md"]:
+                groups[paper].append((report.experiment, claim))
+    counts = {v: sum(r.summary()[v] for r in reports) for v in VERDICTS}
+    lines = ["# Reproduction summary", "",
+             ", ".join(f"{n} {v}" for v, n in counts.items()) + f" in {len(reports)} experiments."
+             " Each id links to its experiment's report; THEORY.md §1 says what is expected.",
+             ""]  # fmt: skip
+    for paper, rows in groups.items():
+        if not rows:
+            continue
+        title = "Standard results (THEORY.md)" if paper == "THEORY.md" else f"Paper {paper}"
+        lines += [f"## {title}", "", "| claim | predicted | measured | ± stderr | verdict |",
+                  "|---|---:|---:|---:|---|"]  # fmt: skip
+        lines += [
+            f"| [{c.id}]({name}/report.md) | {_format_number(c.predicted)} | "
+            f"{_format_number(c.measured)} | {_format_number(c.stderr)} | {c.verdict} |"
+            for name, c in rows
+        ]
+        lines.append("")
+    lines += ["## Figures", ""]
+    for report in reports:
+        figures = ", ".join(f"[{f}]({report.experiment}/{f}.png)" for f in report.figures)
+        lines.append(f"- {report.experiment}: {figures or '(none)'}")
+    return "\n".join(lines) + "\n"

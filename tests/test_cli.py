@@ -98,8 +98,11 @@ def test_run_all(seen, capsys, tmp_path):
     assert [cfg.quick for cfg in seen] == [True, True]
     for name in ("fake", "fake2"):
         assert (tmp_path / name / "report.md").is_file()
-    last = capsys.readouterr().out.strip().splitlines()[-1]
-    assert "1 PASS, 1 FAIL, 0 INCONCLUSIVE" in last and "2 experiment" in last
+    out = capsys.readouterr().out
+    assert "all: 1 PASS, 1 FAIL, 0 INCONCLUSIVE in 2 experiment(s)" in out
+    summary = (tmp_path / "SUMMARY.md").read_text()
+    assert "[c](fake/report.md)" in summary and "[c](fake2/report.md)" in summary
+    assert "1 PASS, 1 FAIL, 0 INCONCLUSIVE in 2 experiments" in summary
 
 
 def test_report_prints_a_saved_table(seen, capsys, tmp_path):

@@ -231,3 +231,23 @@ def test_pyplot_figures_are_closed_after_saving(tmp_path):
     make_report(figures={"curve": figure}).save(tmp_path)
     assert (tmp_path / "curve.png").is_file()
     assert not plt.fignum_exists(figure.number)
+
+
+def test_reproduction_summary_groups_claims_by_paper():
+    from spectral_sim.report import reproduction_summary
+
+    data = xr.Dataset({"x": ("n", np.arange(3.0))})
+    claims = [
+        Claim("a.one", "P1: alpha = beta log rho", "s", 1.0, 2.0, 0.0, 0.1),
+        Claim("a.two", "THEORY.md §2.7", "s", 1.0, 1.0, 0.0, 0.1),
+        Claim("a.three", "[P0] and P3 (both)", "s", 1.0, 1.05, 0.0, 0.1),
+    ]
+    text = reproduction_summary([Report("exp", claims, data)])
+    sections = text.split("## ")
+    by_title = {part.splitlines()[0]: part for part in sections[1:]}
+    assert "a.one" in by_title["Paper P1"] and "a.one" not in by_title["Paper P0"]
+    assert "a.three" in by_title["Paper P0"] and "a.three" in by_title["Paper P3"]
+    assert "a.two" in by_title["Standard results (THEORY.md)"]
+    assert "Paper P2" not in by_title  # no claim cites it
+    assert "| [a.one](exp/report.md) | 1 | 2 | 0 | FAIL |" in text
+    assert text.startswith("# Reproduction summary\n\n2 PASS, 1 FAIL, 0 INCONCLUSIVE in 1 ")
