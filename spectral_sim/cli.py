@@ -24,17 +24,20 @@ if TYPE_CHECKING:
 __all__ = ["compilation_cache_dir", "main"]
 
 USAGE = """\
-usage: spectral-sim list
-       spectral-sim run NAME [RUN OPTIONS] [--FIELD VALUE ...]
-       spectral-sim run all [RUN OPTIONS]
-       spectral-sim report DIR
+usage: spectral-sim [--debug] list
+       spectral-sim [--debug] run NAME [RUN OPTIONS] [--FIELD VALUE ...]
+       spectral-sim [--debug] run all [RUN OPTIONS]
+       spectral-sim show DIR
 
   list          the experiments, one line each
   run NAME      run one experiment and save its report to DIR (default results/NAME);
                 every field of its Config, the sweep grid included, is a flag
                 (`spectral-sim run NAME --help`)
-  run all       run every experiment, each into DIR/<name> (default results/<name>)
-  report DIR    print the verdict table of a saved report
+  run all       run every experiment, each into DIR/<name> (default results/<name>), and
+                write DIR/SUMMARY.md
+  show DIR      print the verdict table of a saved report (also: report DIR)
+
+  --debug       show the full traceback of an error instead of one line
 
 run options:
   --quick               the CPU-minute version of the experiment (sets Config.quick)
@@ -319,19 +322,29 @@ def _report(args: list[str]) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line `argv` (default: sys.argv[1:]); returns the exit code."""
     args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args
+    args = [a for a in args if a != "--debug"]
     if not args or args[0] in ("-h", "--help", "help"):
         print(USAGE, file=sys.stdout if args else sys.stderr)
         return 0 if args else 2
-    commands = {"list": _list, "run": _run, "report": _report}
+    commands = {"list": _list, "run": _run, "show": _report, "report": _report}
     try:
         if args[0] not in commands:
             raise UsageError(f"unknown command {args[0]!r}; expected one of: {', '.join(commands)}")
         return commands[args[0]](args[1:])
     except UsageError as error:
+        if debug:
+            raise
         print(f"spectral-sim: error: {error}", file=sys.stderr)
         return 2
     except _Exit as exit_:
         return exit_.code
+    except Exception as error:  # a bug or an environment problem: one line unless --debug
+        if debug:
+            raise
+        print(f"spectral-sim: error: {type(error).__name__}: {error} (at {_where(error)}; rerun "
+              "with --debug for the traceback)", file=sys.stderr)  # fmt: skip
+        return 1
 
 
 if __name__ == "__main__":

@@ -197,3 +197,23 @@ def test_compilation_cache_dir(monkeypatch, tmp_path):
     monkeypatch.delenv("SPECTRAL_SIM_CACHE")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     assert cli.compilation_cache_dir() == pathlib.Path(tmp_path) / "spectral_sim" / "jax"
+
+
+def test_show_prints_a_saved_table(seen, capsys, tmp_path):
+    cli.main(["run", "fake", "--out", str(tmp_path)])
+    capsys.readouterr()
+    assert cli.main(["show", str(tmp_path)]) == 0
+    assert "| c " in capsys.readouterr().out
+
+
+def test_unexpected_errors_are_one_line_unless_debug(seen, capsys, monkeypatch, tmp_path):
+    def broken(cfg, options=None):
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(sys.modules["experiments.fake"], "run", broken)
+    assert cli.main(["run", "fake", "--out", str(tmp_path)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert "RuntimeError: disk on fire" in err and "--debug" in err
+    with pytest.raises(RuntimeError, match="disk on fire"):
+        cli.main(["--debug", "run", "fake", "--out", str(tmp_path)])
