@@ -1,0 +1,39 @@
+"""The notebooks: each percent-format .py runs end to end at its small scale, and its paired
+.ipynb holds the same cells with the outputs stripped."""
+
+import pathlib
+import runpy
+
+import jupytext
+import matplotlib
+import pytest
+
+NOTEBOOKS = sorted((pathlib.Path(__file__).parent.parent / "notebooks").glob("*.py"))
+
+
+def test_there_are_notebooks():
+    assert [p.stem for p in NOTEBOOKS] == ["quickstart"]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_runs(path, monkeypatch):
+    import matplotlib.pyplot as plt
+
+    matplotlib.use("Agg")
+    monkeypatch.setattr(plt, "show", lambda *args, **kwargs: None)
+    try:
+        runpy.run_path(str(path), run_name="__main__")
+    finally:
+        plt.close("all")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_ipynb_is_paired_and_stripped(path):
+    script = jupytext.read(path)
+    paired = jupytext.read(path.with_suffix(".ipynb"))
+    assert [(c.cell_type, c.source) for c in paired.cells] == [
+        (c.cell_type, c.source) for c in script.cells
+    ], f"{path.with_suffix('.ipynb')} is out of date: jupytext --sync {path}"
+    for cell in paired.cells:
+        if cell.cell_type == "code":
+            assert cell.outputs == [] and cell.execution_count is None, "strip the outputs"
