@@ -12,7 +12,7 @@ NOTEBOOKS = sorted((pathlib.Path(__file__).parent.parent / "notebooks").glob("*.
 
 
 def test_there_are_notebooks():
-    assert [p.stem for p in NOTEBOOKS] == ["quickstart"]
+    assert [p.stem for p in NOTEBOOKS] == ["prototype_a_theorem", "quickstart"]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
