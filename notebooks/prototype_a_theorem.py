@@ -20,6 +20,8 @@
 # seeds with `spectral_sim.compare`. The verdict is whatever the simulation says.
 
 # %%
+import os
+
 import jax
 import optax
 
@@ -27,6 +29,7 @@ jax.config.update("jax_enable_x64", True)
 from spectral_sim import PowerLaw, compare, simulate, sweep, theory  # noqa: E402
 from spectral_sim.models import linear  # noqa: E402
 
+SMOKE = os.environ.get("SPECTRAL_SIM_SMOKE") == "1"  # the test suite's small-scale run
 BETA = 0.9
 STEPS = [100, 1000]
 spectrum = PowerLaw(s=2.0, a=2.0, n_modes=256)
@@ -55,7 +58,7 @@ def effective_lr_rule(params):
 # ## The test: equal within 10 % at every learning rate and both times
 
 # %%
-grid = sweep.Grid(product=dict(lr=[0.002, 0.005, 0.01]), n_seeds=256)
+grid = sweep.Grid(product=dict(lr=[0.002, 0.005, 0.01]), n_seeds=32 if SMOKE else 256)
 report = compare.compare(
     simulate_momentum, make, grid, effective_lr_rule, observable="loss", tolerance=0.1,
     name="momentum", dims=dict(loss=("step",)), coords=dict(step=STEPS),

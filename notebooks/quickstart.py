@@ -21,6 +21,8 @@
 # table with `spectral_sim.compare`.
 
 # %%
+import os
+
 import jax
 import jax.numpy as jnp
 import matplotlib.pyplot as plt
@@ -28,6 +30,9 @@ import matplotlib.pyplot as plt
 jax.config.update("jax_enable_x64", True)  # float64 for the theory side
 from spectral_sim import PowerLaw, compare, simulate, sweep, theory  # noqa: E402
 from spectral_sim.models import linear  # noqa: E402
+
+SMOKE = os.environ.get("SPECTRAL_SIM_SMOKE") == "1"  # the test suite's small-scale run
+N_SEEDS = 100 if SMOKE else 1000
 
 # %% [markdown]
 # ## A spectrum and a simulation
@@ -44,7 +49,7 @@ def run(key):
     return simulate.trajectory(linear, params, key, steps=steps)[1].loss
 
 
-losses = jax.jit(jax.vmap(run))(jax.random.split(jax.random.key(0), 1000))
+losses = jax.jit(jax.vmap(run))(jax.random.split(jax.random.key(0), N_SEEDS))
 predicted = theory.sgd_loss(spectrum, lr=0.3, batch=4, noise=0.01, steps=steps)
 print("simulated mean:", losses.mean(0))
 print("exact SGD     :", predicted)
@@ -81,7 +86,7 @@ def predict(p):
     return theory.sgd_loss(p.spectrum, lr=p.lr, batch=4, noise=0.01, steps=[300])[0]
 
 
-grid = sweep.Grid(product=dict(lr=[0.1, 0.2, 0.3]), n_seeds=512)
+grid = sweep.Grid(product=dict(lr=[0.1, 0.2, 0.3]), n_seeds=N_SEEDS // 2)
 report = compare.compare(simulate_one, make, grid, predict, observable="loss", tolerance=0.05,
                          name="quickstart", options=sweep.Options(progress=False))  # fmt: skip
 print(report.table())

@@ -21,6 +21,7 @@ def test_notebook_runs(path, monkeypatch):
 
     matplotlib.use("Agg")
     monkeypatch.setattr(plt, "show", lambda *args, **kwargs: None)
+    monkeypatch.setenv("SPECTRAL_SIM_SMOKE", "1")  # the notebooks' small scale
     try:
         runpy.run_path(str(path), run_name="__main__")
     finally:
