@@ -233,13 +233,13 @@ def measure(cfg: Config, options: sweep.Options | None = None) -> xr.Dataset:
         models = [("kernel", k) for k in cfg.kernels]
         if name in cfg.networks_on:
             models += [("rf", "arccos"), ("mlp", "arccos")]  # the kernels of their infinite width
-        spectra = {}
+        measured = {}  # kind -> (kernel matrix, spectrum): rf and mlp share arccos's
         for model, kind in models:
-            k = kernel(x, kind)
-            if kind not in spectra:
-                spectra[kind] = measure_spectrum(k, y, cfg, x.shape[1] if kind == "linear"
-                                                 else len(y))  # fmt: skip
-            spec = spectra[kind]
+            if kind not in measured:
+                k = kernel(x, kind)
+                modes = x.shape[1] if kind == "linear" else len(y)
+                measured[kind] = k, measure_spectrum(k, y, cfg, modes)
+            k, spec = measured[kind]
             ridge = cfg.ridge * float(spec["lam"].sum())
             pool = pool_model.Pool(jnp.asarray(x), jnp.asarray(k), jnp.asarray(y))
             extra = dict(
