@@ -1,9 +1,11 @@
 """The notebooks: each percent-format .py runs end to end at its small scale, and its paired
 .ipynb holds the same cells with the outputs stripped."""
 
+import os
 import pathlib
 import runpy
 
+import jax
 import jupytext
 import matplotlib
 import pytest
@@ -12,7 +14,7 @@ NOTEBOOKS = sorted((pathlib.Path(__file__).parent.parent / "notebooks").glob("*.
 
 
 def test_there_are_notebooks():
-    assert [p.stem for p in NOTEBOOKS] == ["prototype_a_theorem", "quickstart"]
+    assert [p.stem for p in NOTEBOOKS] == ["prototype_a_theorem", "quickstart", "sweeps_at_scale"]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
@@ -22,10 +24,15 @@ def test_notebook_runs(path, monkeypatch):
     matplotlib.use("Agg")
     monkeypatch.setattr(plt, "show", lambda *args, **kwargs: None)
     monkeypatch.setenv("SPECTRAL_SIM_SMOKE", "1")  # the notebooks' small scale
+    # sweeps_at_scale asks for virtual CPU devices before JAX starts (too late here, where the
+    # suite's 8 devices are up): keep its setting out of later tests' subprocesses
+    monkeypatch.setenv("XLA_FLAGS", os.environ.get("XLA_FLAGS", ""))
+    x64 = jax.config.read("jax_enable_x64")  # a notebook may choose its float width
     try:
         runpy.run_path(str(path), run_name="__main__")
     finally:
         plt.close("all")
+        jax.config.update("jax_enable_x64", x64)
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
