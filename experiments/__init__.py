@@ -6,12 +6,13 @@ files); `spectral-sim run NAME` runs one.
 """
 
 import dataclasses
+import fnmatch
 import importlib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from types import ModuleType
 from typing import Any, TypeVar
 
-__all__ = ["EXPERIMENTS", "describe", "listed", "load", "quick", "worst"]
+__all__ = ["EXPERIMENTS", "claims", "describe", "listed", "load", "quick", "undeclared", "worst"]
 
 EXPERIMENTS: tuple[str, ...] = (
     "learning_curves",
@@ -35,9 +36,22 @@ def load(name: str) -> ModuleType:
 
 
 def describe(name: str) -> str:
-    """The first line of the experiment module's docstring (imports the module)."""
+    """The first paragraph of the experiment module's docstring, on one line (imports the
+    module)."""
     doc = (load(name).__doc__ or "").strip()
-    return doc.splitlines()[0] if doc else ""
+    return " ".join(doc.split("\n\n")[0].split())
+
+
+def claims(name: str) -> dict[str, str]:
+    """The experiment's `CLAIMS`: claim id pattern (fnmatch; ids may name a data set or an
+    optimizer) -> what the claim tests. Imports the module."""
+    return dict(getattr(load(name), "CLAIMS", {}))
+
+
+def undeclared(name: str, claim_ids: Iterable[str]) -> list[str]:
+    """The ids among `claim_ids` that match none of the experiment's `CLAIMS` patterns."""
+    patterns = claims(name)
+    return [i for i in claim_ids if not any(fnmatch.fnmatchcase(i, p) for p in patterns)]
 
 
 def quick(cfg: C, values: Mapping[str, Any]) -> C:

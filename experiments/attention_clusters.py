@@ -77,6 +77,26 @@ ORDER_TOL = 0.1
 PURE_LAYERS = 8
 
 
+# The claims this experiment checks, for `spectral-sim list`: id pattern (fnmatch) -> what
+# is tested ([Pn]: a paper's claim). The tests check that every claim a run makes is here.
+CLAIMS = {
+    "attention.exact_rate": "fixed P: the late rate is the exact max_(i>=2) |1 - eps (1 - mu_i)|",
+    "attention.gap_rate_inside": "[P0] X + eps (P X - X) contracts at 1 - eps lambda_2 (small eps)",
+    "attention.gap_rate_outside": "[P0] the same rate for over-relaxed eps",
+    "attention.additive_rate": "X + eps P X contracts at 1 - eps' lambda_2, eps' = eps / (1 + eps)",
+    "attention.additive_naive": "[P0] X + eps P X contracts at 1 - eps lambda_2 with the raw eps",
+    "attention.consensus_point": "fixed P: every token ends at pi^T X_0",
+    "attention.softmax_rate": "softmax attention contracts asymptotically at 1 - eps",
+    "attention.softmax_additive": "additive softmax attention contracts at 1 / (1 + eps)",
+    "attention.softmax_first_layer": "[P0] softmax attention contracts at the first layer's gap",
+    "attention.dobrushin": "diam(X_l) <= tau(M_l) diam(X_(l-1)) at every layer",
+    "attention.pure_cubic": "pure attention shrinks its residual doubly exponentially (r -> c r^3)",
+    "attention.rank_collapse_bound": "r_(l+1) <= 4 gamma w r_l^3 in the bound's local regime",
+    "attention.sphere_consensus": "sphere dynamics (d >= 3, beta <= 1) end in one cluster",
+    "attention.sphere_large_beta": "sphere dynamics at large beta reach one cluster by t = 100",
+}
+
+
 @dataclasses.dataclass(frozen=True)
 class Config:
     n_tokens: int = 16

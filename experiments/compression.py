@@ -49,6 +49,29 @@ FLOAT_FORMATS = dict(bf16="bfloat16", fp8="float8_e4m3fn")
 FAMILY_ALPHA = 0.05
 
 
+# The claims this experiment checks, for `spectral-sim list`: id pattern (fnmatch) -> what
+# is tested ([Pn]: a paper's claim). The tests check that every claim a run makes is here.
+CLAIMS = {
+    "compression.prune_exact": "[P3] pruning to K eigenmodes costs the exact truncated tail",
+    "compression.complementarity*": "[P3] test loss + pruning damage is the complementarity sum",
+    "compression.prune_linear_growth": "pruning damage grows linearly in t while K >> k*(t)",
+    "compression.prune_saturation": "pruning damage saturates at the tail energy while K << k*(t)",
+    "compression.saliency": "[P3] saliency pruning costs what truncation to K costs",
+    "compression.magnitude_*": "[P3] magnitude pruning costs what truncation costs (a > s, a < s)",
+    "compression.weight_basis": "[P3] magnitude pruning in a random weight basis costs the same",
+    "compression.dithered": "dithered quantisation costs (Delta^2/24) tr Sigma",
+    "compression.rounding_as_perturbation": "[P3] rounding costs (Delta^2/24) tr Sigma",
+    "compression.rounding_as_pruning": "rounding costs zeroing |w_k| < Delta/2 plus dither noise",
+    "compression.*_rounding": "rounding into bfloat16 / float8 costs sum lambda_k ulp(w_k)^2 / 24",
+    "evolution.preconditioned_exact": "preconditioned GD follows its exact closed form",
+    "evolution.exponent": "[P3] L(t) ~ t^-(a-1)/(s rho) under g = lambda^rho t",
+    "evolution.frontier": "[P3] the learning frontier moves as k*(t) ~ t^(1/(s rho))",
+    "evolution.tail_dominance": "[P3] the loss is the tail beyond the frontier, times a constant",
+    "evolution.diagonal_rho": "the diagonal network's elasticity rho is (s + a)/(2s)",
+    "evolution.diagonal_exponent": "[P3] the diagonal network's exponent depends only on rho",
+}
+
+
 @dataclasses.dataclass(frozen=True)
 class Config:
     s: tuple[float, ...] = (1.5, 3.0)

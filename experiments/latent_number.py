@@ -47,6 +47,20 @@ FAMILY_ALPHA = 0.05
 DD_MARGIN = 0.10
 
 
+# The claims this experiment checks, for `spectral-sim list`: id pattern (fnmatch) -> what
+# is tested ([Pn]: a paper's claim). The tests check that every claim a run makes is here.
+CLAIMS = {
+    "latent.exponent": "GF on geometric spectra rho^-k decays as t^-1 for every rho",
+    "latent.p1_alpha_log_rho": "[P1] the loss exponent scales as log rho",
+    "latent.level": "rho sets the level 1/(4 ln rho) of t L(t), not the exponent",
+    "latent.ripple": "t L(t) ripples log-periodically with the Poisson-summation amplitude",
+    "latent.gd_exponent": "full-batch GD on the same spectra decays as t^-1",
+    "latent.double_descent_exact": "min-norm / OLS risk equals its closed form on both sides",
+    "latent.p1_leading_order": "[P1] the variance near interpolation is sigma^2 N*/n",
+    "latent.peak": "the Monte Carlo risk peaks at the interpolation threshold N = n",
+}
+
+
 @dataclasses.dataclass(frozen=True)
 class Config:
     rho: tuple[float, ...] = (1.05, 1.2, 1.5, 2.0, 3.0, 4.0)

@@ -34,6 +34,16 @@ FAMILY_ALPHA = 0.05
 RECURSION_MARGIN = 0.10
 
 
+# The claims this experiment checks, for `spectral-sim list`: id pattern (fnmatch) -> what
+# is tested ([Pn]: a paper's claim). The tests check that every claim a run makes is here.
+CLAIMS = {
+    "learning_curves.gf_exponent": "gradient-flow loss decays as t^-(a-1)/s while 1 << k*(t) << M",
+    "learning_curves.sgd_recursion": "one-pass SGD's seed-mean loss equals the exact recursion",
+    "learning_curves.sgd_stability": "SGD stays bounded where chi < 1 and blows up where chi >= 1",
+    "learning_curves.tail_dominance": "GF loss / (tail energy beyond k*) -> Gamma(1 + c) 2^-c",
+}
+
+
 @dataclasses.dataclass(frozen=True)
 class Config:
     s: tuple[float, ...] = (1.5, 2.0, 3.0)

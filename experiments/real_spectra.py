@@ -48,6 +48,17 @@ S_MARGIN = 0.10
 FAMILY_ALPHA = 0.05
 
 
+# The claims this experiment checks, for `spectral-sim list`: id pattern (fnmatch) -> what
+# is tested ([Pn]: a paper's claim). The tests check that every claim a run makes is here.
+CLAIMS = {
+    "real_data.*.language_s1": "[P0] language data has a covariance spectrum with s ~ 1",
+    "real_data.*.*.omnibus": "the omnibus predictor from the measured spectrum gives the MSE",
+    "real_data.*.*.erm_exponent": "the learning curve decays as n^-min(a-1, 2s) (measured s, a)",
+    "real_data.*.*.p0_exponent": "[P0] the learning curve's exponent is (a - 1)/s_data",
+    "real_data.*.*.s_eff": "[P0] the s_eff fitted to the learning curve equals s_data",
+}
+
+
 @dataclasses.dataclass(frozen=True)
 class Config:
     sets: tuple[str, ...] = SETS

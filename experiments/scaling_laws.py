@@ -52,6 +52,25 @@ ISO_CURVES = 5
 ISO_BUDGETS = 40
 
 
+# The claims this experiment checks, for `spectral-sim list`: id pattern (fnmatch) -> what
+# is tested ([Pn]: a paper's claim). The tests check that every claim a run makes is here.
+CLAIMS = {
+    "scaling.loss_exponent": "compute-optimal loss L* ~ C^-(a-1)/(s+1) on the exact-GF frontier",
+    "scaling.allocation_exponent": "compute-optimal N* ~ C^1/(s+1), D* ~ C^s/(s+1), for every a",
+    "scaling.paper_exponent_*": "[P0]'s loss exponent (s-1)/(s+1), with a = s and with a != s",
+    "scaling.s_alone": "[P0] pairs sharing s have equal loss exponents",
+    "scaling.chinchilla_n_equals_d": "[P0] N ~ D at the (s, a) Chinchilla's exponents map to",
+    "scaling.chinchilla_loss_exponent": "Chinchilla's optimum exponent is the GF frontier's",
+    "scaling.hard_truncation_gap": "[P0] hard truncation overpredicts exponents up to 50x at s = 3",
+    "scaling.soft_truncation_prefactor": "the GF frontier constant is soft truncation's prediction",
+    "scaling.soft_allocation_exponent": "soft and hard truncation give the same N* exponent",
+    "scaling.sgd_loss_exponent": "one-pass SGD keeps the GF frontier's loss exponent",
+    "scaling.sgd_frontier_recursion": "SGD's Monte Carlo frontier equals the exact recursion's",
+    "scaling.rf_saturation": "random features saturate at d^-min(a-1, s)",
+    "scaling.rf_frontier_*_exponent": "random features follow the PLRF loss and width exponents",
+}
+
+
 @dataclasses.dataclass(frozen=True)
 class Config:
     pairs: tuple[tuple[float, float], ...] = (

@@ -38,6 +38,20 @@ FAMILY_ALPHA = 0.05
 CONVERGED = 0.05
 
 
+# The claims this experiment checks, for `spectral-sim list`: id pattern (fnmatch) -> what
+# is tested ([Pn]: a paper's claim). The tests check that every claim a run makes is here.
+CLAIMS = {
+    "self_improvement.replace": "replace loop: seed-mean error equals its closed form",
+    "self_improvement.accumulate": "accumulate loop: seed-mean error equals its closed form",
+    "self_improvement.mix": "mix loop: seed-mean error equals its closed form",
+    "self_improvement.growing": "replace loop with growing samples: error equals its closed form",
+    "self_improvement.p0_converges_*": "[P0] at fixed compute per generation the loop converges",
+    "self_improvement.p0_improves_with_compute*": "[P0] with growing compute the loop improves",
+    "self_improvement.sgd_generation_one": "one-pass SGD's first generation matches exact SGD",
+    "self_improvement.verifier": "a verifier keeps the accumulate loop below generation 1",
+}
+
+
 @dataclasses.dataclass(frozen=True)
 class Config:
     dim: int = 10

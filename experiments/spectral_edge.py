@@ -53,6 +53,17 @@ OBS = ("train_accuracy", "test_accuracy", "train_loss", "test_loss", "k_star", "
 WINDOWS = ("raw", "centred")
 
 
+# The claims this experiment checks, for `spectral-sim list`: id pattern (fnmatch) -> what
+# is tested ([Pn]: a paper's claim). The tests check that every claim a run makes is here.
+CLAIMS = {
+    "spectral_edge.grokking_*_decay": "[P2] runs grok with weight decay and not without",
+    "spectral_edge.precedes_*": "[P2] gap dynamics of the update Gram precede every grokking event",
+    "spectral_edge.beyond_null_*": "events are preceded more often than random times of the run",
+    "spectral_edge.k_star_*": "[P2] the gap position k* is 2 under AdamW, 1 under Muon",
+    "spectral_edge.adiabatic_*": "[P2] the adiabatic ratio A ~ 1 at a transition, << 1 on plateaus",
+}
+
+
 @dataclasses.dataclass(frozen=True)
 class Config:
     p: int = 31

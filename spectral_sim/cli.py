@@ -24,12 +24,13 @@ if TYPE_CHECKING:
 __all__ = ["compilation_cache_dir", "main"]
 
 USAGE = """\
-usage: spectral-sim [--debug] list
+usage: spectral-sim [--debug] list [NAME ...]
        spectral-sim [--debug] run NAME [RUN OPTIONS] [--FIELD VALUE ...]
        spectral-sim [--debug] run all [RUN OPTIONS]
        spectral-sim show DIR
 
-  list          the experiments, one line each
+  list          the experiments, one line each, with the claims each one checks
+                (NAME ...: only those experiments)
   run NAME      run one experiment and save its report to DIR (default results/NAME);
                 every field of its Config, the sweep grid included, is a flag
                 (`spectral-sim run NAME --help`)
@@ -295,16 +296,23 @@ def _run(args: list[str]) -> int:
 
 
 def _list(args: list[str]) -> int:
-    if args:
-        raise UsageError(f"list takes no arguments; got {args}")
-    width = max(map(len, experiments.EXPERIMENTS), default=0)
+    names = args or list(experiments.EXPERIMENTS)
+    for name in names:
+        if name not in experiments.EXPERIMENTS:
+            raise UsageError(f"unknown experiment {name!r}; valid names: "
+                             f"{', '.join(experiments.EXPERIMENTS)}")  # fmt: skip
+    width = max(map(len, names), default=0)
     broken = 0
-    for name in experiments.EXPERIMENTS:
+    for name in names:
         try:
-            line = experiments.describe(name)
+            line, claims = experiments.describe(name), experiments.claims(name)
         except Exception as error:  # one broken module should not hide the others
-            line, broken = f"(cannot import: {type(error).__name__}: {error})", broken + 1
+            line, claims = f"(cannot import: {type(error).__name__}: {error})", {}
+            broken += 1
         print(f"{name:<{width}}  {line}")
+        pattern_width = max(map(len, claims), default=0)
+        for pattern, what in claims.items():
+            print(f"    {pattern:<{pattern_width}}  {what}")
     return 1 if broken else 0
 
 

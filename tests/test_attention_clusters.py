@@ -4,6 +4,7 @@ import json
 import numpy as np
 import pytest
 
+import experiments
 from experiments import attention_clusters
 from spectral_sim import sweep
 
@@ -104,3 +105,8 @@ def test_diverged_and_unresolved_runs_are_noted(report):
 def test_bad_config_raises_before_running(change, field):
     with pytest.raises(ValueError, match=field):
         attention_clusters.run(dataclasses.replace(CONFIG, **change))
+
+
+def test_every_claim_is_declared_for_list(report):
+    """`spectral-sim list` shows the module's CLAIMS: each claim the run made must match one."""
+    assert experiments.undeclared("attention_clusters", [c.id for c in report.claims]) == []

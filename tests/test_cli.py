@@ -49,6 +49,7 @@ def fake_experiment(name: str, measured: float, seen: list) -> types.ModuleType:
         return Report(name, claims, data, config=cfg, seed=cfg.n)
 
     module.Config, module.run = Config, run  # type: ignore[attr-defined]
+    module.CLAIMS = {"c": "n is positive"}  # type: ignore[attr-defined]
     return module
 
 
@@ -69,7 +70,20 @@ def test_list(seen, capsys):
     assert cli.main(["list"]) == 0
     out = capsys.readouterr().out
     assert "fake   The fake experiment." in out and "fake2  The fake2 experiment." in out
+    assert "    c  n is positive" in out  # each experiment's claims
     assert "Details" not in out
+
+
+def test_list_some(seen, capsys):
+    assert cli.main(["list", "fake2"]) == 0
+    out = capsys.readouterr().out
+    assert "fake2  The fake2 experiment." in out and "fake " not in out
+    assert cli.main(["list", "nope"]) == 2
+    assert "unknown experiment 'nope'; valid names: fake, fake2" in capsys.readouterr().err
+
+
+def test_the_claims_tables_match_the_claim_ids(seen):
+    assert experiments.undeclared("fake", ["c", "d"]) == ["d"]
 
 
 def test_run_applies_config_flags_and_writes_the_report(seen, capsys, tmp_path):

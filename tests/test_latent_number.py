@@ -3,6 +3,7 @@ import json
 
 import pytest
 
+import experiments
 from experiments import latent_number
 
 CLAIMS = {
@@ -73,3 +74,8 @@ def test_verdicts_are_computed_not_fixed(report):
 def test_bad_config_names_the_field(change, field):
     with pytest.raises(ValueError, match=f"^{field} must"):
         latent_number.run(dataclasses.replace(CONFIG, **change))
+
+
+def test_every_claim_is_declared_for_list(report):
+    """`spectral-sim list` shows the module's CLAIMS: each claim the run made must match one."""
+    assert experiments.undeclared("latent_number", [c.id for c in report.claims]) == []

@@ -4,6 +4,7 @@ import json
 import numpy as np
 import pytest
 
+import experiments
 from experiments import real_spectra
 
 # A small slice: the text in 4096-character blocks (272 blocks, so n <= 68), two kernels, random
@@ -85,3 +86,8 @@ def test_samples_beyond_a_quarter_of_the_pool_are_refused():
     cfg = dataclasses.replace(CONFIG, samples=(8, 16, 32, 64, 128))
     with pytest.raises(ValueError, match="samples must be <= P/4"):
         real_spectra.run(cfg)
+
+
+def test_every_claim_is_declared_for_list(report):
+    """`spectral-sim list` shows the module's CLAIMS: each claim the run made must match one."""
+    assert experiments.undeclared("real_spectra", [c.id for c in report.claims]) == []

@@ -8,6 +8,7 @@ import pytest
 from conftest import RTOL
 from jax.scipy.special import zeta
 
+import experiments
 from experiments import scaling_laws
 from spectral_sim import PowerLaw, sweep, theory
 from spectral_sim.models import linear
@@ -187,3 +188,8 @@ def test_bad_config_raises_before_running(change, field):
     cfg = dataclasses.replace(scaling_laws.Config(quick=True), **change)
     with pytest.raises(ValueError, match=field):
         scaling_laws.run(cfg)
+
+
+def test_every_claim_is_declared_for_list(report):
+    """`spectral-sim list` shows the module's CLAIMS: each claim the run made must match one."""
+    assert experiments.undeclared("scaling_laws", [c.id for c in report.claims]) == []

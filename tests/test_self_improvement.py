@@ -3,6 +3,7 @@ import json
 
 import pytest
 
+import experiments
 from experiments import self_improvement
 from spectral_sim import sweep
 
@@ -87,3 +88,8 @@ def test_verdicts_are_computed_not_fixed(report):
 def test_bad_config_raises_before_running(change, field):
     with pytest.raises(ValueError, match=field):
         self_improvement.run(dataclasses.replace(CONFIG, **change))
+
+
+def test_every_claim_is_declared_for_list(report):
+    """`spectral-sim list` shows the module's CLAIMS: each claim the run made must match one."""
+    assert experiments.undeclared("self_improvement", [c.id for c in report.claims]) == []

@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 
+import experiments
 from experiments import spectral_edge
 from spectral_sim import sweep
 
@@ -114,3 +115,8 @@ def test_leads_null_and_claims_on_hand_made_runs(report):
 def test_bad_config_is_rejected_before_running(change, field):
     with pytest.raises(ValueError, match=field):
         spectral_edge.check(dataclasses.replace(CONFIG, **change))
+
+
+def test_every_claim_is_declared_for_list(report):
+    """`spectral-sim list` shows the module's CLAIMS: each claim the run made must match one."""
+    assert experiments.undeclared("spectral_edge", [c.id for c in report.claims]) == []
