@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench lint
+.PHONY: run test bench lint docs figures
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,6 +14,10 @@ $(STAMP): pyproject.toml
 
 run: $(STAMP)
 	$(BIN)/spectral-sim run all --quick --out results --overwrite
+
+# The README's "Results at quick scale" section and docs/figures/, from a fresh quick run.
+figures: run
+	$(BIN)/python -m spectral_sim.gallery results README.md docs/figures
 
 # Two pytest workers (one per CI core), each test file kept on one worker so that its
 # module-scoped experiment fixture runs once (about 9 min for 620 tests on 2 cores; one
@@ -37,3 +41,8 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/pyright
+
+# The user guide and the API reference (from the docstrings) into site/; --strict (set in
+# mkdocs.yml) fails on a broken link or cross-reference.
+docs: $(STAMP)
+	$(BIN)/mkdocs build

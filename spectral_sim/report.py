@@ -24,7 +24,10 @@ import xarray as xr
 if TYPE_CHECKING:  # matplotlib is imported only when a figure is saved: keeps imports fast
     from matplotlib.figure import Figure
 
-__all__ = ["PAPERS", "VERDICTS", "Claim", "Report", "Verdict", "provenance", "reproduction_summary"]
+__all__ = [
+    "PAPERS", "VERDICTS", "Claim", "Report", "Verdict", "claims_by_paper", "claims_table",
+    "provenance", "reproduction_summary",
+]  # fmt: skip
 
 Verdict = Literal["PASS", "FAIL", "INCONCLUSIVE"]
 VERDICTS: tuple[Verdict, ...] = ("PASS", "FAIL", "INCONCLUSIVE")
@@ -445,33 +448,44 @@ def _papers(source: str) -> list[str]:
     return [p for p in PAPERS if re.search(rf"\b{p}\b", source)]
 
 
-def reproduction_summary(reports: Sequence[Report]) -> str:
-    """SUMMARY.md of a `run all`: every claim, grouped by the paper its source cites (claims
-    citing only THEORY.md go under "Standard results"), with predicted, measured ± stderr and
-    verdict, each id linking to its experiment's report.md (reports saved side by side), then
-    each experiment's figures."""
+def claims_by_paper(reports: Sequence[Report]) -> dict[str, list[tuple[str, Claim]]]:
+    """(experiment, claim) pairs by the paper P0-P3 each claim's source cites, titled "Paper Pn";
+    claims citing none go under "Standard results (THEORY.md)". Empty groups are left out."""
     groups: dict[str, list[tuple[str, Claim]]] = {p: [] for p in (*PAPERS, "THEORY.md")}
     for report in reports:
         for claim in report.claims:
             for paper in _papers(claim.source) or ["THEORY.md"]:
                 groups[paper].append((report.experiment, claim))
+    return {
+        "Standard results (THEORY.md)" if paper == "THEORY.md" else f"Paper {paper}": rows
+        for paper, rows in groups.items()
+        if rows
+    }
+
+
+def claims_table(rows: Sequence[tuple[str, Claim]], link: bool = True) -> list[str]:
+    """Markdown table lines: claim, predicted, measured, stderr, verdict; with `link`, each id
+    links to <experiment>/report.md."""
+    lines = ["| claim | predicted | measured | ± stderr | verdict |", "|---|---:|---:|---:|---|"]
+    for name, c in rows:
+        claim = f"[{c.id}]({name}/report.md)" if link else f"`{c.id}`"
+        lines.append(f"| {claim} | {_format_number(c.predicted)} | {_format_number(c.measured)} "
+                     f"| {_format_number(c.stderr)} | {c.verdict} |")  # fmt: skip
+    return lines
+
+
+def reproduction_summary(reports: Sequence[Report]) -> str:
+    """SUMMARY.md of a `run all`: every claim, grouped by the paper its source cites (claims
+    citing only THEORY.md go under "Standard results"), with predicted, measured ± stderr and
+    verdict, each id linking to its experiment's report.md (reports saved side by side), then
+    each experiment's figures."""
     counts = {v: sum(r.summary()[v] for r in reports) for v in VERDICTS}
     lines = ["# Reproduction summary", "",
              ", ".join(f"{n} {v}" for v, n in counts.items()) + f" in {len(reports)} experiments."
              " Each id links to its experiment's report; THEORY.md §1 says what is expected.",
              ""]  # fmt: skip
-    for paper, rows in groups.items():
-        if not rows:
-            continue
-        title = "Standard results (THEORY.md)" if paper == "THEORY.md" else f"Paper {paper}"
-        lines += [f"## {title}", "", "| claim | predicted | measured | ± stderr | verdict |",
-                  "|---|---:|---:|---:|---|"]  # fmt: skip
-        lines += [
-            f"| [{c.id}]({name}/report.md) | {_format_number(c.predicted)} | "
-            f"{_format_number(c.measured)} | {_format_number(c.stderr)} | {c.verdict} |"
-            for name, c in rows
-        ]
-        lines.append("")
+    for title, rows in claims_by_paper(reports).items():
+        lines += [f"## {title}", "", *claims_table(rows), ""]
     lines += ["## Figures", ""]
     for report in reports:
         figures = ", ".join(f"[{f}]({report.experiment}/{f}.png)" for f in report.figures)
