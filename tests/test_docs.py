@@ -1,0 +1,70 @@
+"""docs/: every public module has an API page in the navigation, and `mkdocs build --strict`
+(what `make docs` runs) passes, failing on a broken link or cross-reference."""
+
+import pathlib
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+
+def public_modules() -> list[str]:
+    """spectral_sim's and experiments' modules, less private ones and the CLI."""
+    names = []
+    for package in ("spectral_sim", "experiments"):
+        for path in sorted((ROOT / package).rglob("*.py")):
+            parts = list(path.relative_to(ROOT).with_suffix("").parts)
+            if parts[-1] == "__init__":
+                parts.pop()
+            if package == "experiments" and len(parts) > 1:
+                continue  # one page for the registry; each experiment's docstring is its README
+            if any(p.startswith("_") for p in parts) or parts[-1] == "cli":
+                continue
+            names.append(".".join(parts))
+    return names
+
+
+def build(config: pathlib.Path, site: pathlib.Path) -> subprocess.CompletedProcess:
+    mkdocs = pathlib.Path(sys.executable).with_name("mkdocs")
+    return subprocess.run(
+        [str(mkdocs), "build", "--strict", "-f", str(config), "-d", str(site)],
+        capture_output=True, text=True, cwd=config.parent, timeout=300,
+    )  # fmt: skip
+
+
+def test_every_public_module_has_an_api_page_in_the_navigation():
+    nav = (ROOT / "mkdocs.yml").read_text()
+    for name in public_modules():
+        page = ROOT / "docs" / "api" / f"{name}.md"
+        assert page.is_file(), f"no API page for {name}: add {page.relative_to(ROOT)}"
+        assert f"::: {name}" in page.read_text(), f"{page.name} does not render {name}"
+        assert f"api/{name}.md" in nav, f"mkdocs.yml's nav leaves out api/{name}.md"
+
+
+def test_the_docs_build_strictly(tmp_path):
+    result = build(ROOT / "mkdocs.yml", tmp_path / "site")
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert (tmp_path / "site" / "api" / "spectral_sim.sweep" / "index.html").is_file()
+
+
+@pytest.mark.parametrize(
+    "text, named",
+    [
+        ("See [the missing page](missing.md).", "missing.md"),
+        ("See [`nope`][spectral_sim.sweep.NoSuchThing].", "spectral_sim.sweep.NoSuchThing"),
+    ],
+)
+def test_a_broken_reference_fails_the_build(tmp_path, text, named):
+    """The check above can fail: a dead link or a cross-reference to a name that does not exist
+    stops the build, naming it."""
+    shutil.copytree(ROOT / "docs", tmp_path / "docs")
+    (tmp_path / "mkdocs.yml").write_text(
+        (ROOT / "mkdocs.yml").read_text().replace("paths: [.]", f"paths: [{ROOT}]")
+    )
+    (tmp_path / "docs" / "index.md").write_text(f"# spectral_sim\n\n{text}\n")
+    result = build(tmp_path / "mkdocs.yml", tmp_path / "site")
+    assert result.returncode != 0
+    assert named in result.stderr
