@@ -347,6 +347,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except _Exit as exit_:
         return exit_.code
+    except BrokenPipeError:  # the reader went away (`spectral-sim list | head`): not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no flush error at exit
+        return 0
     except Exception as error:  # a bug or an environment problem: one line unless --debug
         if debug:
             raise

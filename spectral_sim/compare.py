@@ -1,7 +1,10 @@
 """Prototype a theorem: run a simulator over a grid of Params (seeds included) through the sweep
 engine and test a predictor of the same Params against it, point by point, as a verdict table.
 
-    report = compare(linear.gf_step, make, sweep.Grid(product=dict(lr=[0.1, 0.2]), n_seeds=256),
+    def final_loss(params, key):
+        return dict(loss=simulate.trajectory(linear, params, key, steps=[300])[1].loss[0])
+
+    report = compare(final_loss, make, sweep.Grid(product=dict(lr=[0.1, 0.2]), n_seeds=256),
                      my_predictor, observable="loss", tolerance=0.02)
     print(report.table())
 

@@ -462,6 +462,7 @@ def _fingerprint(
         default_float=str(jnp.result_type(float)),  # x64 on or off changes every result
         prng=_prng_impl(),  # so do the PRNG and threefry's partitionable mode
         threefry_partitionable=bool(jax.config.jax_threefry_partitionable),  # pyright: ignore
+        backend=jax.default_backend(),  # CPU and GPU chunks differ in the last bits: never mixed
     )  # fmt: skip
     text = json.dumps(record, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
@@ -609,7 +610,7 @@ def run(
 
     results: dict[int, list[np.ndarray]] = {}  # chunk number -> leaves (points first)
     treedef = None
-    bar = _progress_bar(the_plan, progress)
+    bar = _progress_bar(the_plan, progress and process == 0)  # one bar, not one per process
     number = 0
     for group in the_plan.groups:
         for start in range(0, group.indices.size, the_plan.chunk):

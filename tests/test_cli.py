@@ -4,6 +4,7 @@
 import dataclasses
 import json
 import pathlib
+import subprocess
 import sys
 import types
 
@@ -231,3 +232,14 @@ def test_unexpected_errors_are_one_line_unless_debug(seen, capsys, monkeypatch, 
     assert "RuntimeError: disk on fire" in err and "--debug" in err
     with pytest.raises(RuntimeError, match="disk on fire"):
         cli.main(["--debug", "run", "fake", "--out", str(tmp_path)])
+
+
+def test_a_closed_pipe_is_not_an_error():
+    """`spectral-sim ... | head` stops reading early: no error line, exit 0."""
+    script = pathlib.Path(sys.executable).with_name("spectral-sim")
+    many = " ".join(["learning_curves"] * 1000)  # about 400 kB, more than a pipe buffer
+    result = subprocess.run(f"'{script}' list {many} | head -n 1; exit ${{PIPESTATUS[0]}}",
+                            shell=True, executable="/bin/bash", capture_output=True, text=True,
+                            timeout=120)  # fmt: skip
+    assert result.stdout.startswith("learning_curves") and result.stdout.count("\n") == 1
+    assert result.returncode == 0 and result.stderr == ""
