@@ -1,12 +1,14 @@
 """Prototype a theorem: run a simulator over a grid of Params (seeds included) through the sweep
 engine and test a predictor of the same Params against it, point by point, as a verdict table.
 
-    def final_loss(params, key):
-        return dict(loss=simulate.trajectory(linear, params, key, steps=[300])[1].loss[0])
-
-    report = compare(final_loss, make, sweep.Grid(product=dict(lr=[0.1, 0.2]), n_seeds=256),
-                     my_predictor, observable="loss", tolerance=0.02)
+    template = linear.Params(PowerLaw(s=2.0, a=2.0, n_modes=256), batch=4, noise=0.01)
+    report = compare(linear, template, sweep.Grid(product={"lr": [0.1, 0.2]}, n_seeds=256),
+                     my_predictor, observable="loss", tolerance=0.02, steps=[10, 100, 300])
     print(report.table())
+
+The simulator is a model module (anything with `init` and `step`, run by `simulate.trajectory`
+and recorded at `steps`) or any function `(params, key) -> outputs`; the Params come from a
+template whose fields are the grid's axes ("spectrum.s", "lr") or from a `make(**point)`.
 
 The predictor is any function of the Params (a notebook's own, jitted or not) returning the
 observable's shape. The claim is an equivalence test over the whole grid: the worst point's
@@ -15,6 +17,7 @@ must lie within `tolerance`, the margin the user argues the theorem must meet.
 """
 
 from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import jax
 import numpy as np
@@ -22,6 +25,7 @@ import xarray as xr
 
 from spectral_sim import fit, sweep
 from spectral_sim.report import Claim, Report
+from spectral_sim.simulate import record_steps, trajectory
 
 __all__ = ["compare"]
 
@@ -36,9 +40,25 @@ def _predictions(make: Callable, grid: sweep.Grid, predict: Callable) -> np.ndar
     return np.stack(values).reshape(*grid.dims.values(), *values[0].shape)
 
 
+def _runner(model: Any, steps: Sequence[int] | None) -> tuple[Callable, np.ndarray]:
+    """`(params, key) -> observables at steps` for a model module (init and step), and the
+    record steps."""
+    name = getattr(model, "__name__", type(model).__name__)
+    if steps is None:
+        raise ValueError(f"steps must list the record steps when the simulator is a model "
+                         f"({name}); e.g. steps=[10, 100, 1000]")  # fmt: skip
+    schedule = record_steps(steps=steps)
+
+    def run(params, key):
+        return trajectory(model, params, key, steps=schedule)[1]
+
+    run.__qualname__ = f"trajectory({name})"
+    return run, schedule
+
+
 def compare(
-    simulate: Callable,
-    make: Callable,
+    simulate: Callable | Any,
+    make: Callable | Any,
     grid: sweep.Grid,
     predict: Callable,
     *,
@@ -53,10 +73,16 @@ def compare(
     coords: Mapping[str, Sequence] | None = None,
     exponent_of: str | None = None,
     n_boot: int = 200,
+    steps: Sequence[int] | None = None,
 ) -> Report:
     """Simulate `simulate(make(**point), key)` at every grid point and seed (the sweep engine:
     chunked, sharded, resumable with `options.out`), take its `observable` output and compare
     the seed mean with `predict(make(**point))`.
+
+    `simulate` may be a model module (with `init` and `step`): it is then run by
+    `simulate.trajectory` and recorded at `steps` (its outputs get the output dim `step`).
+    `make` may be a Params instance: the grid's axes are then its fields, nested ones dotted
+    (`sweep.make_from`).
 
     Returns a Report named `name` with one claim, `name.<observable>`: the grid point (and
     output entry) where |mean / predicted - 1| + z SEM / |predicted| is largest, against
@@ -74,6 +100,11 @@ def compare(
     spread over `n_boot` resamples of the seeds, which keeps the correlation that common random
     numbers put between the points of a curve.
     """
+    if not callable(make):  # a Params template: the axes are its fields
+        make = sweep.make_from(make)
+    schedule = None
+    if hasattr(simulate, "init") and hasattr(simulate, "step"):  # a model module
+        simulate, schedule = _runner(simulate, steps)
     if not tolerance >= 0:
         raise ValueError(f"tolerance must be >= 0 (a relative margin); got {tolerance!r}")
     if not 0 < alpha < 1:
@@ -93,10 +124,15 @@ def compare(
     if observable not in outputs:
         raise ValueError(f"observable must be one of the simulator's outputs {outputs}; got "
                          f"{observable!r}")  # fmt: skip
+    if schedule is not None:  # a model's observables: the records axis is `step`
+        ndims = [len(leaf.shape) for leaf in jax.tree.leaves(shapes)]
+        dims = dims or {n: ("step",) for n, nd in zip(outputs, ndims, strict=True) if nd == 1}
+        coords = coords or dict(step=schedule.tolist())
     predicted = _predictions(make, grid, predict)
     data = (options or sweep.Options()).run(
         name, simulate, make, grid, seed=seed, dims=dims, coords=coords,
-        config=dict(observable=observable, tolerance=tolerance, alpha=alpha),
+        config=dict(observable=observable, tolerance=tolerance, alpha=alpha,
+                    steps=None if schedule is None else schedule.tolist()),
     )  # fmt: skip
     simulated = data[observable]
     grid_dims = list(grid.dims)
