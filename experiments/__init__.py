@@ -5,14 +5,26 @@ grids through `options.run(...)` (the sweep engine: devices, memory budget, resu
 files); `spectral-sim run NAME` runs one.
 """
 
+import contextlib
+import contextvars
 import dataclasses
 import fnmatch
 import importlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from types import ModuleType
 from typing import Any, TypeVar
 
-__all__ = ["EXPERIMENTS", "claims", "describe", "listed", "load", "quick", "undeclared", "worst"]
+__all__ = [
+    "EXPERIMENTS",
+    "claims",
+    "describe",
+    "explicit",
+    "listed",
+    "load",
+    "quick",
+    "undeclared",
+    "worst",
+]
 
 EXPERIMENTS: tuple[str, ...] = (
     "learning_curves",
@@ -54,13 +66,34 @@ def undeclared(name: str, claim_ids: Iterable[str]) -> list[str]:
     return [i for i in claim_ids if not any(fnmatch.fnmatchcase(i, p) for p in patterns)]
 
 
+_EXPLICIT: contextvars.ContextVar[frozenset[str]] = contextvars.ContextVar(
+    "explicit", default=frozenset()
+)
+
+
+@contextlib.contextmanager
+def explicit(fields: Iterable[str]) -> Iterator[None]:
+    """Within this block, `quick` leaves `fields` alone even where they equal their defaults:
+    they were chosen by the user (the CLI marks every Config flag given on its command line)."""
+    token = _EXPLICIT.set(frozenset(fields))
+    try:
+        yield
+    finally:
+        _EXPLICIT.reset(token)
+
+
 def quick(cfg: C, values: Mapping[str, Any]) -> C:
     """The effective config: with `cfg.quick`, the fields still at their defaults take `values`
-    (so a user's explicit choice survives --quick)."""
+    (so a user's explicit choice survives --quick; one equal to the default survives inside
+    `explicit`)."""
     if not cfg.quick:  # pyright: ignore[reportAttributeAccessIssue]
         return cfg
-    default = type(cfg)()
-    changed = {k: v for k, v in values.items() if getattr(cfg, k) == getattr(default, k)}
+    default, chosen = type(cfg)(), _EXPLICIT.get()
+    changed = {
+        k: v
+        for k, v in values.items()
+        if k not in chosen and getattr(cfg, k) == getattr(default, k)
+    }
     return dataclasses.replace(cfg, **changed)  # pyright: ignore[reportArgumentType]
 
 

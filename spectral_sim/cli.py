@@ -41,7 +41,8 @@ usage: spectral-sim [--debug] list [NAME ...]
   --debug       show the full traceback of an error instead of one line
 
 run options:
-  --quick               the CPU-minute version of the experiment (sets Config.quick)
+  --quick               the CPU-minute version of the experiment (sets Config.quick; the
+                        Config flags given keep their values)
   --out DIR             where the report goes; the sweeps keep their chunk files in DIR/sweeps
   --x64 | --no-x64      float64 for the predictors (the default: theory checks need it)
   --devices N           run sweeps on the first N local devices (default: all)
@@ -231,12 +232,20 @@ def _config(module: ModuleType, name: str, args: list[str], quick: bool):
         raise UsageError(f"{name}: {error}") from None
 
 
+def _flagged_fields(cfg, args: list[str]) -> set[str]:
+    """The Config fields named by flags on the command line (`--n-seeds 8`, `--n_seeds=8`)."""
+    fields = {f.name for f in dataclasses.fields(cfg)} if dataclasses.is_dataclass(cfg) else set()
+    named = {a[2:].split("=")[0].replace("-", "_") for a in args if a.startswith("--")}
+    return fields & named
+
+
 def _run_one(name: str, args: list[str], options: _RunOptions, out: pathlib.Path) -> Report:
     module = _load(name)
     cfg = _config(module, name, args, options.quick)
     print(f"running {name}{' (quick)' if getattr(cfg, 'quick', False) else ''} ...", flush=True)
     try:
-        report = module.run(cfg, options.sweep(out))
+        with experiments.explicit(_flagged_fields(cfg, args)):  # --quick keeps what was given
+            report = module.run(cfg, options.sweep(out))
     except ValueError as error:  # invalid input is a ValueError naming the field (DESIGN.md §5)
         raise UsageError(f"{name}: {error} (raised at {_where(error)})") from None
     if not isinstance(report, Report):

@@ -39,6 +39,7 @@ def fake_experiment(name: str, measured: float, seen: list) -> types.ModuleType:
     module.__doc__ = f"The {name} experiment.\n\nDetails that `list` leaves out."
 
     def run(cfg: Config, options: sweep.Options | None = None) -> Report:
+        cfg = experiments.quick(cfg, dict(n=4))
         seen.append(cfg)
         if cfg.n == 13:
             raise ValueError("n = 13 is not a valid grid size")
@@ -99,6 +100,15 @@ def test_run_applies_config_flags_and_writes_the_report(seen, capsys, tmp_path):
     assert record["config"] == {"n": 5, "s": [1.5, 3.0], "quick": True}
     assert record["provenance"]["seed"] == 5
     assert xr.load_dataset(tmp_path / "data.nc", engine="h5netcdf")["x"].size == 5
+
+
+def test_quick_keeps_the_flags_given_even_at_their_defaults(seen, tmp_path):
+    assert cli.main(["run", "fake", "--quick", "--out", str(tmp_path / "a")]) == 0
+    assert cli.main(["run", "fake", "--quick", "--n", "3", "--out", str(tmp_path / "b")]) == 0
+    assert [cfg.n for cfg in seen] == [4, 3]  # quick's n, then the default given explicitly
+    with experiments.explicit({"n"}):
+        assert experiments.quick(Config(quick=True), dict(n=4)).n == 3
+    assert experiments.quick(Config(quick=True), dict(n=4)).n == 4
 
 
 def test_run_defaults_to_results_dir(seen, monkeypatch, tmp_path):
