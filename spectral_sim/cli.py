@@ -45,6 +45,8 @@ run options:
                         Config flags given keep their values)
   --out DIR             where the report goes; the sweeps keep their chunk files in DIR/sweeps
   --x64 | --no-x64      float64 for the predictors (the default: theory checks need it)
+  --matmul-precision P  default | high | highest (the default): float32 matrix products on
+                        GPU/TPU at full precision, or at the backend's faster default
   --devices N           run sweeps on the first N local devices (default: all)
   --chunk-budget SIZE   memory per device for one chunk of a sweep, e.g. 512M or 4G (default 2G)
   --resume              reuse the finished chunks in DIR/sweeps (the default); a sweep with
@@ -57,7 +59,8 @@ run options:
 
 RUN_OPTIONS = (
     "Run options, handled by spectral-sim itself: --quick, --out DIR (default results/NAME), "
-    "--x64 | --no-x64 (default --x64), --devices N, --chunk-budget SIZE, --resume | --overwrite, "
+    "--x64 | --no-x64 (default --x64), --matmul-precision default|high|highest (default highest), "
+    "--devices N, --chunk-budget SIZE, --resume | --overwrite, "
     "--distributed | --coordinator HOST:PORT --num-processes N --process-id I."
 )
 _SIZE = re.compile(r"(\d+(?:\.\d*)?(?:e\d+)?)\s*([kmgt]?)(?:i?b)?", re.IGNORECASE)
@@ -80,6 +83,7 @@ class _RunOptions:
     quick: bool = False
     out: pathlib.Path | None = None
     x64: bool = True
+    matmul_precision: str = "highest"
     devices: int | None = None
     chunk_budget: float | None = None
     overwrite: bool = False
@@ -116,8 +120,20 @@ def _count(flag: str, text: str, low: int) -> int:
 
 
 # Run options that take a value: flag -> (field, parse)
+PRECISIONS = ("default", "high", "highest")
+
+
+def _precision(value: str) -> str:
+    if value not in PRECISIONS:
+        raise UsageError(
+            f"--matmul-precision must be one of {', '.join(PRECISIONS)}; got {value!r}"
+        )
+    return value
+
+
 _VALUED = {
     "--out": ("out", pathlib.Path),
+    "--matmul-precision": ("matmul_precision", _precision),
     "--devices": ("devices", lambda v: _count("--devices", v, 1)),
     "--chunk-budget": ("chunk_budget", _size),
     "--coordinator": ("coordinator", str),
@@ -144,6 +160,9 @@ def _configure_jax(options: _RunOptions) -> None:
     import jax
 
     jax.config.update("jax_enable_x64", options.x64)
+    # float32 products at full float32 precision: GPUs (TF32) and TPUs (bfloat16 passes) round
+    # them by default, well above the Monte Carlo tolerances the experiments argue for
+    jax.config.update("jax_default_matmul_precision", options.matmul_precision)
     explicit = [v is not None for v in (options.coordinator, options.num_processes,
                                         options.process_id)]  # fmt: skip
     if options.distributed or any(explicit):

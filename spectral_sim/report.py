@@ -274,6 +274,7 @@ def provenance(seed: int) -> dict[str, Any]:
         "devices": _device_names(),
         "process_count": jax.process_count(),
         "x64": bool(jax.config.jax_enable_x64),  # pyright: ignore[reportAttributeAccessIssue]
+        "matmul_precision": str(jax.config.jax_default_matmul_precision),  # pyright: ignore
         "seed": int(seed),
         "utc_time": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "python_version": platform.python_version(),

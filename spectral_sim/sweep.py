@@ -463,6 +463,7 @@ def _fingerprint(
         prng=_prng_impl(),  # so do the PRNG and threefry's partitionable mode
         threefry_partitionable=bool(jax.config.jax_threefry_partitionable),  # pyright: ignore
         backend=jax.default_backend(),  # CPU and GPU chunks differ in the last bits: never mixed
+        matmul_precision=str(jax.config.jax_default_matmul_precision),  # pyright: ignore
     )  # fmt: skip
     text = json.dumps(record, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]

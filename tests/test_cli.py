@@ -55,6 +55,15 @@ def fake_experiment(name: str, measured: float, seen: list) -> types.ModuleType:
     return module
 
 
+@pytest.fixture(autouse=True)
+def jax_policy():
+    """main() sets the numeric policy globally; put back the suite's for the other tests."""
+    precision = jax.config.values["jax_default_matmul_precision"]
+    yield
+    jax.config.update("jax_enable_x64", True)
+    jax.config.update("jax_default_matmul_precision", precision)
+
+
 @pytest.fixture
 def seen(monkeypatch) -> list:
     """Registers experiments `fake` (a PASS) and `fake2` (a FAIL); collects the configs run."""
@@ -138,12 +147,21 @@ def test_report_prints_a_saved_table(seen, capsys, tmp_path):
 
 
 def test_x64_flag(seen, tmp_path):
-    try:
-        assert cli.main(["run", "fake", "--no-x64", "--out", str(tmp_path)]) == 0
-        assert not jax.config.values["jax_enable_x64"]
-        assert json.loads((tmp_path / "report.json").read_text())["provenance"]["x64"] is False
-    finally:
-        jax.config.update("jax_enable_x64", True)  # conftest's policy for the other tests
+    assert cli.main(["run", "fake", "--no-x64", "--out", str(tmp_path)]) == 0
+    assert not jax.config.values["jax_enable_x64"]
+    assert json.loads((tmp_path / "report.json").read_text())["provenance"]["x64"] is False
+
+
+def test_matmul_precision_flag(seen, tmp_path, capsys):
+    assert cli.main(["run", "fake", "--out", str(tmp_path / "a")]) == 0
+    provenance = json.loads((tmp_path / "a" / "report.json").read_text())["provenance"]
+    assert provenance["matmul_precision"] == "highest"  # the default: full float32 products
+    assert cli.main(["run", "fake", "--matmul-precision", "high", "--out", str(tmp_path)]) == 0
+    assert jax.config.values["jax_default_matmul_precision"] == "high"
+    assert cli.main(["run", "fake", "--matmul-precision=fast"]) == 2
+    assert "--matmul-precision must be one of default, high, highest; got 'fast'" in (
+        capsys.readouterr().err
+    )
 
 
 @pytest.mark.parametrize(
