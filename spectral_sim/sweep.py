@@ -482,15 +482,15 @@ def _writable(out) -> pathlib.Path | None:
     return path
 
 
-def _stored_chunk(path: pathlib.Path, fingerprint: str, overwrite: bool) -> int | None:
-    """The chunk size of a stored sweep with this fingerprint (to resume), else None after
-    refusing (or with `overwrite`, clearing) whatever else the directory holds."""
+def _stored_manifest(path: pathlib.Path, fingerprint: str, overwrite: bool) -> dict | None:
+    """The manifest (chunk size, measured memory) of a stored sweep with this fingerprint, to
+    resume; else None after refusing (or with `overwrite`, clearing) what the directory holds."""
     manifest_path = path / MANIFEST
     if not manifest_path.exists():
         return None
     old = json.loads(manifest_path.read_text())
     if old.get("fingerprint") == fingerprint and not overwrite:
-        return int(old["chunk"])
+        return old
     if not overwrite:
         raise ValueError(
             f"{path} holds a sweep with another config or code version "
@@ -502,13 +502,16 @@ def _stored_chunk(path: pathlib.Path, fingerprint: str, overwrite: bool) -> int 
     return None
 
 
-def _resumed(the_plan: Plan, chunk: int) -> Plan:
-    """The plan with a stored chunk size, on as many devices as divide it evenly."""
+def _resumed(the_plan: Plan, manifest: Mapping) -> Plan:
+    """The plan with a stored chunk size, on as many devices as divide it evenly, and the
+    memory measured when that chunk size was chosen."""
+    chunk = int(manifest["chunk"])
     usable = [
         d for d in range(1, len(the_plan.devices) + 1)
         if chunk % d == 0 and (chunk // d >= MIN_PER_DEVICE or d == 1)
     ]  # fmt: skip
-    return the_plan.with_chunk(chunk, the_plan.devices[: max(usable)])
+    resumed = the_plan.with_chunk(chunk, the_plan.devices[: max(usable)])
+    return dataclasses.replace(resumed, bytes_per_device=manifest.get("bytes_per_device"))
 
 
 def _barrier(name: str) -> None:
@@ -591,21 +594,22 @@ def run(
         return _device_bytes(program(the_plan, group), inputs)
 
     if process == 0:  # decides the chunking (resumed, or fitted to the budget) for everyone
-        stored = None if path is None else _stored_chunk(path, fingerprint, overwrite)
-        if stored is not None:
+        stored = None if path is None else _stored_manifest(path, fingerprint, overwrite)
+        if stored is not None:  # the memory measured when the chunk size was chosen
             the_plan = _resumed(the_plan, stored)
         elif chunk_size is None:
             budget = DEFAULT_BUDGET if chunk_budget is None else chunk_budget
             the_plan = _fit_budget(chunk_bytes, the_plan, budget)
         if path is not None:
-            manifest = dict(fingerprint=fingerprint, chunk=the_plan.chunk)
+            manifest = dict(fingerprint=fingerprint, chunk=the_plan.chunk,
+                            bytes_per_device=the_plan.bytes_per_device)  # fmt: skip
             _atomic_write(path / MANIFEST, json.dumps(manifest).encode())
     _barrier("prepared")
-    if process != 0 and path is not None:
+    if process != 0 and path is not None:  # the same plan and attrs as process 0's
         manifest = json.loads((path / MANIFEST).read_text())
         if manifest["fingerprint"] != fingerprint:
             raise ValueError(f"process {process} runs another sweep than process 0 in {path}")
-        the_plan = _resumed(the_plan, manifest["chunk"])
+        the_plan = _resumed(the_plan, manifest)
     if progress and process == 0:
         print(f"sweep: {the_plan.summary()}", file=sys.stderr, flush=True)
 

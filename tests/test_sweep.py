@@ -161,6 +161,16 @@ def test_resume_computes_only_missing_chunks(reference, tmp_path):
     np.testing.assert_array_equal(first.loss.values, reference.loss.values)
 
 
+def test_a_resumed_sweep_keeps_the_measured_memory(tmp_path):
+    """The manifest keeps the memory measured when the chunk size was fitted, so a resumed
+    sweep (and every process of a multi-process one) carries the same attrs."""
+    kwargs = dict(common_random_numbers=False, devices=1, progress=False, out=tmp_path)
+    first = sweep.run(big_temporary, make, GRID, chunk_budget=16 * 2**20, **kwargs)
+    again = sweep.run(big_temporary, make, GRID, chunk_budget=16 * 2**20, **kwargs)
+    assert 0 < first.attrs["bytes_per_device"] == again.attrs["bytes_per_device"]
+    assert first.attrs["chunk"] == again.attrs["chunk"]
+
+
 def test_changed_config_in_same_out_dir_is_refused(tmp_path):
     _sweep(devices=1, out=tmp_path, config=dict(version=1))
     with pytest.raises(ValueError, match="another config or code version"):
