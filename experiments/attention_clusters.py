@@ -19,12 +19,12 @@ this experiment simulates in float64 (inside `jax.enable_x64`) whatever the glob
 """
 
 import dataclasses
+import sys
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-import tyro
 import xarray as xr
 
 import experiments
@@ -829,7 +829,7 @@ def run(cfg: Config, options: sweep.Options | None = None) -> Report:
     )
 
 
-if __name__ == "__main__":
-    report = run(tyro.cli(Config))
-    print(report.table())
-    print(report.save("results/attention_clusters"))
+if __name__ == "__main__":  # the same as `spectral-sim run attention_clusters [flags]`
+    from spectral_sim import cli
+
+    sys.exit(cli.main(["run", "attention_clusters", *sys.argv[1:]]))

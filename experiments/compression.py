@@ -11,11 +11,11 @@ w = u * v, the simplest feature-learning model, produces on its own.
 
 import dataclasses
 import itertools
+import sys
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-import tyro
 import xarray as xr
 
 import experiments
@@ -830,8 +830,7 @@ def run(cfg: Config, options: sweep.Options | None = None) -> Report:
     )
 
 
-if __name__ == "__main__":
-    jax.config.update("jax_enable_x64", True)
-    report = run(tyro.cli(Config))
-    print(report.table())
-    print(report.save("results/compression"))
+if __name__ == "__main__":  # the same as `spectral-sim run compression [flags]`
+    from spectral_sim import cli
+
+    sys.exit(cli.main(["run", "compression", *sys.argv[1:]]))

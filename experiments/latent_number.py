@@ -10,11 +10,11 @@ sigma^2 N/n beside them.
 """
 
 import dataclasses
+import sys
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-import tyro
 import xarray as xr
 
 import experiments
@@ -390,8 +390,7 @@ def run(cfg: Config, options: sweep.Options | None = None) -> Report:
     )
 
 
-if __name__ == "__main__":
-    jax.config.update("jax_enable_x64", True)
-    report = run(tyro.cli(Config))
-    print(report.table())
-    print(report.save("results/latent_number"))
+if __name__ == "__main__":  # the same as `spectral-sim run latent_number [flags]`
+    from spectral_sim import cli
+
+    sys.exit(cli.main(["run", "latent_number", *sys.argv[1:]]))

@@ -8,11 +8,11 @@ tail dominance L(t) / (1/2 sum_{k>k*} k^-a) -> Gamma(1 + c) 2^-c (THEORY.md §2.
 
 import dataclasses
 import itertools
+import sys
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-import tyro
 import xarray as xr
 
 import experiments
@@ -392,8 +392,7 @@ def run(cfg: Config, options: sweep.Options | None = None) -> Report:
     )
 
 
-if __name__ == "__main__":
-    jax.config.update("jax_enable_x64", True)
-    report = run(tyro.cli(Config))
-    print(report.table())
-    print(report.save("results/learning_curves"))
+if __name__ == "__main__":  # the same as `spectral-sim run learning_curves [flags]`
+    from spectral_sim import cli
+
+    sys.exit(cli.main(["run", "learning_curves", *sys.argv[1:]]))

@@ -18,11 +18,11 @@ Targets: digits, the parity of the digit (+-1); text blocks, their position in t
 """
 
 import dataclasses
+import sys
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-import tyro
 import xarray as xr
 
 import experiments
@@ -429,8 +429,7 @@ def run(cfg: Config, options: sweep.Options | None = None) -> Report:
     )
 
 
-if __name__ == "__main__":
-    jax.config.update("jax_enable_x64", True)
-    report = run(tyro.cli(Config))
-    print(report.table())
-    print(report.save("results/real_spectra"))
+if __name__ == "__main__":  # the same as `spectral-sim run real_spectra [flags]`
+    from spectral_sim import cli
+
+    sys.exit(cli.main(["run", "real_spectra", *sys.argv[1:]]))

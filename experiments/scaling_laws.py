@@ -12,11 +12,11 @@ second-moment recursion; random features at infinite data (the width saturation 
 import dataclasses
 import functools
 import itertools
+import sys
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-import tyro
 import xarray as xr
 from jax.scipy.special import zeta
 
@@ -1299,8 +1299,7 @@ def run(cfg: Config, options: sweep.Options | None = None) -> Report:
     )
 
 
-if __name__ == "__main__":
-    jax.config.update("jax_enable_x64", True)
-    report = run(tyro.cli(Config))
-    print(report.table())
-    print(report.save("results/scaling_laws"))
+if __name__ == "__main__":  # the same as `spectral-sim run scaling_laws [flags]`
+    from spectral_sim import cli
+
+    sys.exit(cli.main(["run", "scaling_laws", *sys.argv[1:]]))

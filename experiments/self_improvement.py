@@ -14,12 +14,12 @@ whose generation 1 is checked against the exact one-pass SGD recursion.
 """
 
 import dataclasses
+import sys
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-import tyro
 import xarray as xr
 
 import experiments
@@ -612,8 +612,7 @@ def run(cfg: Config, options: sweep.Options | None = None) -> Report:
     )
 
 
-if __name__ == "__main__":
-    jax.config.update("jax_enable_x64", True)
-    report = run(tyro.cli(Config))
-    print(report.table())
-    print(report.save("results/self_improvement"))
+if __name__ == "__main__":  # the same as `spectral-sim run self_improvement [flags]`
+    from spectral_sim import cli
+
+    sys.exit(cli.main(["run", "self_improvement", *sys.argv[1:]]))

@@ -23,13 +23,13 @@ share of eligible record times t (uniform random times) with a change point in [
 """
 
 import dataclasses
+import sys
 import warnings
 from typing import Any, Literal
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-import tyro
 import xarray as xr
 
 import experiments
@@ -497,7 +497,7 @@ def run(cfg: Config, options: sweep.Options | None = None) -> Report:
     )
 
 
-if __name__ == "__main__":
-    report = run(tyro.cli(Config))
-    print(report.table())
-    print(report.save("results/spectral_edge"))
+if __name__ == "__main__":  # the same as `spectral-sim run spectral_edge [flags]`
+    from spectral_sim import cli
+
+    sys.exit(cli.main(["run", "spectral_edge", *sys.argv[1:]]))
