@@ -13,6 +13,7 @@ import dataclasses
 import functools
 import hashlib
 import importlib.metadata
+import importlib.util
 import inspect
 import itertools
 import json
@@ -449,16 +450,29 @@ def _code(fn: Callable) -> str:
     return f"{name}:{source}{getattr(fn, 'template', '')!r}"
 
 
+def _source_hash(packages: Sequence[str] = ("spectral_sim", "experiments")) -> str:
+    """A digest of every .py file of the packages as they are now: an edited model or
+    experiment (committed or not) is another sweep, never resumed from stale chunks."""
+    digest = hashlib.sha256()
+    for package in packages:
+        spec = importlib.util.find_spec(package)
+        if spec is None or not spec.submodule_search_locations:
+            continue
+        root = pathlib.Path(next(iter(spec.submodule_search_locations)))
+        for path in sorted(root.rglob("*.py")):
+            digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
 def _fingerprint(
     grid: Grid, seed: int, common: bool, config: Mapping | None, simulate, make
 ) -> str:
     from spectral_sim import __version__
-    from spectral_sim.report import git_commit
 
     record = dict(
         grid=grid.describe(), seed=seed, common_random_numbers=common, config=config,
         simulate=_code(simulate), make=_code(make),
-        package_version=__version__, git_commit=git_commit().removesuffix("+dirty"),
+        package_version=__version__, source=_source_hash(),
         default_float=str(jnp.result_type(float)),  # x64 on or off changes every result
         prng=_prng_impl(),  # so do the PRNG and threefry's partitionable mode
         threefry_partitionable=bool(jax.config.jax_threefry_partitionable),  # pyright: ignore

@@ -184,6 +184,22 @@ def test_changed_config_in_same_out_dir_is_refused(tmp_path):
         sweep.run(run_sgd, make, GRID, devices=1, out=tmp_path, config=dict(version=2))
 
 
+def test_an_edited_package_is_another_sweep(tmp_path, monkeypatch):
+    """The fingerprint digests the package sources, so editing a model (committed or not)
+    refuses the stored chunks instead of resuming from them."""
+    package = tmp_path / "edited_pkg"
+    package.mkdir()
+    (package / "__init__.py").write_text("X = 1\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    before = sweep._source_hash(("edited_pkg",))
+    (package / "__init__.py").write_text("X = 2\n")
+    assert sweep._source_hash(("edited_pkg",)) != before
+    _sweep(devices=1, out=tmp_path / "out")
+    monkeypatch.setattr(sweep, "_source_hash", lambda: before)
+    with pytest.raises(ValueError, match="another config or code version"):
+        _sweep(devices=1, out=tmp_path / "out")
+
+
 JOB = """
 import sys
 import jax
