@@ -13,7 +13,6 @@ import dataclasses
 import functools
 import hashlib
 import importlib.metadata
-import importlib.util
 import inspect
 import itertools
 import json
@@ -450,33 +449,36 @@ def _code(fn: Callable) -> str:
     return f"{name}:{source}{getattr(fn, 'template', '')!r}"
 
 
-def _source_hash(packages: Sequence[str] = ("spectral_sim", "experiments")) -> str:
-    """A digest of every .py file of the packages as they are now: an edited model or
-    experiment (committed or not) is another sweep, never resumed from stale chunks."""
+def _program_digest(make: Callable, simulate: Callable, the_plan: Plan) -> str:
+    """A digest of what each compile group computes: the jaxpr of `simulate` at the group's first
+    point with its captured constants, and that point's Params. An edited model, predictor or
+    optimizer (in the package or in a user's own module) is another sweep, never resumed from
+    stale chunks; an edit that computes the same thing (a docstring) is not."""
     digest = hashlib.sha256()
-    for package in packages:
-        spec = importlib.util.find_spec(package)
-        if spec is None or not spec.submodule_search_locations:
-            continue
-        root = pathlib.Path(next(iter(spec.submodule_search_locations)))
-        for path in sorted(root.rglob("*.py")):
-            digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
+    key = jax.random.key(0)
+    for group in the_plan.groups:
+        params = make(**the_plan.points[int(group.indices[0])])
+        closed = jax.make_jaxpr(simulate)(params, key)
+        digest.update(re.sub(r" at 0x[0-9a-f]+", "", str(closed.jaxpr)).encode())
+        for value in [*closed.consts, *jax.tree.leaves(params)]:
+            array = np.asarray(value)
+            digest.update(f"{array.dtype}{array.shape}".encode() + array.tobytes())
     return digest.hexdigest()[:16]
 
 
 def _fingerprint(
-    grid: Grid, seed: int, common: bool, config: Mapping | None, simulate, make
+    the_plan: Plan, seed: int, common: bool, config: Mapping | None, simulate, make
 ) -> str:
     from spectral_sim import __version__
 
     record = dict(
-        grid=grid.describe(), seed=seed, common_random_numbers=common, config=config,
-        simulate=_code(simulate), make=_code(make),
-        package_version=__version__, source=_source_hash(),
+        grid=the_plan.grid.describe(), seed=seed, common_random_numbers=common, config=config,
+        simulate=_code(simulate), make=_code(make), package_version=__version__,
+        program=_program_digest(make, simulate, the_plan),
         default_float=str(jnp.result_type(float)),  # x64 on or off changes every result
         prng=_prng_impl(),  # so do the PRNG and threefry's partitionable mode
         threefry_partitionable=bool(jax.config.jax_threefry_partitionable),  # pyright: ignore
-        backend=jax.default_backend(),  # CPU and GPU chunks differ in the last bits: never mixed
+        platforms=sorted({d.platform for d in the_plan.devices}),  # CPU and GPU chunks differ
         matmul_precision=str(jax.config.jax_default_matmul_precision),  # pyright: ignore
     )  # fmt: skip
     text = json.dumps(record, sort_keys=True, default=str)
@@ -596,7 +598,7 @@ def run(
     process, n_processes = jax.process_index(), jax.process_count()
     if n_processes > 1 and out is None:
         raise ValueError("a multi-process sweep needs `out` (a directory every process sees)")
-    fingerprint = _fingerprint(grid, seed, common_random_numbers, config, simulate, make)
+    fingerprint = _fingerprint(the_plan, seed, common_random_numbers, config, simulate, make)
     path = _writable(out)
     key = jax.random.key(seed)
 

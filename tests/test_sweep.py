@@ -1,6 +1,7 @@
 """The sweep engine: results independent of devices and chunking, resumable after SIGKILL,
 one compile per group, clear errors before any compile."""
 
+import functools
 import os
 import pathlib
 import signal
@@ -184,20 +185,46 @@ def test_changed_config_in_same_out_dir_is_refused(tmp_path):
         sweep.run(run_sgd, make, GRID, devices=1, out=tmp_path, config=dict(version=2))
 
 
-def test_an_edited_package_is_another_sweep(tmp_path, monkeypatch):
-    """The fingerprint digests the package sources, so editing a model (committed or not)
-    refuses the stored chunks instead of resuming from them."""
-    package = tmp_path / "edited_pkg"
-    package.mkdir()
-    (package / "__init__.py").write_text("X = 1\n")
+MODEL = """
+import jax.numpy as jnp
+
+def run(params, key):
+    return dict(loss=jnp.asarray(params.lr) * {factor})
+"""
+
+
+def test_an_edited_model_is_another_sweep(tmp_path, monkeypatch):
+    """The fingerprint digests what is computed (the jaxpr and its constants), so a model edited
+    in a user's own module, committed or not, refuses the stored chunks instead of resuming."""
+    import importlib
+
+    (tmp_path / "user_model.py").write_text(MODEL.format(factor=1.0))
     monkeypatch.syspath_prepend(str(tmp_path))
-    before = sweep._source_hash(("edited_pkg",))
-    (package / "__init__.py").write_text("X = 2\n")
-    assert sweep._source_hash(("edited_pkg",)) != before
-    _sweep(devices=1, out=tmp_path / "out")
-    monkeypatch.setattr(sweep, "_source_hash", lambda: before)
+    import user_model  # type: ignore[import-not-found]
+
+    _sweep_with = functools.partial(sweep.run, make=make, grid=GRID, devices=1, progress=False,
+                                    out=tmp_path / "out")  # fmt: skip
+    _sweep_with(user_model.run)
+    _sweep_with(user_model.run)  # unchanged: resumed
+    (tmp_path / "user_model.py").write_text(MODEL.format(factor=2.0))
+    importlib.reload(user_model)
     with pytest.raises(ValueError, match="another config or code version"):
-        _sweep(devices=1, out=tmp_path / "out")
+        _sweep_with(user_model.run)
+
+
+def test_closures_over_other_optimizers_are_other_sweeps(tmp_path):
+    """Two simulators from one factory (same code, other optimizer) do not share chunks."""
+    import optax
+
+    sgd = linear.with_optimizer()
+    adam = linear.with_optimizer(lambda p: optax.adam(p.lr))
+
+    def runner(model):
+        return lambda params, key: simulate.trajectory(model, params, key, steps=STEPS)[1]
+
+    sweep.run(runner(sgd), make, GRID, devices=1, progress=False, out=tmp_path)
+    with pytest.raises(ValueError, match="another config or code version"):
+        sweep.run(runner(adam), make, GRID, devices=1, progress=False, out=tmp_path)
 
 
 JOB = """
