@@ -5,6 +5,7 @@ A FAIL verdict is a scientific result, not an error: `run` exits 0 whatever the 
 non-zero only for usage errors (unknown experiment, bad config value), with a message.
 """
 
+import contextlib
 import dataclasses
 import os
 import pathlib
@@ -375,9 +376,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except _Exit as exit_:
         return exit_.code
-    except BrokenPipeError:  # the reader went away (`spectral-sim list | head`): not an error
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no flush error at exit
-        return 0
+    except BrokenPipeError:  # the reader of stdout went away (`spectral-sim list | head`)
+        with contextlib.suppress(OSError, ValueError):  # stdout may have no file descriptor
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error at exit
+        if args[0] in ("list", "show", "report"):  # it has read what it wanted: not an error
+            return 0
+        print("spectral-sim: error: the output pipe closed, so the run stopped; send its output "
+              "to a file instead", file=sys.stderr)  # fmt: skip
+        return 1
     except Exception as error:  # a bug or an environment problem: one line unless --debug
         if debug:
             raise

@@ -25,22 +25,29 @@ COLUMNS = 2
 
 
 def load_all(root: pathlib.Path) -> list[tuple[Report, list[str]]]:
-    """Every report saved under `root` (one directory each), with its figure names, in the
-    order of the experiment registry (others after, by name)."""
+    """The reports `spectral-sim run all` saved under `root` (root/<name> for each registered
+    experiment, in the registry's order), each with its figure names. Other directories (a
+    run copied or saved elsewhere under `root`) are left out."""
     import experiments
 
-    directories = sorted(p.parent for p in root.glob("*/report.json"))
-    if not directories:
+    saved = []
+    for name in experiments.EXPERIMENTS:
+        directory = root / name
+        if not (directory / "report.json").is_file():
+            continue
+        report = Report.load(directory)
+        if report.experiment != name:
+            raise ValueError(f"{directory} holds a report of {report.experiment!r}, not {name!r}")
+        saved.append((report, sorted(f.stem for f in directory.glob("*.png"))))
+    if not saved:
         raise ValueError(f"no saved reports under {root}; run `make run` (or `make figures`)")
-    order = {name: i for i, name in enumerate(experiments.EXPERIMENTS)}
-    directories.sort(key=lambda p: (order.get(p.name, len(order)), p.name))
-    return [(Report.load(d), sorted(f.stem for f in d.glob("*.png"))) for d in directories]
+    return saved
 
 
 def copy_figures(root: pathlib.Path, saved: Sequence[tuple[Report, list[str]]],
                  target: pathlib.Path) -> dict[tuple[str, str], pathlib.Path]:  # fmt: skip
     """Each report's figures as target/<experiment>_<figure>.png, at most WIDTH pixels wide;
-    stale PNGs in `target` are removed."""
+    stale <experiment>_*.png files of these experiments are removed, other files kept."""
     from PIL import Image
 
     target.mkdir(parents=True, exist_ok=True)
@@ -54,9 +61,15 @@ def copy_figures(root: pathlib.Path, saved: Sequence[tuple[Report, list[str]]],
                     image = image.resize((WIDTH, height), Image.Resampling.LANCZOS)
                 image.save(path, optimize=True)
             written[(report.experiment, figure)] = path
-    for stale in set(target.glob("*.png")) - set(written.values()):
+    ours = {p for report, _ in saved for p in target.glob(f"{report.experiment}_*.png")}
+    for stale in ours - set(written.values()):
         stale.unlink()
     return written
+
+
+def _short(commit: str) -> str:
+    """The first 12 hex digits of a commit, keeping a "+dirty" mark."""
+    return commit[:12] + ("+dirty" if commit.endswith("+dirty") else "")
 
 
 def section(saved: Sequence[tuple[Report, list[str]]], figures: dict,
@@ -65,7 +78,7 @@ def section(saved: Sequence[tuple[Report, list[str]]], figures: dict,
     maps (experiment, figure) to a file; links are relative to `relative_to` (the page's
     directory)."""
     reports = [report for report, _ in saved]
-    commits = sorted({(r.saved_provenance or {}).get("git_commit", "?")[:12] for r in reports})
+    commits = sorted({_short((r.saved_provenance or {}).get("git_commit", "?")) for r in reports})
     quick = all(bool(dict(r.config).get("quick")) for r in reports)
     total = {v: sum(r.summary()[v] for r in reports) for v in VERDICTS}
     lines = [

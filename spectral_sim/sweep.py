@@ -527,7 +527,10 @@ def _resumed(the_plan: Plan, manifest: Mapping) -> Plan:
         if chunk % d == 0 and (chunk // d >= MIN_PER_DEVICE or d == 1)
     ]  # fmt: skip
     resumed = the_plan.with_chunk(chunk, the_plan.devices[: max(usable)])
-    return dataclasses.replace(resumed, bytes_per_device=manifest.get("bytes_per_device"))
+    same = manifest.get("devices") == len(resumed.devices)  # else the measurement does not hold
+    return dataclasses.replace(
+        resumed, bytes_per_device=manifest.get("bytes_per_device") if same else None
+    )
 
 
 def _barrier(name: str) -> None:
@@ -618,7 +621,8 @@ def run(
             the_plan = _fit_budget(chunk_bytes, the_plan, budget)
         if path is not None:
             manifest = dict(fingerprint=fingerprint, chunk=the_plan.chunk,
-                            bytes_per_device=the_plan.bytes_per_device)  # fmt: skip
+                            bytes_per_device=the_plan.bytes_per_device,
+                            devices=len(the_plan.devices))  # fmt: skip
             _atomic_write(path / MANIFEST, json.dumps(manifest).encode())
     _barrier("prepared")
     if process != 0 and path is not None:  # the same plan and attrs as process 0's

@@ -271,3 +271,15 @@ def test_a_closed_pipe_is_not_an_error():
                             timeout=120)  # fmt: skip
     assert result.stdout.startswith("learning_curves") and result.stdout.count("\n") == 1
     assert result.returncode == 0 and result.stderr == ""
+
+
+def test_a_run_whose_pipe_closes_stops_with_an_error(seen, monkeypatch, tmp_path, capsys):
+    """`spectral-sim run all | head -1` must not end as a silent success with experiments
+    skipped."""
+
+    def closed(*args, **kwargs):
+        raise BrokenPipeError
+
+    monkeypatch.setattr(cli, "_run", closed)
+    assert cli.main(["run", "all", "--out", str(tmp_path)]) == 1
+    assert "the output pipe closed" in capsys.readouterr().err

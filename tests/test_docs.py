@@ -49,7 +49,7 @@ def test_every_public_module_has_an_api_page_in_the_navigation():
 def test_the_docs_build_strictly(tmp_path):
     result = build(ROOT / "mkdocs.yml", tmp_path / "site")
     assert result.returncode == 0, result.stderr[-4000:]
-    assert (tmp_path / "site" / "api" / "spectral_sim.sweep" / "index.html").is_file()
+    assert (tmp_path / "site" / "api" / "spectral_sim.sweep.html").is_file()
 
 
 @pytest.mark.parametrize(

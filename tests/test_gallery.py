@@ -20,8 +20,8 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 @pytest.fixture
 def results(tmp_path) -> pathlib.Path:
-    """Two saved reports: `learning_curves` (a PASS and a P0 FAIL, one wide figure) and `extra`
-    (an unregistered name, no figures)."""
+    """Two saved reports: `learning_curves` (a PASS and a P0 FAIL, one wide figure) and
+    `latent_number` (no figures), plus a stray copy that the gallery must leave out."""
     fig, ax = plt.subplots(figsize=(20, 4), dpi=100)  # 2000 px wide
     ax.plot([0, 1], [0, 1])
     claims = [
@@ -34,26 +34,35 @@ def results(tmp_path) -> pathlib.Path:
         tmp_path / "learning_curves"
     )
     extra = [Claim("extra.c", "P2 (abstract)", "unsure", 1.0, 1.0, 1.0, 0.1)]
-    Report("extra", extra, data, config=config).save(tmp_path / "extra")
+    Report("latent_number", extra, data, config=config).save(tmp_path / "latent_number")
+    Report("learning_curves", claims, data, config=config).save(tmp_path / "lc_copy")
     return tmp_path
 
 
 def test_section_counts_every_claim_and_shows_every_figure(results, tmp_path):
     saved = gallery.load_all(results)
-    assert [r.experiment for r, _ in saved] == ["learning_curves", "extra"]  # registry first
+    assert [r.experiment for r, _ in saved] == ["learning_curves", "latent_number"]
     target = tmp_path / "page" / "figures"
     target.mkdir(parents=True)
-    (target / "stale_figure.png").write_bytes(b"")
+    (target / "learning_curves_stale.png").write_bytes(b"")
+    (target / "hand_made.png").write_bytes(b"")
     figures = gallery.copy_figures(results, saved, target)
-    assert sorted(p.name for p in target.iterdir()) == ["learning_curves_curves.png"]
+    assert sorted(p.name for p in target.iterdir()) == [
+        "hand_made.png",
+        "learning_curves_curves.png",
+    ]
     with Image.open(target / "learning_curves_curves.png") as image:
         assert image.width == gallery.WIDTH
     text = gallery.section(saved, figures, target.parent)
     assert "Quick-scale run of 2 experiments" in text and "1 PASS, 1 FAIL, 1 INCONCLUSIVE" in text
-    assert "| learning_curves | 2 | 1 | 1 | 0 |" in text and "| extra | 1 | 0 | 0 | 1 |" in text
+    assert (
+        "| learning_curves | 2 | 1 | 1 | 0 |" in text
+        and "| latent_number | 1 | 0 | 0 | 1 |" in text
+    )
     assert "| Paper P0 | 1 | 0 | 1 | 0 |" in text and "| Paper P2 | 1 | 0 | 0 | 1 |" in text
     assert "| Standard results (THEORY.md) | 1 | 1 | 0 | 0 |" in text
     assert "![learning_curves: curves](figures/learning_curves_curves.png)" in text
+    assert gallery._short("0123456789abcdef+dirty") == "0123456789ab+dirty"  # not a clean commit
 
 
 def test_main_rewrites_only_the_marked_part(results, tmp_path):
@@ -62,7 +71,7 @@ def test_main_rewrites_only_the_marked_part(results, tmp_path):
     assert gallery.main([str(results), str(page), str(tmp_path / "figs")]) == 0
     text = page.read_text()
     assert text.startswith("# Title\n\nkept\n\n") and text.endswith(f"{gallery.END}\n\nalso kept\n")
-    assert "old text" not in text and "| extra | 1 |" in text
+    assert "old text" not in text and "| latent_number | 1 |" in text
     assert (tmp_path / "figs" / "learning_curves_curves.png").is_file()
 
 

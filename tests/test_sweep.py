@@ -170,6 +170,12 @@ def test_a_resumed_sweep_keeps_the_measured_memory(tmp_path):
     again = sweep.run(big_temporary, make, GRID, chunk_budget=16 * 2**20, **kwargs)
     assert 0 < first.attrs["bytes_per_device"] == again.attrs["bytes_per_device"]
     assert first.attrs["chunk"] == again.attrs["chunk"]
+    # Resumed on another device count, the stored measurement no longer holds: unknown (-1).
+    the_plan = sweep.plan(make, GRID, devices=8)
+    stored = dict(chunk=4, bytes_per_device=5.0, devices=8)
+    assert len(sweep._resumed(the_plan, stored).devices) == 2
+    assert sweep._resumed(the_plan, stored).bytes_per_device is None
+    assert sweep._resumed(the_plan, stored | dict(devices=2)).bytes_per_device == 5.0
 
 
 def test_changed_config_in_same_out_dir_is_refused(tmp_path):
