@@ -17,7 +17,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING
 
 import experiments
-from spectral_sim.report import VERDICTS, Report, reproduction_summary
+from spectral_sim.report import Report, count_verdicts, counts_line, reproduction_summary
 
 if TYPE_CHECKING:
     from spectral_sim import sweep
@@ -299,19 +299,15 @@ def _run(args: list[str]) -> int:
     _configure_jax(options)
     _headless_matplotlib()
     root = options.out or pathlib.Path("results")
-    counts, failed, reports = dict.fromkeys(VERDICTS, 0), [], []
+    failed, reports = [], []
     for name in experiments.EXPERIMENTS:
         try:
-            report = _run_one(name, [], options, root / name)
+            reports.append(_run_one(name, [], options, root / name))
         except UsageError as error:  # report it and go on with the other experiments
             print(f"spectral-sim: error: {error}", file=sys.stderr)
             failed.append(name)
-            continue
-        reports.append(report)
-        for verdict, count in report.summary().items():
-            counts[verdict] += count
-    total = ", ".join(f"{count} {verdict}" for verdict, count in counts.items())
-    ran = len(experiments.EXPERIMENTS) - len(failed)
+    total = counts_line(count_verdicts(c for r in reports for c in r.claims))
+    ran = len(reports)
     import jax
 
     if jax.process_index() == 0:

@@ -14,7 +14,14 @@ import pathlib
 import sys
 from collections.abc import Sequence
 
-from spectral_sim.report import VERDICTS, Report, claims_by_paper, claims_table
+from spectral_sim.report import (
+    VERDICTS,
+    Report,
+    claims_by_paper,
+    claims_table,
+    count_verdicts,
+    counts_line,
+)  # fmt: skip
 
 __all__ = ["BEGIN", "END", "copy_figures", "main", "section", "splice"]
 
@@ -80,10 +87,10 @@ def section(saved: Sequence[tuple[Report, list[str]]], figures: dict,
     reports = [report for report, _ in saved]
     commits = sorted({_short((r.saved_provenance or {}).get("git_commit", "?")) for r in reports})
     quick = all(bool(dict(r.config).get("quick")) for r in reports)
-    total = {v: sum(r.summary()[v] for r in reports) for v in VERDICTS}
+    total = count_verdicts(c for r in reports for c in r.claims)
     lines = [
         f"{'Quick-scale' if quick else 'Full-scale'} run of {len(reports)} experiments at commit "
-        f"{', '.join(commits)}: " + ", ".join(f"{n} {v}" for v, n in total.items()) + ".",
+        f"{', '.join(commits)}: {counts_line(total)}.",
         "",
         "| experiment | claims | " + " | ".join(VERDICTS) + " |",
         "|---|---:|" + "---:|" * len(VERDICTS),
@@ -96,8 +103,9 @@ def section(saved: Sequence[tuple[Report, list[str]]], figures: dict,
     lines += ["", "| source | claims | " + " | ".join(VERDICTS) + " |",
               "|---|---:|" + "---:|" * len(VERDICTS)]  # fmt: skip
     for title, rows in groups.items():
-        counts = [sum(c.verdict == v for _, c in rows) for v in VERDICTS]
-        lines.append(f"| {title} | {len(rows)} | " + " | ".join(map(str, counts)) + " |")
+        counts = count_verdicts(c for _, c in rows)
+        lines.append(f"| {title} | {len(rows)} | "
+                     + " | ".join(str(counts[v]) for v in VERDICTS) + " |")  # fmt: skip
     lines += ["", "<details><summary>Every claim: predicted, measured, verdict</summary>", ""]
     for title, rows in groups.items():
         lines += [f"**{title}**", "", *claims_table(rows, link=False), ""]

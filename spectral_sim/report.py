@@ -15,7 +15,7 @@ import platform
 import re
 import subprocess
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -26,7 +26,7 @@ if TYPE_CHECKING:  # matplotlib is imported only when a figure is saved: keeps i
 
 __all__ = [
     "PAPERS", "VERDICTS", "Claim", "Report", "Verdict", "claims_by_paper", "claims_table",
-    "provenance", "reproduction_summary",
+    "count_verdicts", "counts_line", "provenance", "reproduction_summary",
 ]  # fmt: skip
 
 Verdict = Literal["PASS", "FAIL", "INCONCLUSIVE"]
@@ -281,6 +281,17 @@ def provenance(seed: int) -> dict[str, Any]:
     }
 
 
+def count_verdicts(claims: Iterable[Claim]) -> dict[Verdict, int]:
+    """How many of `claims` got each verdict (every verdict present, zeros included)."""
+    verdicts = [c.verdict for c in claims]
+    return {verdict: verdicts.count(verdict) for verdict in VERDICTS}
+
+
+def counts_line(counts: Mapping[Verdict, int]) -> str:
+    """e.g. "3 PASS, 1 FAIL, 0 INCONCLUSIVE"."""
+    return ", ".join(f"{count} {verdict}" for verdict, count in counts.items())
+
+
 @dataclasses.dataclass
 class Report:
     """An experiment's result: its claims (the verdict table), dataset, figures and config.
@@ -323,11 +334,11 @@ class Report:
 
     def summary(self) -> dict[Verdict, int]:
         """How many claims got each verdict (every verdict present, zeros included)."""
-        return {verdict: sum(c.verdict == verdict for c in self.claims) for verdict in VERDICTS}
+        return count_verdicts(self.claims)
 
     def summary_line(self) -> str:
         """e.g. "3 PASS, 1 FAIL, 0 INCONCLUSIVE"."""
-        return ", ".join(f"{count} {verdict}" for verdict, count in self.summary().items())
+        return counts_line(self.summary())
 
     def table(self) -> str:
         """The verdict table in markdown, aligned for a terminal, then each claim's statement."""
@@ -480,9 +491,9 @@ def reproduction_summary(reports: Sequence[Report]) -> str:
     citing only THEORY.md go under "Standard results"), with predicted, measured ± stderr and
     verdict, each id linking to its experiment's report.md (reports saved side by side), then
     each experiment's figures."""
-    counts = {v: sum(r.summary()[v] for r in reports) for v in VERDICTS}
+    counts = count_verdicts(c for r in reports for c in r.claims)
     lines = ["# Reproduction summary", "",
-             ", ".join(f"{n} {v}" for v, n in counts.items()) + f" in {len(reports)} experiments."
+             counts_line(counts) + f" in {len(reports)} experiments."
              " Each id links to its experiment's report; THEORY.md §1 says what is expected.",
              ""]  # fmt: skip
     for title, rows in claims_by_paper(reports).items():
