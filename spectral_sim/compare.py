@@ -149,10 +149,7 @@ def compare(
     n_compared = int((~diverged).sum())
     z = fit.z_simultaneous(max(n_compared, 1), alpha)
     badness = (np.abs(relative) + z * sem / np.abs(predicted)).fillna(-np.inf)
-    flat = int(np.argmax(badness.values))
-    where = dict(zip(badness.dims, np.unravel_index(flat, badness.shape), strict=True))
-    at = {d: simulated[d].values[i] if d in simulated.coords else i for d, i in where.items()}
-    located = ", ".join(f"{d} = {v}" for d, v in at.items())
+    where, located = _worst(badness, simulated)
     worst_pred = float(predicted.isel(where))
     nan = n_compared == 0
     claim = Claim(
@@ -173,6 +170,16 @@ def compare(
     return Report(experiment=name, claims=[claim], data=out, figures=dict(compare=_figure(out)),
                   config=dict(observable=observable, tolerance=tolerance, alpha=alpha,
                               grid=grid.describe()), seed=seed, notes=notes)  # fmt: skip
+
+
+def _worst(badness: xr.DataArray, data: xr.DataArray) -> tuple[dict, str]:
+    """The index of the largest entry of `badness`, and where it is ("dim = value, ...", with
+    coordinates from `data`; empty for a scalar)."""
+    flat = int(np.argmax(badness.values))
+    where = dict(zip(badness.dims, np.unravel_index(flat, badness.shape), strict=True))
+    located = ", ".join(f"{d} = {data[d].values[i] if d in data.coords else i}"
+                        for d, i in where.items())  # fmt: skip
+    return where, located
 
 
 def _exponent_claim(clean, predicted, axis, name, observable, source, tolerance, alpha, n_boot,
@@ -203,10 +210,8 @@ def _exponent_claim(clean, predicted, axis, name, observable, source, tolerance,
     n_compared = int(finite.sum())
     z = fit.z_simultaneous(max(n_compared, 1), alpha)
     badness = (np.abs(alpha_hat - alpha_pred) + z * alpha_se).where(finite).fillna(-np.inf)
-    flat = int(np.argmax(badness.values)) if badness.size else 0
-    where = dict(zip(badness.dims, np.unravel_index(flat, badness.shape), strict=True))
-    located = ", ".join(f"{d} = {clean[d].values[i] if d in clean.coords else i}"
-                        for d, i in where.items()) or "the only curve"  # fmt: skip
+    where, located = _worst(badness, clean)
+    located = located or "the only curve"
     nan = n_compared == 0
     claim = Claim(
         id=f"{name}.{observable}_exponent", source=source,
