@@ -707,11 +707,17 @@ def spectrum_exponent(
     rows[:, :width] = resampled[:, :width]
     rows = np.where(np.isfinite(rows) & (rows > 0), rows, 1e-300)
     stars = np.array([_slope(*(a[inside] for a in _binned(row)))[0] for row in rows])
-    bias = float(stars.mean() - s_hat)
+    corrected, ci, bias = _basic_bootstrap(float(s_hat), stars, level)
+    return SpectrumFit(corrected, prefactor, ci, float(s_hat), bias, used, int(inside.sum()),
+                       "parametric bootstrap", level)  # fmt: skip
+
+
+def _basic_bootstrap(estimate: float, stars: np.ndarray, level: float):
+    """(bias-corrected estimate, basic bootstrap interval at `level`, bias) of a parametric
+    bootstrap: bias = mean(stars) - estimate; interval (2 estimate - q_hi, 2 estimate - q_lo)."""
+    bias = float(stars.mean() - estimate)
     q_lo, q_hi = np.percentile(stars, [50 * (1 - level), 100 - 50 * (1 - level)])
-    ci = (float(2 * s_hat - q_hi), float(2 * s_hat - q_lo))
-    return SpectrumFit(float(s_hat - bias), prefactor, ci, float(s_hat), bias, used,
-                       int(inside.sum()), "parametric bootstrap", level)  # fmt: skip
+    return estimate - bias, (float(2 * estimate - q_hi), float(2 * estimate - q_lo)), bias
 
 
 class DecayComparison(NamedTuple):
@@ -859,10 +865,8 @@ def tail_exponent(
     mean = np.exp(log_c) * modes**-a_hat
     rng = np.random.default_rng(seed)
     stars = np.array([fitted(mean * rng.chisquare(1, power.size))[0] for _ in range(n_boot)])
-    bias = float(stars.mean() - a_hat)
-    q_lo, q_hi = np.percentile(stars, [50 * (1 - level), 100 - 50 * (1 - level)])
-    return SpectrumFit(a_hat - bias, float(np.exp(log_c)),
-                       (float(2 * a_hat - q_hi), float(2 * a_hat - q_lo)), a_hat, bias,
+    corrected, ci, bias = _basic_bootstrap(a_hat, stars, level)
+    return SpectrumFit(corrected, float(np.exp(log_c)), ci, a_hat, bias,
                        (float(k[0]), float(k[-1])), int(k.size), "tail sums, chi-square bootstrap",
                        level)  # fmt: skip
 
