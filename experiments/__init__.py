@@ -55,9 +55,11 @@ def describe(name: str) -> str:
 
 
 def claims(name: str) -> dict[str, str]:
-    """The experiment's `CLAIMS`: claim id pattern (fnmatch; ids may name a data set or an
-    optimizer) -> what the claim tests. Imports the module."""
-    return dict(getattr(load(name), "CLAIMS", {}))
+    """The experiment's claims (its `CLAIMS` table): id pattern (fnmatch; ids may name a data
+    set or an optimizer) -> what the claim tests. Imports the module."""
+    table = getattr(load(name), "CLAIMS", {})
+    listing = getattr(table, "listing", None)
+    return listing() if listing else dict(table)
 
 
 def undeclared(name: str, claim_ids: Iterable[str]) -> list[str]:

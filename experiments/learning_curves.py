@@ -16,9 +16,9 @@ import numpy as np
 import xarray as xr
 
 import experiments
-from spectral_sim import PowerLaw, fit, simulate, sweep, theory
+from spectral_sim import PowerLaw, claims, fit, simulate, sweep, theory
 from spectral_sim.models import linear
-from spectral_sim.report import Claim, Report
+from spectral_sim.report import Report
 
 # The GF fit window: k*(t) >= K_LO keeps the asymptote's discreteness error below 3e-4
 # (THEORY.md §2.2), and it ends where the modes beyond the simulated M carry more than
@@ -27,28 +27,29 @@ K_LO = 10.0
 TAIL_SHARE = 0.01
 # A run has diverged when its loss is non-finite or above BLOWUP x (L_0 + L_inf).
 BLOWUP = 1e3
-# Family-wise false-alarm rate of each Monte Carlo claim (Bonferroni over its grid points).
-FAMILY_ALPHA = 0.05
-# Equivalence margin of the SGD recursion claim: the seed-mean loss must agree with the exact
-# recursion to within 10% (relative, averaged over records), resolved at FAMILY_ALPHA.
+# Equivalence margin of the SGD recursion claim (judgement): the seed-mean loss agrees with the
+# exact recursion within 10 % at every record. The recursion is exact for Gaussian data, so
+# the margin only absorbs float32 rounding and is far wider than it.
 RECURSION_MARGIN = 0.10
-
-
-# The claims this experiment checks, for `spectral-sim list`: id pattern (fnmatch) -> what
-# is tested ([Pn]: a paper's claim). The tests check that every claim a run makes is here.
-CLAIMS = {
-    "learning_curves.gf_exponent": "gradient-flow loss decays as t^-(a-1)/s while 1 << k*(t) << M",
-    "learning_curves.sgd_recursion": "one-pass SGD's seed-mean loss equals the exact recursion",
-    "learning_curves.sgd_stability": "SGD stays bounded where chi < 1 and blows up where chi >= 1",
-    "learning_curves.tail_dominance": "GF loss / (tail energy beyond k*) -> Gamma(1 + c) 2^-c",
-}
+# The recursion claim is checked where chi <= 0.5. Nearer the edge the per-seed loss is heavy-
+# tailed (s = 2, B = 2, chi = 0.75: loss / recursion has median 0.43 and maximum 532 over 1024
+# seeds), so a seed mean is dominated by rare runs and its SEM is not a standard error.
+RECURSION_CHI = 0.5
+# The stability claim needs grid points within 10 % of the critical lr on both sides (a
+# bracket at 0.5x and 2x would let any formula within a factor of 2 pass).
+STABILITY_BRACKET = 0.10
+# chi >= 1 is mean-square instability of E L, not of single runs (THEORY.md §8: at 1.2 lr_c many
+# runs stay finite), so "every run blows up" is claimed from 2 lr_c on.
+BLOWUP_FRAC = 2.0
+# "Every run" / "no run" diverges: a share within 0.05 of 1 or 0 (judgement).
+COUNT_TOL = 0.05
 
 
 @dataclasses.dataclass(frozen=True)
 class Config:
     s: tuple[float, ...] = (1.5, 2.0, 3.0)
     a: tuple[float, ...] = (1.5, 2.0, 3.0)
-    lr_frac: tuple[float, ...] = (0.25, 0.5, 2.0)
+    lr_frac: tuple[float, ...] = (0.25, 0.5, 0.9, 1.1, 2.0)
     """Learning rates as fractions of the mean-square critical lr (chi = 1) of each (s, B)."""
     batch: tuple[int, ...] = (1, 4)
     noise: tuple[float, ...] = (0.0, 0.01)
@@ -65,7 +66,7 @@ class Config:
 
 
 QUICK = dict(
-    s=(1.5, 3.0), a=(2.0,), lr_frac=(0.5, 2.0), n_modes=128, n_steps=1000, n_seeds=256,
+    s=(1.5, 3.0), a=(2.0,), lr_frac=(0.5, 0.9, 1.1, 2.0), n_modes=128, n_steps=1000, n_seeds=256,
     gf_modes=2**18,
 )  # fmt: skip
 
@@ -209,112 +210,86 @@ def gradient_flow(cfg: Config) -> xr.Dataset:
 # --- claims ----------------------------------------------------------------------------------
 
 
-def claims(data: xr.Dataset, gf: xr.Dataset) -> list[Claim]:
-    out = []
-    rows = []
-    for s, a in itertools.product(gf.s.values, gf.a.values):
-        point = gf.sel(s=s, a=a)
-        t = point.gf_time.values
-        # A multiplicative deviation <= TAIL_SHARE from a pure power law anywhere in the window
-        # moves a slope fitted over ln(t_hi / t_lo) by at most 2 TAIL_SHARE / ln(t_hi / t_lo).
-        tolerance = 2 * TAIL_SHARE / np.log(t[-1] / t[0])
-        error = abs(float(point.gf_exponent) - (a - 1) / s)
-        rows.append(dict(s=s, a=a, error=error, band=0.0, tolerance=tolerance, point=point))
-    worst = experiments.worst(rows)
-    s, a = worst["s"], worst["a"]
-    out.append(
-        Claim(
-            id="learning_curves.gf_exponent",
-            source="THEORY.md §2.2; P3 (rho = 1); BAP beta = (a - 1)/s",
-            statement=f"GF loss decays as t^-(a-1)/s on 1 << k*(t) << M (worst of "
-            f"{len(rows)} (s, a); shown s={s:g}, a={a:g}, t in "
-            f"[{worst['point'].gf_time.values[0]:.3g}, {worst['point'].gf_time.values[-1]:.3g}])",
-            predicted=(a - 1) / s,
-            measured=float(worst["point"].gf_exponent),
-            stderr=0.0,
-            tolerance=worst["tolerance"],
-        )
-    )
-
-    stable = (data.chi < 1).values
-    n_stable = int(stable.sum())
-    if n_stable:
-        # Per seed: the mean over records of L_seed(t) / L_exact(t); its seed mean must be 1.
-        ratio = (data.sgd_loss / data.sgd_theory).mean("step")
-        z = fit.z_simultaneous(n_stable, FAMILY_ALPHA)
-        mean = ratio.mean("seed").values[stable]
-        stderr = np.asarray(fit.sem(jnp.asarray(ratio.values[stable]), axis=-1))
-        rows = [
-            dict(i=i, error=abs(m - 1), band=z * e, tolerance=RECURSION_MARGIN)
-            for i, (m, e) in enumerate(zip(mean, stderr, strict=True))
-        ]
-        i = experiments.worst(rows)["i"]
-        where = _describe(data.chi.where(data.chi < 1), i)
-        out.append(
-            Claim(
-                id="learning_curves.sgd_recursion",
-                source="THEORY.md §2.4 [E]",
-                statement=f"one-pass SGD seed-mean loss / exact recursion = 1, averaged over "
-                f"records (worst of {n_stable} stable grid points: {where}; "
-                f"{data.sizes['seed']} seeds)",
-                predicted=1.0,
-                measured=float(mean[i]),
-                stderr=float(stderr[i]),
-                tolerance=RECURSION_MARGIN,
-                z=z,
-            )
-        )
-
-    predicted_unstable = (data.chi >= 1).values
-    measured_unstable = data.sgd_diverged.any("seed").values
-    agree = float(np.mean(predicted_unstable == measured_unstable))
-    out.append(
-        Claim(
-            id="learning_curves.sgd_stability",
-            source="THEORY.md §2.4 [E]",
-            statement="SGD runs stay bounded where chi < 1 and blow up where chi >= 1 (share of "
-            f"{predicted_unstable.size} grid points where the simulation agrees; divergence = "
-            f"loss non-finite or > {BLOWUP:g} (L_0 + L_inf))",
-            predicted=1.0,
-            measured=agree,
-            stderr=0.0,
-            tolerance=0.0,
-        )
-    )
-
-    rows = []
-    for s, a in itertools.product(gf.s.values, gf.a.values):
-        point = gf.sel(s=s, a=a)
-        k_star = float(point.gf_k_star)
-        limit = float(point.tail_ratio_theory)
-        # floor(k*) makes the hard tail sum's continuum error (a - 1)/k* plus the
-        # Euler-Maclaurin endpoint (a - 1)/(2 k*); the window keeps the modes beyond M below
-        # TAIL_SHARE of the loss.
-        tolerance = limit * (1.5 * (a - 1) / k_star + TAIL_SHARE)
-        error = abs(float(point.tail_ratio) - limit)
-        rows.append(dict(s=s, a=a, error=error, band=0.0, tolerance=tolerance, point=point))
-    worst = experiments.worst(rows)
-    out.append(
-        Claim(
-            id="learning_curves.tail_dominance",
-            source="P3 Prop. 2; THEORY.md §2.5",
-            statement=f"GF loss / (1/2 sum_(k > k*) k^-a) -> Gamma(1 + c) 2^-c, c = (a-1)/s "
-            f"(worst of {len(rows)} (s, a); shown s={worst['s']:g}, a={worst['a']:g}, "
-            f"k* = {float(worst['point'].gf_k_star):.0f})",
-            predicted=float(worst["point"].tail_ratio_theory),
-            measured=float(worst["point"].tail_ratio),
-            stderr=0.0,
-            tolerance=worst["tolerance"],
-        )
-    )
-    return out
+def _gf_exponent(d: xr.Dataset) -> dict:
+    t = d.gf_time
+    # A multiplicative deviation <= TAIL_SHARE from a pure power law anywhere in the window moves
+    # a slope fitted over ln(t_hi / t_lo) by at most 2 TAIL_SHARE / ln(t_hi / t_lo).
+    tolerance = 2 * TAIL_SHARE / np.log(t.isel(window=-1) / t.isel(window=0))
+    return dict(measured=d.gf_exponent, predicted=(d.a - 1) / d.s, tolerance=tolerance)
 
 
-def _describe(masked: xr.DataArray, i: int) -> str:
-    """The coordinates of the i-th unmasked grid point, as 'name=value' pairs."""
-    stacked = masked.stack(point=masked.dims).dropna("point")
-    coords = stacked.isel(point=i).coords
-    return ", ".join(f"{d}={coords[d].item():g}" for d in masked.dims)
+def _sgd_recursion(d: xr.Dataset) -> dict:
+    """Every record of every grid point with chi <= RECURSION_CHI is an entry (the worst record
+    decides, so errors of opposite sign over time cannot cancel); other points are left out."""
+    light = d.chi <= RECURSION_CHI
+    return dict(samples=d.sgd_loss, predicted=d.sgd_theory.where(light), relative=True,
+                tolerance=RECURSION_MARGIN, diverged=d.sgd_diverged)  # fmt: skip
+
+
+def _sgd_stability(d: xr.Dataset) -> dict:
+    """No run diverges at any grid point with chi < 1; the grid must come within
+    STABILITY_BRACKET below the critical lr, or a formula off by that much would pass."""
+    frac = d.lr_frac.values
+    if not np.any((frac < 1) & (frac >= 1 - STABILITY_BRACKET)):
+        raise claims.NotMeasured(f"lr_frac {experiments.listed(frac)} has no point within "
+                                 f"{STABILITY_BRACKET:.0%} below the critical lr")  # fmt: skip
+    return dict(successes=d.sgd_diverged, predicted=xr.zeros_like(d.chi).where(d.chi < 1),
+                tolerance=COUNT_TOL)  # fmt: skip
+
+
+def _sgd_blowup(d: xr.Dataset) -> dict:
+    """Every run diverges at lr >= BLOWUP_FRAC lr_c."""
+    above = d.lr_frac >= BLOWUP_FRAC
+    if not above.any():
+        raise claims.NotMeasured(f"no lr_frac >= {BLOWUP_FRAC:g}")
+    return dict(successes=d.sgd_diverged, predicted=xr.ones_like(d.chi).where(above),
+                tolerance=COUNT_TOL)  # fmt: skip
+
+
+def _tail_dominance(d: xr.Dataset) -> dict:
+    limit = d.tail_ratio_theory
+    # floor(k*) makes the hard tail sum's continuum error (a - 1)/k* plus the Euler-Maclaurin
+    # endpoint (a - 1)/(2 k*); the window keeps the modes beyond M below TAIL_SHARE of the loss.
+    tolerance = limit * (1.5 * (d.a - 1) / d.gf_k_star + TAIL_SHARE)
+    return dict(measured=d.tail_ratio, predicted=limit, tolerance=tolerance)
+
+
+# The claims this experiment checks (`spectral-sim list` shows them; [Pn]: a paper's claim).
+CLAIMS = claims.Table(
+    claims.Spec(
+        "learning_curves.gf_exponent", "THEORY.md §2.2; P3 (rho = 1); BAP beta = (a - 1)/s",
+        "gradient-flow loss decays as t^-(a-1)/s while 1 << k*(t) << M (exact GF on gf_modes "
+        "modes, fitted over each (s, a)'s window)",
+        claims.exact, _gf_exponent, tolerance_kind="derived",
+    ),
+    claims.Spec(
+        "learning_curves.sgd_recursion", "THEORY.md §2.4 [E]",
+        f"one-pass SGD's seed-mean loss equals the exact recursion within 10 % at every record "
+        f"of every grid point with chi <= {RECURSION_CHI} (nearer chi = 1 the loss is "
+        f"heavy-tailed and a seed mean has no usable standard error)",
+        claims.seed_mean, _sgd_recursion,
+    ),
+    claims.Spec(
+        "learning_curves.sgd_stability", "THEORY.md §2.4 [E]",
+        f"SGD runs stay bounded where chi < 1: the share of seeds that diverge (loss non-finite "
+        f"or > {BLOWUP:g} (L_0 + L_inf)) is 0 within {COUNT_TOL} at every grid point below the "
+        f"critical lr, one of them within {STABILITY_BRACKET:.0%} of it",
+        claims.share, _sgd_stability,
+    ),
+    claims.Spec(
+        "learning_curves.sgd_blowup", "THEORY.md §2.4, §8",
+        f"every SGD run diverges at lr >= {BLOWUP_FRAC:g} lr_c (share 1 within {COUNT_TOL}); "
+        f"chi >= 1 is mean-square instability, so between lr_c and {BLOWUP_FRAC:g} lr_c single "
+        f"runs may stay finite and no claim is made there",
+        claims.share, _sgd_blowup,
+    ),
+    claims.Spec(
+        "learning_curves.tail_dominance", "P3 Prop. 2; THEORY.md §2.5",
+        "GF loss / (1/2 sum_(k > k*) k^-a) -> Gamma(1 + c) 2^-c, c = (a-1)/s, at the window's "
+        "largest k* of each (s, a)",
+        claims.exact, _tail_dominance, tolerance_kind="derived",
+    ),
+)  # fmt: skip
 
 
 def notes(data: xr.Dataset) -> list[str]:
@@ -381,10 +356,11 @@ def run(cfg: Config, options: sweep.Options | None = None) -> Report:
     check(cfg)
     data = simulate_grid(cfg, options)  # the one step that runs sweeps (resumable)
     gf = gradient_flow(cfg)
+    merged = xr.merge([data, gf])
     return Report(
         experiment="learning_curves",
-        claims=claims(data, gf),
-        data=xr.merge([data, gf]),
+        claims=CLAIMS.evaluate(merged),
+        data=merged,
         figures=figures(data, gf),
         config=dataclasses.asdict(cfg),
         seed=cfg.seed,

@@ -56,19 +56,27 @@ def _as_float(name: str, value: object) -> float:
 class Claim:
     """One row of a verdict table: a theory's `predicted` value against a `measured` one.
 
-    `source` cites where the prediction comes from (paper, equation, THEORY.md section);
-    `stderr` is the measurement's standard error (0 for a deterministic measurement) and
-    `tolerance` the largest |measured - predicted| at which the claim still holds, fixed in
-    advance. `error` and `verdict` are computed. The verdict is an equivalence test with
-    band = z * stderr:
+    Claims are made by `spectral_sim.claims`, which decides a claim checked at several entries
+    (grid points, records, data sets) and shows it at its deciding entry (`where`): `entries`
+    (m) were compared, `holds` (h) of them significantly inside the tolerance, `diverged` had
+    a diverged seed. `[low, high]` is the deciding entry's interval at the simultaneous level
+    (measured -/+ z stderr when NaN, i.e. not given; an exact binomial interval for counts).
+    `source` cites where the prediction comes from; `tolerance` is the largest
+    |measured - predicted| at which the claim still holds, and `tolerance_kind` where it comes
+    from ("derived" in code, "paper", or "judgement", for which `at_half` / `at_twice` give the
+    verdict at half / twice the margin). `seeds_needed` says at how many seeds the current
+    standard errors would decide an INCONCLUSIVE claim.
 
-    - INCONCLUSIVE if predicted or measured is non-finite (e.g. a diverged run) or stderr is NaN;
-    - PASS if error + band <= tolerance: the whole confidence interval lies inside the tolerance;
-    - FAIL if error - band > tolerance: the measurement is significantly outside it;
+    The verdict, computed from these fields unless the engine gives it:
+
+    - INCONCLUSIVE if predicted or the interval is non-finite (e.g. a diverged run);
+    - FAIL if the interval lies wholly outside [predicted - tolerance, predicted + tolerance];
+    - PASS if it lies wholly inside and every entry holds (h = m, none diverged);
     - INCONCLUSIVE otherwise: the measurement's uncertainty is larger than the gap it must
-      resolve (more seeds, or a larger tolerance argued from the theory, would settle it).
+      resolve.
 
-    With stderr = 0 the test is deterministic: PASS if error <= tolerance, else FAIL.
+    A verdict the engine gives is checked against the same fields: PASS needs the deciding
+    interval inside and h = m, FAIL an interval outside (or a diverged entry).
     """
 
     id: str
@@ -79,8 +87,18 @@ class Claim:
     stderr: float
     tolerance: float
     z: float = 3.0
+    low: float = math.nan  # NaN: measured - z stderr
+    high: float = math.nan
+    tolerance_kind: Literal["derived", "paper", "judgement"] = "judgement"
+    entries: int = 1
+    holds: int | None = None
+    seeds_needed: int | None = None
+    where: str = ""
+    diverged: int = 0
+    at_half: Verdict | None = None
+    at_twice: Verdict | None = None
+    verdict: Verdict = None  # type: ignore[assignment]  # None: computed from the fields
     error: float = dataclasses.field(init=False)
-    verdict: Verdict = dataclasses.field(init=False)
 
     def __post_init__(self):
         for name in ("predicted", "measured", "stderr", "tolerance", "z"):
@@ -93,21 +111,72 @@ class Claim:
             raise ValueError(f"tolerance must be >= 0; got {self.tolerance!r} ({self.id})")
         if not 0 < self.z < math.inf:
             raise ValueError(f"z must be finite and > 0; got {self.z!r} ({self.id})")
+        if self.tolerance_kind not in ("derived", "paper", "judgement"):
+            raise ValueError(f"tolerance_kind must be derived, paper or judgement; got "
+                             f"{self.tolerance_kind!r} ({self.id})")  # fmt: skip
+        band = self.z * self.stderr
+        for name, default in (("low", self.measured - band), ("high", self.measured + band)):
+            value = _as_float(name, getattr(self, name))
+            object.__setattr__(self, name, _as_float(name, default) if math.isnan(value) else value)
+        if self.entries < 0 or self.diverged < 0:
+            raise ValueError(f"entries and diverged must be >= 0 ({self.id})")
+        if self.holds is None:
+            if self.entries != 1:
+                raise ValueError(f"holds must be given for a claim over {self.entries} entries "
+                                 f"({self.id})")  # fmt: skip
+            object.__setattr__(self, "holds", int(self._inside()))
+        if not 0 <= self.holds <= self.entries:  # type: ignore[operator]
+            raise ValueError(f"holds must be in [0, entries]; got {self.holds} ({self.id})")
+        for name in ("at_half", "at_twice"):
+            if getattr(self, name) not in (None, *VERDICTS):
+                raise ValueError(f"{name} must be a verdict or None ({self.id})")
         error = abs(self.measured - self.predicted)
         object.__setattr__(self, "error", math.nan if math.isnan(error) else error)
-        object.__setattr__(self, "verdict", self._decide())
+        decided = self._decide()
+        if self.verdict is None:
+            object.__setattr__(self, "verdict", decided)
+        elif self.verdict not in VERDICTS:
+            raise ValueError(f"verdict must be one of {VERDICTS}; got {self.verdict!r}")
+        elif self.verdict == "PASS" and decided != "PASS":
+            raise ValueError(f"claim {self.id!r}: PASS needs the interval inside the tolerance "
+                             f"at every entry ({self.holds} of {self.entries} hold)")  # fmt: skip
+        elif self.verdict == "FAIL" and not (self._outside() or self.diverged):
+            raise ValueError(f"claim {self.id!r}: FAIL needs the deciding interval outside "
+                             f"the tolerance (or a diverged entry)")  # fmt: skip
+
+    def _finite(self) -> bool:
+        return all(math.isfinite(v) for v in (self.predicted, self.low, self.high))
+
+    def _inside(self) -> bool:
+        lo, hi = self.predicted - self.tolerance, self.predicted + self.tolerance
+        return self._finite() and lo <= self.low and self.high <= hi
+
+    def _outside(self) -> bool:
+        lo, hi = self.predicted - self.tolerance, self.predicted + self.tolerance
+        return self._finite() and (self.low > hi or self.high < lo)
 
     def _decide(self) -> Verdict:
-        if not (math.isfinite(self.predicted) and math.isfinite(self.measured)):
+        if math.isnan(self.stderr) or not self._finite():
             return "INCONCLUSIVE"
-        if math.isnan(self.stderr):
-            return "INCONCLUSIVE"
-        band = self.z * self.stderr
-        if self.error + band <= self.tolerance:
-            return "PASS"
-        if self.error - band > self.tolerance:
+        if self._outside():
             return "FAIL"
+        if self._inside() and self.holds == self.entries and not self.diverged:
+            return "PASS"
         return "INCONCLUSIVE"
+
+    def details(self) -> str:
+        """Where it was decided, over how many entries, and what would settle it, in words."""
+        parts = [f"deciding entry: {self.where}" if self.where else ""]
+        if self.entries != 1:
+            parts.append(f"holds at {self.holds} of {self.entries} entries")
+        if self.diverged:
+            parts.append(f"{self.diverged} entries with a diverged seed")
+        parts.append(f"tolerance: {self.tolerance_kind}")
+        if self.at_half is not None:
+            parts.append(f"at half the margin {self.at_half}, at twice {self.at_twice}")
+        if self.seeds_needed is not None:
+            parts.append(f"about {self.seeds_needed} seeds would decide it")
+        return "; ".join(p for p in parts if p)
 
     def to_dict(self) -> dict[str, Any]:
         """All fields, computed ones included, as plain Python values (floats may be non-finite)."""
@@ -115,22 +184,31 @@ class Claim:
 
     @classmethod
     def from_dict(cls, record: Mapping[str, Any]) -> "Claim":
-        """The claim recorded by `to_dict` (or in report.json); error and verdict are recomputed."""
+        """The claim recorded by `to_dict` (or in report.json); the verdict is checked against
+        the recorded fields (older records without the engine's fields are recomputed)."""
 
         # report.json writes non-finite numbers as "nan" / "inf" / "-inf"; null also means NaN.
-        def number(name: str, default: float | None = None) -> float:
+        def number(name: str, default: float | None = None) -> float | None:
             value = record.get(name, default)
             return math.nan if value is None else float(value)
 
+        optional = {name: record[name] for name in ("tolerance_kind", "entries", "holds",
+                    "seeds_needed", "where", "diverged", "at_half", "at_twice")
+                    if name in record}  # fmt: skip
+        engine = "entries" in record
         claim = cls(
             id=record["id"],
             source=record["source"],
             statement=record["statement"],
-            predicted=number("predicted"),
-            measured=number("measured"),
-            stderr=number("stderr"),
-            tolerance=number("tolerance"),
-            z=number("z", 3.0),
+            predicted=number("predicted"),  # type: ignore[arg-type]
+            measured=number("measured"),  # type: ignore[arg-type]
+            stderr=number("stderr"),  # type: ignore[arg-type]
+            tolerance=number("tolerance"),  # type: ignore[arg-type]
+            z=number("z", 3.0),  # type: ignore[arg-type]
+            low=number("low") if engine and "low" in record else math.nan,  # type: ignore[arg-type]
+            high=number("high") if engine and "high" in record else math.nan,  # type: ignore[arg-type]
+            verdict=record.get("verdict") if engine else None,  # type: ignore[arg-type]
+            **optional,
         )
         if "verdict" in record and record["verdict"] != claim.verdict:
             raise ValueError(
@@ -344,16 +422,17 @@ class Report:
         """The verdict table in markdown, aligned for a terminal, then each claim's statement."""
         if not self.claims:
             return "(no claims)"
-        header = ["id", "predicted", "measured", "± stderr", "error", "tolerance", "verdict"]
+        header = ["id", "predicted", "measured", "± stderr", "error", "tolerance", "kind",
+                  "holds", "verdict"]  # fmt: skip
         rows = [
             [c.id]
             + [_format_number(v) for v in (c.predicted, c.measured, c.stderr)]
             + [_format_number(v) for v in (c.error, c.tolerance)]
-            + [c.verdict]
+            + [c.tolerance_kind, f"{c.holds}/{c.entries}", c.verdict]
             for c in self.claims
         ]
         widths = [max(len(row[j]) for row in [header, *rows]) for j in range(len(header))]
-        numeric = [False, True, True, True, True, True, False]
+        numeric = [False, True, True, True, True, True, False, True, False]
 
         def line(cells: list[str]) -> str:
             padded = [
@@ -371,12 +450,13 @@ class Report:
             + "|"
         )
         lines = [line(header), rule, *(line(row) for row in rows), ""]
-        lines += [f"- {c.id} [{c.source}]: {c.statement}" for c in self.claims]
-        zs = sorted({c.z for c in self.claims})
+        lines += [f"- {c.id} [{c.source}]: {c.statement} ({c.details()})" for c in self.claims]
         lines += [
             "",
-            f"PASS if error + z·stderr <= tolerance, FAIL if error - z·stderr > tolerance, "
-            f"else INCONCLUSIVE (z = {', '.join(f'{z:g}' for z in zs)}).",
+            "Each claim is checked at m entries (grid points, records, data sets), each with an "
+            "interval at the simultaneous level 1 - 0.05/m: FAIL if any interval lies outside "
+            "predicted ± tolerance, PASS if every one lies inside, else INCONCLUSIVE. `holds` is "
+            "h/m, the entries significantly inside; the row shows the deciding entry.",
         ]
         return "\n".join(lines)
 
@@ -476,13 +556,15 @@ def claims_by_paper(reports: Sequence[Report]) -> dict[str, list[tuple[str, Clai
 
 
 def claims_table(rows: Sequence[tuple[str, Claim]], link: bool = True) -> list[str]:
-    """Markdown table lines: claim, predicted, measured, stderr, verdict; with `link`, each id
-    links to <experiment>/report.md."""
-    lines = ["| claim | predicted | measured | ± stderr | verdict |", "|---|---:|---:|---:|---|"]
+    """Markdown table lines: claim, predicted, measured, stderr, entries held, tolerance kind,
+    verdict; with `link`, each id links to <experiment>/report.md."""
+    lines = ["| claim | predicted | measured | ± stderr | holds | tolerance | verdict |",
+             "|---|---:|---:|---:|---:|---|---|"]  # fmt: skip
     for name, c in rows:
         claim = f"[{c.id}]({name}/report.md)" if link else f"`{c.id}`"
         lines.append(f"| {claim} | {_format_number(c.predicted)} | {_format_number(c.measured)} "
-                     f"| {_format_number(c.stderr)} | {c.verdict} |")  # fmt: skip
+                     f"| {_format_number(c.stderr)} | {c.holds}/{c.entries} "
+                     f"| {c.tolerance_kind} | {c.verdict} |")  # fmt: skip
     return lines
 
 

@@ -11,16 +11,17 @@ CLAIMS = {
     "learning_curves.gf_exponent",
     "learning_curves.sgd_recursion",
     "learning_curves.sgd_stability",
+    "learning_curves.sgd_blowup",
     "learning_curves.tail_dominance",
 }
 
 
 @pytest.fixture(scope="module")
 def report():
-    # Smaller than --quick: one batch size, 64 seeds, so the test runs in seconds.
+    # Smaller than --quick: one batch size, 128 seeds (0/n within 0.05 needs n > 90), seconds.
     cfg = learning_curves.Config(
-        s=(2.0,), a=(2.0,), lr_frac=(0.5, 2.0), batch=(2,), noise=(0.0,), n_modes=32,
-        n_steps=200, n_records=8, n_seeds=64, gf_modes=2**15, quick=True,
+        s=(2.0,), a=(2.0,), lr_frac=(0.5, 0.9, 1.1, 2.0), batch=(2,), noise=(0.0,), n_modes=32,
+        n_steps=200, n_records=8, n_seeds=128, gf_modes=2**15, quick=True,
     )  # fmt: skip
     return learning_curves.run(cfg)
 
@@ -39,14 +40,30 @@ def test_report_has_every_claim_and_diverged_points(report, tmp_path):
 
 
 def test_verdicts_are_computed_not_fixed(report):
-    """Corrupt the simulated losses by 50%: the recursion claim must stop passing."""
+    """Corrupt the simulated losses by 50%: the recursion claim must stop passing; flip every
+    run's divergence flag: the stability claim fails."""
     data = report.data.copy()
     data["sgd_loss"] = data.sgd_loss * 1.5
-    claims = {c.id: c for c in learning_curves.claims(data, report.data)}
+    claims = {c.id: c for c in learning_curves.CLAIMS.evaluate(data)}
     assert claims["learning_curves.sgd_recursion"].verdict == "FAIL"
     data["sgd_diverged"] = ~data.sgd_diverged
-    claims = {c.id: c for c in learning_curves.claims(data, report.data)}
+    claims = {c.id: c for c in learning_curves.CLAIMS.evaluate(data)}
     assert claims["learning_curves.sgd_stability"].verdict == "FAIL"
+    assert claims["learning_curves.sgd_blowup"].verdict == "FAIL"
+
+
+def test_claims_have_power(report):
+    """Every prediction moved by twice its tolerance, either way, is caught (FAIL), and the
+    claims expected to hold (all four, THEORY.md §2) are not FAIL."""
+    for claim, minus, plus in learning_curves.CLAIMS.power(report.data):
+        assert claim.verdict != "FAIL", claim
+        assert (minus.verdict, plus.verdict) == ("FAIL", "FAIL"), claim.id
+
+
+def test_stability_claim_needs_a_bracket_of_the_critical_lr(report):
+    coarse = report.data.sel(lr_frac=[0.5, 2.0])
+    (claim,) = [c for c in learning_curves.CLAIMS.evaluate(coarse) if "stability" in c.id]
+    assert claim.verdict == "INCONCLUSIVE" and "within 10% below" in claim.where
 
 
 def test_gf_exponent_fit_matches_theory(report):

@@ -139,8 +139,9 @@ def test_report_table_and_summary():
     r = make_report()
     assert r.summary() == {"PASS": 1, "FAIL": 1, "INCONCLUSIVE": 1}
     table = r.table()
-    header = "| id | predicted | measured | ± stderr | error | tolerance | verdict"
-    assert table.splitlines()[0].replace("  ", "").startswith(header.replace("  ", ""))
+    header = "| id | predicted | measured | ± stderr | error | tolerance | kind | holds | verdict"
+    assert " ".join(table.splitlines()[0].split()).startswith(header)
+    assert "| 1/1 |" in " ".join(table.split()) and "judgement" in table
     assert "1.05" in table and "nan" in table and "FAIL" in table
     assert "a statement" in table and "THEORY.md 2.4" in table
     assert "1.235" in make_report(claims=[claim(measured=1.23456)]).table()  # 4 significant
@@ -249,5 +250,5 @@ def test_reproduction_summary_groups_claims_by_paper():
     assert "a.three" in by_title["Paper P0"] and "a.three" in by_title["Paper P3"]
     assert "a.two" in by_title["Standard results (THEORY.md)"]
     assert "Paper P2" not in by_title  # no claim cites it
-    assert "| [a.one](exp/report.md) | 1 | 2 | 0 | FAIL |" in text
+    assert "| [a.one](exp/report.md) | 1 | 2 | 0 | 0/1 | judgement | FAIL |" in text
     assert text.startswith("# Reproduction summary\n\n2 PASS, 1 FAIL, 0 INCONCLUSIVE in 1 ")

@@ -1,0 +1,657 @@
+"""The claim engine: every verdict of spectral_sim is decided here, by one rule.
+
+A claim compares a prediction with a measurement at m *entries* (grid points, records, data
+sets; every dim of the samples but `seed`). Each entry gets an interval for its measurement at
+the simultaneous level 1 - family_alpha / m (two-sided Bonferroni), and the claim is
+
+- FAIL if any entry's interval lies wholly outside [predicted - tolerance, predicted + tolerance];
+- PASS only if every entry's interval lies wholly inside it (and no seed diverged);
+- INCONCLUSIVE otherwise: the data cannot tell at this noise. For a seed-based claim the report
+  says how many seeds the current standard errors would need to decide it.
+
+The interval depends on what is measured, and its standard error only ever comes from
+independent replicates (seeds):
+
+- `seed_mean`: the mean over seeds, ± z SEM (a pooled quantity is averaged within each seed
+  first, by the caller, so the seeds stay the replicates);
+- `share`: a count of k successes in n seeds, with the exact Clopper-Pearson interval
+  (0/n and n/n are not exact);
+- `seed_statistic`: any function of the seed-mean curve (an exponent, a rate, a ratio of
+  curves), ± z times the spread of its bootstrap over seeds, resampled jointly across the
+  curve so that common random numbers are respected;
+- `exact`: a deterministic quantity (a closed form, a quadrature), compared without noise;
+- `estimate`: a value whose standard error an estimator computed from independent replicates
+  other than seeds (e.g. a bootstrap over data points), named in `replicates`.
+
+Divergence (a NaN/inf seed, or a `diverged` flag) never supports a PASS: an entry with a
+diverged seed cannot hold, and with `must_converge=True` it is a FAIL. An entry whose prediction
+is NaN is not compared (a claim restricted to part of a grid says so with NaN). A claim with no
+data is INCONCLUSIVE "not measured", never dropped.
+
+Every claim says where its tolerance comes from (`tolerance_kind`): "derived" (computed in code,
+with the derivation beside it), "paper" (the margin the source states) or "judgement" (a margin
+we chose; the report then also gives the verdict at half and at twice the margin).
+
+An experiment declares its claims once, as a `Table` of `Spec`s; `Table.evaluate(data)` decides
+them from the experiment's dataset and `spectral-sim list` reads the same table. `shift=k`
+moves every prediction by k tolerances: the power check that a wrong predictor is caught.
+"""
+
+import contextlib
+import dataclasses
+import itertools
+import math
+import re
+import warnings
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any, Literal, get_args
+
+import numpy as np
+import xarray as xr
+from scipy import stats
+
+from spectral_sim.report import Claim, Verdict
+
+__all__ = [
+    "FAMILY_ALPHA", "NotMeasured", "Spec", "Table", "ToleranceKind", "estimate", "exact",
+    "not_measured", "seed_mean", "seed_statistic", "share", "z_family",
+]  # fmt: skip
+
+ToleranceKind = Literal["derived", "paper", "judgement"]
+TOLERANCE_KINDS: tuple[str, ...] = get_args(ToleranceKind)
+
+FAMILY_ALPHA = 0.05
+# Seeds needed to decide an INCONCLUSIVE claim are searched up to this many (beyond it: None).
+_MAX_SEEDS = 2**24
+
+
+class NotMeasured(Exception):
+    """Raised by a Spec's `measure` when the data hold nothing for its claim (the reason is the
+    message); the claim is then INCONCLUSIVE "not measured"."""
+
+
+def z_family(m: int, family_alpha: float = FAMILY_ALPHA) -> float:
+    """The two-sided normal quantile that makes m intervals hold jointly at level
+    1 - family_alpha (Bonferroni): Phi^-1(1 - family_alpha / (2 m))."""
+    return float(stats.norm.ppf(1 - family_alpha / (2 * max(int(m), 1))))
+
+
+# --- the decision rule -------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class _Entries:
+    """Flat per-entry arrays of one claim (all of length m, the compared entries)."""
+
+    measured: np.ndarray
+    low: np.ndarray  # the simultaneous interval of `measured`
+    high: np.ndarray
+    stderr: np.ndarray
+    predicted: np.ndarray
+    tolerance: np.ndarray
+    diverged: np.ndarray  # bool: a seed of this entry diverged
+    labels: list[str]
+    n_seeds: np.ndarray | None = None  # replicates per entry, for seeds_needed
+
+
+def _status(e: _Entries, shift: float = 0.0, scale: float = 1.0) -> tuple[np.ndarray, ...]:
+    """Per entry: (inside, outside, predicted, tolerance) with the prediction moved by
+    shift x tolerance and the tolerance scaled by `scale`."""
+    tolerance = e.tolerance * scale
+    predicted = e.predicted + shift * e.tolerance
+    finite = np.isfinite(e.low) & np.isfinite(e.high)
+    with np.errstate(invalid="ignore"):
+        inside = finite & (e.low >= predicted - tolerance) & (e.high <= predicted + tolerance)
+        outside = finite & ((e.low > predicted + tolerance) | (e.high < predicted - tolerance))
+    return inside & ~e.diverged, outside & ~e.diverged, predicted, tolerance
+
+
+def _verdict(inside, outside, diverged, must_converge: bool) -> Verdict:
+    if outside.any() or (must_converge and diverged.any()):
+        return "FAIL"
+    return "PASS" if inside.all() and inside.size else "INCONCLUSIVE"
+
+
+def _decide(e: _Entries, *, z: float, kind: ToleranceKind, must_converge: bool, shift: float,
+            id: str, source: str, statement: str, seeds_needed=None) -> Claim:  # fmt: skip
+    """The claim over entries `e`: the verdict by the rule above, shown at its deciding entry."""
+    inside, outside, predicted, tolerance = _status(e, shift)
+    verdict = _verdict(inside, outside, e.diverged, must_converge)
+    # The deciding entry: the most significant FAIL, else the entry closest to leaving (or
+    # farthest outside) its tolerance band, diverged entries first when they block a PASS.
+    with np.errstate(invalid="ignore", divide="ignore"):
+        reach = np.maximum(e.high - predicted, predicted - e.low) / tolerance
+        beyond = np.maximum(e.low - predicted, predicted - e.high) / tolerance
+    if verdict == "FAIL" and outside.any():
+        i = int(np.nanargmax(np.where(outside, beyond, -np.inf)))
+    elif verdict != "PASS" and e.diverged.any():
+        i = int(np.argmax(e.diverged))
+    else:
+        undecided = ~inside if verdict == "INCONCLUSIVE" else np.ones_like(inside)
+        i = int(np.argmax(np.where(undecided, np.nan_to_num(reach, nan=np.inf), -np.inf)))
+    at = {}
+    if kind == "judgement":
+        for name, scale in (("at_half", 0.5), ("at_twice", 2.0)):
+            inside_s, outside_s, _, _ = _status(e, shift, scale)
+            at[name] = _verdict(inside_s, outside_s, e.diverged, must_converge)
+    needed = seeds_needed(e, shift) if (verdict == "INCONCLUSIVE" and seeds_needed) else None
+    return Claim(
+        id=id, source=source, statement=statement, predicted=float(predicted[i]),
+        measured=float(e.measured[i]), stderr=float(e.stderr[i]), tolerance=float(tolerance[i]),
+        z=z, low=float(e.low[i]), high=float(e.high[i]), tolerance_kind=kind,
+        entries=int(inside.size), holds=int(inside.sum()), seeds_needed=needed,
+        where=e.labels[i], diverged=int(e.diverged.sum()), verdict=verdict, **at,
+    )  # fmt: skip
+
+
+def _normal_seeds_needed(e: _Entries, shift: float) -> int | None:
+    """Seeds at which the current standard errors (SE ~ 1/sqrt(n)) would decide the claim:
+    the fewest that make one entry significantly outside, else the most that any entry needs
+    to be significantly inside. None if no number of seeds would (an entry on the boundary)."""
+    if e.n_seeds is None or e.diverged.any():
+        return None
+    _, _, predicted, tolerance = _status(e, shift)
+    half = (e.high - e.low) / 2  # z SE at the current seeds
+    gap = np.abs(np.abs(e.measured - predicted) - tolerance)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        needed = np.ceil(e.n_seeds * (half / gap) ** 2)
+    outside = np.abs(e.measured - predicted) > tolerance
+    if outside.any():
+        value = np.nanmin(np.where(outside, needed, np.inf))
+    else:
+        value = np.nanmax(needed)
+    return int(value) if np.isfinite(value) and value <= _MAX_SEEDS else None
+
+
+# --- entries from data -------------------------------------------------------------------------
+
+
+def _label(coords: Mapping[str, Any]) -> str:
+    def value(v):
+        v = v.item() if hasattr(v, "item") else v
+        return f"{v:g}" if isinstance(v, float) else str(v)
+
+    return ", ".join(f"{d} = {value(v)}" for d, v in coords.items())
+
+
+def _entry_labels(template: xr.DataArray) -> list[str]:
+    """ "dim = value, ..." for every entry of `template` (row-major; "" for a scalar)."""
+    dims = list(template.dims)
+    values = [
+        template[d].values if d in template.coords else np.arange(template.sizes[d]) for d in dims
+    ]
+    return [_label(dict(zip(map(str, dims), combo, strict=True)))
+            for combo in itertools.product(*values)]  # fmt: skip
+
+
+def _broadcast(name: str, value: Any, like: xr.DataArray) -> np.ndarray:
+    """`value` (a number or a DataArray over some of like's dims) as a float array shaped like
+    `like`; ValueError naming `name` for a dim `like` does not have."""
+    if isinstance(value, xr.DataArray):
+        extra = set(value.dims) - set(like.dims)
+        if extra:
+            raise ValueError(f"{name} has dims {sorted(map(str, extra))} that the samples' "
+                             f"entries {list(like.dims)} do not have")  # fmt: skip
+        value = value.broadcast_like(like).transpose(*like.dims)
+    array = np.broadcast_to(np.asarray(value, dtype=float), like.shape)
+    return np.array(array, dtype=float)
+
+
+def _samples(name: str, samples: Any, seed_dim: str) -> xr.DataArray:
+    if not isinstance(samples, xr.DataArray):
+        raise ValueError(f"{name} must be an xarray.DataArray with a {seed_dim!r} dim; got "
+                         f"{type(samples).__name__}")  # fmt: skip
+    if seed_dim not in samples.dims:
+        raise ValueError(f"{name} must have the seed dim {seed_dim!r}; got dims "
+                         f"{list(samples.dims)}")  # fmt: skip
+    return samples.transpose(..., seed_dim)
+
+
+def _check_common(id: str, tolerance_kind: str, family_alpha: float) -> None:
+    if tolerance_kind not in TOLERANCE_KINDS:
+        raise ValueError(f"tolerance_kind must be one of {TOLERANCE_KINDS}; got "
+                         f"{tolerance_kind!r} ({id})")  # fmt: skip
+    if not 0 < family_alpha < 1:
+        raise ValueError(f"family_alpha must be in (0, 1); got {family_alpha!r} ({id})")
+
+
+def _tolerance(id: str, value: np.ndarray) -> np.ndarray:
+    if not np.all(value >= 0):  # also refuses NaN
+        raise ValueError(f"tolerance must be >= 0 at every entry; got {value.ravel()[:4]} ({id})")
+    return value
+
+
+def not_measured(*, id: str, source: str = "", statement: str = "", why: str = "no data",
+                 tolerance: float = math.nan, tolerance_kind: ToleranceKind = "judgement"
+                 ) -> Claim:  # fmt: skip
+    """An INCONCLUSIVE claim with nothing measured (it stays in the report, saying why)."""
+    return Claim(
+        id=id, source=source, statement=statement, predicted=math.nan, measured=math.nan,
+        stderr=math.nan, tolerance=tolerance if math.isfinite(tolerance) else 0.0,
+        tolerance_kind=tolerance_kind, entries=0, holds=0, where=f"not measured: {why}",
+        verdict="INCONCLUSIVE",
+    )  # fmt: skip
+
+
+def _included(predicted: np.ndarray) -> np.ndarray:
+    """Entries compared: those with a prediction (NaN marks an entry the claim leaves out)."""
+    return ~np.isnan(predicted)
+
+
+# --- the rules -----------------------------------------------------------------------------------
+
+
+def seed_mean(
+    samples: xr.DataArray,
+    *,
+    predicted: Any,
+    tolerance: Any,
+    seed_dim: str = "seed",
+    relative: bool = False,
+    family_alpha: float = FAMILY_ALPHA,
+    tolerance_kind: ToleranceKind = "judgement",
+    id: str = "claim",
+    source: str = "",
+    statement: str = "",
+    diverged: xr.DataArray | None = None,
+    must_converge: bool = False,
+    shift: float = 0.0,
+) -> Claim:
+    """The seed mean of `samples` equals `predicted` within `tolerance` at every entry.
+
+    `samples` has a `seed_dim`; every other dim is an entry. `predicted` and `tolerance` are
+    numbers or DataArrays over (some of) the entry dims; NaN `predicted` leaves an entry out.
+    With `relative=True` the claim is about mean / predicted - 1 (shown as the ratio against 1).
+    A NaN/inf seed, or a True in `diverged` (same dims as `samples`, e.g. a loss blow-up),
+    marks its entry diverged (the mean is then over the other seeds). The SEM is the seeds'
+    standard deviation / sqrt(n); an entry whose seeds are all equal is refused (they are not
+    independent replicates: use `exact` for a deterministic quantity).
+    """
+    _check_common(id, tolerance_kind, family_alpha)
+    samples = _samples("samples", samples, seed_dim)
+    values = np.asarray(samples.values, dtype=float)
+    bad = ~np.isfinite(values)
+    if diverged is not None:
+        flags = _samples("diverged", diverged, seed_dim).broadcast_like(samples)
+        bad |= flags.transpose(*samples.dims).values.astype(bool)
+    entry = samples.isel({seed_dim: 0}, drop=True)
+    pred = _broadcast("predicted", predicted, entry).ravel()
+    tol = _tolerance(id, _broadcast("tolerance", tolerance, entry).ravel())
+    values, bad = values.reshape(-1, samples.sizes[seed_dim]), bad.reshape(-1, values.shape[-1])
+    keep = _included(pred)
+    labels = [label for label, k in zip(_entry_labels(entry), keep, strict=True) if k]
+    if not keep.any():
+        return not_measured(id=id, source=source, statement=statement, why="no entry has a "
+                            "prediction", tolerance_kind=tolerance_kind)  # fmt: skip
+    values, bad, pred, tol = values[keep], bad[keep], pred[keep], tol[keep]
+    n = (~bad).sum(-1)
+    if values.shape[-1] < 2:
+        raise ValueError(f"samples need >= 2 seeds for a standard error; got "
+                         f"{values.shape[-1]} ({id})")  # fmt: skip
+    clean = np.where(bad, np.nan, values)
+    with np.errstate(invalid="ignore", divide="ignore"), _quiet():
+        mean = np.nanmean(clean, -1)
+        sem = np.nanstd(clean, -1, ddof=1) / np.sqrt(n)
+    zero = (sem == 0) & (n >= 2)
+    if zero.any():
+        where = labels[int(np.argmax(zero))] or "the only entry"
+        raise ValueError(f"claim {id!r}: every seed gives the same value at {where}; a "
+                         f"stochastic measurement has SE > 0 (use claims.exact for a "
+                         f"deterministic one)")  # fmt: skip
+    if relative:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean, sem = mean / pred, sem / np.abs(pred)
+        pred = np.ones_like(pred)
+    z = z_family(pred.size, family_alpha)
+    e = _Entries(measured=mean, low=mean - z * sem, high=mean + z * sem, stderr=sem,
+                 predicted=pred, tolerance=tol, diverged=np.asarray(bad.any(-1)), labels=labels,
+                 n_seeds=np.full(pred.shape, values.shape[-1]))  # fmt: skip
+    return _decide(e, z=z, kind=tolerance_kind, must_converge=must_converge, shift=shift,
+                   id=id, source=source, statement=statement,
+                   seeds_needed=_normal_seeds_needed)  # fmt: skip
+
+
+def _clopper_pearson(k: np.ndarray, n: np.ndarray, level: float) -> tuple[np.ndarray, ...]:
+    """The exact two-sided interval of a binomial share k / n at confidence `level`."""
+    tail = (1 - level) / 2
+    with np.errstate(invalid="ignore", divide="ignore"):
+        low = np.where(k > 0, stats.beta.ppf(tail, k, n - k + 1), 0.0)
+        high = np.where(k < n, stats.beta.ppf(1 - tail, k + 1, n - k), 1.0)
+    return low, high
+
+
+def share(
+    successes: xr.DataArray,
+    *,
+    predicted: Any,
+    tolerance: Any,
+    seed_dim: str = "seed",
+    family_alpha: float = FAMILY_ALPHA,
+    tolerance_kind: ToleranceKind = "judgement",
+    id: str = "claim",
+    source: str = "",
+    statement: str = "",
+    shift: float = 0.0,
+) -> Claim:
+    """The share of seeds with a success equals `predicted` within `tolerance` at every entry.
+
+    `successes` is boolean (or 0/1, with NaN for a seed that has no outcome, e.g. a run with no
+    event to test); each entry's k of n gets the exact Clopper-Pearson interval at the
+    simultaneous level 1 - family_alpha / m. The shown stderr is that interval's half-width / z.
+    """
+    _check_common(id, tolerance_kind, family_alpha)
+    successes = _samples("successes", successes, seed_dim)
+    values = np.asarray(successes.values, dtype=float)
+    observed = np.isfinite(values)
+    if np.any(observed & (values != 0) & (values != 1)):
+        raise ValueError(f"successes must be boolean (0/1, NaN for no outcome) ({id})")
+    entry = successes.isel({seed_dim: 0}, drop=True)
+    pred = _broadcast("predicted", predicted, entry).ravel()
+    tol = _tolerance(id, _broadcast("tolerance", tolerance, entry).ravel())
+    k = np.where(observed, values, 0).reshape(pred.size, -1).sum(-1)
+    n = observed.reshape(pred.size, -1).sum(-1)
+    keep = _included(pred) & (n > 0)
+    if not keep.any():
+        return not_measured(id=id, source=source, statement=statement, why="no outcome "
+                            "observed", tolerance_kind=tolerance_kind)  # fmt: skip
+    labels = [label for label, kept in zip(_entry_labels(entry), keep, strict=True) if kept]
+    k, n, pred, tol = k[keep], n[keep], pred[keep], tol[keep]
+    level = 1 - family_alpha / pred.size
+    low, high = _clopper_pearson(k, n, level)
+    z = z_family(pred.size, family_alpha)
+    e = _Entries(measured=k / n, low=low, high=high, stderr=(high - low) / (2 * z),
+                 predicted=pred, tolerance=tol, diverged=np.zeros(pred.size, bool),
+                 labels=labels, n_seeds=n)  # fmt: skip
+
+    def needed(e: _Entries, shift: float) -> int | None:
+        """Seeds at which the same share, k = round(p n), would decide the claim."""
+        assert e.n_seeds is not None
+        p = e.measured
+        for seeds in 2 ** np.arange(int(np.log2(max(e.n_seeds.max(), 1))) + 1, 25):
+            ks = np.round(p * seeds)
+            lo, hi = _clopper_pearson(ks, np.full_like(ks, seeds), level)
+            trial = dataclasses.replace(e, low=lo, high=hi)
+            inside, outside, _, _ = _status(trial, shift)
+            if outside.any() or inside.all():
+                return int(seeds)
+        return None
+
+    return _decide(e, z=z, kind=tolerance_kind, must_converge=False, shift=shift, id=id,
+                   source=source, statement=statement, seeds_needed=needed)  # fmt: skip
+
+
+def seed_statistic(
+    samples: xr.DataArray,
+    statistic: Callable[[xr.DataArray], Any],
+    *,
+    predicted: Any,
+    tolerance: Any,
+    seed_dim: str = "seed",
+    n_boot: int = 1000,
+    family_alpha: float = FAMILY_ALPHA,
+    tolerance_kind: ToleranceKind = "judgement",
+    id: str = "claim",
+    source: str = "",
+    statement: str = "",
+    boot_seed: int = 0,
+    must_converge: bool = False,
+    shift: float = 0.0,
+) -> Claim:
+    """`statistic(seed mean of samples)` equals `predicted` within `tolerance` at every entry.
+
+    `statistic` maps the seed-mean DataArray (every dim of `samples` but the seed dim) to a
+    number or a DataArray whose dims are the entries (e.g. an exponent fitted along a curve,
+    per grid point). Its standard error is the spread over `n_boot` bootstrap resamples of the
+    seeds, the same resample for every point of the curve (common random numbers respected).
+    A seed with a NaN/inf value anywhere is diverged: it is left out, and the claim cannot
+    PASS (FAIL with `must_converge`).
+    """
+    _check_common(id, tolerance_kind, family_alpha)
+    if n_boot < 50:
+        raise ValueError(f"n_boot must be >= 50 for a bootstrap standard error; got {n_boot}")
+    samples = _samples("samples", samples, seed_dim)
+    finite = np.asarray(np.isfinite(samples.values)).reshape(-1, samples.sizes[seed_dim]).all(0)
+    clean = samples.isel({seed_dim: np.flatnonzero(finite)})
+    n = clean.sizes[seed_dim]
+    if n < 2:
+        return not_measured(
+            id=id,
+            source=source,
+            statement=statement,
+            why=f"{n} seeds without divergence",
+            tolerance_kind=tolerance_kind,
+        )
+
+    def apply(data: xr.DataArray) -> xr.DataArray:
+        with np.errstate(all="ignore"), _quiet():
+            out = statistic(data.mean(seed_dim))
+        return out if isinstance(out, xr.DataArray) else xr.DataArray(float(out))
+
+    measured = apply(clean)
+    picks = np.random.default_rng(boot_seed).integers(0, n, (n_boot, n))
+    boot = np.stack([apply(clean.isel({seed_dim: pick})).values for pick in picks])
+    with _quiet():
+        stderr = np.nanstd(np.where(np.isfinite(boot), boot, np.nan), 0, ddof=1)
+    stderr = np.where(np.isfinite(boot).mean(0) >= 0.9, stderr, np.nan)  # too many failed fits
+    pred = _broadcast("predicted", predicted, measured).ravel()
+    tol = _tolerance(id, _broadcast("tolerance", tolerance, measured).ravel())
+    keep = _included(pred)
+    if not keep.any():
+        return not_measured(id=id, source=source, statement=statement, why="no entry has a "
+                            "prediction", tolerance_kind=tolerance_kind)  # fmt: skip
+    labels = [label for label, k in zip(_entry_labels(measured), keep, strict=True) if k]
+    value, stderr = measured.values.ravel()[keep], stderr.ravel()[keep]
+    if np.any(stderr == 0):
+        where = labels[int(np.argmax(stderr == 0))] or "the only entry"
+        raise ValueError(f"claim {id!r}: the statistic does not vary over seed resamples at "
+                         f"{where}; a fitted quantity of seeds has SE > 0")  # fmt: skip
+    z = z_family(keep.sum(), family_alpha)
+    e = _Entries(measured=value, low=value - z * stderr, high=value + z * stderr, stderr=stderr,
+                 predicted=pred[keep], tolerance=tol[keep],
+                 diverged=np.full(value.shape, not bool(finite.all())), labels=labels,
+                 n_seeds=np.full(value.shape, n))  # fmt: skip
+    return _decide(e, z=z, kind=tolerance_kind, must_converge=must_converge, shift=shift,
+                   id=id, source=source, statement=statement,
+                   seeds_needed=_normal_seeds_needed)  # fmt: skip
+
+
+def exact(
+    measured: Any,
+    *,
+    predicted: Any,
+    tolerance: Any,
+    relative: bool = False,
+    tolerance_kind: ToleranceKind = "derived",
+    id: str = "claim",
+    source: str = "",
+    statement: str = "",
+    must_converge: bool = False,
+    shift: float = 0.0,
+) -> Claim:
+    """A deterministic `measured` (a number or a DataArray of entries: a closed form, an exact
+    simulator, a quadrature) equals `predicted` within `tolerance` at every entry, without
+    noise. A non-finite value is a divergence."""
+    _check_common(id, tolerance_kind, FAMILY_ALPHA)
+    if not isinstance(measured, xr.DataArray):
+        measured = xr.DataArray(np.asarray(measured, dtype=float))
+    value = np.asarray(measured.values, dtype=float).ravel()
+    pred = _broadcast("predicted", predicted, measured).ravel()
+    tol = _tolerance(id, _broadcast("tolerance", tolerance, measured).ravel())
+    keep = _included(pred)
+    if not keep.any():
+        return not_measured(id=id, source=source, statement=statement, why="no entry has a "
+                            "prediction", tolerance_kind=tolerance_kind)  # fmt: skip
+    labels = [label for label, k in zip(_entry_labels(measured), keep, strict=True) if k]
+    value, pred, tol = value[keep], pred[keep], tol[keep]
+    if relative:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            value = value / pred
+        pred = np.ones_like(pred)
+    e = _Entries(
+        measured=value,
+        low=value,
+        high=value,
+        stderr=np.zeros_like(value),
+        predicted=pred,
+        tolerance=tol,
+        diverged=~np.isfinite(value),
+        labels=labels,
+    )
+    return _decide(e, z=3.0, kind=tolerance_kind, must_converge=must_converge, shift=shift,
+                   id=id, source=source, statement=statement)  # fmt: skip
+
+
+def estimate(
+    measured: Any,
+    stderr: Any,
+    *,
+    predicted: Any,
+    tolerance: Any,
+    replicates: str,
+    family_alpha: float = FAMILY_ALPHA,
+    tolerance_kind: ToleranceKind = "judgement",
+    id: str = "claim",
+    source: str = "",
+    statement: str = "",
+    shift: float = 0.0,
+) -> Claim:
+    """`measured` ± z `stderr` against `predicted` at every entry, for an estimator whose
+    standard error comes from independent replicates other than seeds; `replicates` names
+    them (e.g. "bootstrap over the 1797 images") and is shown with the claim. A fit's residual
+    error is not such a standard error. SE 0 is refused."""
+    _check_common(id, tolerance_kind, family_alpha)
+    if not replicates:
+        raise ValueError(f"replicates must say what the standard error resamples ({id})")
+    if not isinstance(measured, xr.DataArray):
+        measured = xr.DataArray(np.asarray(measured, dtype=float))
+    value = np.asarray(measured.values, dtype=float).ravel()
+    se = _broadcast("stderr", stderr, measured).ravel()
+    pred = _broadcast("predicted", predicted, measured).ravel()
+    tol = _tolerance(id, _broadcast("tolerance", tolerance, measured).ravel())
+    keep = _included(pred)
+    if not keep.any():
+        return not_measured(id=id, source=source, statement=statement, why="no entry has a "
+                            "prediction", tolerance_kind=tolerance_kind)  # fmt: skip
+    if np.any(se[keep] == 0):
+        raise ValueError(f"claim {id!r}: an estimated stderr of 0 ({replicates})")
+    labels = [label for label, k in zip(_entry_labels(measured), keep, strict=True) if k]
+    value, se, pred, tol = value[keep], se[keep], pred[keep], tol[keep]
+    z = z_family(pred.size, family_alpha)
+    e = _Entries(
+        measured=value,
+        low=value - z * se,
+        high=value + z * se,
+        stderr=se,
+        predicted=pred,
+        tolerance=tol,
+        diverged=~np.isfinite(value),
+        labels=labels,
+    )
+    claim = _decide(e, z=z, kind=tolerance_kind, must_converge=False, shift=shift, id=id,
+                    source=source, statement=statement)  # fmt: skip
+    return dataclasses.replace(claim, where=f"{claim.where}; SE: {replicates}".lstrip("; "))
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """Silence NumPy's RuntimeWarnings (all-NaN slices, degrees of freedom) in a block."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        yield
+
+
+# --- declared claims -----------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Spec:
+    """One claim, declared once: its id, source, statement, how its tolerance was set, the rule
+    that decides it and how to read its evidence from the experiment's data.
+
+    `measure(data)` returns the rule's keyword arguments (samples, predicted, tolerance, ...;
+    not the id/source/statement/tolerance_kind, which the Spec supplies), or raises
+    `NotMeasured`. With `over` (names of data dims), the claim is made once per coordinate
+    of those dims: `id` and `statement` are format strings over them (e.g.
+    "real_data.{set}.omnibus") and `measure` gets the data selected there.
+    """
+
+    id: str
+    source: str
+    statement: str
+    rule: Callable[..., Claim]
+    measure: Callable[[Any], Mapping[str, Any]]
+    tolerance_kind: ToleranceKind = "judgement"
+    over: tuple[str, ...] = ()
+
+    def __post_init__(self):
+        if self.tolerance_kind not in TOLERANCE_KINDS:
+            raise ValueError(f"tolerance_kind must be one of {TOLERANCE_KINDS}; got "
+                             f"{self.tolerance_kind!r} ({self.id})")  # fmt: skip
+
+    @property
+    def pattern(self) -> str:
+        """The id with every {field} as * (the form `spectral-sim list` shows)."""
+        return re.sub(r"\{[^}]*\}", "*", self.id)
+
+    def _one(self, data: Any, shift: float, id: str, statement: str) -> Claim:
+        try:
+            kwargs = dict(self.measure(data))
+        except NotMeasured as why:
+            return not_measured(id=id, source=self.source, statement=statement, why=str(why),
+                                tolerance_kind=self.tolerance_kind)  # fmt: skip
+        return self.rule(**kwargs, id=id, source=self.source, statement=statement,
+                         tolerance_kind=self.tolerance_kind, shift=shift)  # fmt: skip
+
+    def evaluate(self, data: Any, *, shift: float = 0.0) -> list[Claim]:
+        """The claim(s) decided on `data` (one per coordinate of `over`)."""
+        if not self.over:
+            return [self._one(data, shift, self.id, self.statement)]
+        missing = [d for d in self.over if d not in getattr(data, "dims", ())]
+        if missing:
+            return [not_measured(id=self.pattern, source=self.source, statement=self.statement,
+                                 why=f"the data have no dim {missing}",
+                                 tolerance_kind=self.tolerance_kind)]  # fmt: skip
+        out = []
+        for combo in itertools.product(*(data[d].values for d in self.over)):
+            where = {d: v.item() if hasattr(v, "item") else v
+                     for d, v in zip(self.over, combo, strict=True)}  # fmt: skip
+            out.append(self._one(data.sel(where), shift, self.id.format(**where),
+                                 self.statement.format(**where)))  # fmt: skip
+        return out
+
+
+@dataclasses.dataclass(frozen=True)
+class Table:
+    """An experiment's claims: `evaluate(data)` decides every one (in order)."""
+
+    specs: tuple[Spec, ...]
+
+    def __init__(self, *specs: Spec):
+        ids = [spec.id for spec in specs]
+        repeated = sorted({i for i in ids if ids.count(i) > 1})
+        if repeated:
+            raise ValueError(f"claim ids must be unique; repeated: {repeated}")
+        object.__setattr__(self, "specs", tuple(specs))
+
+    def __iter__(self) -> Iterator[Spec]:
+        return iter(self.specs)
+
+    def __len__(self) -> int:
+        return len(self.specs)
+
+    def evaluate(self, data: Any, *, shift: float = 0.0) -> list[Claim]:
+        """Every claim decided on `data`; `shift=k` moves each prediction by k tolerances."""
+        return [claim for spec in self.specs for claim in spec.evaluate(data, shift=shift)]
+
+    def power(self, data: Any, shift: float = 2.0) -> list[tuple[Claim, Claim, Claim]]:
+        """Each claim with its verdicts when every prediction is moved down and up by `shift`
+        tolerances: a claim with power catches such a wrong predictor (FAIL both ways)."""
+        moved = [self.evaluate(data, shift=k) for k in (0.0, -shift, shift)]
+        return list(zip(*moved, strict=True))
+
+    def listing(self) -> dict[str, str]:
+        """id pattern -> statement (what `spectral-sim list` shows)."""
+        return {spec.pattern: spec.statement for spec in self.specs}
+
+    def ids(self) -> Sequence[str]:
+        return [spec.id for spec in self.specs]
