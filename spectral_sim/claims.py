@@ -53,8 +53,8 @@ from scipy import stats
 from spectral_sim.report import Claim, Verdict
 
 __all__ = [
-    "FAMILY_ALPHA", "NotMeasured", "Spec", "Table", "ToleranceKind", "estimate", "exact",
-    "not_measured", "seed_mean", "seed_statistic", "share", "z_family",
+    "FAMILY_ALPHA", "NotMeasured", "Spec", "Table", "ToleranceKind", "bootstrap", "estimate",
+    "exact", "not_measured", "seed_mean", "seed_statistic", "share", "z_family",
 ]  # fmt: skip
 
 ToleranceKind = Literal["derived", "paper", "judgement"]
@@ -380,6 +380,40 @@ def share(
                    source=source, statement=statement, seeds_needed=needed)  # fmt: skip
 
 
+def bootstrap(samples: xr.DataArray, statistic: Callable[[xr.DataArray], Any], *,
+              seed_dim: str = "seed", n_boot: int = 1000,
+              boot_seed: int = 0) -> tuple[xr.DataArray, xr.DataArray]:  # fmt: skip
+    """`statistic(seed mean)` and its standard error over `n_boot` resamples of the seeds, the
+    same resample across every other dim (common random numbers respected). Seeds with a
+    NaN/inf value anywhere are left out (as in `seed_statistic`)."""
+    measured, stderr, _, _ = _bootstrap(_samples("samples", samples, seed_dim), statistic,
+                                        seed_dim, n_boot, boot_seed)  # fmt: skip
+    return measured, stderr
+
+
+def _bootstrap(samples, statistic, seed_dim, n_boot, boot_seed):
+    """(statistic of the seed mean, bootstrap SE, seeds used, whether every seed was finite)."""
+    finite = np.asarray(np.isfinite(samples.values)).reshape(-1, samples.sizes[seed_dim]).all(0)
+    clean = samples.isel({seed_dim: np.flatnonzero(finite)})
+    n = clean.sizes[seed_dim]
+
+    def apply(data: xr.DataArray) -> xr.DataArray:
+        with np.errstate(all="ignore"), _quiet():
+            out = statistic(data.mean(seed_dim))
+        return out if isinstance(out, xr.DataArray) else xr.DataArray(float(out))
+
+    if n < 2:
+        nan = xr.DataArray(np.nan)
+        return nan, nan, n, False
+    measured = apply(clean)
+    picks = np.random.default_rng(boot_seed).integers(0, n, (n_boot, n))
+    boot = np.stack([apply(clean.isel({seed_dim: pick})).values for pick in picks])
+    with _quiet():
+        stderr = np.nanstd(np.where(np.isfinite(boot), boot, np.nan), 0, ddof=1)
+    stderr = np.where(np.isfinite(boot).mean(0) >= 0.9, stderr, np.nan)  # too many failed fits
+    return measured, measured.copy(data=stderr), n, bool(finite.all())
+
+
 def seed_statistic(
     samples: xr.DataArray,
     statistic: Callable[[xr.DataArray], Any],
@@ -410,9 +444,7 @@ def seed_statistic(
     if n_boot < 50:
         raise ValueError(f"n_boot must be >= 50 for a bootstrap standard error; got {n_boot}")
     samples = _samples("samples", samples, seed_dim)
-    finite = np.asarray(np.isfinite(samples.values)).reshape(-1, samples.sizes[seed_dim]).all(0)
-    clean = samples.isel({seed_dim: np.flatnonzero(finite)})
-    n = clean.sizes[seed_dim]
+    measured, stderr, n, all_finite = _bootstrap(samples, statistic, seed_dim, n_boot, boot_seed)
     if n < 2:
         return not_measured(
             id=id,
@@ -421,18 +453,7 @@ def seed_statistic(
             why=f"{n} seeds without divergence",
             tolerance_kind=tolerance_kind,
         )
-
-    def apply(data: xr.DataArray) -> xr.DataArray:
-        with np.errstate(all="ignore"), _quiet():
-            out = statistic(data.mean(seed_dim))
-        return out if isinstance(out, xr.DataArray) else xr.DataArray(float(out))
-
-    measured = apply(clean)
-    picks = np.random.default_rng(boot_seed).integers(0, n, (n_boot, n))
-    boot = np.stack([apply(clean.isel({seed_dim: pick})).values for pick in picks])
-    with _quiet():
-        stderr = np.nanstd(np.where(np.isfinite(boot), boot, np.nan), 0, ddof=1)
-    stderr = np.where(np.isfinite(boot).mean(0) >= 0.9, stderr, np.nan)  # too many failed fits
+    stderr = stderr.values
     pred = _broadcast("predicted", predicted, measured).ravel()
     tol = _tolerance(id, _broadcast("tolerance", tolerance, measured).ravel())
     keep = _included(pred)
@@ -448,7 +469,7 @@ def seed_statistic(
     z = z_family(keep.sum(), family_alpha)
     e = _Entries(measured=value, low=value - z * stderr, high=value + z * stderr, stderr=stderr,
                  predicted=pred[keep], tolerance=tol[keep],
-                 diverged=np.full(value.shape, not bool(finite.all())), labels=labels,
+                 diverged=np.full(value.shape, not all_finite), labels=labels,
                  n_seeds=np.full(value.shape, n))  # fmt: skip
     return _decide(e, z=z, kind=tolerance_kind, must_converge=must_converge, shift=shift,
                    id=id, source=source, statement=statement,

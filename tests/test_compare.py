@@ -1,4 +1,5 @@
-"""spectral_sim.compare: a right predictor passes, one 30 % off fails, divergence is reported."""
+"""spectral_sim.compare: a right predictor passes, one 30 % off fails, divergence is reported and
+never passes, and the claim has power (a predictor off by twice the tolerance fails)."""
 
 import dataclasses
 
@@ -55,6 +56,16 @@ def test_right_predictor_passes_and_reports_every_point():
     assert "compare" in report.figures
 
 
+@pytest.mark.parametrize("factor", [1 / 1.2, 1 / 0.8])
+def test_predictor_off_by_twice_the_tolerance_fails(factor):
+    """mean / (exact / (1 +- 0.2)) - 1 = +-0.2: two tolerances off at every grid point."""
+    report = compare.compare(simulate, make, GRID, lambda d: factor * exact(d),
+                             observable="risk", tolerance=0.1, options=OPTIONS)  # fmt: skip
+    (claim,) = report.claims
+    assert claim.verdict == "FAIL", report.table()
+    assert claim.entries == 4 and claim.tolerance_kind == "judgement"
+
+
 def test_predictor_off_by_30_percent_fails():
     report = compare.compare(simulate, make, GRID, lambda d: 1.3 * exact(d), observable="risk",
                              tolerance=0.1, options=OPTIONS)  # fmt: skip
@@ -71,7 +82,9 @@ def test_divergence_is_reported_not_crashed():
                              options=OPTIONS)  # fmt: skip
     assert int(report.data.diverged.sum()) == 2
     assert "2 of 4 entries had a diverged seed" in report.notes[0]
-    assert report.claims[0].verdict == "PASS"  # the finite half is still right
+    (claim,) = report.claims
+    # The finite half is right, but a diverged entry never supports a PASS.
+    assert claim.verdict == "INCONCLUSIVE" and claim.diverged == 2 and claim.holds == 2
 
 
 def test_bad_input_is_refused_before_compiling():
