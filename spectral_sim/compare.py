@@ -144,15 +144,16 @@ def compare(
     predicted = xr.DataArray(predicted, dims=[*grid_dims, *output_dims],
                              coords={d: simulated[d] for d in [*grid_dims, *output_dims]
                                      if d in simulated.coords})  # fmt: skip
-    diverged = (~xr.apply_ufunc(np.isfinite, simulated)).any("seed")
-    clean = simulated.where(np.isfinite(simulated))
+    finite = xr.apply_ufunc(np.isfinite, simulated)
+    diverged = (~finite).any("seed")
+    clean = simulated.where(finite)
     mean = clean.mean("seed")
-    sem = clean.std("seed", ddof=1) / np.sqrt(np.isfinite(simulated).sum("seed"))
+    sem = clean.std("seed", ddof=1) / np.sqrt(finite.sum("seed"))
     out = xr.Dataset(dict(simulated=simulated, mean=mean, sem=sem, predicted=predicted,
                           z=(mean - predicted) / sem, relative_error=mean / predicted - 1,
                           diverged=diverged))  # fmt: skip
-    common = dict(tolerance=tolerance, family_alpha=alpha, tolerance_kind=tolerance_kind,
-                  source=source)  # fmt: skip
+    common: dict[str, Any] = dict(tolerance=tolerance, family_alpha=alpha, source=source,
+                                  tolerance_kind=tolerance_kind)  # fmt: skip
     if exponent_of is None:
         claim = claims.seed_mean(
             simulated, predicted=predicted, relative=True, id=f"{name}.{observable}",
@@ -181,8 +182,8 @@ def compare(
 
 def _exponent(mean: xr.DataArray, axis: str) -> xr.DataArray:
     """alpha of mean ~ C axis^-alpha on every curve along `axis` (least squares on logs)."""
-    x = np.log(mean[axis].astype(float))
-    log_mean = np.log(mean)
+    x = xr.apply_ufunc(np.log, mean[axis].astype(float))
+    log_mean = xr.apply_ufunc(np.log, mean)
     dx = x - x.mean()
     return -((log_mean - log_mean.mean(axis)) * dx).sum(axis) / (dx**2).sum()
 
