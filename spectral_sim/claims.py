@@ -119,7 +119,7 @@ def _decide(e: _Entries, *, z: float, kind: ToleranceKind, must_converge: bool, 
     verdict = _verdict(inside, outside, e.diverged, must_converge)
     # The deciding entry: the most significant FAIL, else the entry closest to leaving (or
     # farthest outside) its tolerance band, diverged entries first when they block a PASS.
-    with np.errstate(invalid="ignore", divide="ignore"):
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         reach = np.maximum(e.high - predicted, predicted - e.low) / tolerance
         beyond = np.maximum(e.low - predicted, predicted - e.high) / tolerance
     if verdict == "FAIL" and outside.any():
@@ -153,7 +153,7 @@ def _normal_seeds_needed(e: _Entries, shift: float) -> int | None:
     _, _, predicted, tolerance = _status(e, shift)
     half = (e.high - e.low) / 2  # z SE at the current seeds
     gap = np.abs(np.abs(e.measured - predicted) - tolerance)
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         needed = np.ceil(e.n_seeds * (half / gap) ** 2)
     outside = np.abs(e.measured - predicted) > tolerance
     if outside.any():
@@ -289,7 +289,7 @@ def seed_mean(
         raise ValueError(f"samples need >= 2 seeds for a standard error; got "
                          f"{values.shape[-1]} ({id})")  # fmt: skip
     clean = np.where(bad, np.nan, values)
-    with np.errstate(invalid="ignore", divide="ignore"), _quiet():
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"), _quiet():
         mean = np.nanmean(clean, -1)
         sem = np.nanstd(clean, -1, ddof=1) / np.sqrt(n)
     zero = (sem == 0) & (n >= 2)
@@ -299,7 +299,7 @@ def seed_mean(
                          f"stochastic measurement has SE > 0 (use claims.exact for a "
                          f"deterministic one)")  # fmt: skip
     if relative:
-        with np.errstate(invalid="ignore", divide="ignore"):
+        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
             mean, sem = mean / pred, sem / np.abs(pred)
         pred = np.ones_like(pred)
     z = z_family(pred.size, family_alpha)
@@ -314,7 +314,7 @@ def seed_mean(
 def _clopper_pearson(k: np.ndarray, n: np.ndarray, level: float) -> tuple[np.ndarray, ...]:
     """The exact two-sided interval of a binomial share k / n at confidence `level`."""
     tail = (1 - level) / 2
-    with np.errstate(invalid="ignore", divide="ignore"):
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         low = np.where(k > 0, stats.beta.ppf(tail, k, n - k + 1), 0.0)
         high = np.where(k < n, stats.beta.ppf(1 - tail, k + 1, n - k), 1.0)
     return low, high
@@ -505,7 +505,7 @@ def exact(
     labels = [label for label, k in zip(_entry_labels(measured), keep, strict=True) if k]
     value, pred, tol = value[keep], pred[keep], tol[keep]
     if relative:
-        with np.errstate(invalid="ignore", divide="ignore"):
+        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
             value = value / pred
         pred = np.ones_like(pred)
     e = _Entries(
@@ -671,8 +671,9 @@ class Table:
         return list(zip(*moved, strict=True))
 
     def listing(self) -> dict[str, str]:
-        """id pattern -> statement (what `spectral-sim list` shows)."""
-        return {spec.pattern: spec.statement for spec in self.specs}
+        """id pattern -> "statement [rule, tolerance kind]" (what `spectral-sim list` shows)."""
+        return {spec.pattern: f"{spec.statement} [{getattr(spec.rule, '__name__', 'rule')}, "
+                f"{spec.tolerance_kind} tolerance]" for spec in self.specs}  # fmt: skip
 
     def ids(self) -> Sequence[str]:
         return [spec.id for spec in self.specs]

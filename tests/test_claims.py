@@ -244,8 +244,11 @@ def test_table_declares_evaluates_and_never_drops_a_claim(tmp_path):
     assert [c.id for c in made] == ["toy.loss", "toy.a.loss", "toy.b.loss", "toy.late"]
     assert made[0].entries == 2 and made[1].statement == "the loss of a is 1"
     assert made[-1].verdict == "INCONCLUSIVE" and "no runs reached" in made[-1].where
-    assert table.listing() == {"toy.loss": "the loss is 1", "toy.*.loss": "the loss of {set} is 1",
-                               "toy.late": "late runs"}  # fmt: skip
+    assert table.listing() == {
+        "toy.loss": "the loss is 1 [seed_mean, judgement tolerance]",
+        "toy.*.loss": "the loss of {set} is 1 [seed_mean, judgement tolerance]",
+        "toy.late": "late runs [seed_mean, judgement tolerance]",
+    }
     with pytest.raises(ValueError, match="unique"):
         claims.Table(table.specs[0], table.specs[0])
     # Engine claims survive report.json with every field and their verdicts.
