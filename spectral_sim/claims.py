@@ -50,6 +50,7 @@ import numpy as np
 import xarray as xr
 from scipy import stats
 
+from spectral_sim import fit
 from spectral_sim.report import Claim, Verdict
 
 __all__ = [
@@ -72,8 +73,8 @@ class NotMeasured(Exception):
 
 def z_family(m: int, family_alpha: float = FAMILY_ALPHA) -> float:
     """The two-sided normal quantile that makes m intervals hold jointly at level
-    1 - family_alpha (Bonferroni): Phi^-1(1 - family_alpha / (2 m))."""
-    return float(stats.norm.ppf(1 - family_alpha / (2 * max(int(m), 1))))
+    1 - family_alpha (Bonferroni): Phi^-1(1 - family_alpha / (2 m)); `fit.z_simultaneous`."""
+    return fit.z_simultaneous(int(m), family_alpha)
 
 
 # --- the decision rule -------------------------------------------------------------------------

@@ -206,8 +206,13 @@ def sem(x: Float[Array, "..."], axis: int = 0) -> Float[Array, "..."]:
 
 
 def z_simultaneous(m: int, alpha: float = 0.05) -> float:
-    """Two-sided normal quantile for m comparisons at family-wise level alpha (Bonferroni)."""
-    return float(ndtri(1 - alpha / (2 * max(m, 1))))
+    """Two-sided normal quantile for m comparisons at family-wise level alpha (Bonferroni).
+
+    From the upper tail in float64 (SciPy), so it stays finite for any m even when JAX runs in
+    float32 (1 - alpha / 2m rounds to 1 in float32 beyond m ~ 1e6)."""
+    from scipy.stats import norm
+
+    return float(norm.isf(alpha / (2 * max(m, 1))))
 
 
 # --- L(N, D) = E + A N^-alpha + B D^-beta ("Approach 3" of Hoffmann et al. 2022) --------------
