@@ -392,23 +392,53 @@ def bootstrap(samples: xr.DataArray, statistic: Callable[[xr.DataArray], Any], *
     return measured, stderr
 
 
+_BOOT_DIM = "bootstrap"
+_BOOT_BLOCK = 100  # resamples per vectorised call (bounds memory at entries x 100 means)
+
+
 def _bootstrap(samples, statistic, seed_dim, n_boot, boot_seed):
-    """(statistic of the seed mean, bootstrap SE, seeds used, whether every seed was finite)."""
+    """(statistic of the seed mean, bootstrap SE, seeds used, whether every seed was finite).
+
+    Each resample's seed mean is a weighted sum (counts / n) over the seeds. The statistic is
+    tried once on a block of resampled means with an extra leading `bootstrap` dim; if that
+    gives the same values as calling it resample by resample (checked on two), the blocks are
+    used, else it is called once per resample."""
     finite = np.asarray(np.isfinite(samples.values)).reshape(-1, samples.sizes[seed_dim]).all(0)
     clean = samples.isel({seed_dim: np.flatnonzero(finite)})
     n = clean.sizes[seed_dim]
-
-    def apply(data: xr.DataArray) -> xr.DataArray:
-        with np.errstate(all="ignore"), _quiet():
-            out = statistic(data.mean(seed_dim))
-        return out if isinstance(out, xr.DataArray) else xr.DataArray(float(out))
-
     if n < 2:
         nan = xr.DataArray(np.nan)
         return nan, nan, n, False
-    measured = apply(clean)
+
+    def apply(mean: xr.DataArray) -> xr.DataArray:
+        with np.errstate(all="ignore"), _quiet():
+            out = statistic(mean)
+        return out if isinstance(out, xr.DataArray) else xr.DataArray(np.asarray(out, float))
+
+    measured = apply(clean.mean(seed_dim))
     picks = np.random.default_rng(boot_seed).integers(0, n, (n_boot, n))
-    boot = np.stack([apply(clean.isel({seed_dim: pick})).values for pick in picks])
+    weights = np.stack([np.bincount(pick, minlength=n) for pick in picks]) / n
+    template = clean.isel({seed_dim: 0}, drop=True)
+
+    def means(block: np.ndarray) -> xr.DataArray:  # (resamples, *entry dims)
+        values = np.tensordot(block, clean.values, axes=([1], [clean.ndim - 1]))
+        return xr.DataArray(values, dims=(_BOOT_DIM, *template.dims), coords=template.coords)
+
+    first = means(weights[:_BOOT_BLOCK])
+    try:
+        vectorised = apply(first).transpose(_BOOT_DIM, *measured.dims)
+        one_by_one = np.stack([apply(first.isel({_BOOT_DIM: i})).values for i in (0, 1)])
+        fast = np.allclose(vectorised.values[:2], one_by_one, rtol=1e-10, equal_nan=True)
+    except Exception:  # a statistic written for one resample at a time: call it so
+        fast = False
+    blocks = range(0, n_boot, _BOOT_BLOCK)
+    if fast:
+        boot = np.concatenate([apply(means(weights[i : i + _BOOT_BLOCK]))
+                               .transpose(_BOOT_DIM, *measured.dims).values
+                               for i in blocks])  # fmt: skip
+    else:
+        boot = np.stack([apply(means(weights[i : i + 1]).isel({_BOOT_DIM: 0})).values
+                         for i in range(n_boot)])  # fmt: skip
     with _quiet():
         stderr = np.nanstd(np.where(np.isfinite(boot), boot, np.nan), 0, ddof=1)
     stderr = np.where(np.isfinite(boot).mean(0) >= 0.9, stderr, np.nan)  # too many failed fits
