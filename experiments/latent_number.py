@@ -18,47 +18,37 @@ import numpy as np
 import xarray as xr
 
 import experiments
-from spectral_sim import Empirical, Geometric, fit, simulate, sweep, theory
+from spectral_sim import Empirical, Geometric, claims, fit, simulate, sweep, theory
 from spectral_sim.models import linear, ridge
-from spectral_sim.report import Claim, Report
+from spectral_sim.report import Report
 from spectral_sim.theory import geometric
 
 # The fit window of the geometric loss: u_1 = 2 t / rho >= 2 T_LO / rho keeps the lattice's
 # missing k <= 0 terms below e^-50 of the sum, and t <= rho^M / 1e6 keeps the modes beyond M
-# below 1e-6 of it (n_modes is chosen for that). Over the window t L(t) is the level times
-# 1 + ripple: a periodic deviation of relative amplitude r moves a least-squares slope over
-# ln(t_hi / t_lo) by at most 3 r / ln(t_hi / t_lo).
+# below EDGE = 1e-6 of it (n_modes is chosen for that): the exact flow's t L(t) is the level
+# times 1 + the log-periodic ripple within a relative EDGE.
 T_LO = 30.0
 DECADES = 6.0
+EDGE = 1e-6
 # GD runs in float32, where (1 - lr lambda) rounds to 1 once lr lambda < 2^-24: modes at the
 # frontier (lambda ~ 1/t) stall beyond t ~ 1e7 lr. Its window stops GD_SPAN decades past T_LO.
 GD_SPAN = 3.0
-# Equivalence margin of P1's alpha = beta log rho: the exponent ratio between the largest and the
-# smallest rho must match the ratio of their logs within 10 %.
+# Equivalence margin of P1's alpha = beta log rho (judgement; P1 states none): each exponent
+# ratio against the smallest rho must match the ratio of the logs within 10 %.
 P1_MARGIN = 0.10
-# Double descent Monte Carlo: points within PEAK_GAP of N = n are not z-tested (the risk's
-# variance is infinite for |N - n| <= 3, inverse-Wishart moments, and too large to resolve
-# DD_MARGIN with these seeds a little further out), only shown.
-PEAK_GAP = 6
-FAMILY_ALPHA = 0.05
-# Equivalence margin of the exact double-descent risks: 10 % of the exact value (P1's leading
-# order sigma^2 N / n is off by 1.05x at N = n/10 and by 30x near the peak; the risk's heavy
-# tail near the peak leaves a relative SEM of 1-2 % with 2048-4096 draws).
+# The min-norm / OLS risk's k-th moment is finite iff k < (|N - n| + 1) / 2 (it is
+# sigma^2 tr W^-1 plus a bounded bias, W a p x p Wishart matrix with q degrees of freedom,
+# |q - p| = |N - n|, whose smallest eigenvalue has density ~ lambda^((|q - p| - 1)/2) at 0).
+# Its variance, and so a seed SEM or a seed bootstrap standard error, exists only for
+# |N - n| > VARIANCE_GAP; nearer n the Monte Carlo is shown, not tested. (At |N - n| = 4 the
+# third moment is infinite and the z interval undercovers a little: N = 36, n = 40, 2048 draws,
+# z for 14 entries: 3 of 400 intervals missed E tr W^-1, 1.4 expected.)
+VARIANCE_GAP = 3
+# Equivalence margin of the double-descent claims (judgement): 10 % of the predicted risk. The
+# exact risks are [E], so the margin only sets how small a departure counts; P1's leading
+# order sigma^2 N / n is n / (n - N - 1) times too small below n (1.14x at N = n/10 = 4 for
+# n = 40, 4.4x at N = 30), far outside it.
 DD_MARGIN = 0.10
-
-
-# The claims this experiment checks, for `spectral-sim list`: id pattern (fnmatch) -> what
-# is tested ([Pn]: a paper's claim). The tests check that every claim a run makes is here.
-CLAIMS = {
-    "latent.exponent": "GF on geometric spectra rho^-k decays as t^-1 for every rho",
-    "latent.p1_alpha_log_rho": "[P1] the loss exponent scales as log rho",
-    "latent.level": "rho sets the level 1/(4 ln rho) of t L(t), not the exponent",
-    "latent.ripple": "t L(t) ripples log-periodically with the Poisson-summation amplitude",
-    "latent.gd_exponent": "full-batch GD on the same spectra decays as t^-1",
-    "latent.double_descent_exact": "min-norm / OLS risk equals its closed form on both sides",
-    "latent.p1_leading_order": "[P1] the variance near interpolation is sigma^2 N*/n",
-    "latent.peak": "the Monte Carlo risk peaks at the interpolation threshold N = n",
-}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -161,7 +151,8 @@ def geometric_curves(cfg: Config) -> xr.Dataset:
                 coords=dict(geo_point=points, geo_step=np.arange(steps.size)),
             ).expand_dims(rho=[rho])
         )
-    return xr.concat(out, "rho", join="outer")  # type: ignore[return-value]
+    curves = xr.concat(out, "rho", join="outer")
+    return curves.assign(geo_gd_lr=cfg.gd_lr)  # type: ignore[return-value]
 
 
 # --- part 2: double descent ------------------------------------------------------------------
@@ -202,119 +193,176 @@ def double_descent(cfg: Config, options: sweep.Options | None = None) -> xr.Data
     return data.assign(
         dd_exact=("dd_features", np.asarray(exact)),
         dd_p1=("dd_features", np.asarray(cfg.noise * features / cfg.n_samples)),
+        dd_samples=cfg.n_samples,
     )
 
 
 # --- claims ----------------------------------------------------------------------------------
 
 
-def claims(geo: xr.Dataset, dd: xr.Dataset, cfg: Config) -> list[Claim]:
-    out = []
-    rows = []
-    for rho in geo.rho.values:
-        g = geo.sel(rho=rho)
-        # ripple (two harmonics) plus the edges' 1e-6, as a periodic deviation (see T_LO)
-        tolerance = 3 * (float(g.geo_ripple_theory + g.geo_ripple_next) + 1e-6) / float(g.geo_span)
-        rows.append(dict(rho=rho, error=abs(float(g.geo_exponent) - 1), band=0.0,
-                         tolerance=tolerance))  # fmt: skip
-    w = experiments.worst(rows)
-    out.append(Claim(
-        id="latent.exponent", source="THEORY.md §1 row 9, §2.11",
-        statement=f"GF on lambda_k = rho^-k, w*_k = 1 decays as t^-1 for every rho (exact flow; "
-        f"worst of rho = {experiments.listed(geo.rho)}: rho = {w['rho']:g})",
-        predicted=1.0, measured=float(geo.geo_exponent.sel(rho=w["rho"])), stderr=0.0,
-        tolerance=w["tolerance"],
-    ))  # fmt: skip
-    lo, hi = float(geo.rho.min()), float(geo.rho.max())
-    ratio = float(geo.geo_exponent.sel(rho=hi) / geo.geo_exponent.sel(rho=lo))
-    out.append(Claim(
-        id="latent.p1_alpha_log_rho", source="P1: alpha = beta log rho",
-        statement=f"the loss exponent scales as log rho: alpha(rho = {hi:g}) / alpha(rho = "
-        f"{lo:g}) = ln {hi:g} / ln {lo:g} (exact-flow exponents)",
-        predicted=float(np.log(hi) / np.log(lo)), measured=ratio, stderr=0.0,
-        tolerance=P1_MARGIN * float(np.log(hi) / np.log(lo)),
-    ))  # fmt: skip
-    rows = [dict(rho=r, error=abs(float(geo.geo_level.sel(rho=r) / geo.geo_level_theory.sel(
-        rho=r)) - 1), band=0.0, tolerance=1e-6 + float(geo.geo_ripple_next.sel(rho=r)))
-        for r in geo.rho.values]  # fmt: skip
-    w = experiments.worst(rows)
-    out.append(Claim(
-        id="latent.level", source="THEORY.md §2.11 (Poisson summation)",
-        statement="the period average of t L(t) is 1/(4 ln rho): rho sets the level, which "
-        f"diverges as rho -> 1, not the exponent (ratio; worst rho = {w['rho']:g})",
-        predicted=1.0, measured=float(geo.geo_level.sel(rho=w["rho"])
-                                      / geo.geo_level_theory.sel(rho=w["rho"])),
-        stderr=0.0, tolerance=w["tolerance"],
-    ))  # fmt: skip
-    rows = [dict(rho=r, error=abs(float(geo.geo_ripple.sel(rho=r) - geo.geo_ripple_theory.sel(
-        rho=r))), band=0.0, tolerance=float(geo.geo_ripple_next.sel(rho=r)) + 1e-6
-        + float(geo.geo_sampling.sel(rho=r) * geo.geo_ripple_theory.sel(rho=r)))
-        for r in geo.rho.values]  # fmt: skip
-    w = experiments.worst(rows)
-    out.append(Claim(
-        id="latent.ripple", source="THEORY.md §2.11",
-        statement="t L(t) ripples log-periodically with relative amplitude "
-        f"2 |Gamma(1 + 2 pi i / ln rho)| (worst rho = {w['rho']:g}; tolerance: the second "
-        "harmonic, edges and sampling the period at m points, 1 - cos(pi/m))",
-        predicted=float(geo.geo_ripple_theory.sel(rho=w["rho"])),
-        measured=float(geo.geo_ripple.sel(rho=w["rho"])), stderr=0.0, tolerance=w["tolerance"],
-    ))  # fmt: skip
-    # GD departs from GF by O(lr / t) relative (THEORY.md §2.3) and float32 rounds each of
-    # its n factors (1 - lr lambda) by 2^-24 (relative 2 n 2^-24 in the loss)
-    rows = [dict(rho=r, error=abs(float(geo.geo_gd_exponent.sel(rho=r)) - 1), band=0.0,
-                 tolerance=3 * (float(geo.geo_ripple_theory.sel(rho=r)) + cfg.gd_lr / T_LO
-                                + 2 * float(geo.geo_gd_steps.sel(rho=r)) * 2.0**-24)
-                 / float(geo.geo_gd_span.sel(rho=r))) for r in geo.rho.values]  # fmt: skip
-    w = experiments.worst(rows)
-    out.append(Claim(
-        id="latent.gd_exponent", source="THEORY.md §2.3, §2.11",
-        statement=f"full-batch GD (float32, lr = {cfg.gd_lr:g}) on the same spectra decays as "
-        f"(lr n)^-1 over t in [{T_LO:g}, {T_LO * 10**GD_SPAN:g}] (worst rho = {w['rho']:g}; "
-        "tolerance adds GD's O(lr/t) departure from GF and float32 rounding)",
-        predicted=1.0, measured=float(geo.geo_gd_exponent.sel(rho=w["rho"])), stderr=0.0,
-        tolerance=w["tolerance"],
-    ))  # fmt: skip
+def _higher(d: xr.Dataset) -> xr.DataArray:
+    """The harmonics m >= 2 of the ripple together: amplitude m + 1 over m is
+    sqrt((m + 1)/m) e^(-pi^2 / ln rho) < 1/2 for rho < 6e4, so they sum to < 2 x the second."""
+    return 2 * d.geo_ripple_next
 
-    n = cfg.n_samples
-    features = dd.dd_features.values
-    tested = np.abs(features - n) > PEAK_GAP
-    mean = dd.dd_risk.mean("dd_seed")
-    stderr = dd.dd_risk.std("dd_seed", ddof=1) / np.sqrt(dd.sizes["dd_seed"])
-    z = fit.z_simultaneous(int(tested.sum()), FAMILY_ALPHA)
-    rows = [dict(N=int(N), m=float(mean.sel(dd_features=N)), e=float(stderr.sel(dd_features=N)),
-                 x=float(dd.dd_exact.sel(dd_features=N)),
-                 error=abs(float(mean.sel(dd_features=N) / dd.dd_exact.sel(dd_features=N)) - 1),
-                 band=z * float(stderr.sel(dd_features=N) / dd.dd_exact.sel(dd_features=N)),
-                 tolerance=DD_MARGIN) for N in features[tested]]  # fmt: skip
-    w = experiments.worst(rows)
-    out.append(Claim(
-        id="latent.double_descent_exact", source="THEORY.md §2.9 [E]",
-        statement=f"min-norm / OLS risk on n = {n} isotropic samples is sigma^2 N/(n-N-1) below "
-        f"and sigma^2 n/(N-n-1) + |w*|^2 (1 - n/N) above the peak (Monte Carlo / exact; worst of "
-        f"{len(rows)} N with |N - n| > {PEAK_GAP}: N = {w['N']})",
-        predicted=1.0, measured=w["m"] / w["x"], stderr=w["e"] / w["x"], tolerance=DD_MARGIN, z=z,
-    ))  # fmt: skip
-    # the tested grid point nearest the threshold: its Monte Carlo mean has a finite variance
-    near = features[tested][np.argmin(np.abs(features[tested] - n))]
-    peak = float(mean.sel(dd_features=near))
-    p1 = float(dd.dd_p1.sel(dd_features=near))
-    out.append(Claim(
-        id="latent.p1_leading_order", source="P1: variance saturates at sigma^2 N*/n",
-        statement=f"near the interpolation threshold (N = {int(near)}, n = {n}: the tested grid "
-        f"point closest to it) the risk is P1's sigma^2 N/n (Monte Carlo mean over P1's value; "
-        f"the exact risk is infinite at |N - n| <= 1)",
-        predicted=1.0, measured=peak / p1, stderr=float(stderr.sel(dd_features=near)) / p1,
-        tolerance=DD_MARGIN,
-    ))  # fmt: skip
-    argmax = int(features[int(np.argmax(mean.values))])
-    out.append(Claim(
-        id="latent.peak", source="THEORY.md §1 row 10",
-        statement="the Monte Carlo risk peaks at the interpolation threshold N = n (the grid "
-        "point of largest mean risk; tolerance: the nearest grid neighbours of n)",
-        predicted=float(n), measured=float(argmax), stderr=0.0,
-        tolerance=float(np.max(np.abs(features[np.argsort(np.abs(features - n))[:3]] - n))),
-    ))  # fmt: skip
-    return out
+
+def _slope_bound(r: xr.DataArray, span: xr.DataArray) -> xr.DataArray:
+    """A relative deviation |eps| <= r from a pure power law moves ln L by at most -ln(1 - r),
+    and a deviation bounded by D moves a least-squares slope over points equispaced in ln t
+    across a span S by at most 3 D / S (its covariance with ln t over its variance S^2 / 12)."""
+    return 3 * -xr.ufuncs.log1p(-r) / span
+
+
+def _exponent(d: xr.Dataset) -> dict:
+    """Every rho: the exact flow's t L(t) is the level times 1 + the ripple + the edges."""
+    r = d.geo_ripple_theory + _higher(d) + EDGE
+    return dict(measured=d.geo_exponent, predicted=1.0, tolerance=_slope_bound(r, d.geo_span))
+
+
+def _alpha_log_rho(d: xr.Dataset) -> dict:
+    """Every rho above the smallest: alpha(rho) / alpha(rho_min) against ln rho / ln rho_min."""
+    if d.sizes["rho"] < 2:
+        raise claims.NotMeasured("needs two values of rho")
+    low = d.rho.min()
+    predicted = (np.log(d.rho) / np.log(low)).where(d.rho > low)
+    return dict(measured=d.geo_exponent / d.geo_exponent.sel(rho=low), predicted=predicted,
+                tolerance=P1_MARGIN * predicted.fillna(0))  # fmt: skip
+
+
+def _level(d: xr.Dataset) -> dict:
+    """The sample mean over whole periods at m >= 8 points each cancels harmonics 1 .. m - 1
+    (see `_times`): what is left is harmonics m, 2m, ... (below `_higher`) and the edges."""
+    return dict(measured=d.geo_level, predicted=d.geo_level_theory, relative=True,
+                tolerance=_higher(d) + EDGE)  # fmt: skip
+
+
+def _ripple(d: xr.Dataset) -> dict:
+    """Half the peak-to-peak of a1 cos + higher harmonics lies within a1 +/- their sum; sampling
+    the period at m points misses at most a1 (1 - cos(pi / m)) of it; the edges move it by
+    <= EDGE."""
+    tolerance = _higher(d) + EDGE + d.geo_sampling * d.geo_ripple_theory
+    return dict(measured=d.geo_ripple, predicted=d.geo_ripple_theory, tolerance=tolerance)
+
+
+def _gd_exponent(d: xr.Dataset) -> dict:
+    """GD departs from GF by lr / (2 t) relative to first order (modes weigh u e^-u at
+    u = 2 lambda t, so (1 - lr lambda)^(2n) / e^(-2 lambda t) - 1 ~ lr t lambda^2 averages
+    lr / (2 t)); lr / T_LO bounds it over the window with room for the higher orders. float32
+    rounds each of GD's n updates by <= 2^-24 relative (2 n 2^-24 in the loss)."""
+    r = (d.geo_ripple_theory + _higher(d) + EDGE + d.geo_gd_lr / T_LO
+         + 2 * d.geo_gd_steps * 2.0**-24)  # fmt: skip
+    return dict(measured=d.geo_gd_exponent, predicted=1.0,
+                tolerance=_slope_bound(r, d.geo_gd_span))  # fmt: skip
+
+
+def _tested(d: xr.Dataset) -> xr.DataArray:
+    """The N whose risk has a finite variance (see VARIANCE_GAP)."""
+    return abs(d.dd_features - d.dd_samples) > VARIANCE_GAP
+
+
+def _double_descent(d: xr.Dataset) -> dict:
+    return dict(samples=d.dd_risk, seed_dim="dd_seed", predicted=d.dd_exact.where(_tested(d)),
+                relative=True, tolerance=DD_MARGIN)  # fmt: skip
+
+
+def _leading_order(d: xr.Dataset) -> dict:
+    """Below n the min-norm / OLS risk is all variance (no bias), so P1's variance term is
+    compared with the whole risk there; above n the risk adds |w*|^2 (1 - n/N)."""
+    below = _tested(d) & (d.dd_features < d.dd_samples)
+    if not below.any():
+        raise claims.NotMeasured(f"no N below n - {VARIANCE_GAP}")
+    return dict(samples=d.dd_risk, seed_dim="dd_seed", predicted=d.dd_p1.where(below),
+                relative=True, tolerance=DD_MARGIN)  # fmt: skip
+
+
+def _vertex(risk: xr.DataArray) -> float:
+    """The peak location of a risk curve: the vertex of the parabola fitted to ln(risk) against
+    N by least squares (NaN if it opens upwards)."""
+    c2, c1, _ = np.polyfit(risk.dd_features.values, np.log(risk.values), 2)
+    return float(-c1 / (2 * c2)) if c2 < 0 else np.nan
+
+
+def _peak(d: xr.Dataset) -> dict:
+    """The two N with a finite-variance risk nearest n on each side locate the peak; the claim
+    needs the same fit to the exact risk to put it within half the tolerance of n (a coarse
+    grid cannot locate a pole: n = 20, N = 4, 10, 30, 60 gives 42.5)."""
+    n, features = float(d.dd_samples), d.dd_features.values[_tested(d).values]
+    below, above = np.sort(features[features < n])[-2:], np.sort(features[features > n])[:2]
+    if below.size < 2 or above.size < 2:
+        raise claims.NotMeasured(f"needs two N on each side of n with |N - n| > {VARIANCE_GAP}")
+    points = np.concatenate([below, above])
+    tolerance = (above[0] - below[-1]) / 2
+    exact = _vertex(d.dd_exact.sel(dd_features=points))
+    if not abs(exact - n) <= tolerance / 2:
+        raise claims.NotMeasured(f"the grid cannot locate the peak: the same fit to the exact "
+                                 f"risk at N = {experiments.listed(points)} puts it at "
+                                 f"{exact:.3g}")  # fmt: skip
+    return dict(samples=d.dd_risk.sel(dd_features=points), statistic=_vertex, seed_dim="dd_seed",
+                predicted=n, tolerance=tolerance)  # fmt: skip
+
+
+# The claims this experiment checks (`spectral-sim list` shows them; [Pn]: a paper's claim).
+CLAIMS = claims.Table(
+    claims.Spec(
+        "latent.exponent", "THEORY.md §1 row 9, §2.11",
+        f"GF on lambda_k = rho^-k, w*_k = 1 decays as t^-1 at every rho (the exponent fitted to "
+        f"the exact flow over whole periods of ln t from t = {T_LO:g}, about {DECADES:g} decades; "
+        f"tolerance: the ripple and edges)",
+        claims.exact, _exponent, tolerance_kind="derived",
+    ),
+    claims.Spec(
+        "latent.p1_alpha_log_rho", "P1: alpha = beta log rho",
+        f"[P1] the loss exponent scales as log rho: alpha(rho) / alpha(rho_min) = ln rho / "
+        f"ln rho_min within {P1_MARGIN:.0%} at every rho above the smallest (exact-flow "
+        f"exponents)",
+        claims.exact, _alpha_log_rho,
+    ),
+    claims.Spec(
+        "latent.level", "THEORY.md §2.11 (Poisson summation)",
+        "the period average of t L(t) is 1/(4 ln rho) at every rho: rho sets the level, which "
+        "diverges as rho -> 1, not the exponent (tolerance: harmonics >= 2 and edges, relative)",
+        claims.exact, _level, tolerance_kind="derived",
+    ),
+    claims.Spec(
+        "latent.ripple", "THEORY.md §2.11",
+        "t L(t) ripples log-periodically with relative amplitude 2 |Gamma(1 + 2 pi i / ln rho)| "
+        "at every rho (tolerance: harmonics >= 2, edges and sampling the period at m points, "
+        "1 - cos(pi/m))",
+        claims.exact, _ripple, tolerance_kind="derived",
+    ),
+    claims.Spec(
+        "latent.gd_exponent", "THEORY.md §2.3, §2.11",
+        f"full-batch GD (float32) on the same spectra decays as (lr n)^-1 over t in "
+        f"[{T_LO:g}, {T_LO * 10**GD_SPAN:g}] at every rho (tolerance adds GD's O(lr/t) departure "
+        f"from GF and float32 rounding)",
+        claims.exact, _gd_exponent, tolerance_kind="derived",
+    ),
+    claims.Spec(
+        "latent.double_descent_exact", "THEORY.md §2.9 [E]",
+        f"min-norm / OLS risk on n isotropic samples is sigma^2 N/(n-N-1) below and "
+        f"sigma^2 n/(N-n-1) + |w*|^2 (1 - n/N) above the peak: the seed-mean risk equals it "
+        f"within {DD_MARGIN:.0%} (relative) at every N with |N - n| > {VARIANCE_GAP} (nearer n "
+        f"the risk "
+        f"has no finite variance, so no standard error)",
+        claims.seed_mean, _double_descent,
+    ),
+    claims.Spec(
+        "latent.p1_leading_order", "P1: variance saturates at sigma^2 N*/n",
+        f"[P1] the variance is sigma^2 N/n: below the interpolation threshold, where the OLS "
+        f"risk is all variance, the seed-mean risk equals it within {DD_MARGIN:.0%} (relative) "
+        f"at every "
+        f"N < n - {VARIANCE_GAP} (the exact variance is sigma^2 N/(n-N-1))",
+        claims.seed_mean, _leading_order,
+    ),
+    claims.Spec(
+        "latent.peak", "THEORY.md §1 row 10",
+        f"the seed-mean risk peaks at the interpolation threshold N = n: the vertex of a parabola "
+        f"fitted to its log at the two N nearest n on each side with |N - n| > {VARIANCE_GAP} "
+        f"is n within half the gap between the inner two (SE: seeds resampled jointly; not "
+        f"measured where that fit to the exact risk misses n by more than half of it)",
+        claims.seed_statistic, _peak,
+    ),
+)  # fmt: skip
 
 
 # --- figures and run -------------------------------------------------------------------------
@@ -372,10 +420,11 @@ def run(cfg: Config, options: sweep.Options | None = None) -> Report:
     with jax.enable_x64(True):  # exact flows to ~1e-6; GD casts itself to float32
         geo = geometric_curves(cfg)
         dd = double_descent(cfg, options)  # sweep (resumable)
+    data = xr.merge([geo, dd], combine_attrs="drop")
     return Report(
         experiment="latent_number",
-        claims=claims(geo, dd, cfg),
-        data=xr.merge([geo, dd], combine_attrs="drop"),
+        claims=CLAIMS.evaluate(data),
+        data=data,
         figures=figures(geo, dd, cfg),
         config=dataclasses.asdict(cfg),
         seed=cfg.seed,
