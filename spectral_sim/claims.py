@@ -51,7 +51,7 @@ import xarray as xr
 from scipy import stats
 
 from spectral_sim import fit
-from spectral_sim.report import Claim, Verdict
+from spectral_sim.report import Claim, Side, Verdict, band
 
 __all__ = [
     "FAMILY_ALPHA", "NotMeasured", "Spec", "Table", "ToleranceKind", "bootstrap", "estimate",
@@ -93,18 +93,20 @@ class _Entries:
     diverged: np.ndarray  # bool: a seed of this entry diverged
     labels: list[str]
     n_seeds: np.ndarray | None = None  # replicates per entry, for seeds_needed
+    side: Side = "both"
 
 
 def _status(e: _Entries, shift: float = 0.0, scale: float = 1.0) -> tuple[np.ndarray, ...]:
-    """Per entry: (inside, outside, predicted, tolerance) with the prediction moved by
-    shift x tolerance and the tolerance scaled by `scale`."""
+    """Per entry: (inside, outside, predicted, tolerance, band low, band high) with the
+    prediction moved by shift x tolerance and the tolerance scaled by `scale`."""
     tolerance = e.tolerance * scale
     predicted = e.predicted + shift * e.tolerance
+    lo, hi = band(predicted, tolerance, e.side)
     finite = np.isfinite(e.low) & np.isfinite(e.high)
     with np.errstate(invalid="ignore"):
-        inside = finite & (e.low >= predicted - tolerance) & (e.high <= predicted + tolerance)
-        outside = finite & ((e.low > predicted + tolerance) | (e.high < predicted - tolerance))
-    return inside & ~e.diverged, outside & ~e.diverged, predicted, tolerance
+        inside = finite & (e.low >= lo) & (e.high <= hi)
+        outside = finite & ((e.low > hi) | (e.high < lo))
+    return inside & ~e.diverged, outside & ~e.diverged, predicted, tolerance, lo, hi
 
 
 def _verdict(inside, outside, diverged, must_converge: bool) -> Verdict:
@@ -116,13 +118,14 @@ def _verdict(inside, outside, diverged, must_converge: bool) -> Verdict:
 def _decide(e: _Entries, *, z: float, kind: ToleranceKind, must_converge: bool, shift: float,
             id: str, source: str, statement: str, seeds_needed=None) -> Claim:  # fmt: skip
     """The claim over entries `e`: the verdict by the rule above, shown at its deciding entry."""
-    inside, outside, predicted, tolerance = _status(e, shift)
+    inside, outside, predicted, tolerance, lo, hi = _status(e, shift)
     verdict = _verdict(inside, outside, e.diverged, must_converge)
     # The deciding entry: the most significant FAIL, else the entry closest to leaving (or
     # farthest outside) its tolerance band, diverged entries first when they block a PASS.
+    unit = np.where(tolerance > 0, tolerance, 1.0)
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
-        reach = np.maximum(e.high - predicted, predicted - e.low) / tolerance
-        beyond = np.maximum(e.low - predicted, predicted - e.high) / tolerance
+        reach = np.maximum(e.high - hi, lo - e.low) / unit
+        beyond = np.maximum(e.low - hi, lo - e.high) / unit
     if verdict == "FAIL" and outside.any():
         i = int(np.nanargmax(np.where(outside, beyond, -np.inf)))
     elif verdict != "PASS" and e.diverged.any():
@@ -133,7 +136,7 @@ def _decide(e: _Entries, *, z: float, kind: ToleranceKind, must_converge: bool, 
     at = {}
     if kind == "judgement":
         for name, scale in (("at_half", 0.5), ("at_twice", 2.0)):
-            inside_s, outside_s, _, _ = _status(e, shift, scale)
+            inside_s, outside_s, *_ = _status(e, shift, scale)
             at[name] = _verdict(inside_s, outside_s, e.diverged, must_converge)
     needed = seeds_needed(e, shift) if (verdict == "INCONCLUSIVE" and seeds_needed) else None
     return Claim(
@@ -141,7 +144,7 @@ def _decide(e: _Entries, *, z: float, kind: ToleranceKind, must_converge: bool, 
         measured=float(e.measured[i]), stderr=float(e.stderr[i]), tolerance=float(tolerance[i]),
         z=z, low=float(e.low[i]), high=float(e.high[i]), tolerance_kind=kind,
         entries=int(inside.size), holds=int(inside.sum()), seeds_needed=needed,
-        where=e.labels[i], diverged=int(e.diverged.sum()), verdict=verdict, **at,
+        where=e.labels[i], diverged=int(e.diverged.sum()), side=e.side, verdict=verdict, **at,
     )  # fmt: skip
 
 
@@ -151,12 +154,12 @@ def _normal_seeds_needed(e: _Entries, shift: float) -> int | None:
     to be significantly inside. None if no number of seeds would (an entry on the boundary)."""
     if e.n_seeds is None or e.diverged.any():
         return None
-    _, _, predicted, tolerance = _status(e, shift)
+    *_, lo, hi = _status(e, shift)
     half = (e.high - e.low) / 2  # z SE at the current seeds
-    gap = np.abs(np.abs(e.measured - predicted) - tolerance)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        gap = np.minimum(np.abs(e.measured - lo), np.abs(e.measured - hi))  # to the nearest edge
         needed = np.ceil(e.n_seeds * (half / gap) ** 2)
-    outside = np.abs(e.measured - predicted) > tolerance
+    outside = (e.measured < lo) | (e.measured > hi)
     if outside.any():
         value = np.nanmin(np.where(outside, needed, np.inf))
     else:
@@ -255,7 +258,9 @@ def seed_mean(
     source: str = "",
     statement: str = "",
     diverged: xr.DataArray | None = None,
+    observed: xr.DataArray | None = None,
     must_converge: bool = False,
+    side: Side = "both",
     shift: float = 0.0,
 ) -> Claim:
     """The seed mean of `samples` equals `predicted` within `tolerance` at every entry.
@@ -264,14 +269,22 @@ def seed_mean(
     numbers or DataArrays over (some of) the entry dims; NaN `predicted` leaves an entry out.
     With `relative=True` the claim is about mean / predicted - 1 (shown as the ratio against 1).
     A NaN/inf seed, or a True in `diverged` (same dims as `samples`, e.g. a loss blow-up),
-    marks its entry diverged (the mean is then over the other seeds). The SEM is the seeds'
-    standard deviation / sqrt(n); an entry whose seeds are all equal is refused (they are not
-    independent replicates: use `exact` for a deterministic quantity).
+    marks its entry diverged (the mean is then over the other seeds). A False in `observed`
+    marks a seed with no outcome at that entry (e.g. a run with no event to measure): it is
+    left out without counting as a divergence. The SEM is the standard deviation of the seeds
+    used / sqrt(their number); an entry whose seeds are all equal is refused (they are not
+    independent replicates: use `exact` for a deterministic quantity). `side` "below" /
+    "above" makes the claim one-sided: the mean is at least `tolerance` below / above
+    `predicted` (`tolerance` 0: a sign).
     """
     _check_common(id, tolerance_kind, family_alpha)
     samples = _samples("samples", samples, seed_dim)
     values = np.asarray(samples.values, dtype=float)
     bad = ~np.isfinite(values)
+    if observed is not None:  # a seed without an outcome is neither a value nor a divergence
+        seen = _samples("observed", observed, seed_dim).broadcast_like(samples)
+        seen = seen.transpose(*samples.dims).values.astype(bool)
+        values, bad = np.where(seen, values, np.nan), bad & seen
     if diverged is not None:
         flags = _samples("diverged", diverged, seed_dim).broadcast_like(samples)
         bad |= flags.transpose(*samples.dims).values.astype(bool)
@@ -285,7 +298,7 @@ def seed_mean(
         return not_measured(id=id, source=source, statement=statement, why="no entry has a "
                             "prediction", tolerance_kind=tolerance_kind)  # fmt: skip
     values, bad, pred, tol = values[keep], bad[keep], pred[keep], tol[keep]
-    n = (~bad).sum(-1)
+    n = (~bad & ~np.isnan(values)).sum(-1)
     if values.shape[-1] < 2:
         raise ValueError(f"samples need >= 2 seeds for a standard error; got "
                          f"{values.shape[-1]} ({id})")  # fmt: skip
@@ -306,7 +319,7 @@ def seed_mean(
     z = z_family(pred.size, family_alpha)
     e = _Entries(measured=mean, low=mean - z * sem, high=mean + z * sem, stderr=sem,
                  predicted=pred, tolerance=tol, diverged=np.asarray(bad.any(-1)), labels=labels,
-                 n_seeds=np.full(pred.shape, values.shape[-1]))  # fmt: skip
+                 n_seeds=n, side=side)  # fmt: skip
     return _decide(e, z=z, kind=tolerance_kind, must_converge=must_converge, shift=shift,
                    id=id, source=source, statement=statement,
                    seeds_needed=_normal_seeds_needed)  # fmt: skip
@@ -332,6 +345,8 @@ def share(
     id: str = "claim",
     source: str = "",
     statement: str = "",
+    diverged: xr.DataArray | None = None,
+    side: Side = "both",
     shift: float = 0.0,
 ) -> Claim:
     """The share of seeds with a success equals `predicted` within `tolerance` at every entry.
@@ -339,10 +354,17 @@ def share(
     `successes` is boolean (or 0/1, with NaN for a seed that has no outcome, e.g. a run with no
     event to test); each entry's k of n gets the exact Clopper-Pearson interval at the
     simultaneous level 1 - family_alpha / m. The shown stderr is that interval's half-width / z.
+    A True in `diverged` (same dims) leaves that seed out and marks its entry diverged (it
+    cannot PASS). `side` as in `seed_mean`.
     """
     _check_common(id, tolerance_kind, family_alpha)
     successes = _samples("successes", successes, seed_dim)
     values = np.asarray(successes.values, dtype=float)
+    flagged = np.zeros(values.shape, bool)
+    if diverged is not None:
+        flags = _samples("diverged", diverged, seed_dim).broadcast_like(successes)
+        flagged = flags.transpose(*successes.dims).values.astype(bool)
+        values = np.where(flagged, np.nan, values)
     observed = np.isfinite(values)
     if np.any(observed & (values != 0) & (values != 1)):
         raise ValueError(f"successes must be boolean (0/1, NaN for no outcome) ({id})")
@@ -351,18 +373,22 @@ def share(
     tol = _tolerance(id, _broadcast("tolerance", tolerance, entry).ravel())
     k = np.where(observed, values, 0).reshape(pred.size, -1).sum(-1)
     n = observed.reshape(pred.size, -1).sum(-1)
-    keep = _included(pred) & (n > 0)
+    flagged = np.asarray(flagged.reshape(pred.size, -1).any(-1))
+    keep = _included(pred) & ((n > 0) | flagged)
     if not keep.any():
         return not_measured(id=id, source=source, statement=statement, why="no outcome "
                             "observed", tolerance_kind=tolerance_kind)  # fmt: skip
     labels = [label for label, kept in zip(_entry_labels(entry), keep, strict=True) if kept]
-    k, n, pred, tol = k[keep], n[keep], pred[keep], tol[keep]
+    k, n, pred, tol, flagged = k[keep], n[keep], pred[keep], tol[keep], flagged[keep]
     level = 1 - family_alpha / pred.size
-    low, high = _clopper_pearson(k, n, level)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        low, high = _clopper_pearson(k, n, level)
+        low, high = np.where(n > 0, low, np.nan), np.where(n > 0, high, np.nan)
+        measured = k / n
     z = z_family(pred.size, family_alpha)
-    e = _Entries(measured=k / n, low=low, high=high, stderr=(high - low) / (2 * z),
-                 predicted=pred, tolerance=tol, diverged=np.zeros(pred.size, bool),
-                 labels=labels, n_seeds=n)  # fmt: skip
+    e = _Entries(measured=measured, low=low, high=high, stderr=(high - low) / (2 * z),
+                 predicted=pred, tolerance=tol, diverged=flagged, labels=labels, n_seeds=n,
+                 side=side)  # fmt: skip
 
     def needed(e: _Entries, shift: float) -> int | None:
         """Seeds at which the same share, k = round(p n), would decide the claim."""
@@ -372,7 +398,7 @@ def share(
             ks = np.round(p * seeds)
             lo, hi = _clopper_pearson(ks, np.full_like(ks, seeds), level)
             trial = dataclasses.replace(e, low=lo, high=hi)
-            inside, outside, _, _ = _status(trial, shift)
+            inside, outside, *_ = _status(trial, shift)
             if outside.any() or inside.all():
                 return int(seeds)
         return None
@@ -459,7 +485,9 @@ def seed_statistic(
     source: str = "",
     statement: str = "",
     boot_seed: int = 0,
+    diverged: xr.DataArray | None = None,
     must_converge: bool = False,
+    side: Side = "both",
     shift: float = 0.0,
 ) -> Claim:
     """`statistic(seed mean of samples)` equals `predicted` within `tolerance` at every entry.
@@ -468,13 +496,17 @@ def seed_statistic(
     number or a DataArray whose dims are the entries (e.g. an exponent fitted along a curve,
     per grid point). Its standard error is the spread over `n_boot` bootstrap resamples of the
     seeds, the same resample for every point of the curve (common random numbers respected).
-    A seed with a NaN/inf value anywhere is diverged: it is left out, and the claim cannot
-    PASS (FAIL with `must_converge`).
+    A seed with a NaN/inf value anywhere (or a True anywhere in `diverged`, same dims) is
+    diverged: it is left out, and the claim cannot PASS (FAIL with `must_converge`). `side` as
+    in `seed_mean`.
     """
     _check_common(id, tolerance_kind, family_alpha)
     if n_boot < 50:
         raise ValueError(f"n_boot must be >= 50 for a bootstrap standard error; got {n_boot}")
     samples = _samples("samples", samples, seed_dim)
+    if diverged is not None:
+        flags = _samples("diverged", diverged, seed_dim).broadcast_like(samples)
+        samples = samples.where(~flags.transpose(*samples.dims).astype(bool))
     measured, stderr, n, all_finite = _bootstrap(samples, statistic, seed_dim, n_boot, boot_seed)
     if n < 2:
         return not_measured(
@@ -501,7 +533,7 @@ def seed_statistic(
     e = _Entries(measured=value, low=value - z * stderr, high=value + z * stderr, stderr=stderr,
                  predicted=pred[keep], tolerance=tol[keep],
                  diverged=np.full(value.shape, not all_finite), labels=labels,
-                 n_seeds=np.full(value.shape, n))  # fmt: skip
+                 n_seeds=np.full(value.shape, n), side=side)  # fmt: skip
     return _decide(e, z=z, kind=tolerance_kind, must_converge=must_converge, shift=shift,
                    id=id, source=source, statement=statement,
                    seeds_needed=_normal_seeds_needed)  # fmt: skip
@@ -518,11 +550,12 @@ def exact(
     source: str = "",
     statement: str = "",
     must_converge: bool = False,
+    side: Side = "both",
     shift: float = 0.0,
 ) -> Claim:
     """A deterministic `measured` (a number or a DataArray of entries: a closed form, an exact
     simulator, a quadrature) equals `predicted` within `tolerance` at every entry, without
-    noise. A non-finite value is a divergence."""
+    noise. A non-finite value is a divergence. `side` as in `seed_mean`."""
     _check_common(id, tolerance_kind, FAMILY_ALPHA)
     if not isinstance(measured, xr.DataArray):
         measured = xr.DataArray(np.asarray(measured, dtype=float))
@@ -548,6 +581,7 @@ def exact(
         tolerance=tol,
         diverged=~np.isfinite(value),
         labels=labels,
+        side=side,
     )
     return _decide(e, z=3.0, kind=tolerance_kind, must_converge=must_converge, shift=shift,
                    id=id, source=source, statement=statement)  # fmt: skip
@@ -565,6 +599,7 @@ def estimate(
     id: str = "claim",
     source: str = "",
     statement: str = "",
+    side: Side = "both",
     shift: float = 0.0,
 ) -> Claim:
     """`measured` ± z `stderr` against `predicted` at every entry, for an estimator whose
@@ -598,6 +633,7 @@ def estimate(
         tolerance=tol,
         diverged=~np.isfinite(value),
         labels=labels,
+        side=side,
     )
     claim = _decide(e, z=z, kind=tolerance_kind, must_converge=False, shift=shift, id=id,
                     source=source, statement=statement)  # fmt: skip
@@ -672,6 +708,11 @@ class Spec:
         return out
 
 
+def _placeholders(spec: Spec) -> str:
+    """The statement with each {field} of `over` shown as <field>."""
+    return spec.statement.format(**{name: f"<{name}>" for name in spec.over})
+
+
 @dataclasses.dataclass(frozen=True)
 class Table:
     """An experiment's claims: `evaluate(data)` decides every one (in order)."""
@@ -703,8 +744,8 @@ class Table:
 
     def listing(self) -> dict[str, str]:
         """id pattern -> "statement [rule, tolerance kind]" (what `spectral-sim list` shows)."""
-        return {spec.pattern: f"{spec.statement} [{getattr(spec.rule, '__name__', 'rule')}, "
-                f"{spec.tolerance_kind} tolerance]" for spec in self.specs}  # fmt: skip
+        return {spec.pattern: f"{_placeholders(spec)} [{getattr(spec.rule, '__name__', 'rule')}"
+                f", {spec.tolerance_kind} tolerance]" for spec in self.specs}  # fmt: skip
 
     def ids(self) -> Sequence[str]:
         return [spec.id for spec in self.specs]

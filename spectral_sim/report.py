@@ -31,6 +31,22 @@ __all__ = [
 
 Verdict = Literal["PASS", "FAIL", "INCONCLUSIVE"]
 VERDICTS: tuple[Verdict, ...] = ("PASS", "FAIL", "INCONCLUSIVE")
+Side = Literal["both", "below", "above"]
+SIDES: tuple[Side, ...] = ("both", "below", "above")
+
+
+def band(predicted: Any, tolerance: Any, side: Side = "both") -> tuple[Any, Any]:
+    """(low, high): where a measurement must lie for a claim to hold. "both": predicted ±
+    tolerance; "below": at least `tolerance` below the prediction, (-inf, predicted -
+    tolerance]; "above": at least `tolerance` above it, [predicted + tolerance, inf).
+    Works elementwise on arrays."""
+    predicted, tolerance = np.asarray(predicted, float), np.asarray(tolerance, float)
+    inf = np.full(np.broadcast(predicted, tolerance).shape, np.inf)
+    if side == "below":
+        return -inf, predicted - tolerance
+    if side == "above":
+        return predicted + tolerance, inf
+    return predicted - tolerance, predicted + tolerance
 
 # Dataset attrs that save() adds to data.nc and load() removes again, so data round-trips.
 _ATTR_PREFIX = "report_"
@@ -70,7 +86,9 @@ class Claim:
     The verdict, computed from these fields unless the engine gives it:
 
     - INCONCLUSIVE if predicted or the interval is non-finite (e.g. a diverged run);
-    - FAIL if the interval lies wholly outside [predicted - tolerance, predicted + tolerance];
+    - FAIL if the interval lies wholly outside the band [predicted - tolerance, predicted +
+      tolerance] (for a one-sided claim, `side` "below" / "above": at least `tolerance` below /
+      above the prediction);
     - PASS if it lies wholly inside and every entry holds (h = m, none diverged);
     - INCONCLUSIVE otherwise: the measurement's uncertainty is larger than the gap it must
       resolve.
@@ -97,6 +115,7 @@ class Claim:
     diverged: int = 0
     at_half: Verdict | None = None
     at_twice: Verdict | None = None
+    side: Side = "both"
     verdict: Verdict = None  # type: ignore[assignment]  # None: computed from the fields
     error: float = dataclasses.field(init=False)
 
@@ -111,6 +130,8 @@ class Claim:
             raise ValueError(f"tolerance must be >= 0; got {self.tolerance!r} ({self.id})")
         if not 0 < self.z < math.inf:
             raise ValueError(f"z must be finite and > 0; got {self.z!r} ({self.id})")
+        if self.side not in SIDES:
+            raise ValueError(f"side must be one of {SIDES}; got {self.side!r} ({self.id})")
         if self.tolerance_kind not in ("derived", "paper", "judgement"):
             raise ValueError(f"tolerance_kind must be derived, paper or judgement; got "
                              f"{self.tolerance_kind!r} ({self.id})")  # fmt: skip
@@ -148,12 +169,12 @@ class Claim:
         return all(math.isfinite(v) for v in (self.predicted, self.low, self.high))
 
     def _inside(self) -> bool:
-        lo, hi = self.predicted - self.tolerance, self.predicted + self.tolerance
-        return self._finite() and lo <= self.low and self.high <= hi
+        lo, hi = band(self.predicted, self.tolerance, self.side)
+        return self._finite() and bool(lo <= self.low and self.high <= hi)
 
     def _outside(self) -> bool:
-        lo, hi = self.predicted - self.tolerance, self.predicted + self.tolerance
-        return self._finite() and (self.low > hi or self.high < lo)
+        lo, hi = band(self.predicted, self.tolerance, self.side)
+        return self._finite() and bool(self.low > hi or self.high < lo)
 
     def _decide(self) -> Verdict:
         if math.isnan(self.stderr) or not self._finite():
@@ -167,6 +188,9 @@ class Claim:
     def details(self) -> str:
         """Where it was decided, over how many entries, and what would settle it, in words."""
         parts = [f"deciding entry: {self.where}" if self.where else ""]
+        if self.side != "both":
+            parts.append(f"one-sided: holds if measured is at least the tolerance "
+                         f"{self.side} the prediction")  # fmt: skip
         if self.entries != 1:
             parts.append(f"holds at {self.holds} of {self.entries} entries")
         if self.diverged:
@@ -193,7 +217,7 @@ class Claim:
             return math.nan if value is None else float(value)
 
         optional = {name: record[name] for name in ("tolerance_kind", "entries", "holds",
-                    "seeds_needed", "where", "diverged", "at_half", "at_twice")
+                    "seeds_needed", "where", "diverged", "at_half", "at_twice", "side")
                     if name in record}  # fmt: skip
         engine = "entries" in record
         claim = cls(

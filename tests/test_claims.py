@@ -246,7 +246,7 @@ def test_table_declares_evaluates_and_never_drops_a_claim(tmp_path):
     assert made[-1].verdict == "INCONCLUSIVE" and "no runs reached" in made[-1].where
     assert table.listing() == {
         "toy.loss": "the loss is 1 [seed_mean, judgement tolerance]",
-        "toy.*.loss": "the loss of {set} is 1 [seed_mean, judgement tolerance]",
+        "toy.*.loss": "the loss of <set> is 1 [seed_mean, judgement tolerance]",
         "toy.late": "late runs [seed_mean, judgement tolerance]",
     }
     with pytest.raises(ValueError, match="unique"):
@@ -279,3 +279,43 @@ def test_vectorised_bootstrap_equals_one_resample_at_a_time():
     one_by_one = claims.bootstrap(x, positional, n_boot=300)
     np.testing.assert_allclose(named[1].values, one_by_one[1].values, rtol=1e-10)
     np.testing.assert_allclose(named[0].values, one_by_one[0].values, rtol=1e-12)
+
+
+def test_one_sided_claims():
+    """ "At least 0.05 below 1": a ratio of 0.5 holds, 0.99 fails, and the margin scales for the
+    half / twice verdicts (0.96 holds at half the margin only)."""
+    rng = np.random.default_rng(10)
+
+    def ratio(value):
+        return samples(value + rng.normal(0, 0.001, 64))
+
+    below = dict(predicted=1.0, tolerance=0.05, side="below")
+    assert claims.seed_mean(ratio(0.5), **below).verdict == "PASS"
+    assert claims.seed_mean(ratio(0.99), **below).verdict == "FAIL"
+    near = claims.seed_mean(ratio(0.96), **below)
+    assert (near.verdict, near.at_half, near.at_twice) == ("FAIL", "PASS", "FAIL")
+    assert "one-sided" in near.details()
+    positive = claims.seed_mean(ratio(0.01), predicted=0.0, tolerance=0.0, side="above")
+    assert positive.verdict == "PASS" and positive.seeds_needed is None
+    with pytest.raises(ValueError, match="side"):
+        claims.seed_mean(ratio(0.5), predicted=1.0, tolerance=0.05, side="left")  # type: ignore
+
+
+def test_seeds_without_an_outcome_are_not_divergence():
+    values = np.array([[0.2, np.nan, 0.3, 0.25, 0.22], [0.2, 0.21, np.nan, 0.3, 0.25]])
+    data = samples(values, point=[0, 1])
+    assert claims.seed_mean(data, predicted=0.25, tolerance=0.5).diverged == 2
+    seen = xr.DataArray(np.isfinite(values), dims=("point", "seed"))
+    claim = claims.seed_mean(data, predicted=0.25, tolerance=0.5, observed=seen)
+    assert claim.diverged == 0 and claim.verdict == "PASS"
+    values[0, 0] = np.inf  # an observed seed that blew up is still a divergence
+    assert claims.seed_mean(samples(values, point=[0, 1]), predicted=0.25, tolerance=0.5,
+                            observed=seen).diverged == 1  # fmt: skip
+
+
+def test_a_diverged_seed_blocks_a_share_from_passing():
+    hits = samples(np.zeros(200, bool))
+    assert claims.share(hits, predicted=0.0, tolerance=0.05).verdict == "PASS"
+    flags = xr.DataArray(np.arange(200) == 3, dims="seed")
+    flagged = claims.share(hits, predicted=0.0, tolerance=0.05, diverged=flags)
+    assert flagged.verdict == "INCONCLUSIVE" and flagged.diverged == 1
