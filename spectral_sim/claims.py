@@ -220,6 +220,7 @@ def _check_common(id: str, tolerance_kind: str, family_alpha: float) -> None:
 
 
 def _tolerance(id: str, value: np.ndarray) -> np.ndarray:
+    """The tolerances of the compared entries (an entry left out may have none)."""
     if not np.all(value >= 0):  # also refuses NaN
         raise ValueError(f"tolerance must be >= 0 at every entry; got {value.ravel()[:4]} ({id})")
     return value
@@ -290,14 +291,14 @@ def seed_mean(
         bad |= flags.transpose(*samples.dims).values.astype(bool)
     entry = samples.isel({seed_dim: 0}, drop=True)
     pred = _broadcast("predicted", predicted, entry).ravel()
-    tol = _tolerance(id, _broadcast("tolerance", tolerance, entry).ravel())
+    tol = _broadcast("tolerance", tolerance, entry).ravel()
     values, bad = values.reshape(-1, samples.sizes[seed_dim]), bad.reshape(-1, values.shape[-1])
     keep = _included(pred)
     labels = [label for label, k in zip(_entry_labels(entry), keep, strict=True) if k]
     if not keep.any():
         return not_measured(id=id, source=source, statement=statement, why="no entry has a "
                             "prediction", tolerance_kind=tolerance_kind)  # fmt: skip
-    values, bad, pred, tol = values[keep], bad[keep], pred[keep], tol[keep]
+    values, bad, pred, tol = values[keep], bad[keep], pred[keep], _tolerance(id, tol[keep])
     n = (~bad & ~np.isnan(values)).sum(-1)
     if values.shape[-1] < 2:
         raise ValueError(f"samples need >= 2 seeds for a standard error; got "
@@ -370,7 +371,7 @@ def share(
         raise ValueError(f"successes must be boolean (0/1, NaN for no outcome) ({id})")
     entry = successes.isel({seed_dim: 0}, drop=True)
     pred = _broadcast("predicted", predicted, entry).ravel()
-    tol = _tolerance(id, _broadcast("tolerance", tolerance, entry).ravel())
+    tol = _broadcast("tolerance", tolerance, entry).ravel()
     k = np.where(observed, values, 0).reshape(pred.size, -1).sum(-1)
     n = observed.reshape(pred.size, -1).sum(-1)
     flagged = np.asarray(flagged.reshape(pred.size, -1).any(-1))
@@ -379,7 +380,13 @@ def share(
         return not_measured(id=id, source=source, statement=statement, why="no outcome "
                             "observed", tolerance_kind=tolerance_kind)  # fmt: skip
     labels = [label for label, kept in zip(_entry_labels(entry), keep, strict=True) if kept]
-    k, n, pred, tol, flagged = k[keep], n[keep], pred[keep], tol[keep], flagged[keep]
+    k, n, pred, tol, flagged = (
+        k[keep],
+        n[keep],
+        pred[keep],
+        _tolerance(id, tol[keep]),
+        flagged[keep],
+    )
     level = 1 - family_alpha / pred.size
     with np.errstate(invalid="ignore", divide="ignore"):
         low, high = _clopper_pearson(k, n, level)
@@ -518,7 +525,7 @@ def seed_statistic(
         )
     stderr = stderr.values
     pred = _broadcast("predicted", predicted, measured).ravel()
-    tol = _tolerance(id, _broadcast("tolerance", tolerance, measured).ravel())
+    tol = _broadcast("tolerance", tolerance, measured).ravel()
     keep = _included(pred)
     if not keep.any():
         return not_measured(id=id, source=source, statement=statement, why="no entry has a "
@@ -531,7 +538,7 @@ def seed_statistic(
                          f"{where}; a fitted quantity of seeds has SE > 0")  # fmt: skip
     z = z_family(keep.sum(), family_alpha)
     e = _Entries(measured=value, low=value - z * stderr, high=value + z * stderr, stderr=stderr,
-                 predicted=pred[keep], tolerance=tol[keep],
+                 predicted=pred[keep], tolerance=_tolerance(id, tol[keep]),
                  diverged=np.full(value.shape, not all_finite), labels=labels,
                  n_seeds=np.full(value.shape, n), side=side)  # fmt: skip
     return _decide(e, z=z, kind=tolerance_kind, must_converge=must_converge, shift=shift,
@@ -561,13 +568,13 @@ def exact(
         measured = xr.DataArray(np.asarray(measured, dtype=float))
     value = np.asarray(measured.values, dtype=float).ravel()
     pred = _broadcast("predicted", predicted, measured).ravel()
-    tol = _tolerance(id, _broadcast("tolerance", tolerance, measured).ravel())
+    tol = _broadcast("tolerance", tolerance, measured).ravel()
     keep = _included(pred)
     if not keep.any():
         return not_measured(id=id, source=source, statement=statement, why="no entry has a "
                             "prediction", tolerance_kind=tolerance_kind)  # fmt: skip
     labels = [label for label, k in zip(_entry_labels(measured), keep, strict=True) if k]
-    value, pred, tol = value[keep], pred[keep], tol[keep]
+    value, pred, tol = value[keep], pred[keep], _tolerance(id, tol[keep])
     if relative:
         with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
             value = value / pred
@@ -614,7 +621,7 @@ def estimate(
     value = np.asarray(measured.values, dtype=float).ravel()
     se = _broadcast("stderr", stderr, measured).ravel()
     pred = _broadcast("predicted", predicted, measured).ravel()
-    tol = _tolerance(id, _broadcast("tolerance", tolerance, measured).ravel())
+    tol = _broadcast("tolerance", tolerance, measured).ravel()
     keep = _included(pred)
     if not keep.any():
         return not_measured(id=id, source=source, statement=statement, why="no entry has a "
@@ -622,7 +629,7 @@ def estimate(
     if np.any(se[keep] == 0):
         raise ValueError(f"claim {id!r}: an estimated stderr of 0 ({replicates})")
     labels = [label for label, k in zip(_entry_labels(measured), keep, strict=True) if k]
-    value, se, pred, tol = value[keep], se[keep], pred[keep], tol[keep]
+    value, se, pred, tol = value[keep], se[keep], pred[keep], _tolerance(id, tol[keep])
     z = z_family(pred.size, family_alpha)
     e = _Entries(
         measured=value,

@@ -319,3 +319,12 @@ def test_a_diverged_seed_blocks_a_share_from_passing():
     flags = xr.DataArray(np.arange(200) == 3, dims="seed")
     flagged = claims.share(hits, predicted=0.0, tolerance=0.05, diverged=flags)
     assert flagged.verdict == "INCONCLUSIVE" and flagged.diverged == 1
+
+
+def test_an_entry_left_out_needs_no_tolerance():
+    measured = xr.DataArray([1.0, 2.0], dims="x")
+    claim = claims.exact(measured, predicted=xr.DataArray([1.0, np.nan], dims="x"),
+                         tolerance=xr.DataArray([0.1, np.nan], dims="x"))  # fmt: skip
+    assert claim.verdict == "PASS" and claim.entries == 1
+    with pytest.raises(ValueError, match="tolerance must be >= 0"):
+        claims.exact(measured, predicted=1.0, tolerance=xr.DataArray([0.1, np.nan], dims="x"))
