@@ -6,7 +6,9 @@ samples, with N on a log grid around theory.compute_optimal's N* = K_N C^(1/(s+1
 (N*, D*, L*) of each row comes from `fit.frontier`. Three simulations, all through the sweep
 engine: exact gradient flow (t = D) beside the hard-truncation rule (mode k learned iff
 k^-s t >= 1) on a wide compute range; one-pass minibatch SGD with seeds beside its exact
-second-moment recursion; random features at infinite data (the width saturation d^-min(a-1, s)).
+second-moment recursion; random features at infinite data (the width saturation d^-min(a-1, s))
+and their compute-optimal frontier. `with_frontiers` adds every fitted frontier to the data, and
+`CLAIMS` decides each claim from that one dataset.
 """
 
 import dataclasses
@@ -21,54 +23,49 @@ import xarray as xr
 from jax.scipy.special import zeta
 
 import experiments
-from spectral_sim import PowerLaw, fit, simulate, sweep, theory
+from spectral_sim import PowerLaw, claims, fit, simulate, sweep, theory
 from spectral_sim._types import Scalar
 from spectral_sim.models import linear, random_features
-from spectral_sim.report import Claim, Report
+from spectral_sim.report import Report
 
 # A run has diverged when its loss is non-finite or above BLOWUP x its initial loss 1/2 zeta(a).
 BLOWUP = 1e3
-# Family-wise false-alarm rate of each Monte Carlo claim (Bonferroni over its pairs).
-FAMILY_ALPHA = 0.05
-# Equivalence margin of the SGD frontier against the exact recursion (as learning_curves'): the
-# seed-mean L* must agree with the recursion's L* to within 10% (relative, averaged over rows).
-RECURSION_MARGIN = 0.10
+# The paper's predictions (values, not margins: [P0] states no margin for any of them, so each
+# claim's tolerance is the measurement's own derived error bound).
 # [P0]: "hard truncation overpredicts exponents by up to 50x for s = 3".
 PAPER_HARD_GAP = 50.0
 # [P0]: "for language (s ~ 1), N ~ D": equal allocation exponents, N* ~ C^(1/2).
 PAPER_N_EXPONENT = 0.5
 # Hoffmann et al. 2022's fit L = E + A N^-0.34 + B D^-0.28 (THEORY.md §1 row 3).
 CHINCHILLA = (0.34, 0.28)
-# Allocation tolerance: the discrete optimum lies within about one mode of K_N C^(1/(s+1))
-# (the 1/N correction moves it by O(1) modes, measured <= 0.9 in test_scaling_theory), and
-# rounding the N grid to integers moves grid points by <= 1/2 mode; N_SLACK = 2 modes covers both.
+CHINCHILLA_SA = (
+    float(theory.sa_from_chinchilla(*CHINCHILLA).s),
+    float(theory.sa_from_chinchilla(*CHINCHILLA).a),
+)  # (1.21, 1.34)
+# Allocation tolerance (derived, with one measured constant): the discrete optimum lies within
+# 0.9 modes of K_N C^(1/(s+1)) (the 1/N correction, measured for N* from 44 to 1e5 in
+# test_scaling_theory), and rounding the N grid to integers moves grid points by <= 1/2 mode;
+# N_SLACK = 2 modes covers both (1.4) with room.
 N_SLACK = 2.0
-# THEORY.md §2.6.1: PLRF phases Ia, II and III "agree to within about 0.03 in xi and eta"
-# (exact E[P | W], d in [64, 2896], brute-force minimum over d): the fits are pre-asymptotic at
-# such widths, so the random-feature frontier exponents get that allowance.
+# Judgement: the SGD frontier's L* must agree with the exact recursion's within 10 % at every
+# row. The recursion is exact for Gaussian data ([E]), so the margin only has to absorb float32
+# rounding and the parabola vertex's O(SE^2) bias; it is far wider than both, and was not derived.
+RECURSION_MARGIN = 0.10
+# SGD is checked only at lr <= RECURSION_LR_FRAC x the critical lr (THEORY.md §8: near chi = 1
+# the Monte Carlo loss is heavy-tailed and a seed mean has no usable standard error).
+RECURSION_LR_FRAC = 0.5
+# Judgement: THEORY.md §2.6.1 found PLRF phases Ia, II and III "within about 0.03 in xi and eta"
+# at d in [64, 2896]; this experiment's widths are smaller (4 to 1024), so 0.03 is our choice,
+# not a bound derived for them.
 PLRF_TOLERANCE = 0.03
+# Judgement: the random-feature width exponent must be within 0.1 of s (ideal truncation's
+# a - 1 is 1.0 away at (1.5, 3.5)). Not derived: at these widths the deterministic equivalent's
+# own exponent is 0.016-0.028 off s, and the mean over F sits up to 8 % above it, more at small
+# d (right-skewed over F; THEORY.md §8 bounds neither for a = 3.5).
+RF_MARGIN = 0.1
 # Model sizes and budgets of the iso-N curves drawn in the figure (not used by any claim).
 ISO_CURVES = 5
 ISO_BUDGETS = 40
-
-
-# The claims this experiment checks, for `spectral-sim list`: id pattern (fnmatch) -> what
-# is tested ([Pn]: a paper's claim). The tests check that every claim a run makes is here.
-CLAIMS = {
-    "scaling.loss_exponent": "compute-optimal loss L* ~ C^-(a-1)/(s+1) on the exact-GF frontier",
-    "scaling.allocation_exponent": "compute-optimal N* ~ C^1/(s+1), D* ~ C^s/(s+1), for every a",
-    "scaling.paper_exponent_*": "[P0]'s loss exponent (s-1)/(s+1), with a = s and with a != s",
-    "scaling.s_alone": "[P0] pairs sharing s have equal loss exponents",
-    "scaling.chinchilla_n_equals_d": "[P0] N ~ D at the (s, a) Chinchilla's exponents map to",
-    "scaling.chinchilla_loss_exponent": "Chinchilla's optimum exponent is the GF frontier's",
-    "scaling.hard_truncation_gap": "[P0] hard truncation overpredicts exponents up to 50x at s = 3",
-    "scaling.soft_truncation_prefactor": "the GF frontier constant is soft truncation's prediction",
-    "scaling.soft_allocation_exponent": "soft and hard truncation give the same N* exponent",
-    "scaling.sgd_loss_exponent": "one-pass SGD keeps the GF frontier's loss exponent",
-    "scaling.sgd_frontier_recursion": "SGD's Monte Carlo frontier equals the exact recursion's",
-    "scaling.rf_saturation": "random features saturate at d^-min(a-1, s)",
-    "scaling.rf_frontier_*_exponent": "random features follow the PLRF loss and width exponents",
-}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -147,7 +144,7 @@ def check(cfg: Config) -> None:
         if not 0 < low < high:
             raise ValueError(f"{name} must be (low, high) with 0 < low < high; got {(low, high)}")
     counts = dict(
-        n_compute=3, sgd_n_compute=3, n_cols=3, sgd_cols=3, batch=1, n_seeds=2, n_boot=10,
+        n_compute=3, sgd_n_compute=3, n_cols=3, sgd_cols=3, batch=1, n_seeds=2, n_boot=50,
         rf_modes=8, rf_seeds=2, rff_n_compute=3, rff_cols=3, rff_seeds=2,
     )  # fmt: skip
     for name, low in counts.items():
@@ -171,20 +168,17 @@ def check(cfg: Config) -> None:
     if cfg.rff_pairs and _widths(cfg).size < 3:
         raise ValueError(f"rff_widths {cfg.rff_widths} hold fewer than 3 integer widths")
     for s, a in _gf_pairs(cfg):  # the integer N grids must be strictly increasing
-        _rows(_gf_centres(s, a, cfg), cfg.n_cols, cfg.span, "compute")
+        _model_sizes(_gf_centres(s, a, cfg), cfg.n_cols, cfg.span, "compute")
     for s, a in cfg.sgd_pairs:
-        _rows(_sgd_centres(s, a, cfg), cfg.sgd_cols, cfg.sgd_span, "sgd_compute")
+        _model_sizes(_sgd_centres(s, a, cfg), cfg.sgd_cols, cfg.sgd_span, "sgd_compute")
 
 
 # --- iso-compute grids -----------------------------------------------------------------------
 
 
 def _gf_pairs(cfg: Config) -> list[tuple[float, float]]:
-    pairs = [(float(s), float(a)) for s, a in cfg.pairs]
-    if cfg.chinchilla:
-        s, a = (float(x) for x in theory.sa_from_chinchilla(*CHINCHILLA))
-        pairs.append((s, a))
-    return pairs
+    """The exact-GF pairs: cfg.pairs, then the pair Chinchilla's exponents map to."""
+    return [(float(s), float(a)) for s, a in cfg.pairs] + [CHINCHILLA_SA] * cfg.chinchilla
 
 
 def _gf_centres(s: float, a: float, cfg: Config) -> np.ndarray:
@@ -217,7 +211,7 @@ def _budgets(bounds: tuple[float, float], n: int) -> np.ndarray:
     return np.geomspace(bounds[0], bounds[1], n)
 
 
-def _rows(centres: np.ndarray, n_cols: int, span: float, field: str) -> np.ndarray:
+def _model_sizes(centres: np.ndarray, n_cols: int, span: float, field: str) -> np.ndarray:
     """Integer model sizes, rows x cols, log-spaced from centre / span to centre * span."""
     n = np.round(centres[:, None] * np.geomspace(1 / span, span, n_cols)[None])
     if np.any(n < 1) or np.any(np.diff(n, axis=1) <= 0):
@@ -265,18 +259,16 @@ def gradient_flow(cfg: Config, options: sweep.Options | None = None) -> xr.Datas
     for the figure (dims pair, iso, iso_budget): one sweep, one compile group per pair."""
     pairs = _gf_pairs(cfg)
     compute = _budgets(cfg.compute, cfg.n_compute)
-    n = np.stack([_rows(_gf_centres(s, a, cfg), cfg.n_cols, cfg.span, "compute") for s, a in pairs])
+    n = np.stack([_model_sizes(_gf_centres(s, a, cfg), cfg.n_cols, cfg.span, "compute")
+                  for s, a in pairs])  # fmt: skip
     iso_n = np.stack([np.unique(np.round(np.geomspace(m.min(), m.max(), ISO_CURVES))) for m in n])
     iso_c = np.geomspace(compute[0] / 10, compute[-1], ISO_BUDGETS)
     points = []  # (s, a, modes, N, D): the rows, then the iso-N curves
     for p, (s, a) in enumerate(pairs):
-        modes = int(n[p].max())
-        points += [
-            (s, a, modes, m, c / m) for c, row in zip(compute, n[p], strict=True) for m in row
-        ]
+        points += [(s, a, n[p].max(), m, c / m) for c, row in zip(compute, n[p], strict=True)
+                   for m in row]  # fmt: skip
     for p, (s, a) in enumerate(pairs):
-        modes = int(n[p].max())
-        points += [(s, a, modes, m, c / m) for m in iso_n[p] for c in iso_c]
+        points += [(s, a, n[p].max(), m, c / m) for m in iso_n[p] for c in iso_c]
     names = ("model.spectrum.s", "model.spectrum.a", "model.spectrum.n_modes")
     names += ("model.n_trainable", "data")
     zipped = {k: [x[i] for x in points] for i, k in enumerate(names)}
@@ -284,29 +276,33 @@ def gradient_flow(cfg: Config, options: sweep.Options | None = None) -> xr.Datas
     template = Budget(linear.Params(PowerLaw(s=2.0, a=2.0, n_modes=8)), data=1.0)
     options = options or sweep.Options()
     result = options.run(
-        "gf",
-        _gf_point,
-        sweep.make_from(template),
-        sweep.Grid(zipped=zipped),
-        seed=cfg.seed,
+        "gf", _gf_point, sweep.make_from(template), sweep.Grid(zipped=zipped), seed=cfg.seed,
         config=dataclasses.asdict(cfg),
-    )
-    n_rows = n.size
+    )  # fmt: skip
     rows = (len(pairs), cfg.n_compute, cfg.n_cols)
     iso = (len(pairs), iso_n.shape[1], ISO_BUDGETS)
-    pair = dict(s=("pair", [s for s, _ in pairs]), a=("pair", [a for _, a in pairs]))
     out = {}
     for name in ("gf_loss", "hard_loss"):
         values = result[name].values[:, 0]
-        out[name] = (("pair", "row", "col"), values[:n_rows].reshape(rows))
-        out[f"iso_{name}"] = (("pair", "iso", "iso_budget"), values[n_rows:].reshape(iso))
+        out[name] = (("pair", "row", "col"), values[: n.size].reshape(rows))
+        out[f"iso_{name}"] = (("pair", "iso", "iso_budget"), values[n.size :].reshape(iso))
     return xr.Dataset(
         out,
         coords=dict(
-            **pair, compute=("row", compute), n=(("pair", "row", "col"), n),
+            **_pair_coords("pair", pairs), compute=("row", compute), n=(("pair", "row", "col"), n),
+            chinchilla=("pair", [cfg.chinchilla and p == CHINCHILLA_SA for p in pairs]),
             iso_n=(("pair", "iso"), iso_n), iso_compute=("iso_budget", iso_c),
         ),
     )  # fmt: skip
+
+
+def _pair_coords(dim: str, pairs, prefix: str = "") -> dict:
+    """The (s, a) pairs along `dim`: labels "(s, a)" as its index (they name a claim's entries)
+    and s, a as coordinates."""
+    pairs = [(float(s), float(a)) for s, a in pairs]
+    labels = [f"({s:.3g}, {a:.3g})" for s, a in pairs]
+    return {dim: labels, f"{prefix}s": (dim, [s for s, _ in pairs]),
+            f"{prefix}a": (dim, [a for _, a in pairs])}  # fmt: skip
 
 
 # --- one-pass SGD and its exact recursion ----------------------------------------------------
@@ -336,7 +332,7 @@ def simulate_sgd(cfg: Config, options: sweep.Options | None = None) -> xr.Datase
     compute = _budgets(cfg.sgd_compute, cfg.sgd_n_compute)
     lrs = [_sgd_lr(s, a, cfg) for s, a in pairs]
     centres = [_sgd_centres(s, a, cfg) for s, a in pairs]
-    n = np.stack([_rows(c, cfg.sgd_cols, cfg.sgd_span, "sgd_compute") for c in centres])
+    n = np.stack([_model_sizes(c, cfg.sgd_cols, cfg.sgd_span, "sgd_compute") for c in centres])
     steps = np.maximum(1, np.round(compute[None, :, None] / (n * cfg.batch))).astype(np.int64)
     runs = sorted({(p, int(m)) for p in range(len(pairs)) for m in np.unique(n[p])})
     schedules: dict[int, np.ndarray] = {}
@@ -383,16 +379,15 @@ def simulate_sgd(cfg: Config, options: sweep.Options | None = None) -> xr.Datase
     exact_loss = predicted["sgd_theory"].values[run_index, 0, record]
     dims = ("sgd_pair", "sgd_row", "sgd_col")
     chi = [float(_chi(s, a, lr, cfg.batch)) for (s, a), lr in zip(pairs, lrs, strict=True)]
-    data = xr.Dataset(
+    return xr.Dataset(
         dict(sgd_loss=((*dims, "seed"), loss.astype(float)), sgd_theory=(dims, exact_loss)),
         coords=dict(
-            sgd_s=("sgd_pair", [s for s, _ in pairs]), sgd_a=("sgd_pair", [a for _, a in pairs]),
-            sgd_lr=("sgd_pair", lrs), sgd_chi_inf=("sgd_pair", chi), sgd_batch=cfg.batch,
+            **_pair_coords("sgd_pair", pairs, "sgd_"), sgd_lr=("sgd_pair", lrs),
+            sgd_lr_frac=cfg.lr_frac, sgd_chi_inf=("sgd_pair", chi), sgd_batch=cfg.batch,
             sgd_compute=("sgd_row", compute), sgd_n=(dims, n), sgd_steps=(dims, steps),
             seed=np.arange(cfg.n_seeds),
         ),
     )  # fmt: skip
-    return data.assign(sgd_diverged=_diverged(data))
 
 
 def _chi(s: float, a: float, lr: float, batch: int, n: np.ndarray | None = None) -> np.ndarray:
@@ -452,8 +447,7 @@ def random_feature_error(cfg: Config, options: sweep.Options | None = None) -> x
         ),
         coords=dict(
             rf_d=list(cfg.rf_features),
-            rf_s=("rf_pair", [s for s, _ in cfg.rf_pairs]),
-            rf_a=("rf_pair", [a for _, a in cfg.rf_pairs]),
+            **_pair_coords("rf_pair", cfg.rf_pairs, "rf_"),
             rf_seed=np.arange(cfg.rf_seeds),
         ),
     ).transpose("rf_pair", "rf_d", "rf_seed")
@@ -502,9 +496,8 @@ def random_feature_frontier(cfg: Config, options: sweep.Options | None = None) -
     return xr.Dataset(
         dict(rff_loss=(("rff_pair", "rff_row", "rff_col", "rff_seed"), values)),
         coords=dict(
-            rff_s=("rff_pair", [s for s, _ in cfg.rff_pairs]),
-            rff_a=("rff_pair", [a for _, a in cfg.rff_pairs]),
-            rff_compute=("rff_row", compute), rff_d=("rff_col", widths),
+            **_pair_coords("rff_pair", cfg.rff_pairs, "rff_"), rff_compute=("rff_row", compute),
+            rff_d=("rff_col", widths),
             rff_seed=np.arange(cfg.rff_seeds), rff_modes=cfg.rff_modes,
         ),
     )  # fmt: skip
@@ -513,789 +506,572 @@ def random_feature_frontier(cfg: Config, options: sweep.Options | None = None) -
 # --- frontiers -------------------------------------------------------------------------------
 
 
-def _frontier(n, loss, compute, **kwargs) -> fit.Frontier | None:
-    """fit.frontier, or None when fewer than three rows have an interior minimum."""
-    try:
-        return fit.frontier(n, loss, compute, **kwargs)
-    except ValueError:
-        return None
+def _frontier(loss: xr.DataArray, n: xr.DataArray, compute: xr.DataArray) -> xr.Dataset:
+    """`fit.frontier` of each pair of `loss` (dims pair, row, col): per row N*, L* and whether
+    the minimum is interior; per pair the loss and N* exponents fitted over the interior rows
+    (NaN, and no row interior, where fewer than 3 rows are)."""
+    pair, row, _ = loss.dims
+    sizes = n.broadcast_like(loss).transpose(*loss.dims).values
+    rows, fits = [], []
+    for p in range(loss.sizes[pair]):
+        try:
+            f = fit.frontier(sizes[p], loss.values[p], compute.values)
+        except ValueError:  # fewer than 3 interior rows, or a non-finite mean: no frontier
+            rows.append(np.full((3, compute.size), np.nan))
+            fits.append((np.nan, np.nan))
+            continue
+        rows.append(np.stack([f.n_star, f.loss_star, f.interior]))
+        fits.append((f.loss_exponent.exponent, f.n_exponent.exponent))
+    rows, fits = np.asarray(rows, float), np.asarray(fits, float)
+    return xr.Dataset(
+        dict(n_star=((pair, row), rows[:, 0]), loss_star=((pair, row), rows[:, 1]),
+             interior=((pair, row), rows[:, 2] == 1), loss_exponent=(pair, fits[:, 0]),
+             n_exponent=(pair, fits[:, 1])),
+        coords={pair: loss[pair].values} if pair in loss.indexes else None,
+    )  # fmt: skip
 
 
-def _ols_slopes(x: np.ndarray, y: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """-slope of y on x per leading index, over the points where mask (NaN with < 3 points)."""
-    w = mask.astype(float)
-    count = w.sum(-1)
-    mx = (w * x).sum(-1) / np.maximum(count, 1)
-    my = (w * y).sum(-1) / np.maximum(count, 1)
-    dx = x - mx[..., None]
-    slope = (w * dx * (y - my[..., None])).sum(-1) / np.maximum((w * dx**2).sum(-1), 1e-300)
-    return np.where(count >= 3, -slope, np.nan)
+def _slope_bound(compute: xr.DataArray, eps: xr.DataArray, inside: xr.DataArray) -> xr.DataArray:
+    """The largest change of a least-squares slope of ln y on x = ln C (over the rows `inside`;
+    `compute` has the row dim) when each ln y_i moves by at most eps_i (plus any constant common
+    to all rows, which moves no slope): sum |x_i - mean x| eps_i / sum (x_i - mean x)^2. 0 where
+    no row is inside: that frontier's exponent is NaN, which no claim lets pass."""
+    row = compute.dims[0]
+    x = xr.apply_ufunc(np.log, compute.where(inside))
+    dx = x - x.mean(row)
+    return ((abs(dx) * eps).sum(row) / (dx**2).sum(row)).fillna(0.0)
 
 
-def _bootstrap_rows(n, seeds_loss, compute, n_boot: int, seed: int):
-    """Seed-bootstrap of a frontier's exponents: n_boot resamples of the seeds, every row's
-    vertex from one fit.frontier call over all resamples' rows stacked (only its per-row vertices
-    are used: its own fits would mix resamples), then one least-squares slope per resample.
-    Returns L* and interior (resamples x rows) and the loss and N* exponents (resamples)."""
-    rows, cols, seeds = seeds_loss.shape
-    draws = np.random.default_rng(seed).integers(0, seeds, (n_boot, seeds))
-    means = np.moveaxis(seeds_loss[..., draws].mean(-1), -1, 0)  # boot, rows, cols
-    stacked = _frontier(np.tile(n, (n_boot, 1)), means.reshape(-1, cols), np.tile(compute, n_boot))
-    if stacked is None:
-        nan = np.full(n_boot, np.nan)
-        return np.full((n_boot, rows), np.nan), np.zeros((n_boot, rows), bool), nan, nan
-    loss_star = np.asarray(stacked.loss_star).reshape(n_boot, rows)
-    n_star = np.asarray(stacked.n_star).reshape(n_boot, rows)
-    interior = np.asarray(stacked.interior).reshape(n_boot, rows)
-    log_c = np.broadcast_to(np.log(compute), (n_boot, rows))
-    loss_exponent = _ols_slopes(log_c, np.log(loss_star), interior)
-    n_exponent = -_ols_slopes(log_c, np.log(n_star), interior)
-    return loss_star, interior, loss_exponent, n_exponent
+def _gf_tolerances(front: xr.Dataset, a: xr.DataArray, compute: xr.DataArray) -> xr.Dataset:
+    """Derived tolerances of the GF frontier exponents.
+
+    Loss: each L* is within one mode's share of the frontier loss, eps = (a-1)/N* + 1/N*^2, of a
+    row-independent constant times a pure power law: the Euler-Maclaurin correction of the
+    discrete sum is -(a-1)/(2(s+1)N*) + O(N*^-2) (measured <= 0.19/N*^2, test_scaling_theory),
+    the hard rule's staircase moves the loss by one learned mode, (a-1)/m, and rounding the N
+    grid to integers moves grid points by <= 1/(2N) in ln N. The parabola's vertex error is the
+    same in every row (the rows are one curve rescaled). N*: within N_SLACK modes of a
+    row-independent multiple of C^(1/(s+1)), eps = N_SLACK / N*.
+    """
+    n_star, inside = front.n_star, front.interior
+    return xr.Dataset(dict(
+        loss_tol=_slope_bound(compute, (a - 1) / n_star + n_star**-2.0, inside),
+        n_tol=_slope_bound(compute, N_SLACK / n_star, inside),
+    ))  # fmt: skip
 
 
-def frontiers(data: xr.Dataset, n_boot: int = 100, seed: int = 0) -> dict:
-    """Every fit the claims, notes and figures use, recomputed from the data: per GF pair the
-    soft (exact GF) and hard-rule frontiers; per SGD pair the Monte Carlo frontier (over the rows
-    with no diverged run), its seed bootstrap, and the exact recursion's frontier; per
-    random-feature pair the width exponent and its seed bootstrap."""
-    out: dict = dict(gf={}, sgd={}, rf=_rf_exponents(data, n_boot, seed), rff={})
+def _prefactor(data: xr.Dataset, soft: xr.Dataset) -> xr.Dataset:
+    """Per GF pair, K_L = L* C^((a-1)/(s+1)) of the exact-GF frontier at its largest interior
+    budget, with its relative tolerance: the finite-size share (a-1)/N* + 1/N*^2 of the loss
+    tolerance, plus the error of the parabola through three points h apart in ln N at its
+    vertex, <= h^3 max|L_xxx| / (9 sqrt 3), with h^3 L_xxx taken as the largest third difference
+    of the row around its minimum. NaN (tolerance 0) where that cannot be estimated."""
+    k_loss, rtol = [], []
+    for p, (s, a) in enumerate(zip(data.s.values, data.a.values, strict=True)):
+        rows = np.flatnonzero(soft.interior.values[p])
+        loss = data.gf_loss.values[p, rows[-1]] if rows.size else np.zeros(0)
+        i = int(np.argmin(loss)) if rows.size else 0
+        near = loss[max(i - 2, 0) : i + 3]
+        if near.size < 4:  # no third difference: K_L is not measured
+            k_loss.append(np.nan)
+            rtol.append(0.0)
+            continue
+        n_star, loss_star = soft.n_star.values[p, rows[-1]], soft.loss_star.values[p, rows[-1]]
+        third = np.abs(np.diff(near, 3)).max()
+        rtol.append((a - 1) / n_star + n_star**-2.0 + third / (9 * np.sqrt(3)) / loss_star)
+        k_loss.append(loss_star * data["compute"].values[rows[-1]] ** ((a - 1) / (s + 1)))
+    return xr.Dataset(dict(gf_k_loss=("pair", k_loss), gf_k_loss_rtol=("pair", rtol)),
+                      coords=dict(pair=data.pair.values))  # fmt: skip
+
+
+def _width_exponent(error: xr.DataArray) -> xr.DataArray:
+    """-slope of ln error on ln d (least squares over the widths rf_d)."""
+    x = np.log(error.rf_d.astype(float))
+    dx = x - x.mean()
+    return -(dx * np.log(error)).sum("rf_d") / (dx**2).sum()
+
+
+def _prefixed(front: xr.Dataset, prefix: str) -> xr.Dataset:
+    return front.rename({k: f"{prefix}{k}" for k in front.data_vars})
+
+
+def with_frontiers(data: xr.Dataset) -> xr.Dataset:
+    """`data` with everything the claims, notes and figures read (re)derived from its losses:
+    per GF pair and rule (soft: exact GF; hard: the hard rule) the frontier, its exponents and
+    their derived tolerances, and the soft frontier's K_L; per SGD pair the diverged runs and
+    the frontiers of the seed-mean loss (diverged runs left out) and of the exact recursion;
+    per random-feature pair the width exponent of the mean over F and of the deterministic
+    equivalent, and the frontier of the mean over F."""
+    compute = data["compute"]
+    gf = xr.concat([_frontier(data[name], data.n, compute) for name in ("gf_loss", "hard_loss")],
+                   "rule").assign_coords(rule=["soft", "hard"])  # fmt: skip
+    gf = gf.merge(_gf_tolerances(gf, data.a, compute))
+    derived = [_prefixed(gf, "gf_front_"), _prefactor(data, gf.sel(rule="soft"))]
+    if "sgd_pair" in data.dims:
+        diverged = _diverged(data)
+        curves = (data.sgd_loss.where(~diverged).mean("seed"), data.sgd_theory)
+        sgd = xr.concat([_frontier(c, data.sgd_n, data.sgd_compute) for c in curves], "sgd_curve")
+        sgd = sgd.assign_coords(sgd_curve=["mean", "recursion"])
+        derived += [_prefixed(sgd, "sgd_front_"), diverged.rename("sgd_diverged").to_dataset()]
+    if "rf_pair" in data.dims:
+        mean = data.rf_error.mean("rf_seed")
+        exponents = dict(rf_exponent=mean, rf_theory_exponent=data.rf_theory)
+        derived.append(xr.Dataset({k: _width_exponent(v) for k, v in exponents.items()}))
     if "rff_pair" in data.dims:
-        for p in range(data.sizes["rff_pair"]):
-            point = data.isel(rff_pair=p)
-            compute = point.rff_compute.values
-            n = np.broadcast_to(
-                point.rff_d.values.astype(float), (compute.size, point.sizes["rff_col"])
-            )
-            key = (float(point.rff_s), float(point.rff_a))
-            out["rff"][key] = _frontier(n, point.rff_loss.values, compute, n_boot=n_boot, seed=seed)
-    for p in range(data.sizes["pair"]):
-        point = data.isel(pair=p)
-        key = (float(point.s), float(point.a))
-        n, compute = point.n.values, point["compute"].values
-        out["gf"][key] = {
-            rule: _frontier(n, point[f"{name}_loss"].values, compute)
-            for rule, name in (("soft", "gf"), ("hard", "hard"))
-        }
-    if "sgd_pair" not in data.dims:
-        return out
-    diverged = _diverged(data)
-    for p in range(data.sizes["sgd_pair"]):
-        point = data.isel(sgd_pair=p)
-        key = (float(point.sgd_s), float(point.sgd_a))
-        usable = ~diverged.isel(sgd_pair=p).any(("sgd_col", "seed")).values
-        n, compute = point.sgd_n.values[usable], point.sgd_compute.values[usable]
-        loss = point.sgd_loss.values[usable]
-        entry: dict = dict(usable=usable, sim=None, boot=None)
-        entry["theory"] = _frontier(n, point.sgd_theory.values[usable], compute)
-        if usable.sum() >= 3:
-            entry["sim"] = _frontier(n, loss, compute, n_boot=n_boot, seed=seed)
-            entry["boot"] = _bootstrap_rows(n, loss, compute, n_boot, seed)
-        out["sgd"][key] = entry
-    return out
+        rff = _frontier(data.rff_loss.mean("rff_seed"), data.rff_d, data.rff_compute)
+        derived.append(_prefixed(rff, "rff_front_"))
+    new = xr.merge(derived, combine_attrs="drop")
+    return data.drop_vars(list(new.data_vars), errors="ignore").merge(new, compat="no_conflicts")
 
 
 # --- claims ----------------------------------------------------------------------------------
 
 
-def _slope_bound(compute: np.ndarray, eps: np.ndarray) -> float:
-    """The largest change of a least-squares slope of ln y on x = ln C when each ln y_i moves by
-    at most eps_i (plus any constant common to all rows, which moves no slope):
-    sum |x_i - mean x| eps_i / sum (x_i - mean x)^2."""
-    x = np.log(compute)
-    dx = x - x.mean()
-    return float(np.abs(dx) @ eps / (dx @ dx))
+def _needs(d: xr.Dataset, dim: str, why: str) -> None:
+    if dim not in d.dims:
+        raise claims.NotMeasured(why)
 
 
-def _loss_tolerance(front: fit.Frontier, a: float) -> float:
-    """Tolerance of a fitted frontier loss exponent. Each L* is within one mode's share of the
-    frontier loss, eps = (a-1)/N* + 1/N*^2, of a row-independent constant times a pure power law:
-    the Euler-Maclaurin correction of the discrete sum is -(a-1)/(2(s+1)N*) + O(N*^-2) (measured
-    <= 0.19/N*^2, test_scaling_theory), the hard rule's staircase moves the loss by one learned
-    mode, (a-1)/m, and rounding the N grid to integers moves grid points by <= 1/(2N) in ln N.
-    The parabola's vertex error is the same in every row (the rows are one curve rescaled)."""
-    inside = np.asarray(front.interior)
-    n_star = np.asarray(front.n_star)[inside]
-    return _slope_bound(np.asarray(front.compute)[inside], (a - 1) / n_star + n_star**-2.0)
+def _boot(d: xr.Dataset) -> dict:
+    """The seed bootstrap's size and seed (the config's n_boot and seed, kept in the data)."""
+    return dict(n_boot=int(d.attrs["n_boot"]), boot_seed=int(d.attrs["seed"]))
 
 
-def _n_tolerance(front: fit.Frontier) -> float:
-    """Tolerance of a fitted N* exponent: N* within N_SLACK modes of a row-independent multiple
-    of C^(1/(s+1))."""
-    inside = np.asarray(front.interior)
-    return _slope_bound(
-        np.asarray(front.compute)[inside], N_SLACK / np.asarray(front.n_star)[inside]
-    )
-
-
-def _missing(claim_id: str, source: str, statement: str, predicted: float = np.nan) -> Claim:
-    """A claim that this config cannot measure: INCONCLUSIVE, saying why."""
-    return Claim(claim_id, source, statement, predicted, np.nan, np.nan, 0.0)
-
-
-def _exponents(data: xr.Dataset, fronts: dict) -> dict:
-    """Per GF pair with both frontiers: fitted loss and N* exponents and their tolerances."""
-    out = {}
-    for p, ((s, a), entry) in enumerate(fronts["gf"].items()):
-        soft, hard = entry["soft"], entry["hard"]
-        if soft is None or hard is None:
-            continue
-        out[s, a] = dict(
-            loss=float(soft.loss_exponent.exponent),
-            loss_tol=_loss_tolerance(soft, a),
-            hard=float(hard.loss_exponent.exponent),
-            hard_tol=_loss_tolerance(hard, a),
-            n=float(soft.n_exponent.exponent),
-            n_tol=_n_tolerance(soft),
-            n_hard=float(hard.n_exponent.exponent),
-            n_hard_tol=_n_tolerance(hard),
-            k_n=float(np.asarray(soft.n_star)[-1] / np.asarray(soft.compute)[-1] ** (1 / (s + 1))),
-            k_loss=_prefactor(soft, data.gf_loss.values[p], s, a),
-            k_n_hard=float(
-                np.asarray(hard.n_star)[-1] / np.asarray(hard.compute)[-1] ** (1 / (s + 1))
-            ),
-        )
-    return out
-
-
-def _prefactor(front: fit.Frontier, loss: np.ndarray, s: float, a: float) -> dict:
-    """L* C^((a-1)/(s+1)) at the largest interior budget, with its tolerance (relative): the
-    finite-size share (a-1)/N* + 1/N*^2 of `_loss_tolerance`, plus the error of the parabola
-    through three points h apart in ln N at its vertex, <= h^3 max|L_xxx| / (9 sqrt 3), with
-    h^3 L_xxx taken as the largest third difference of the row (`loss`, rows x cols) around its
-    minimum."""
-    row = np.flatnonzero(np.asarray(front.interior))[-1]
-    compute = float(np.asarray(front.compute)[row])
-    n_star, loss_star = float(np.asarray(front.n_star)[row]), float(front.loss_star[row])
-    i = int(np.argmin(loss[row]))
-    near = loss[row, max(i - 2, 0) : i + 3]
-    third = np.abs(np.diff(near, 3)).max() if near.size >= 4 else np.inf
-    rtol = (a - 1) / n_star + n_star**-2.0 + third / (9 * np.sqrt(3)) / loss_star
-    return dict(value=loss_star * compute ** ((a - 1) / (s + 1)), rtol=rtol, compute=compute)
-
-
-def claims(data: xr.Dataset, fronts: dict | None = None) -> list[Claim]:
-    fronts = frontiers(data) if fronts is None else fronts
-    measured = _exponents(data, fronts)
-    return [
-        *_row1_claims(measured),
-        _s_alone_claim(measured),
-        *_chinchilla_claims(measured),
-        *_truncation_claims(measured),
-        *_sgd_claims(data, fronts),
-        _rf_claim(data, fronts["rf"]),
-        *_rf_frontier_claims(data, fronts["rff"]),
+def _per_pair(d: xr.Dataset, dim: str, prefix: str, f) -> xr.DataArray:
+    """f(s, a) at every pair along `dim` (s, a: the coordinates prefix + "s", prefix + "a")."""
+    values = [
+        float(f(s, a)) for s, a in zip(d[f"{prefix}s"].values, d[f"{prefix}a"].values, strict=True)
     ]
+    return xr.DataArray(values, coords={dim: d[dim].values})
 
 
-def _row1_claims(measured: dict) -> list[Claim]:
-    """THEORY.md §1 row 1: (a-1)/(s+1) and 1/(s+1) in general; [P0]'s (s-1)/(s+1) for a = s."""
-    out = []
-    if not measured:
-        ids = ("loss_exponent", "allocation_exponent", "paper_exponent_isotropic")
-        return [_missing(f"scaling.{i}", "THEORY.md §1 row 1", "no GF frontier") for i in ids] + [
-            _missing("scaling.paper_exponent_general", "P0", "no GF frontier")
-        ]
-    rows = [
-        dict(s=s, a=a, predicted=(a - 1) / (s + 1), measured=m["loss"], tolerance=m["loss_tol"],
-             error=abs(m["loss"] - (a - 1) / (s + 1)), band=0.0)
-        for (s, a), m in measured.items()
-    ]  # fmt: skip
-    w = experiments.worst(rows)
-    out.append(
-        Claim(
-            id="scaling.loss_exponent",
-            source="THEORY.md §1 row 1, §2.6 [A]; Lin et al. 2024; PLRF phase Ia",
-            statement=f"exact-GF compute-optimal loss L* ~ C^-(a-1)/(s+1) (worst of {len(rows)} "
-            f"(s, a); shown s={w['s']:g}, a={w['a']:g}; all: "
-            + ", ".join(
-                f"({r['s']:g}, {r['a']:g}) {r['measured']:.4f}/{r['predicted']:.4f}" for r in rows
-            )
-            + ")",
-            predicted=w["predicted"],
-            measured=w["measured"],
-            stderr=0.0,
-            tolerance=w["tolerance"],
-        )
-    )
-    rows = [
-        dict(s=s, a=a, predicted=1 / (s + 1), measured=m["n"], tolerance=m["n_tol"],
-             error=abs(m["n"] - 1 / (s + 1)), band=0.0)
-        for (s, a), m in measured.items()
-    ]  # fmt: skip
-    w = experiments.worst(rows)
-    out.append(
-        Claim(
-            id="scaling.allocation_exponent",
-            source="P0; THEORY.md §1 row 1, §2.6 [A]",
-            statement=f"compute-optimal N* ~ C^(1/(s+1)), hence D* = C/N* ~ C^(s/(s+1)), for every "
-            f"a (worst of {len(rows)} (s, a); shown s={w['s']:g}, a={w['a']:g})",
-            predicted=w["predicted"],
-            measured=w["measured"],
-            stderr=0.0,
-            tolerance=w["tolerance"],
-        )
-    )
-    source = "P0: L*(C) ~ C^-(s-1)/(s+1); THEORY.md §1 row 1"
-    for name, keep, what in (
-        ("isotropic", lambda s, a: a == s, "a = s"),
-        ("general", lambda s, a: a != s, "a != s"),
-    ):
-        rows = [
-            dict(s=s, a=a, predicted=(s - 1) / (s + 1), measured=m["loss"], tolerance=m["loss_tol"],
-                 error=abs(m["loss"] - (s - 1) / (s + 1)), band=0.0)
-            for (s, a), m in measured.items() if keep(s, a)
-        ]  # fmt: skip
-        claim_id = f"scaling.paper_exponent_{name}"
-        if not rows:
-            out.append(_missing(claim_id, source, f"no GF pair with {what} in the config"))
-            continue
-        w = experiments.worst(rows)
-        out.append(
-            Claim(
-                id=claim_id,
-                source=source,
-                statement=f"[P0]'s loss exponent (s-1)/(s+1) on pairs with {what} (worst of "
-                f"{len(rows)}; shown s={w['s']:g}, a={w['a']:g}: paper / measured = "
-                f"{w['predicted'] / w['measured']:.3g})",
-                predicted=w["predicted"],
-                measured=w["measured"],
-                stderr=0.0,
-                tolerance=w["tolerance"],
-            )
-        )
-    return out
+def _gf_claim(field: str, predicted, where=None, why: str = ""):
+    """The measure of an exact-GF frontier claim: the soft frontier's `field` ("loss" or "n")
+    exponent against predicted(s, a) at the GF pairs where `where(d)` holds (all by default),
+    with its derived tolerance."""
+
+    def measure(d: xr.Dataset) -> dict:
+        keep = xr.ones_like(d.s, bool) if where is None else where(d)
+        if not keep.any():
+            raise claims.NotMeasured(why)
+        soft = d.sel(rule="soft")
+        return dict(measured=soft[f"gf_front_{field}_exponent"],
+                    predicted=predicted(d.s, d.a).where(keep),
+                    tolerance=soft[f"gf_front_{field}_tol"])  # fmt: skip
+
+    return measure
 
 
-def _s_alone_claim(measured: dict) -> Claim:
-    """THEORY.md §1 row 2: pairs with one s and different a have different loss exponents."""
-    claim_id, source = "scaling.s_alone", "P0: s alone determines everything; THEORY.md §1 row 2"
-    groups = [
-        [(key, m) for key, m in measured.items() if key[0] == s]
-        for s in sorted({s for s, _ in measured})
-    ]
-    pairs = [(x, y) for group in groups for x, y in itertools.combinations(group, 2)]
-    if not pairs:
-        return _missing(claim_id, source, "no two GF pairs share s", predicted=0.0)
-    (k1, m1), (k2, m2) = max(pairs, key=lambda xy: abs(xy[0][1]["loss"] - xy[1][1]["loss"]))
-    n_gap = max(abs(x[1]["n"] - y[1]["n"]) for x, y in pairs)
-    return Claim(
-        id=claim_id,
-        source=source,
-        statement=f"pairs sharing s have equal loss exponents (measured difference, (s, a) = "
-        f"{k1} vs {k2}; tolerance: the two fits' own; their N* exponents do agree: largest "
-        f"difference {n_gap:.2g})",
-        predicted=0.0, measured=abs(m1["loss"] - m2["loss"]), stderr=0.0,
-        tolerance=m1["loss_tol"] + m2["loss_tol"],
+def _s_alone(d: xr.Dataset) -> dict:
+    """Every two GF pairs sharing s is an entry: their loss exponents' difference."""
+    both = [(i, j) for i, j in itertools.combinations(range(d.sizes["pair"]), 2)
+            if d.s.values[i] == d.s.values[j]]  # fmt: skip
+    if not both:
+        raise claims.NotMeasured("no two GF pairs share s")
+    i, j = (list(k) for k in zip(*both, strict=True))
+    soft, label = d.sel(rule="soft"), d.pair.values
+    coords = {"pairs": [f"{label[x]} vs {label[y]}" for x, y in both]}
+    exponent, tol = soft.gf_front_loss_exponent.values, soft.gf_front_loss_tol.values
+    return dict(measured=xr.DataArray(exponent[i] - exponent[j], coords),
+                predicted=0.0, tolerance=xr.DataArray(tol[i] + tol[j], coords))  # fmt: skip
+
+
+def _hard_gap(d: xr.Dataset) -> dict:
+    """ "Up to 50x" is a claim about the largest ratio, so the entry is the s = 3 pair with the
+    largest hard / soft exponent ratio; its tolerance adds the two exponents' relative ones."""
+    if not (d.s == 3).any():
+        raise claims.NotMeasured("no GF pair with s = 3")
+    exponent, tol = d.gf_front_loss_exponent, d.gf_front_loss_tol
+    ratio = (exponent.sel(rule="hard") / exponent.sel(rule="soft")).where(d.s == 3)
+    at = dict(pair=[int(np.argmax(np.nan_to_num(ratio.values, nan=-np.inf)))])
+    rtol = (tol / exponent).sum("rule")
+    return dict(measured=ratio.isel(at), predicted=PAPER_HARD_GAP,
+                tolerance=(ratio * rtol).isel(at).fillna(0.0))  # fmt: skip
+
+
+def _soft_prefactor(d: xr.Dataset) -> dict:
+    k_loss = _per_pair(d, "pair", "", lambda s, a: theory.compute_optimal(s=s, a=a).k_loss)
+    return dict(measured=d.gf_k_loss, predicted=k_loss, tolerance=d.gf_k_loss_rtol * k_loss)
+
+
+def _soft_allocation(d: xr.Dataset) -> dict:
+    n = d.gf_front_n_exponent
+    return dict(measured=n.sel(rule="soft") - n.sel(rule="hard"), predicted=0.0,
+                tolerance=d.gf_front_n_tol.sum("rule"))  # fmt: skip
+
+
+def _sgd(d: xr.Dataset) -> xr.DataArray:
+    """The SGD losses a claim bootstraps, a diverged run as NaN (its seed is left out and the
+    claim cannot pass). Only well inside stability: THEORY.md §8."""
+    _needs(d, "sgd_pair", "no SGD pair (sgd_pairs is empty)")
+    if float(d.sgd_lr_frac) > RECURSION_LR_FRAC:
+        why = f"lr_frac = {float(d.sgd_lr_frac):g} > {RECURSION_LR_FRAC}: near chi = 1 Monte "
+        raise claims.NotMeasured(why + "Carlo is heavy-tailed (THEORY.md §8)")
+    return d.sgd_loss.where(~d.sgd_diverged)
+
+
+def _sgd_exponent(d: xr.Dataset) -> dict:
+    """Derived tolerance: the GF loss tolerance's eps plus SGD's stationary excess, which
+    multiplies the frozen loss by about 1/(1 - chi_N) (THEORY.md §2.4: L_inf = L_frozen /
+    (1 - chi) at sigma^2 = 0), with chi_N -> chi_inf as N grows: row to row the factor varies by
+    at most (chi_inf - chi_N*) / (1 - chi_inf)."""
+    samples = _sgd(d)
+    front = d.sel(sgd_curve="mean")
+    n_star, chi_inf = front.sgd_front_n_star, d.sgd_chi_inf
+    pairs = zip(d.sgd_s.values, d.sgd_a.values, d.sgd_lr.values, n_star.values, strict=True)
+    chi = n_star.copy(data=[_chi(s, a, lr, int(d.sgd_batch), np.floor(np.nan_to_num(n, nan=1.0)))
+                            for s, a, lr, n in pairs])  # fmt: skip
+    eps = (d.sgd_a - 1) / n_star + n_star**-2.0 + abs(chi_inf - chi) / (1 - chi_inf)
+    return dict(
+        samples=samples, statistic=lambda m: _frontier(m, m.sgd_n, m.sgd_compute).loss_exponent,
+        predicted=(d.sgd_a - 1) / (d.sgd_s + 1),
+        tolerance=_slope_bound(d.sgd_compute, eps, front.sgd_front_interior), **_boot(d),
     )  # fmt: skip
 
 
-def _chinchilla_claims(measured: dict) -> list[Claim]:
-    """THEORY.md §1 row 3 at the pair Chinchilla's (alpha, beta) map to."""
-    alpha, beta = CHINCHILLA
-    s, a = (float(x) for x in theory.sa_from_chinchilla(alpha, beta))
-    source = "P0: for language (s ~ 1), N ~ D (Chinchilla); THEORY.md §1 row 3"
-    m = measured.get((s, a))
-    if m is None:
-        return [
-            _missing("scaling.chinchilla_n_equals_d", source, "chinchilla pair not simulated"),
-            _missing("scaling.chinchilla_loss_exponent", source, "chinchilla pair not simulated"),
-        ]
-    return [
-        Claim(
-            id="scaling.chinchilla_n_equals_d",
-            source=source,
-            statement=f"N ~ D, i.e. N* ~ C^(1/2), at the (s, a) = ({s:.3g}, {a:.3g}) that "
-            f"Chinchilla's (alpha, beta) = {CHINCHILLA} map to (measured N* exponent; at s = 1 "
-            "the paper's loss exponent (s-1)/(s+1) would be 0)",
-            predicted=PAPER_N_EXPONENT,
-            measured=m["n"],
-            stderr=0.0,
-            tolerance=m["n_tol"],
-        ),
-        Claim(
-            id="scaling.chinchilla_loss_exponent",
-            source="THEORY.md §1 row 3; Hoffmann et al. 2022",
-            statement=f"Chinchilla's own optimum L - E ~ C^-(alpha beta/(alpha+beta)) is the GF "
-            f"frontier exponent at the mapped (s, a) = ({s:.3g}, {a:.3g}) (measured N* exponent "
-            f"{m['n']:.4f} vs beta/(alpha+beta) = {beta / (alpha + beta):.4f}; paper formula "
-            f"(s-1)/(s+1) = {(s - 1) / (s + 1):.4f})",
-            predicted=alpha * beta / (alpha + beta),
-            measured=m["loss"],
-            stderr=0.0,
-            tolerance=m["loss_tol"],
-        ),
-    ]
-
-
-def _truncation_claims(measured: dict) -> list[Claim]:
-    """THEORY.md §1 rows 4-5, §2.5: soft and hard truncation share exponents."""
-    out = []
-    source = "P0: hard truncation overpredicts exponents by up to 50x for s = 3; THEORY.md §2.5"
-    at_three = {k: m for k, m in measured.items() if k[0] == 3.0}
-    if not at_three:
-        out.append(_missing("scaling.hard_truncation_gap", source, "no GF pair with s = 3"))
-    else:
-        rows = []
-        for (s, a), m in at_three.items():
-            ratio = m["hard"] / m["loss"]
-            tolerance = ratio * (m["hard_tol"] / m["hard"] + m["loss_tol"] / m["loss"])
-            paper = (s - 1) / (s + 1) / m["loss"]
-            rows.append(dict(s=s, a=a, ratio=ratio, tolerance=tolerance, paper=paper))
-        w = max(rows, key=lambda r: r["ratio"])
-        largest = max(rows, key=lambda r: r["paper"])
-        out.append(
-            Claim(
-                id="scaling.hard_truncation_gap",
-                source=source,
-                statement=f"hard-rule / exact-GF (soft) loss exponent at s = 3 (largest of "
-                f"{len(rows)} a, the case most favourable to the claim; shown a={w['a']:g}). The "
-                "largest gap is between the paper "
-                f"formula and the measured exponent: {largest['paper']:.3g}x at "
-                f"a={largest['a']:g}",
-                predicted=PAPER_HARD_GAP,
-                measured=w["ratio"],
-                stderr=0.0,
-                tolerance=w["tolerance"],
-            )
-        )
-    out.append(_soft_prefactor_claim(measured))
-    rows = [
-        dict(s=s, a=a, error=abs(m["n"] - m["n_hard"]), band=0.0, measured=m["n"] - m["n_hard"],
-             tolerance=m["n_tol"] + m["n_hard_tol"], k_n=m["k_n"], k_n_hard=m["k_n_hard"])
-        for (s, a), m in measured.items()
-    ]  # fmt: skip
-    source = (
-        "P0: soft truncation introduces a tension with Chinchilla allocation; THEORY.md §1 row 5"
-    )
-    if not rows:
-        out.append(_missing("scaling.soft_allocation_exponent", source, "no GF frontier", 0.0))
-        return out
-    w = experiments.worst(rows)
-    predicted_k_n = float(theory.compute_optimal(s=w["s"], a=w["a"]).k_n)
-    out.append(
-        Claim(
-            id="scaling.soft_allocation_exponent",
-            source=source,
-            statement=f"soft and hard truncation have the same N* exponent; only the constant "
-            f"moves (worst of {len(rows)}; shown s={w['s']:g}, a={w['a']:g}: N*/C^(1/(s+1)) at "
-            f"the largest C = {w['k_n']:.3f} (soft) vs {w['k_n_hard']:.3f} (hard); theory K_N = "
-            f"{predicted_k_n:.3f} vs 1)",
-            predicted=0.0,
-            measured=w["measured"],
-            stderr=0.0,
-            tolerance=w["tolerance"],
-        )
-    )
-    return out
-
-
-def _sgd_claims(data: xr.Dataset, fronts: dict) -> list[Claim]:
-    """THEORY.md §2.6: one-pass SGD has GF's frontier exponent; §2.4: its L* is the recursion's."""
-    source = "THEORY.md §2.6 (constant-step SGD keeps the GF exponents)"
-    ids = ("scaling.sgd_loss_exponent", "scaling.sgd_frontier_recursion")
-    measurable = {k: e for k, e in fronts["sgd"].items() if e["sim"] is not None}
-    if not measurable:
-        why = "no SGD pair with >= 3 interior rows without divergence"
-        return [_missing(ids[0], source, why), _missing(ids[1], "THEORY.md §2.4 [E]", why, 1.0)]
-    z = fit.z_simultaneous(len(measurable), FAMILY_ALPHA)
-    exponent_rows, ratio_rows = [], []
-    for p, ((s, a), entry) in enumerate(fronts["sgd"].items()):
-        if entry["sim"] is None:
-            continue
-        point = data.isel(sgd_pair=p)
-        sim, (boot_loss, boot_interior, boot_exponent, _) = entry["sim"], entry["boot"]
-        inside = np.asarray(sim.interior)
-        n_star = np.asarray(sim.n_star)[inside]
-        compute = np.asarray(sim.compute)[inside]
-        # SGD's stationary excess multiplies the frozen loss by about 1/(1 - chi_N) (THEORY.md
-        # §2.4: L_inf = L_frozen / (1 - chi) at sigma^2 = 0), and chi_N -> chi_inf as N grows:
-        # row to row the factor varies by at most (chi_inf - chi_N*) / (1 - chi_inf).
-        chi_inf = float(point.sgd_chi_inf)
-        lr, batch = float(point.sgd_lr), int(data.sgd_batch)
-        chi = _chi(s, a, lr, batch, np.floor(n_star))
-        eps = (a - 1) / n_star + n_star**-2.0 + np.abs(chi_inf - chi) / (1 - chi_inf)
-        predicted = (a - 1) / (s + 1)
-        measured = float(sim.loss_exponent.exponent)
-        stderr = float(np.nanstd(boot_exponent, ddof=1))
-        tolerance = _slope_bound(compute, eps)
-        exponent_rows.append(
-            dict(s=s, a=a, predicted=predicted, measured=measured, stderr=stderr,
-                 tolerance=tolerance, error=abs(measured - predicted), band=z * stderr,
-                 recursion=entry["theory"], lr=lr)
-        )  # fmt: skip
-        recursion = entry["theory"]
-        if recursion is not None:
-            rec_star = np.asarray(recursion.loss_star)
-            ok = inside & np.asarray(recursion.interior)
-            ratio = float(np.mean(np.asarray(sim.loss_star)[ok] / rec_star[ok]))
-            boot_ratio = np.nanmean(
-                np.where(boot_interior[:, ok], boot_loss[:, ok], np.nan) / rec_star[ok], axis=1
-            )
-            err = float(np.nanstd(boot_ratio, ddof=1))
-            ratio_rows.append(
-                dict(s=s, a=a, measured=ratio, stderr=err, error=abs(ratio - 1), band=z * err,
-                     tolerance=RECURSION_MARGIN, rows=int(ok.sum()))
-            )  # fmt: skip
-    w = experiments.worst(exponent_rows)
-    rec = w["recursion"]
-    rec_text = "n/a" if rec is None else f"{float(rec.loss_exponent.exponent):.4f}"
-    out = [
-        Claim(
-            id=ids[0],
-            source=source,
-            statement=f"one-pass SGD (B = {int(data.sgd_batch)}, lr = {w['lr']:.3g}) "
-            f"Monte Carlo frontier L* ~ C^-(a-1)/(s+1) (worst of {len(exponent_rows)}; shown "
-            f"s={w['s']:g}, a={w['a']:g}; {data.sizes['seed']} seeds, seed bootstrap; the exact "
-            f"recursion's frontier on the same grid gives {rec_text})",
-            predicted=w["predicted"],
-            measured=w["measured"],
-            stderr=w["stderr"],
-            tolerance=w["tolerance"],
-            z=z,
-        )
-    ]
-    if not ratio_rows:
-        out.append(_missing(ids[1], "THEORY.md §2.4 [E]", "no recursion frontier", 1.0))
-        return out
-    w = experiments.worst(ratio_rows)
-    out.append(
-        Claim(
-            id=ids[1],
-            source="THEORY.md §2.4 [E]",
-            statement=f"SGD seed-mean frontier L* / exact-recursion L* = 1, averaged over "
-            f"{w['rows']} rows (worst of {len(ratio_rows)}; shown s={w['s']:g}, a={w['a']:g})",
-            predicted=1.0,
-            measured=w["measured"],
-            stderr=w["stderr"],
-            tolerance=RECURSION_MARGIN,
-            z=z,
-        )
-    )
-    return out
-
-
-def _soft_prefactor_claim(measured: dict) -> Claim:
-    """[P0]: "soft truncation improves the fit". With identical exponents (THEORY.md §2.5) the
-    fit can only improve in the constant: the exact-GF frontier's K_L against the soft (§2.6)
-    and hard continuum predictions."""
-    claim_id = "scaling.soft_truncation_prefactor"
-    source = "P0: soft truncation improves the fit; THEORY.md §2.5-2.6 [A]"
-    if not measured:
-        return _missing(claim_id, source, "no GF frontier")
-    rows = []
-    for (s, a), m in measured.items():
-        soft = float(theory.compute_optimal(s=s, a=a).k_loss)
-        hard = float(theory.compute_optimal(s=s, a=a, rule="hard").k_loss)
-        k = m["k_loss"]
-        rows.append(
-            dict(s=s, a=a, predicted=soft, measured=k["value"], error=abs(k["value"] - soft),
-                 band=0.0, tolerance=k["rtol"] * soft, hard=hard, compute=k["compute"])
-        )  # fmt: skip
-    w = experiments.worst(rows)
-    misses = ", ".join(
-        f"({r['s']:g}, {r['a']:.3g}) {r['hard'] / r['measured'] - 1:+.1%}" for r in rows
-    )
-    return Claim(
-        id=claim_id,
-        source=source,
-        statement=f"the exact-GF frontier constant K_L = L* C^((a-1)/(s+1)) is the soft-truncation "
-        f"prediction (worst of {len(rows)}; shown s={w['s']:g}, a={w['a']:.3g} at C = "
-        f"{w['compute']:.3g}); the hard-truncation K_L misses it by {misses}: soft truncation "
-        "improves the constant, not the exponent",
-        predicted=w["predicted"], measured=w["measured"], stderr=0.0, tolerance=w["tolerance"],
+def _sgd_recursion(d: xr.Dataset) -> dict:
+    """Every row whose seed-mean and recursion minima are both interior is an entry."""
+    samples = _sgd(d)
+    recursion = d.sgd_front_loss_star.sel(sgd_curve="recursion", drop=True)
+    inside = d.sgd_front_interior.all("sgd_curve")
+    return dict(
+        samples=samples,
+        statistic=lambda m: _frontier(m, m.sgd_n, m.sgd_compute).loss_star / recursion,
+        predicted=xr.ones_like(recursion).where(inside), tolerance=RECURSION_MARGIN, **_boot(d),
     )  # fmt: skip
 
 
-def _rf_exponents(data: xr.Dataset, n_boot: int, seed: int) -> list[dict]:
-    """Per random-feature pair: the fitted width exponent of the seed-mean error, its
-    seed-bootstrap resamples, and the deterministic equivalent's exponent on the same widths."""
-    out = []
-    if "rf_pair" not in data.dims:
-        return out
-    d = data.rf_d.values.astype(float)
-    for p in range(data.sizes["rf_pair"]):
-        point = data.isel(rf_pair=p)
-        error = point.rf_error.values  # d, seed
-        draws = np.random.default_rng(seed).integers(0, error.shape[1], (n_boot, error.shape[1]))
-        means = np.moveaxis(error[:, draws].mean(-1), -1, 0)  # boot, d
-        x = np.broadcast_to(np.log(d), means.shape)
-        boot = _ols_slopes(x, np.log(means), np.ones(means.shape, bool))
-        out.append(
-            dict(
-                s=float(point.rf_s), a=float(point.rf_a),
-                measured=float(fit.power_law(d, error.mean(-1)).exponent),
-                stderr=float(np.std(boot, ddof=1)),
-                theory=float(fit.power_law(d, point.rf_theory.values).exponent),
-            )
-        )  # fmt: skip
-    return out
+def _rf_saturation(d: xr.Dataset) -> dict:
+    _needs(d, "rf_pair", "no random-feature pair (rf_pairs is empty)")
+    saturated = d.rf_a - 1 > d.rf_s
+    if not saturated.any():
+        raise claims.NotMeasured("no random-feature pair with a - 1 > s")
+    return dict(samples=d.rf_error, seed_dim="rf_seed", statistic=_width_exponent,
+                predicted=d.rf_s.where(saturated), tolerance=RF_MARGIN, **_boot(d))  # fmt: skip
 
 
-def _rf_claim(data: xr.Dataset, fits: list[dict]) -> Claim:
-    """THEORY.md §2.8: width-d random features saturate at d^-s when a - 1 > s."""
-    claim_id = "scaling.rf_saturation"
-    source = "THEORY.md §1 row 2, §2.8 [DE]: random features saturate at d^-min(a-1, s)"
-    rows = [r for r in fits if r["a"] - 1 > r["s"]]
-    if not rows:
-        return _missing(claim_id, source, "no random-feature pair with a - 1 > s")
-    z = fit.z_simultaneous(len(rows), FAMILY_ALPHA)
-    for r in rows:
-        # A discrimination claim: saturation (d^-s) against ideal truncation (d^-(a-1)). A
-        # measurement within half their gap of s is closer to the saturated exponent.
-        r.update(
-            error=abs(r["measured"] - r["s"]),
-            band=z * r["stderr"],
-            tolerance=(r["a"] - 1 - r["s"]) / 2,
+def _rf_frontier(field: str, phase_field: str):
+    """The measure of a random-feature frontier exponent against its PLRF phase's."""
+
+    def measure(d: xr.Dataset) -> dict:
+        _needs(d, "rff_pair", "no random-feature frontier (rff_pairs is empty)")
+        predicted = _per_pair(
+            d,
+            "rff_pair",
+            "rff_",
+            lambda s, a: getattr(theory.plrf_compute_optimal(s, a), phase_field),
         )
-    w = experiments.worst(rows)
-    return Claim(
-        id=claim_id,
-        source=source,
-        statement=f"random-feature approximation error ~ d^-s, not ideal truncation's "
-        f"d^-(a-1) = d^-{w['a'] - 1:g}, when a - 1 > s (worst of {len(rows)}; shown s={w['s']:g}, "
-        f"a={w['a']:g}; {data.sizes['rf_seed']} feature draws per width; deterministic "
-        f"equivalent on the same widths: {w['theory']:.3f})",
-        predicted=w["s"], measured=w["measured"], stderr=w["stderr"], tolerance=w["tolerance"],
-        z=z,
-    )  # fmt: skip
+        return dict(samples=d.rff_loss, seed_dim="rff_seed",
+                    statistic=lambda m: _frontier(m, m.rff_d, m.rff_compute)[field],
+                    predicted=predicted, tolerance=PLRF_TOLERANCE, **_boot(d))  # fmt: skip
+
+    return measure
 
 
-def _rf_frontier_claims(data: xr.Dataset, fronts: dict) -> list[Claim]:
-    """THEORY.md §2.6.1: the random-feature compute-optimal exponents of the PLRF phases."""
-    source = "THEORY.md §2.6.1 [A]: PLRF compute-optimal phases (Paquette et al. 2024)"
-    names = {"loss_exponent": "loss", "n_exponent": "width"}
-    measurable = {k: f for k, f in fronts.items() if f is not None}
-    if not measurable:
-        return [
-            _missing(f"scaling.rf_frontier_{name}_exponent", source, "no random-feature frontier")
-            for name in names.values()
-        ]
-    z = fit.z_simultaneous(len(measurable), FAMILY_ALPHA)
-    z_level = fit.z_simultaneous(1, 1 - next(iter(measurable.values())).loss_exponent.level)
-    out = []
-    for field, name in names.items():
-        rows = []
-        for (s, a), front in measurable.items():
-            phase = theory.plrf_compute_optimal(s, a)
-            predicted = phase.loss_exponent if field == "loss_exponent" else phase.d_exponent
-            fitted = getattr(front, field)
-            low, high = np.asarray(fitted.exponent_ci)
-            stderr = float(high - low) / (2 * z_level)  # the percentile interval as +- z SE
-            measured = float(fitted.exponent)
-            rows.append(
-                dict(s=s, a=a, phase=phase.phase, predicted=predicted, measured=measured,
-                     stderr=stderr, error=abs(measured - predicted), band=z * stderr,
-                     tolerance=PLRF_TOLERANCE)
-            )  # fmt: skip
-        w = experiments.worst(rows)
-        symbol = "loss ~ C^-eta" if field == "loss_exponent" else "d* ~ C^xi"
-        out.append(
-            Claim(
-                id=f"scaling.rf_frontier_{name}_exponent",
-                source=source,
-                statement=f"random features (exact GF on the readout given F, "
-                f"{data.sizes['rff_seed']} draws of F per width, M = {int(data.rff_modes)} "
-                f"modes) follow the PLRF {symbol} (worst of {len(rows)}; shown s={w['s']:g}, "
-                f"a={w['a']:g}, phase {w['phase']}; all: "
-                + ", ".join(
-                    f"({r['s']:g}, {r['a']:g}) {r['phase']} {r['measured']:.3f}/"
-                    f"{r['predicted']:.3f}"
-                    for r in rows
-                )
-                + ")",
-                predicted=w["predicted"],
-                measured=w["measured"],
-                stderr=w["stderr"],
-                tolerance=PLRF_TOLERANCE,
-                z=z,
-            )  # fmt: skip
-        )
-    return out
+def _constant(value: float):
+    return lambda s, a: xr.full_like(s, value)
+
+
+_S, _A = CHINCHILLA_SA
+_AT_CHINCHILLA = (lambda d: d.chinchilla, "the Chinchilla pair is not simulated (chinchilla off)")
+_SGD_RANGE = (
+    f"checked only at lr <= {RECURSION_LR_FRAC:g} lr_c (the runs use lr_frac x the "
+    "critical lr; THEORY.md §8: nearer chi = 1 the Monte Carlo loss is heavy-tailed)"
+)
+_ALPHA_BETA = CHINCHILLA[0] * CHINCHILLA[1] / sum(CHINCHILLA)
+
+# The claims this experiment checks (`spectral-sim list` shows them; [Pn]: a paper's claim).
+# GF frontiers are deterministic (claims.exact); SGD and random-feature exponents are fitted
+# to the mean over seeds / feature draws, with a bootstrap over those (claims.seed_statistic).
+CLAIMS = claims.Table(
+    claims.Spec(
+        "scaling.loss_exponent", "THEORY.md §1 row 1, §2.6 [A]; Lin et al. 2024; PLRF phase Ia",
+        "exact-GF compute-optimal loss L* ~ C^-(a-1)/(s+1) (exponent fitted over the frontier's "
+        "interior rows) at every GF (s, a)",
+        claims.exact, _gf_claim("loss", lambda s, a: (a - 1) / (s + 1)), "derived",
+    ),
+    claims.Spec(
+        "scaling.allocation_exponent", "P0; THEORY.md §1 row 1, §2.6 [A]",
+        "[P0] compute-optimal N* ~ C^(1/(s+1)), hence D* = C/N* ~ C^(s/(s+1)), on the exact-GF "
+        "frontier at every GF (s, a), i.e. for every a",
+        claims.exact, _gf_claim("n", lambda s, a: 1 / (s + 1)), "derived",
+    ),
+    claims.Spec(
+        "scaling.paper_exponent_isotropic", "P0: L*(C) ~ C^-(s-1)/(s+1); THEORY.md §1 row 1",
+        "[P0]'s loss exponent (s-1)/(s+1) on the exact-GF frontier at every GF pair with a = s",
+        claims.exact, _gf_claim("loss", lambda s, a: (s - 1) / (s + 1), lambda d: d.a == d.s,
+                                "no GF pair with a = s"), "derived",
+    ),
+    claims.Spec(
+        "scaling.paper_exponent_general", "P0: L*(C) ~ C^-(s-1)/(s+1); THEORY.md §1 row 1",
+        "[P0]'s loss exponent (s-1)/(s+1) on the exact-GF frontier at every GF pair with a != s "
+        "(THEORY.md expects (a-1)/(s+1) instead)",
+        claims.exact, _gf_claim("loss", lambda s, a: (s - 1) / (s + 1), lambda d: d.a != d.s,
+                                "no GF pair with a != s"), "derived",
+    ),
+    claims.Spec(
+        "scaling.s_alone", "P0: s alone determines everything; THEORY.md §1 row 2",
+        "[P0] s alone sets the exponent: the exact-GF loss exponents of every two GF pairs "
+        "sharing s are equal (within the sum of their derived tolerances)",
+        claims.exact, _s_alone, "derived",
+    ),
+    claims.Spec(
+        "scaling.chinchilla_n_equals_d", "P0: for language (s ~ 1), N ~ D (Chinchilla); "
+        "THEORY.md §1 row 3",
+        f"[P0] N ~ D, i.e. N* ~ C^(1/2), on the exact-GF frontier at the (s, a) = ({_S:.3g}, "
+        f"{_A:.3g}) that Chinchilla's (alpha, beta) = {CHINCHILLA} map to (at s = 1 the paper's "
+        "loss exponent (s-1)/(s+1) would be 0)",
+        claims.exact, _gf_claim("n", _constant(PAPER_N_EXPONENT), *_AT_CHINCHILLA),
+        "derived",
+    ),
+    claims.Spec(
+        "scaling.chinchilla_loss_exponent", "THEORY.md §1 row 3; Hoffmann et al. 2022",
+        f"Chinchilla's own optimum L - E ~ C^-(alpha beta/(alpha+beta)) = C^-{_ALPHA_BETA:.4f} "
+        f"is the exact-GF frontier's at the mapped (s, a) = ({_S:.3g}, {_A:.3g}) (the paper "
+        f"formula (s-1)/(s+1) gives {(_S - 1) / (_S + 1):.4f})",
+        claims.exact, _gf_claim("loss", _constant(_ALPHA_BETA), *_AT_CHINCHILLA),
+        "derived",
+    ),
+    claims.Spec(
+        "scaling.hard_truncation_gap", "P0: hard truncation overpredicts exponents by up to 50x "
+        "for s = 3; THEORY.md §2.5",
+        "[P0] hard truncation overpredicts the loss exponent by up to 50x at s = 3: the largest "
+        "hard-rule / exact-GF frontier exponent ratio over the GF pairs with s = 3 (the a most "
+        "favourable to the claim) is 50 (THEORY.md §2.5 expects 1)",
+        claims.exact, _hard_gap, "derived",
+    ),
+    claims.Spec(
+        "scaling.soft_truncation_prefactor", "P0: soft truncation improves the fit; "
+        "THEORY.md §2.5-2.6 [A]",
+        "[P0] soft truncation improves the fit: with the exponents equal it can only improve the "
+        "constant, and the exact-GF frontier's K_L = L* C^((a-1)/(s+1)) at its largest interior "
+        "budget is soft truncation's prediction at every GF pair (the hard rule's miss is in the "
+        "notes)",
+        claims.exact, _soft_prefactor, "derived",
+    ),
+    claims.Spec(
+        "scaling.soft_allocation_exponent", "P0: soft truncation introduces a tension with "
+        "Chinchilla allocation; THEORY.md §1 row 5",
+        "[P0]'s tension is in the constant only: the exact-GF (soft) and hard-rule frontiers "
+        "have the same N* exponent at every GF pair (within the sum of their derived tolerances)",
+        claims.exact, _soft_allocation, "derived",
+    ),
+    claims.Spec(
+        "scaling.sgd_loss_exponent", "THEORY.md §2.6 (constant-step SGD keeps the GF exponents)",
+        "one-pass SGD's compute-optimal frontier of the seed-mean loss has L* ~ "
+        f"C^-(a-1)/(s+1) at every SGD pair (SE: seed bootstrap); {_SGD_RANGE}",
+        claims.seed_statistic, _sgd_exponent, "derived",
+    ),
+    claims.Spec(
+        "scaling.sgd_frontier_recursion", "THEORY.md §2.4 [E]",
+        "one-pass SGD's seed-mean frontier L* equals the exact recursion's within 10 % at every "
+        "row of every SGD pair where both minima are interior (SE: seed bootstrap); "
+        f"{_SGD_RANGE}",
+        claims.seed_statistic, _sgd_recursion, "judgement",
+    ),
+    claims.Spec(
+        "scaling.rf_saturation", "THEORY.md §1 row 2, §2.8 [DE]: random features saturate at "
+        "d^-min(a-1, s)",
+        f"random-feature approximation error (exact given F, mean over draws of F) ~ d^-s, not "
+        f"ideal truncation's d^-(a-1): its width exponent is s within {RF_MARGIN:g} at every "
+        "random-feature pair with a - 1 > s (SE: bootstrap over the draws of F)",
+        claims.seed_statistic, _rf_saturation, "judgement",
+    ),
+    claims.Spec(
+        "scaling.rf_frontier_loss_exponent", "THEORY.md §2.6.1 [A]: PLRF compute-optimal phases "
+        "(Paquette et al. 2024)",
+        "random features (exact GF on the readout given F, mean over draws of F) follow their "
+        "PLRF phase's loss ~ C^-eta at every random-feature frontier pair (SE: bootstrap over "
+        "the draws of F)",
+        claims.seed_statistic, _rf_frontier("loss_exponent", "loss_exponent"), "judgement",
+    ),
+    claims.Spec(
+        "scaling.rf_frontier_width_exponent", "THEORY.md §2.6.1 [A]: PLRF compute-optimal "
+        "phases (Paquette et al. 2024)",
+        "random features (exact GF on the readout given F, mean over draws of F) follow their "
+        "PLRF phase's width d* ~ C^xi at every random-feature frontier pair (SE: bootstrap over "
+        "the draws of F)",
+        claims.seed_statistic, _rf_frontier("n_exponent", "d_exponent"), "judgement",
+    ),
+)  # fmt: skip
 
 
 # --- notes, figures and run ------------------------------------------------------------------
 
 
-def notes(data: xr.Dataset, fronts: dict | None = None) -> list[str]:
-    """Rows whose minimum sits on the edge of the N range, and diverged SGD runs: reported
-    here, excluded from the fits, and not plotted."""
-    fronts = frontiers(data) if fronts is None else fronts
-    out = []
-    entries = [
-        (f"GF {rule}", key, front) for key, e in fronts["gf"].items() for rule, front in e.items()
-    ]
-    entries += [("random-feature", key, front) for key, front in fronts["rff"].items()]
-    for what, (s, a), front in entries:
-        if front is None:
-            out.append(f"{what} s={s:g}, a={a:g}: fewer than 3 interior rows, no frontier")
-            continue
-        edge = np.asarray(front.compute)[~np.asarray(front.interior)]
-        if edge.size:
-            out.append(
-                f"{what} s={s:g}, a={a:g}: minimum on the edge of the N range at C = "
-                + ", ".join(f"{c:.3g}" for c in edge)
-                + " (N* only a bound; excluded from fits and figures)"
-            )
-    if "sgd_pair" not in data.dims:
-        return out
-    diverged = _diverged(data)
-    for p, ((s, a), entry) in enumerate(fronts["sgd"].items()):
-        flags = diverged.isel(sgd_pair=p)
-        for r, j in zip(*np.nonzero(flags.any("seed").values), strict=True):
-            share = float(flags.isel(sgd_row=r, sgd_col=j).mean())
-            n = int(data.sgd_n.values[p, r, j])
-            c = float(data.sgd_compute.values[r])
-            out.append(
-                f"SGD diverged at s={s:g}, a={a:g}, C={c:.3g}, N={n} (loss non-finite or > "
-                f"{BLOWUP:g} L_0 after {int(data.sgd_steps.values[p, r, j])} steps): "
-                f"{share:.0%} of seeds; row excluded from the frontier and the figure"
-            )
-        if entry["sim"] is None:
-            out.append(f"SGD s={s:g}, a={a:g}: fewer than 3 usable rows, no Monte Carlo frontier")
-            continue
-        inside = np.asarray(entry["sim"].interior)
-        edge = np.asarray(entry["sim"].compute)[~inside]
-        if edge.size:
-            out.append(
-                f"SGD s={s:g}, a={a:g}: minimum on the edge of the N range at C = "
-                + ", ".join(f"{c:.3g}" for c in edge)
-                + " (excluded from fits and figures)"
-            )
+def _fronts(data: xr.Dataset) -> list[tuple[str, xr.Dataset, str, str, xr.DataArray]]:
+    """(name, data, variable prefix, pair dim, compute) of every frontier in the data."""
+    out = [(f"GF {rule}", data.sel(rule=rule), "gf_front_", "pair", data["compute"])
+           for rule in ("soft", "hard")]  # fmt: skip
+    if "sgd_pair" in data.dims:
+        out.append(("SGD", data.sel(sgd_curve="mean"), "sgd_front_", "sgd_pair", data.sgd_compute))
+    if "rff_pair" in data.dims:
+        out.append(("random-feature", data, "rff_front_", "rff_pair", data.rff_compute))
     return out
 
 
-def figures(data: xr.Dataset, fronts: dict | None = None) -> dict:
+def notes(data: xr.Dataset) -> list[str]:
+    """Frontiers with rows whose minimum sits on the edge of the N range (excluded from the fits
+    and figures) or with no frontier at all; diverged SGD runs; the hard rule's K_L; the
+    random-feature Monte Carlo against its deterministic equivalent."""
+    out = []
+    for what, d, prefix, dim, compute in _fronts(data):
+        for label in d[dim].values:
+            point = d.sel({dim: label})
+            edge = compute.values[~point[f"{prefix}interior"].values]
+            if np.isnan(point[f"{prefix}loss_exponent"]):
+                out.append(f"{what} {label}: fewer than 3 interior rows, no frontier")
+            elif edge.size:
+                out.append(f"{what} {label}: minimum on the edge of the N range at C = "
+                           f"{', '.join(f'{c:.3g}' for c in edge)} (N* only a bound; excluded "
+                           "from fits and figures)")  # fmt: skip
+    if "sgd_pair" in data.dims:
+        share = data.sgd_diverged.mean("seed")
+        for p, r, j in zip(*np.nonzero(share.values), strict=True):
+            point = share.isel(sgd_pair=p, sgd_row=r, sgd_col=j)
+            out.append(
+                f"SGD diverged at {point.sgd_pair.item()}, C={float(point.sgd_compute):.3g}, "
+                f"N={int(point.sgd_n)} (loss non-finite or > {BLOWUP:g} L_0 after "
+                f"{int(point.sgd_steps)} steps): {float(point):.0%} of seeds; those seeds are "
+                "left out of the SGD claims, which then cannot pass, and the row is not plotted"
+            )
+    hard = _per_pair(data, "pair", "", lambda s, a: 1 / (2 * (a - 1)))  # K_L of the hard rule
+    out.append("hard-truncation K_L = 1/(2(a-1)) against the exact-GF frontier's: " + ", ".join(
+        f"{label} {float(h / k - 1):+.1%}"
+        for label, h, k in zip(data.pair.values, hard, data.gf_k_loss, strict=True)
+    ))  # fmt: skip
+    if "rf_pair" in data.dims:
+        ratio = data.rf_error.mean("rf_seed") / data.rf_theory
+        for label in data.rf_pair.values:
+            out.append(f"random features {label}: mean over F / deterministic equivalent = "
+                       + ", ".join(f"{float(v):.3f}" for v in ratio.sel(rf_pair=label))
+                       + f" at d = {experiments.listed(data.rf_d)} (THEORY.md §2.8: <= 1.7 % "
+                       "for wide maps)")  # fmt: skip
+    return out
+
+
+def figures(data: xr.Dataset) -> dict:
+    out = dict(iso_compute=_iso_figure(data), exponents=_exponent_figure(data))
+    if "sgd_pair" in data.dims:
+        out["sgd_iso_compute"] = _sgd_figure(data)
+    return out
+
+
+def _iso_figure(data: xr.Dataset):
     import matplotlib.figure
 
-    fronts = frontiers(data) if fronts is None else fronts
-    pairs = list(fronts["gf"])
+    pairs = data.pair.values
     cols = min(3, len(pairs))
     rows = -(-len(pairs) // cols)
-    iso = matplotlib.figure.Figure(figsize=(4.5 * cols, 4 * rows), layout="constrained")
-    axes = iso.subplots(rows, cols, squeeze=False).ravel()
+    fig = matplotlib.figure.Figure(figsize=(4.5 * cols, 4 * rows), layout="constrained")
+    axes = fig.subplots(rows, cols, squeeze=False).ravel()
     for ax in axes[len(pairs) :]:
         ax.set_axis_off()
-    for p, (ax, (s, a)) in enumerate(zip(axes, pairs, strict=False)):
-        point = data.isel(pair=p)
+    for ax, label in zip(axes, pairs, strict=False):
+        point = data.sel(pair=label)
+        s, a = float(point.s), float(point.a)
         for i, n in enumerate(point.iso_n.values):
             ax.plot(point.iso_compute, point.iso_gf_loss.isel(iso=i), color=f"C{i}", lw=1,
                     label=f"N = {n:.0f} (exact GF)")  # fmt: skip
         for rule, marker in (("soft", "o"), ("hard", "x")):
-            front = fronts["gf"][s, a][rule]
-            if front is None:
-                continue
-            inside = np.asarray(front.interior)  # edge rows are in the notes, not plotted
-            label = f"frontier ({rule}), fit {float(front.loss_exponent.exponent):.4f}"
-            compute, loss = np.asarray(front.compute)[inside], np.asarray(front.loss_star)[inside]
-            line = ax.plot(compute, loss, "k" + marker + "-", ms=4, lw=1, label=label)
+            front = point.sel(rule=rule)
+            inside = front.gf_front_interior.values  # edge rows are in the notes, not plotted
+            exponent = float(front.gf_front_loss_exponent)
+            line = ax.plot(point["compute"].values[inside], front.gf_front_loss_star[inside],
+                           "k" + marker + "-", ms=4, lw=1,
+                           label=f"frontier ({rule}), fit {exponent:.4f}")  # fmt: skip
             line[0].set_gid(f"frontier-{rule}")
-        optimum = theory.compute_optimal(s=s, a=a)
         compute = point["compute"].values
-        ax.plot(compute, np.asarray(optimum.loss(compute)), "r:", lw=1.5,
-                label=f"K_L C^-{(a - 1) / (s + 1):.4g} (theory)")  # fmt: skip
+        ax.plot(compute, np.asarray(theory.compute_optimal(s=s, a=a).loss(compute)), "r:",
+                lw=1.5, label=f"K_L C^-{(a - 1) / (s + 1):.4g} (theory)")  # fmt: skip
         ax.set(xscale="log", yscale="log", xlabel="compute C = N D", ylabel="loss",
                title=f"s = {s:.3g}, a = {a:.3g}")  # fmt: skip
-        ax.legend(fontsize=6)
-    out = dict(iso_compute=iso, exponents=_exponent_figure(data, fronts))
-    if fronts["sgd"]:
-        out["sgd_iso_compute"] = _sgd_figure(data, fronts)
-    return out
-
-
-def _sgd_figure(data: xr.Dataset, fronts: dict):
-    import matplotlib.figure
-
-    pairs = list(fronts["sgd"])
-    fig = matplotlib.figure.Figure(figsize=(4.5 * len(pairs), 4), layout="constrained")
-    axes = np.atleast_1d(fig.subplots(1, len(pairs), squeeze=False)[0])
-    for p, (ax, key) in enumerate(zip(axes, pairs, strict=True)):
-        point, entry = data.isel(sgd_pair=p), fronts["sgd"][key]
-        shown = np.flatnonzero(entry["usable"])  # diverged rows are in the notes only, and
-        if entry["sim"] is not None:  # so are rows whose minimum is on the edge of the N range
-            shown = shown[np.asarray(entry["sim"].interior)]
-        for r in shown:
-            row = point.isel(sgd_row=r)
-            mean = row.sgd_loss.mean("seed").values
-            band = np.asarray(fit.sem(jnp.asarray(row.sgd_loss.values), axis=-1))
-            color = f"C{r % 10}"
-            ax.fill_between(row.sgd_n, mean - band, mean + band, color=color, alpha=0.3, lw=0)
-            ax.plot(row.sgd_n, mean, color=color, lw=1, label=f"C = {float(row.sgd_compute):.2g}")
-            ax.plot(row.sgd_n, row.sgd_theory, color=color, ls="--", lw=1)
-        sim = entry["sim"]
-        if sim is not None:
-            inside = np.asarray(sim.interior)
-            n_ci = np.asarray(sim.n_star_ci)[inside]
-            n_star, loss_star = np.asarray(sim.n_star)[inside], np.asarray(sim.loss_star)[inside]
-            label = f"frontier (SGD), fit {float(sim.loss_exponent.exponent):.3f}"
-            xerr = np.abs(n_ci.T - n_star)
-            ax.errorbar(n_star, loss_star, xerr=xerr, fmt="ko", ms=3, label=label)
-        ax.set(xscale="log", yscale="log", xlabel="model size N", ylabel="loss",
-               title=f"SGD s = {key[0]:g}, a = {key[1]:g} (dashed: exact recursion)")  # fmt: skip
         ax.legend(fontsize=6)
     return fig
 
 
-def _exponent_figure(data: xr.Dataset, fronts: dict):
+def _sgd_figure(data: xr.Dataset):
+    import matplotlib.figure
+
+    pairs = data.sgd_pair.values
+    fig = matplotlib.figure.Figure(figsize=(4.5 * len(pairs), 4), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(1, len(pairs), squeeze=False)[0])
+    for ax, label in zip(axes, pairs, strict=True):
+        point = data.sel(sgd_pair=label, sgd_curve="mean")
+        inside = point.sgd_front_interior.values
+        clean = inside & ~point.sgd_diverged.any(("sgd_col", "seed")).values
+        for r in np.flatnonzero(clean):  # diverged and edge rows are in the notes only
+            row, color = point.isel(sgd_row=r), f"C{r % 10}"
+            mean = row.sgd_loss.mean("seed").values
+            band = row.sgd_loss.std("seed", ddof=1).values / np.sqrt(row.sizes["seed"])
+            ax.fill_between(row.sgd_n, mean - band, mean + band, color=color, alpha=0.3, lw=0)
+            ax.plot(row.sgd_n, mean, color=color, lw=1, label=f"C = {float(row.sgd_compute):.2g}")
+            ax.plot(row.sgd_n, row.sgd_theory, color=color, ls="--", lw=1)
+        exponent = float(point.sgd_front_loss_exponent)
+        ax.plot(point.sgd_front_n_star[inside], point.sgd_front_loss_star[inside], "ko", ms=3,
+                label=f"frontier (SGD seed mean), fit {exponent:.3f}")  # fmt: skip
+        ax.set(xscale="log", yscale="log", xlabel="model size N", ylabel="loss",
+               title=f"SGD (s, a) = {label} (dashed: exact recursion)")  # fmt: skip
+        ax.legend(fontsize=6)
+    return fig
+
+
+def _exponent_figure(data: xr.Dataset):
     import matplotlib.figure
 
     fig = matplotlib.figure.Figure(figsize=(10, 4.5), layout="constrained")
     left, right = fig.subplots(1, 2)
-    measured = _exponents(data, fronts)
-    for j, ((s, a), m) in enumerate(measured.items()):
-        color = f"C{j}"
-        general, paper = (a - 1) / (s + 1), (s - 1) / (s + 1)
-        left.plot(general, m["loss"], "o", color=color, label=f"({s:g}, {a:.3g}) GF")
-        left.plot(general, m["hard"], "x", color=color)
-        left.plot(paper, m["loss"], "s", mfc="none", color=color)
-        right.plot(1 / (s + 1), m["n"], "o", color=color)
-        right.plot(1 / (s + 1), m["n_hard"], "x", color=color)
-    for (s, a), entry in fronts["sgd"].items():
-        if entry["sim"] is not None:
-            boot = entry["boot"][2]
-            left.errorbar((a - 1) / (s + 1), float(entry["sim"].loss_exponent.exponent),
-                          yerr=float(np.nanstd(boot, ddof=1)), fmt="k^", ms=5,
-                          label=f"({s:g}, {a:g}) SGD ± bootstrap SD")  # fmt: skip
-    for r in fronts["rf"]:
-        right.plot(min(r["a"] - 1, r["s"]), r["measured"], "kd",
-                   label=f"RF ({r['s']:g}, {r['a']:g}) vs min(a-1, s)")  # fmt: skip
-    for (s, a), front in fronts["rff"].items():
-        if front is None:
-            continue
-        phase = theory.plrf_compute_optimal(s, a)
-        label = f"RF frontier ({s:g}, {a:g}), PLRF {phase.phase}, bootstrap CI"
-        for ax, predicted, fitted in (
-            (left, phase.loss_exponent, front.loss_exponent),
-            (right, phase.d_exponent, front.n_exponent),
-        ):
-            value, (low, high) = float(fitted.exponent), np.asarray(fitted.exponent_ci)
-            ax.errorbar(predicted, value, yerr=[[value - low], [high - value]], fmt="kP", ms=6,
-                        label=label)  # fmt: skip
-    for ax, title in ((left, "loss exponent"), (right, "N* exponent (and RF width exponent)")):
+    for j, label in enumerate(data.pair.values):
+        point, color = data.sel(pair=label), f"C{j}"
+        s, a = float(point.s), float(point.a)
+        loss, n = point.gf_front_loss_exponent, point.gf_front_n_exponent
+        left.plot((a - 1) / (s + 1), loss.sel(rule="soft"), "o", color=color, label=f"{label} GF")
+        left.plot((a - 1) / (s + 1), loss.sel(rule="hard"), "x", color=color)
+        left.plot((s - 1) / (s + 1), loss.sel(rule="soft"), "s", mfc="none", color=color)
+        right.plot(1 / (s + 1), n.sel(rule="soft"), "o", color=color)
+        right.plot(1 / (s + 1), n.sel(rule="hard"), "x", color=color)
+    if "sgd_pair" in data.dims:
+        front = data.sel(sgd_curve="mean")
+        for label, s, a, e in zip(front.sgd_pair.values, front.sgd_s.values, front.sgd_a.values,
+                                  front.sgd_front_loss_exponent.values, strict=True):  # fmt: skip
+            left.plot((a - 1) / (s + 1), e, "k^", ms=5, label=f"{label} SGD (seed mean)")
+    if "rf_pair" in data.dims:
+        for label, s, a, e in zip(data.rf_pair.values, data.rf_s.values, data.rf_a.values,
+                                  data.rf_exponent.values, strict=True):  # fmt: skip
+            right.plot(min(a - 1, s), e, "kd", label=f"RF {label} width exponent vs min(a-1, s)")
+    if "rff_pair" in data.dims:
+        for label in data.rff_pair.values:
+            point = data.sel(rff_pair=label)
+            phase = theory.plrf_compute_optimal(float(point.rff_s), float(point.rff_a))
+            text = f"RF frontier {label}, PLRF {phase.phase}"
+            left.plot(phase.loss_exponent, point.rff_front_loss_exponent, "kP", label=text)
+            right.plot(phase.d_exponent, point.rff_front_n_exponent, "kP", label=text)
+    for ax, title in ((left, "loss exponent: o GF, x hard rule vs (a-1)/(s+1); □ GF vs paper "
+                       "(s-1)/(s+1)"), (right, "N* exponent (and RF width exponent)")):  # fmt: skip
         limits = np.array([0.0, max(ax.get_xlim()[1], ax.get_ylim()[1])])
         ax.plot(limits, limits, "k:", lw=1)
         ax.set(xlabel="predicted", ylabel="measured", title=title)
         ax.legend(fontsize=6)
-    left.set_title("loss exponent: o GF, x hard rule vs (a-1)/(s+1); □ GF vs paper (s-1)/(s+1)")
     return fig
 
 
 def run(cfg: Config, options: sweep.Options | None = None) -> Report:
     cfg = experiments.quick(cfg, QUICK)
     check(cfg)
-    data = gradient_flow(cfg, options)  # the steps that run sweeps (resumable)
+    parts = [gradient_flow(cfg, options)]  # the steps that run sweeps (resumable)
     if cfg.sgd_pairs:
-        data = xr.merge([data, simulate_sgd(cfg, options)])
-    data = xr.merge([data, random_feature_error(cfg, options)])
-    data = xr.merge([data, random_feature_frontier(cfg, options)])
-    fronts = frontiers(data, n_boot=cfg.n_boot, seed=cfg.seed)
+        parts.append(simulate_sgd(cfg, options))
+    parts += [random_feature_error(cfg, options), random_feature_frontier(cfg, options)]
+    data = xr.merge(parts, combine_attrs="drop").assign_attrs(n_boot=cfg.n_boot, seed=cfg.seed)
+    data = with_frontiers(data)
     return Report(
         experiment="scaling_laws",
-        claims=claims(data, fronts),
+        claims=CLAIMS.evaluate(data),
         data=data,
-        figures=figures(data, fronts),
+        figures=figures(data),
         config=dataclasses.asdict(cfg),
         seed=cfg.seed,
-        notes=notes(data, fronts),
+        notes=notes(data),
     )
 
 
