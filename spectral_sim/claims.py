@@ -710,14 +710,21 @@ class Spec:
         for combo in itertools.product(*(data[d].values for d in self.over)):
             where = {d: v.item() if hasattr(v, "item") else v
                      for d, v in zip(self.over, combo, strict=True)}  # fmt: skip
-            out.append(self._one(data.sel(where), shift, self.id.format(**where),
-                                 self.statement.format(**where)))  # fmt: skip
+            out.append(self._one(data.sel(where), shift, _fill(self.id, where),
+                                 _fill(self.statement, where)))  # fmt: skip
         return out
+
+
+def _fill(text: str, values: Mapping[str, Any]) -> str:
+    """`text` with each {name} of `values` replaced (other braces, e.g. a set, stay as they are)."""
+    for name, value in values.items():
+        text = text.replace("{" + name + "}", str(value))
+    return text
 
 
 def _placeholders(spec: Spec) -> str:
     """The statement with each {field} of `over` shown as <field>."""
-    return spec.statement.format(**{name: f"<{name}>" for name in spec.over})
+    return _fill(spec.statement, {name: f"<{name}>" for name in spec.over})
 
 
 @dataclasses.dataclass(frozen=True)

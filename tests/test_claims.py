@@ -238,7 +238,7 @@ def test_table_declares_evaluates_and_never_drops_a_claim(tmp_path):
                     lambda d: dict(samples=d.loss, predicted=1.0, tolerance=0.1)),
         claims.Spec("toy.{set}.loss", "THEORY.md", "the loss of {set} is 1", claims.seed_mean,
                     lambda d: dict(samples=d.loss, predicted=1.0, tolerance=0.1), over=("set",)),
-        claims.Spec("toy.late", "P0", "late runs", claims.seed_mean, missing),
+        claims.Spec("toy.late", "P0", "late runs at beta in {0.1, 0.3}", claims.seed_mean, missing),
     )  # fmt: skip
     made = table.evaluate(data)
     assert [c.id for c in made] == ["toy.loss", "toy.a.loss", "toy.b.loss", "toy.late"]
@@ -247,7 +247,7 @@ def test_table_declares_evaluates_and_never_drops_a_claim(tmp_path):
     assert table.listing() == {
         "toy.loss": "the loss is 1 [seed_mean, judgement tolerance]",
         "toy.*.loss": "the loss of <set> is 1 [seed_mean, judgement tolerance]",
-        "toy.late": "late runs [seed_mean, judgement tolerance]",
+        "toy.late": "late runs at beta in {0.1, 0.3} [seed_mean, judgement tolerance]",
     }
     with pytest.raises(ValueError, match="unique"):
         claims.Table(table.specs[0], table.specs[0])
