@@ -8,7 +8,6 @@ files); `spectral-sim run NAME` runs one.
 import contextlib
 import contextvars
 import dataclasses
-import fnmatch
 import importlib
 from collections.abc import Iterable, Iterator, Mapping
 from types import ModuleType
@@ -22,8 +21,6 @@ __all__ = [
     "listed",
     "load",
     "quick",
-    "undeclared",
-    "worst",
 ]
 
 EXPERIMENTS: tuple[str, ...] = (
@@ -62,12 +59,6 @@ def claims(name: str) -> dict[str, str]:
     return listing() if listing else dict(table)
 
 
-def undeclared(name: str, claim_ids: Iterable[str]) -> list[str]:
-    """The ids among `claim_ids` that match none of the experiment's `CLAIMS` patterns."""
-    patterns = claims(name)
-    return [i for i in claim_ids if not any(fnmatch.fnmatchcase(i, p) for p in patterns)]
-
-
 _EXPLICIT: contextvars.ContextVar[frozenset[str]] = contextvars.ContextVar(
     "explicit", default=frozenset()
 )
@@ -97,12 +88,6 @@ def quick(cfg: C, values: Mapping[str, Any]) -> C:
         if k not in chosen and getattr(cfg, k) == getattr(default, k)
     }
     return dataclasses.replace(cfg, **changed)  # pyright: ignore[reportArgumentType]
-
-
-def worst(rows: list[dict]) -> dict:
-    """The row (of a claim checked over several configs) whose deviation uses most of its
-    tolerance: the largest (error + band) / tolerance, with band = z * stderr."""
-    return max(rows, key=lambda r: (r["error"] + r["band"]) / max(r["tolerance"], 1e-300))
 
 
 def listed(values) -> str:

@@ -707,6 +707,10 @@ class Spec:
                                  why=f"the data have no dim {missing}",
                                  tolerance_kind=self.tolerance_kind)]  # fmt: skip
         out = []
+        if any(data.sizes[d] == 0 for d in self.over):
+            return [not_measured(id=self.pattern, source=self.source, statement=self.statement,
+                                 why=f"no coordinates along {list(self.over)}",
+                                 tolerance_kind=self.tolerance_kind)]  # fmt: skip
         for combo in itertools.product(*(data[d].values for d in self.over)):
             where = {d: v.item() if hasattr(v, "item") else v
                      for d, v in zip(self.over, combo, strict=True)}  # fmt: skip

@@ -251,6 +251,8 @@ def test_table_declares_evaluates_and_never_drops_a_claim(tmp_path):
     }
     with pytest.raises(ValueError, match="unique"):
         claims.Table(table.specs[0], table.specs[0])
+    (empty,) = table.specs[1].evaluate(data.isel(set=slice(0, 0)))
+    assert empty.id == "toy.*.loss" and empty.verdict == "INCONCLUSIVE" and empty.entries == 0
     # Engine claims survive report.json with every field and their verdicts.
     saved = Report("toy", made, data).save(tmp_path)
     assert Report.load(saved).claims == made
