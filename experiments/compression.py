@@ -1,12 +1,11 @@
 """Compression and generalised spectral evolution: pruning, quantisation, elasticity, frontier.
 
-Tests [P3]'s claims on the GF-trained linear model and on two simulators of its generalised
-evolution (THEORY.md §2.10, §6): pruning damage over (K, t) against the exact truncation formula
-and its two regimes; the complementarity identity; quantisation as perturbation (dithered) and as
-pruning (deterministic rounding); magnitude vs saliency pruning for a > s and a < s and in a
-random weight basis; the loss exponent (a - 1)/(s rho), frontier and tail-dominance constant of
-preconditioned GD for several rho; and the elasticity and exponent that the diagonal network
-w = u * v, the simplest feature-learning model, produces on its own.
+Tests [P3]'s claims on the GF-trained linear model and two simulators of its generalised evolution
+(THEORY.md §2.10, §6): pruning damage over (K, t) against the exact truncation formula and its two
+regimes; the complementarity identity; quantisation as perturbation (dithered) and as pruning
+(deterministic rounding); magnitude vs saliency pruning for a > s, a < s and in a random weight
+basis; preconditioned GD's loss exponent (a - 1)/(s rho), frontier and tail-dominance constant for
+several rho; the elasticity and exponent of the diagonal network w = u * v (feature learning).
 """
 
 import dataclasses
@@ -24,31 +23,24 @@ from spectral_sim.diagnostics import compression
 from spectral_sim.models import evolution, linear
 from spectral_sim.report import Report
 
-# Unit roundoff of float64, in which the pruning identities run (`_rounding` derives their
-# tolerances from it), and of float32, in which the evolution sweeps run.
-U64 = 2.0**-53
-U32 = 2.0**-24
-# Fit windows of the evolution claims: k*(t) >= K_LO keeps the smooth sum's discreteness error
-# below 1e-3 (THEORY.md §2.2), and the modes beyond M carry at most TAIL_SHARE of the loss; a
-# multiplicative deviation within [-eps, eps] of a power law moves a least-squares slope over
-# log-spaced points on ln(t_hi / t_lo) by at most 3 eps / ln(t_hi / t_lo) (1.5 eps / ln for a
-# one-sided deviation, e.g. the linear-growth claim's).
-K_LO = 10.0
-TAIL_SHARE = 0.01
+U64, U32 = 2.0**-53, 2.0**-24  # unit roundoff: float64 (pruning identities), float32 (evolution)
+# Evolution fit windows: k*(t) >= K_LO keeps the smooth sum's discreteness error below 1e-3
+# (THEORY.md §2.2), and the modes beyond M carry at most TAIL_SHARE of the loss. A multiplicative
+# deviation within [-eps, eps] of a power law moves a least-squares slope over log-spaced points
+# by at most 3 eps / ln(t_hi / t_lo) (1.5 eps / ln for a one-sided one, e.g. linear growth's).
+K_LO, TAIL_SHARE = 10.0, 0.01
 # GD at lr = 1 is the flow up to (1 - x)^(2n) = exp(-2 n x - n x^2 - ...): at the frontier,
 # x ~ 1/t, a relative error ~ 1/t. Windows start where it is below GD_SHARE (t >= 1/GD_SHARE).
 GD_SHARE = 0.01
-# Margin of the float32 preconditioned GD against its closed form, per step (judgement): 2 u32,
-# as if every step's roundings (of w - w*, of the update, of w) added up on every mode. It is a
-# worst-case picture, not a bound: the rounding of w is contracted by (1 - lr lambda^rho) on the
-# learned modes but weighs more there relative to their deviation, and the loss's float32 dot
-# product adds up to M u32.
+# Per-step margin of float32 preconditioned GD against its closed form (judgement): 2 u32, as if
+# every step's roundings (of w - w*, the update, w) added up on every mode. A worst-case picture,
+# not a bound: w's rounding is contracted by (1 - lr lambda^rho) on the learned modes but weighs
+# more there relative to their deviation, and the loss's float32 dot product adds up to M u32.
 GD_ROUNDING = 2 * U32
-# The diagonal network's loss gets the energy of the modes beyond M added while they are still
-# at init; the fraction of its target that mode M + 1 has learned must stay below this.
+# The diagonal network's loss adds the modes beyond M as at init: mode M + 1 learns at most this.
 TAIL_LEARNED = 1e-3
-# Equivalence margin of the quantisation claims (judgement: chosen by us, not derived): a
-# picture of the mean damage must hold within 10 %; the report also decides at 5 % and 20 %.
+# Equivalence margin of the quantisation claims (judgement, not derived): a picture of the mean
+# damage must hold within 10 %; the report also decides at 5 % and 20 %.
 QUANT_MARGIN = 0.10
 # Float formats whose round-to-nearest is checked against the high-resolution picture: an error
 # uniform on half the format's spacing at each weight, E Delta L = sum_k lambda_k ulp_k^2 / 24.
@@ -137,19 +129,18 @@ def _gf_weights(spectrum, t):
 
 
 def _rounding(spectrum, t, K):
-    """Float64 rounding bound on |simulated - exact| for the GF model's loss, a truncation
-    damage, the pruned loss or a sum of them, at (K, t) (broadcast as in `theory.prune_loss`).
+    """Float64 rounding bound on |simulated - exact| for the GF loss, a truncation damage, the
+    pruned loss or a sum of them, at (K, t) (broadcast as in `theory.prune_loss`).
 
-    A simulated loss l = 1/2 sum_k lambda_k d_k^2 is a dot product of M positive terms: in any
-    summation order it is within M u l of its terms' sum, and squaring and scaling add a few u
-    per term. Its deviations d_k = fl(fl(v_k + w*_k) - w*_k) are within u |w*_k| + 4 u |v_k| of
-    v_k = -w*_k exp(-lambda_k t) (exp and product, the rounded weight, the difference), so d_k^2
-    is within 2 u |v_k w*_k| + 8 u v_k^2 + u^2 w*_k^2 of v_k^2: l is within (M + 12) u l + u C
-    + u^2 L(0) of exact, with C = sum_k lambda_k |v_k w*_k| = 2 L(t/2). The predictors (expm1,
-    exp, one sum) are within (M + 4) u of their value. A damage (two simulated losses against a
-    predictor) and the complementarity sum (three against one) involve at most four values,
-    each at most the pruned loss P(K, t): the bound is 4 [(M + 12) u P + 2 u L(t/2) + u^2 L(0)].
-    """
+    A simulated loss l = 1/2 sum_k lambda_k d_k^2, a dot product of M positive terms, is within
+    M u l of its terms' sum in any order; squaring and scaling add a few u per term. Its
+    deviations d_k = fl(fl(v_k + w*_k) - w*_k) are within u |w*_k| + 4 u |v_k| of v_k = -w*_k
+    exp(-lambda_k t) (exp and product, the rounded weight, the difference), so d_k^2 is within
+    2 u |v_k w*_k| + 8 u v_k^2 + u^2 w*_k^2 of v_k^2: l is within (M + 12) u l + u C + u^2 L(0)
+    of exact, C = sum_k lambda_k |v_k w*_k| = 2 L(t/2). The predictors (expm1, exp, one sum) are
+    within (M + 4) u. A damage (two simulated losses against a predictor) or the complementarity
+    sum (three against one) involves at most four values, each at most the pruned loss P(K, t):
+    the bound is 4 [(M + 12) u P + 2 u L(t/2) + u^2 L(0)]."""
     pruned = theory.pruned_loss(spectrum, t=t, K=K)
     half = theory.pruned_loss(spectrum, t=t / 2, K=spectrum.n_modes)  # L(t/2)
     initial = 0.5 * jnp.sum(spectrum.target_power())
@@ -165,110 +156,83 @@ def _rotation_rounding(q, rotated, theta, loss):
     Cauchy-Schwarz the loss is within sqrt(2 lambda_1 l) e + lambda_1 e^2 / 2 of exact, plus its
     own dot product's (M + 12) u l."""
     n_modes = theta.shape[-1]
-    basis = rotated.features
-    defect = jnp.linalg.norm(basis.T @ basis - jnp.eye(n_modes))
+    defect = jnp.linalg.norm(rotated.features.T @ rotated.features - jnp.eye(n_modes))
     e = (2 * n_modes**1.5 * U64 + defect) * jnp.linalg.norm(theta, axis=-1)[None]  # per t
     lam_max = jnp.max(q.spectrum.eigenvalues())
     return jnp.sqrt(2 * lam_max * loss) * e + lam_max * e**2 / 2 + (n_modes + 12) * U64 * loss
 
 
 def pruning(cfg: Config) -> xr.Dataset:
-    """Per (s, a, K, t): simulated truncation damage and the pruned model's loss against
-    prune_loss / pruned_loss; magnitude- and saliency-pruning damage in the eigenbasis, and
-    magnitude pruning in a random orthonormal weight basis; the float64 rounding bounds of these
-    damages (`_rounding`, and `_rotation_rounding` on top for the weight basis); the GF loss per
-    (s, a, t)."""
+    """Per (s, a, K, t): truncation damage and pruned loss against prune_loss / pruned_loss,
+    magnitude and saliency pruning damage in the eigenbasis and magnitude pruning in a random
+    orthonormal weight basis, with their float64 rounding bounds; the GF loss per (s, a, t)."""
     t = np.geomspace(*cfg.t_range, cfg.n_times)
     keep = np.unique(np.r_[0, np.round(np.geomspace(1, cfg.n_modes, cfg.n_keep))]).astype(int)
-    key = jax.random.key(cfg.seed)
     out = []
     for s, a in itertools.product(cfg.s, cfg.a):
         spectrum = PowerLaw(s=s, a=a, n_modes=cfg.n_modes)
         q, theta = _gf_weights(spectrum, t)
-        rotated, phi = compression.rotate(q, theta, key)
+        rotated, phi = compression.rotate(q, theta, jax.random.key(cfg.seed))
 
         def damage(K, q=q, theta=theta, rotated=rotated, phi=phi):
             base = compression.loss(q, theta)
-            return dict(
-                truncated=compression.loss(q, compression.truncate(q, theta, K=K)),
-                magnitude=compression.loss(q, compression.prune(q, theta, K=K)) - base,
-                saliency=compression.loss(
-                    q, compression.prune(q, theta, K=K, criterion="saliency")
-                ) - base,
-                weight_basis=compression.loss(
-                    rotated, compression.prune(rotated, phi, K=K, basis="weight")
-                ) - base,
-            )  # fmt: skip
+
+            def pruned(model, w, **how):
+                return compression.loss(model, compression.prune(model, w, K=K, **how)) - base
+
+            return dict(truncated=compression.loss(q, compression.truncate(q, theta, K=K)),
+                        magnitude=pruned(q, theta), saliency=pruned(q, theta, criterion="saliency"),
+                        weight_basis=pruned(rotated, phi, basis="weight"))  # fmt: skip
 
         parts = jax.vmap(damage)(jnp.asarray(keep))
         loss = compression.loss(q, theta)
         grid = dict(t=t[None], K=keep[:, None])
         rounding = _rounding(spectrum, **grid)
         rotation = _rotation_rounding(q, rotated, theta, parts["weight_basis"] + loss[None])
-        dims = ("K", "t")
-        out.append(
-            xr.Dataset(
-                dict(
-                    gf_loss=("t", np.asarray(loss)),
-                    pruned_loss=(dims, np.asarray(parts["truncated"])),
-                    prune_damage=(dims, np.asarray(parts["truncated"] - loss[None])),
-                    prune_theory=(dims, np.asarray(theory.prune_loss(spectrum, **grid))),
-                    pruned_theory=(dims, np.asarray(theory.pruned_loss(spectrum, **grid))),
-                    prune_rounding=(dims, np.asarray(rounding)),
-                    magnitude_damage=(dims, np.asarray(parts["magnitude"])),
-                    saliency_damage=(dims, np.asarray(parts["saliency"])),
-                    weight_basis_damage=(dims, np.asarray(parts["weight_basis"])),
-                    weight_basis_rounding=(dims, np.asarray(rounding + rotation)),
-                ),
-                coords=dict(K=keep, t=t),
-            ).expand_dims(s=[s], a=[a])
-        )
+        arrays = dict(
+            pruned_loss=parts["truncated"], prune_damage=parts["truncated"] - loss[None],
+            prune_theory=theory.prune_loss(spectrum, **grid),
+            pruned_theory=theory.pruned_loss(spectrum, **grid), prune_rounding=rounding,
+            magnitude_damage=parts["magnitude"], saliency_damage=parts["saliency"],
+            weight_basis_damage=parts["weight_basis"], weight_basis_rounding=rounding + rotation,
+        )  # fmt: skip
+        per_kt = {k: (("K", "t"), np.asarray(v)) for k, v in arrays.items()}
+        out.append(xr.Dataset(dict(gf_loss=("t", np.asarray(loss)), **per_kt),
+                              coords=dict(K=keep, t=t)).expand_dims(s=[s], a=[a]))  # fmt: skip
     return xr.combine_by_coords(out)  # type: ignore[return-value]
 
 
-LATE = (1e2, 1e3, 1e4)
-"""Times t / K^s of the saturation regime: k*(t) = t^(1/s) >> K."""
+LATE = (1e2, 1e3, 1e4)  # times t / K^s of the saturation regime: k*(t) = t^(1/s) >> K
 
 
 def regimes(cfg: Config) -> xr.Dataset:
-    """Per (s, a), at K = n_modes / 8: Delta L over t in [1e-3, 1e-2] K^s (k* << K: the linear
-    regime), its fitted exponent and the bound t lambda_(K+1) on its deviation from linear; and
-    Delta L / (1/2 sum_(K<k<=M) v_k^2) at t = LATE K^s (k* >> K: saturation at the tail energy)
-    with the bound L(t) / tail energy on its deficit; the float64 rounding bounds (`_rounding`)
-    relative to the damage (early, largest over the window) and to the tail energy (late)."""
+    """Per (s, a), at K = n_modes / 8: Delta L over t in [1e-3, 1e-2] K^s (k* << K, linear), its
+    fitted exponent and the bound t lambda_(K+1) on its deviation from linear; Delta L / tail
+    energy 1/2 sum_(K<k<=M) v_k^2 at t = LATE K^s (k* >> K, saturated) with the bound L(t) / tail
+    on its deficit; the float64 rounding bounds relative to the damage (early, max) and the tail."""
     K = cfg.n_modes // 8
     out = []
     for s, a in itertools.product(cfg.s, cfg.a):
         spectrum = PowerLaw(s=s, a=a, n_modes=cfg.n_modes)
         t = np.r_[np.geomspace(1e-3, 1e-2, 10), LATE] * K**s
         q, theta = _gf_weights(spectrum, t)
-        damage = np.asarray(
-            compression.loss(q, compression.truncate(q, theta, K=K)) - compression.loss(q, theta)
-        )
+        truncated = compression.loss(q, compression.truncate(q, theta, K=K))
+        damage = np.asarray(truncated - compression.loss(q, theta))
         tail = 0.5 * float(jnp.sum(spectrum.target_power()[K:]))  # 1/2 sum_(K<k<=M) v_k^2
         early, late = slice(0, 10), slice(10, None)
         rounding = np.asarray(_rounding(spectrum, t=t, K=K))
-        out.append(
-            xr.Dataset(
-                dict(
-                    early_damage=("early", damage[early]),
-                    early_t=("early", t[early]),
-                    early_slope=((), float(fit.power_law(t[early], damage[early]).exponent)),
-                    # 1 - exp(-x) in [x - x^2/2, x]: at most t lambda_(K+1) below linear in t
-                    early_bound=((), float(t[early][-1] * (K + 1) ** -s)),
-                    early_rounding=((), float(np.max(rounding[early] / damage[early]))),
-                    late_ratio=("late", damage[late] / tail),
-                    # tail - Delta L = 1/2 sum_(k>K) v_k^2 exp(-2 lambda_k t) <= L(t)
-                    late_bound=("late", np.asarray(theory.gf_loss(spectrum, t[late])) / tail),
-                    late_rounding=("late", rounding[late] / tail),
-                    late_asymptote=(
-                        (),
-                        float(theory.compression.prune_loss_late(spectrum, K=K)) / tail,
-                    ),  # fmt: skip
-                ),
-                coords=dict(late=list(LATE)),
-            ).expand_dims(s=[s], a=[a])
-        )
+        out.append(xr.Dataset(dict(
+            early_damage=("early", damage[early]), early_t=("early", t[early]),
+            early_slope=((), float(fit.power_law(t[early], damage[early]).exponent)),
+            # 1 - exp(-x) in [x - x^2/2, x]: at most t lambda_(K+1) below linear in t
+            early_bound=((), float(t[early][-1] * (K + 1) ** -s)),
+            early_rounding=((), float(np.max(rounding[early] / damage[early]))),
+            late_ratio=("late", damage[late] / tail),
+            # tail - Delta L = 1/2 sum_(k>K) v_k^2 exp(-2 lambda_k t) <= L(t)
+            late_bound=("late", np.asarray(theory.gf_loss(spectrum, t[late])) / tail),
+            late_rounding=("late", rounding[late] / tail),
+            late_asymptote=((), float(theory.compression.prune_loss_late(spectrum, K=K)) / tail),
+        ), coords=dict(late=list(LATE))).expand_dims(s=[s], a=[a]))  # fmt: skip
     return xr.combine_by_coords(out)  # type: ignore[return-value]
 
 
@@ -285,24 +249,19 @@ class QuantPoint:
 
 
 def quantization(cfg: Config, options: sweep.Options | None = None) -> xr.Dataset:
-    """Per (s, a, t, step) and seed: a GF model whose target is w*_k = k^((s-a)/2) |xi_k|,
-    xi ~ N(0, 1) (E v_k^2 = k^-a, mantissas spread), trained to t and quantised with step Delta:
-    the damage of deterministic rounding and the mean damage of n_dithers subtractive dithers
-    (more draws per target, because the dither's cross term is noisy), the prediction of the
-    pruning picture (the exact damage of zeroing |w_k| < Delta/2 plus (Delta^2/24) lambda_k on
-    the other modes) and of the perturbation picture ((Delta^2/24) tr Sigma), and the number of
-    modes rounding zeroes; also the damage of rounding the weights into bf16 and fp8 (e4m3)
-    with its high-resolution picture sum_k lambda_k ulp(w_k)^2 / 24, the relative-error law at
-    c = 1 (u^2/2) sum_k v_k^2 (1 - exp(-lambda_k t))^2 (the damage's ratio to it is the implied c)
-    and the modes they flush to 0 (independent of Delta)."""
-    n_modes = cfg.n_modes
+    """Per (s, a, t, step) and seed: a GF model with target w*_k = k^((s-a)/2) |xi_k|, xi ~ N(0, 1)
+    (E v_k^2 = k^-a, mantissas spread), trained to t and quantised with step Delta: the damage of
+    rounding, the mean damage of n_dithers subtractive dithers (the dither's cross term is noisy),
+    the pruning and perturbation pictures and the modes rounding zeroes; per float format (any
+    Delta), the damage of rounding into it, its high-resolution picture, the relative-error law at
+    c = 1, (u^2/2) sum_k v_k^2 (1 - exp(-lambda_k t))^2 (ratio: implied c), the modes flushed."""
 
     def run(point: QuantPoint, key):
         kx, kd = jax.random.split(key)
         dither_keys = jax.random.split(kd, cfg.n_dithers)
-        k = jnp.arange(1, n_modes + 1, dtype=point.s.dtype)
+        k = jnp.arange(1, cfg.n_modes + 1, dtype=point.s.dtype)
         lam = k**-point.s
-        xi = jax.random.normal(kx, (n_modes,), lam.dtype)
+        xi = jax.random.normal(kx, (cfg.n_modes,), lam.dtype)
         spectrum = Empirical(lam, k**-point.a * xi**2)
         q, theta = _gf_weights(spectrum, point.t[None])
         theta = theta[0]
@@ -310,29 +269,24 @@ def quantization(cfg: Config, options: sweep.Options | None = None) -> xr.Datase
         zeroed = jnp.abs(theta) < point.step / 2
         pruned = compression.loss(q, jnp.where(zeroed, 0.0, theta)) - base
         high_res = point.step**2 / 24 * jnp.sum(jnp.where(zeroed, 0.0, lam))
-        floats = {}
+        out = {}
         for name, format in FLOAT_FORMATS.items():
             rounded = compression.round_to(theta, format=format)
-            floats[name] = compression.loss(q, rounded) - base
+            out[name] = compression.loss(q, rounded) - base
             spacing = compression.ulp(theta, format=format)
-            floats[f"{name}_ulp_picture"] = theory.dithered_quantization_loss(
-                spectrum, step=spacing
-            )
-            u = compression.unit_roundoff(format)  # c = 1: the ratio to it is the implied c
-            floats[f"{name}_unit_law"] = theory.relative_perturbation_loss(
-                spectrum, t=point.t, u=u, c=1.0
-            )
-            floats[f"{name}_zeroed"] = jnp.sum((rounded == 0).astype(lam.dtype))
+            out[f"{name}_ulp_picture"] = theory.dithered_quantization_loss(spectrum, step=spacing)
+            u = compression.unit_roundoff(format)
+            out[f"{name}_unit_law"] = theory.relative_perturbation_loss(spectrum, t=point.t, u=u,
+                                                                        c=1.0)  # fmt: skip
+            out[f"{name}_zeroed"] = jnp.sum((rounded == 0).astype(lam.dtype))
+
+        def dithered(key):  # mapped sequentially over dithers: memory per seed stays O(M)
+            return compression.loss(q, compression.dither(theta, key, step=point.step))
+
         return dict(
-            **floats,
+            **out,
             rounding=compression.loss(q, compression.quantize(theta, step=point.step)) - base,
-            dithered=jnp.mean(
-                jax.lax.map(  # sequential over dithers: memory per seed stays O(M)
-                    lambda k: compression.loss(q, compression.dither(theta, k, step=point.step)),
-                    dither_keys,
-                )
-            )
-            - base,
+            dithered=jnp.mean(jax.lax.map(dithered, dither_keys)) - base,
             pruning_picture=pruned + high_res,
             perturbation_picture=theory.dithered_quantization_loss(spectrum, step=point.step),
             zeroed=jnp.sum(zeroed.astype(lam.dtype)),
@@ -343,9 +297,8 @@ def quantization(cfg: Config, options: sweep.Options | None = None) -> xr.Datase
 
     axes = dict(s=cfg.s, a=cfg.a, t=cfg.quant_times, step=cfg.quant_steps)
     grid = sweep.Grid(product=axes, n_seeds=cfg.n_seeds)
-    data = (options or sweep.Options()).run(
-        "quantization", run, make, grid, seed=cfg.seed, config=dataclasses.asdict(cfg)
-    )
+    data = (options or sweep.Options()).run("quantization", run, make, grid, seed=cfg.seed,
+                                            config=dataclasses.asdict(cfg))  # fmt: skip
     return data.drop_vars("nonfinite").rename(t="quant_t", step="quant_step")
 
 
@@ -362,7 +315,6 @@ def evolution_runs(cfg: Config, options: sweep.Options | None = None) -> xr.Data
     (dims diag_a, diag_step), simulated in float32, with the exact predictions beside them."""
     options = options or sweep.Options()
     steps = simulate.log_steps(cfg.evo_steps, cfg.n_records)
-    spectrum = PowerLaw(s=cfg.evo_s, a=cfg.evo_a, n_modes=cfg.evo_modes)
 
     def precond(params, key):
         obs = simulate.trajectory(evolution.preconditioned, _float32(params), key, steps=steps)[1]
@@ -371,7 +323,7 @@ def evolution_runs(cfg: Config, options: sweep.Options | None = None) -> xr.Data
         )
         return dict(evo_loss=obs.loss, evo_k_star=obs.k_star, evo_exact=exact)
 
-    template = evolution.Params(spectrum, lr=1.0)
+    template = evolution.Params(PowerLaw(s=cfg.evo_s, a=cfg.evo_a, n_modes=cfg.evo_modes), lr=1.0)
     kwargs = dict(seed=cfg.seed, config=dataclasses.asdict(cfg))
     precond_data = options.run(
         "preconditioned", precond, sweep.make_from(template), sweep.Grid(product=dict(rho=cfg.rho)),
@@ -389,25 +341,16 @@ def evolution_runs(cfg: Config, options: sweep.Options | None = None) -> xr.Data
         return dict(diag_loss=obs.loss, diag_k_star=obs.k_star, diag_exact=exact,
                     diag_exact_k_star=frontier)  # fmt: skip
 
-    template = evolution.Params(
-        PowerLaw(s=cfg.evo_s, a=cfg.diag_a[0], n_modes=cfg.diag_modes),
-        init=cfg.diag_init, lr=cfg.diag_lr,
-    )  # fmt: skip
+    template = evolution.Params(PowerLaw(s=cfg.evo_s, a=cfg.diag_a[0], n_modes=cfg.diag_modes),
+                                init=cfg.diag_init, lr=cfg.diag_lr)  # fmt: skip
     names = ("diag_loss", "diag_k_star", "diag_exact", "diag_exact_k_star")
     diag_data = options.run(
         "diagonal", diagonal, sweep.make_from(template),
         sweep.Grid(product={"spectrum.a": cfg.diag_a}),
         dims={k: ("diag_step",) for k in names}, coords=dict(diag_step=list(diag_steps)), **kwargs,
-    )  # fmt: skip
-    diag_data = diag_data.rename({"spectrum.a": "diag_a"})
+    ).rename({"spectrum.a": "diag_a"})  # fmt: skip
     merged = [d.drop_vars(["nonfinite", "seed"]).squeeze("seed") for d in (precond_data, diag_data)]
     return xr.merge(merged, combine_attrs="drop").astype(float)
-
-
-def _window(t: np.ndarray, k_star: np.ndarray, share: np.ndarray, lr: float) -> np.ndarray:
-    """Records with K_LO <= k*, the modes beyond M below TAIL_SHARE of the loss and GD's
-    discretisation error lr / t below GD_SHARE."""
-    return (k_star >= K_LO) & (share <= TAIL_SHARE) & (t * GD_SHARE >= lr)
 
 
 def _slope(x: np.ndarray, y: np.ndarray) -> float:
@@ -421,55 +364,46 @@ def evolution_fits(cfg: Config, evo: xr.Dataset) -> xr.Dataset:
     from jax.scipy.special import zeta
 
     s = cfg.evo_s
-    rows = []
+    evo_rows, diag_rows = [], []
     spectrum = PowerLaw(s=s, a=cfg.evo_a, n_modes=cfg.evo_modes)
     beyond = 0.5 * float(zeta(cfg.evo_a, cfg.evo_modes + 1))  # unlearned modes past M
     for rho in evo.rho.values:
         run = evo.sel(rho=rho)
         t = run.step.values * 1.0  # lr = 1
         loss, k_star = run.evo_loss.values, run.evo_k_star.values
-        inside = _window(t, k_star, beyond / (loss + beyond), lr=1.0)
+        # window: k* >= K_LO, modes beyond M <= TAIL_SHARE of the loss, GD's lr / t <= GD_SHARE
+        inside = (k_star >= K_LO) & (beyond / (loss + beyond) <= TAIL_SHARE) & (t * GD_SHARE >= 1.0)
         if inside.sum() < 3:
             raise ValueError(f"rho = {rho}: fewer than 3 records in the fit window; raise "
                              f"evo_steps or evo_modes")  # fmt: skip
-        t_fit = t[inside]
-        end = t_fit[-1]
-        ratio = loss[inside][-1] / float(
-            theory.evolution.evolution_tail_loss(spectrum, t=end, rho=rho)
-        )
+        t_fit, end = t[inside], t[inside][-1]
+        tail = float(theory.evolution.evolution_tail_loss(spectrum, t=end, rho=rho))
         _, frontier_end = theory.evolution_frontier(spectrum, t=end, rho=rho)
-        rows.append(dict(
-            rho=rho, t_lo=t_fit[0], t_hi=end, loss_slope=-_slope(t_fit, loss[inside]),
+        evo_rows.append(dict(
+            t_lo=t_fit[0], t_hi=end, loss_slope=-_slope(t_fit, loss[inside]),
             frontier_slope=_slope(t_fit, k_star[inside]), k_lo=k_star[inside][0],
-            tail_ratio=ratio, tail_k_star=float(frontier_end),
+            tail_ratio=loss[inside][-1] / tail, tail_k_star=float(frontier_end),
             exponent=float(theory.evolution_exponent(spectrum, rho=rho)),
             tail_limit=float(theory.evolution_tail_limit(spectrum, rho=rho)),
             exact_error=float(np.max(np.abs(loss / run.evo_exact.values - 1))),
         ))  # fmt: skip
-    evo_fits = xr.Dataset({k: ("rho", [r[k] for r in rows]) for k in rows[0] if k != "rho"},
-                          coords=dict(rho=evo.rho.values))  # fmt: skip
 
-    rows = []
     for a in evo.diag_a.values:
         run = evo.sel(diag_a=a)
         t = cfg.diag_lr * run.diag_step.values
         k_star = run.diag_k_star.values
-        # The modes beyond M are still at init: from the logistic flow, mode M + 1 has learned
-        # the fraction f = 1 / (1 + (w*/init^2 - 1) exp(-2 lambda w* t)) of its target, and the
-        # fraction decreases with k, so adding their energy 1/2 zeta(a, M + 1) to the simulated
-        # loss gives the infinite spectrum's loss to a relative 2 f of that tail, kept below
-        # TAIL_LEARNED. GD shifts a logistic transition by about lr r / 2 relative (r = 2 lambda
-        # w* ~ ln(w*/init^2) / t at the frontier); windows keep that below GD_SHARE.
+        # Modes beyond M are still at init: by the logistic flow mode M + 1 has learned the
+        # fraction f = 1 / (1 + (w*/init^2 - 1) exp(-2 lambda w* t)) of its target, decreasing in
+        # k, so adding their energy 1/2 zeta(a, M + 1) gives the infinite spectrum's loss to a
+        # relative 2 f of that tail, kept below TAIL_LEARNED. GD shifts a logistic transition by
+        # ~lr r / 2 relative (r = 2 lambda w* ~ ln(w*/init^2) / t at the frontier): <= GD_SHARE.
         m = cfg.diag_modes + 1.0
         w_m, rate_m = m ** ((s - a) / 2), 2 * m ** ((s + a) / -2)
         learned = 1 / (1 + (w_m / cfg.diag_init**2 - 1) * np.exp(-rate_m * t))
         loss = run.diag_loss.values + 0.5 * float(zeta(a, m))
         log_max = np.log(max(1.0, m ** ((s - a) / 2)) / cfg.diag_init**2)
-        inside = (
-            (k_star >= K_LO)
-            & (learned <= TAIL_LEARNED)
-            & (cfg.diag_lr * log_max / (2 * np.maximum(t, 1e-300)) <= GD_SHARE)
-        )
+        gd_shift = cfg.diag_lr * log_max / (2 * np.maximum(t, 1e-300))
+        inside = (k_star >= K_LO) & (learned <= TAIL_LEARNED) & (gd_shift <= GD_SHARE)
         if inside.sum() < 3:
             raise ValueError(f"diag_a = {a}: fewer than 3 records in the fit window; raise "
                              f"diag_steps or diag_modes")  # fmt: skip
@@ -478,17 +412,17 @@ def evolution_fits(cfg: Config, evo: xr.Dataset) -> xr.Dataset:
         # ln t_k = ln(L_k / 2) + ((s + a)/2) ln k with L_k = ln(w*_k / init^2 - 1) =
         # ln(1/init^2) + ((s - a)/2) ln k - ...: the local elasticity is
         # [(s + a)/2 + (s - a)/(2 L_k)] / s, off the leading order by |s - a| / (2 s L_k).
-        w_star = k_fit ** ((s - a) / 2)
-        log_term = np.log(w_star / cfg.diag_init**2 - 1)
-        rows.append(dict(
+        log_term = np.log(k_fit ** ((s - a) / 2) / cfg.diag_init**2 - 1)
+        diag_rows.append(dict(
             t_lo=t[inside][0], t_hi=t[inside][-1], k_lo=k_fit[0], k_hi=k_fit[-1],
             rho_measured=1 / (s * slope), loss_slope=-_slope(t[inside], loss[inside]),
             rho_leading=float(theory.evolution.diagonal_rho(PowerLaw(s=s, a=a))),
             log_correction=float(np.max(np.abs(s - a) / (2 * s * log_term))),
         ))  # fmt: skip
-    diag_fits = xr.Dataset({f"diag_{k}": ("diag_a", [r[k] for r in rows]) for k in rows[0]},
-                           coords=dict(diag_a=evo.diag_a.values))  # fmt: skip
-    return xr.merge([evo_fits.rename({k: f"evo_{k}" for k in evo_fits.data_vars}), diag_fits])
+    tables = (("evo", "rho", evo_rows), ("diag", "diag_a", diag_rows))
+    return xr.merge([xr.Dataset({f"{p}_{k}": (dim, [r[k] for r in rows]) for k in rows[0]},
+                                coords={dim: evo[dim].values})
+                     for p, dim, rows in tables])  # fmt: skip
 
 
 # --- claims ----------------------------------------------------------------------------------
@@ -504,10 +438,9 @@ def _complementarity(d: xr.Dataset) -> dict:
 
 
 def _monotone(d: xr.Dataset) -> dict:
-    """Per step between consecutive records: the step against the claimed direction (a fall of
-    the damage, a rise of test loss + damage), 0 where the curve moves the claimed way; each
-    end of a step is within prune_rounding of exact, so an exactly monotone curve shows a step
-    against its direction of at most the sum of the two bounds."""
+    """Per step between records, the move against the claimed direction (0 if none): each end is
+    within prune_rounding of exact, so an exactly monotone curve moves against it by at most the
+    sum of the two bounds."""
     against = xr.concat(
         [(-d.prune_damage.diff("t")).clip(min=0.0),
          (d.gf_loss + d.prune_damage).diff("t").clip(min=0.0)],
@@ -519,13 +452,12 @@ def _monotone(d: xr.Dataset) -> dict:
 
 def _linear_growth(d: xr.Dataset) -> dict:
     """1 - exp(-x) >= x - x^2/2 puts Delta L between (1 - t lambda_(K+1)) and 1 times its linear
-    growth t sum_(k>K) lambda_k v_k^2 (early_bound): a one-sided deviation, which moves the
-    fitted slope by at most 1.5 eps / ln(t_hi / t_lo) (header); float64 rounding (two-sided)
-    adds 3 early_rounding / ln(t_hi / t_lo)."""
+    growth t sum_(k>K) lambda_k v_k^2 (early_bound): a one-sided deviation, moving the fitted
+    slope by at most 1.5 eps / ln(t_hi / t_lo) (header); float64 rounding (two-sided) adds
+    3 early_rounding / ln(t_hi / t_lo)."""
     span = xr.ufuncs.log(d.early_t.isel(early=-1) / d.early_t.isel(early=0))
-    tolerance = (1.5 * d.early_bound + 3 * d.early_rounding) / span
     return dict(measured=-d.early_slope, predicted=xr.ones_like(d.early_slope),
-                tolerance=tolerance)  # fmt: skip
+                tolerance=(1.5 * d.early_bound + 3 * d.early_rounding) / span)  # fmt: skip
 
 
 def _saturation(d: xr.Dataset) -> dict:
@@ -536,12 +468,11 @@ def _saturation(d: xr.Dataset) -> dict:
 
 
 def _excess(criterion: str, a_gt_s: bool | None):
-    """Criterion damage minus truncation damage, relative to the initial loss 1/2 sum v_k^2
-    (a ratio of damages is ill-conditioned: the truncation damage at K near M is ~1e-17, a
-    difference of two losses of order 1), at every (s, a, K, t) with K < M (K = M prunes
-    nothing), restricted to a > s or a < s when a_gt_s says so. Where the criterion keeps modes
-    1..K both damages are within the rounding bound (plus the rotation's for the weight
-    basis) of the same exact value."""
+    """Criterion minus truncation damage over the initial loss 1/2 sum v_k^2 (a ratio of damages
+    is ill-conditioned: the truncation damage at K near M is ~1e-17, a difference of two losses
+    of order 1), at K < M (K = M prunes nothing), only a > s / a < s per a_gt_s. Where the
+    criterion keeps modes 1..K both damages are within the rounding bound (plus the rotation's
+    for the weight basis) of the same exact value."""
 
     def measure(d: xr.Dataset) -> dict:
         mask = d.K < d.attrs["n_modes"]
@@ -560,8 +491,7 @@ def _excess(criterion: str, a_gt_s: bool | None):
 
 
 def _quant(name: str, picture: str):
-    """The seed mean of `name` against the `picture` (the same at every seed: tr Sigma is
-    fixed), relative, at every (s, a, t, Delta)."""
+    """The seed mean of `name` relative to `picture` (the same at every seed: tr Sigma is fixed)."""
 
     def measure(d: xr.Dataset) -> dict:
         if "seed" not in d.dims:
@@ -573,9 +503,8 @@ def _quant(name: str, picture: str):
 
 
 def _quant_ratio(name: str, picture: str, one_step: bool = False):
-    """mean(name) / mean(picture) over seeds (the picture varies with the random target, so a
-    ratio of two seed-mean curves, the seeds resampled jointly) against 1 at every grid point;
-    `one_step`: the float formats do not depend on Delta, so one step's copy."""
+    """mean(name) / mean(picture) over seeds (the picture varies with the target: the seeds are
+    resampled jointly) against 1; `one_step`: one Delta's copy (float formats ignore Delta)."""
 
     def measure(d: xr.Dataset) -> dict:
         if "seed" not in d.dims:
@@ -590,8 +519,7 @@ def _quant_ratio(name: str, picture: str, one_step: bool = False):
             # runs once per bootstrap resample: numpy on the values, `entry`'s dims and coords
             if mean.dims[1:] != entry.dims:
                 mean = mean.transpose("part", *entry.dims)
-            values = mean.values
-            return entry.copy(deep=False, data=values[0] / values[1])
+            return entry.copy(deep=False, data=mean.values[0] / mean.values[1])
 
         return dict(samples=parts, statistic=ratio, predicted=1.0,
                     tolerance=QUANT_MARGIN)  # fmt: skip
@@ -610,10 +538,8 @@ def _span(d: xr.Dataset, prefix: str) -> xr.DataArray:
 
 
 def _exponent(d: xr.Dataset) -> dict:
-    """A multiplicative deviation within [-eps, eps] of a power law moves a slope fitted over
-    log-spaced points on ln(t_hi / t_lo) by at most 3 eps / ln (header); eps: the modes beyond M
-    (TAIL_SHARE), GD against the flow (GD_SHARE) and the smooth sum's discreteness at k* >= K_LO
-    (1e-3, THEORY.md §2.2)."""
+    """3 eps / ln(t_hi / t_lo) (header), eps: the modes beyond M (TAIL_SHARE), GD against the
+    flow (GD_SHARE) and the smooth sum's discreteness at k* >= K_LO (1e-3, THEORY.md §2.2)."""
     tolerance = 3 * (TAIL_SHARE + GD_SHARE + 1e-3) / _span(d, "evo")
     return dict(measured=d.evo_loss_slope, predicted=d.evo_exponent, tolerance=tolerance)
 
@@ -650,177 +576,126 @@ def _diagonal_exponent(d: xr.Dataset) -> dict:
     relative jump (a - 1)/k* at the window's start bounds its deviation from a power law; with
     the tail beyond M (2 TAIL_LEARNED) and GD's shift, 3 eps / ln(t_hi / t_lo)."""
     s, a = d.attrs["evo_s"], d.diag_a
-    staircase = (a - 1) / d.diag_k_lo
-    tolerance = 3 * (2 * TAIL_LEARNED + GD_SHARE + staircase) / _span(d, "diag")
+    tolerance = 3 * (2 * TAIL_LEARNED + GD_SHARE + (a - 1) / d.diag_k_lo) / _span(d, "diag")
     return dict(measured=d.diag_loss_slope, predicted=(a - 1) / (s * d.diag_rho_measured),
                 tolerance=tolerance)  # fmt: skip
 
 
+def _derived(id: str, source: str, measure, statement: str) -> claims.Spec:
+    """An exact claim whose tolerance is derived (beside its `measure`)."""
+    return claims.Spec(id, source, statement, claims.exact, measure, tolerance_kind="derived")
+
+
 _PRUNE = "P3 pruning = spectral truncation; THEORY.md §6.1"
-_EXCESS = (
-    "(damage minus truncation damage, relative to the initial loss, is 0 within float64 "
-    "rounding) at every (s, a, K, t) with K < M"
-)
+_EXCESS = ("(damage minus truncation damage, relative to the initial loss, is 0 within float64 "
+           "rounding) at every (s, a, K, t) with K < M")  # fmt: skip
+_SAME_K = f"in the eigenbasis costs what truncation to the same K costs {_EXCESS}"
 _RANDOM = "in expectation over random targets w*_k = k^((s-a)/2) |xi_k|, at every (s, a, t, Delta)"
+_RATIO = f"within {QUANT_MARGIN:.0%} (ratio of the two seed means)"
 
 # The claims this experiment checks (`spectral-sim list` shows them; [Pn]: a paper's claim).
 CLAIMS = claims.Table(
-    claims.Spec(
-        "compression.prune_exact", f"{_PRUNE} [E]",
-        "[P3] eigenbasis truncation of the GF model to K modes costs 1/2 sum_(k>K) v_k^2 "
-        "(1 - exp(-2 lambda_k t)) within float64 rounding, at every (s, a, K, t)",
-        claims.exact, _prune_exact, tolerance_kind="derived",
-    ),
-    claims.Spec(
-        "compression.complementarity", "P3 complementarity; THEORY.md §6.3 [E]",
-        "[P3] test loss + pruning damage = 1/2 sum_(k<=K) v_k^2 exp(-2 lambda_k t) + "
-        "1/2 sum_(k>K) v_k^2 within float64 rounding, at every (s, a, K, t)",
-        claims.exact, _complementarity, tolerance_kind="derived",
-    ),
-    claims.Spec(
-        "compression.complementarity_monotone", "THEORY.md §6.3",
-        "at fixed K the pruning damage rises and test loss + damage falls in t: no step between "
-        "consecutive records goes against its direction by more than float64 rounding, at "
-        "every (s, a, K) and step",
-        claims.exact, _monotone, tolerance_kind="derived",
-    ),
-    claims.Spec(
-        "compression.prune_linear_growth", "THEORY.md §6.1 (K >> k*)",
-        "pruning damage at K = M/8 >> k*(t) grows linearly in t: its exponent fitted over t in "
-        "[1e-3, 1e-2] K^s is 1 within the bound from 1 - exp(-x) >= x - x^2/2, at every (s, a)",
-        claims.exact, _linear_growth, tolerance_kind="derived",
-    ),
-    claims.Spec(
-        "compression.prune_saturation", "THEORY.md §6.1 (K << k*)",
-        "pruning damage at K = M/8 << k*(t) saturates at the tail energy 1/2 sum_(K<k<=M) v_k^2: "
-        "Delta L / tail lies in [1 - L(t) / tail, 1] (the unlearned kept modes' loss bounds the "
-        "deficit; shown as its midpoint ± half-width), at every (s, a) and t = 1e2, 1e3, 1e4 K^s",
-        claims.exact, _saturation, tolerance_kind="derived",
-    ),
-    claims.Spec(
-        "compression.saliency", f"{_PRUNE} (OBD)",
-        f"[P3] saliency (OBD) pruning in the eigenbasis costs what truncation to the same K "
-        f"costs {_EXCESS}",
-        claims.exact, _excess("saliency", None), tolerance_kind="derived",
-    ),
-    claims.Spec(
-        "compression.magnitude_a_gt_s", _PRUNE,
-        f"[P3] magnitude pruning in the eigenbasis costs what truncation to the same K costs "
-        f"{_EXCESS} and a > s",
-        claims.exact, _excess("magnitude", True), tolerance_kind="derived",
-    ),
-    claims.Spec(
-        "compression.magnitude_a_lt_s", _PRUNE,
-        f"[P3] magnitude pruning in the eigenbasis costs what truncation to the same K costs "
-        f"{_EXCESS} and a < s (THEORY.md expects FAIL: the learned w*_k grow with k)",
-        claims.exact, _excess("magnitude", False), tolerance_kind="derived",
-    ),
-    claims.Spec(
-        "compression.weight_basis", _PRUNE,
-        f"[P3] magnitude pruning in a random orthonormal weight basis costs what eigenbasis "
-        f"truncation to the same K costs {_EXCESS}, the rotation's rounding included "
-        f"(THEORY.md expects FAIL)",
-        claims.exact, _excess("weight_basis", None), tolerance_kind="derived",
-    ),
-    claims.Spec(
-        "compression.dithered", "THEORY.md §6.2 [E]",
-        f"subtractively dithered quantisation (per random target, the mean over its dithers) "
-        f"costs (Delta^2/24) tr Sigma within {QUANT_MARGIN:.0%} {_RANDOM}",
-        claims.seed_mean, _quant("dithered", "perturbation_picture"),
-    ),
-    claims.Spec(
-        "compression.rounding_as_perturbation", "P3 quantization = spectral perturbation",
-        f"[P3] deterministic rounding to step Delta costs (Delta^2/24) tr Sigma within "
-        f"{QUANT_MARGIN:.0%} {_RANDOM}",
-        claims.seed_mean, _quant("rounding", "perturbation_picture"),
-    ),
-    claims.Spec(
-        "compression.rounding_as_pruning", "THEORY.md §6.2",
-        f"deterministic rounding costs the exact damage of zeroing |w_k| < Delta/2 plus "
-        f"(Delta^2/24) lambda_k on the other modes within {QUANT_MARGIN:.0%} (ratio of the two "
-        f"seed means) {_RANDOM}",
-        claims.seed_statistic, _quant_ratio("rounding", "pruning_picture"),
-    ),
-    *(claims.Spec(
-        f"compression.{name}_rounding", "THEORY.md §6.2 (quantisation = perturbation)",
-        f"round-to-nearest into {format} costs sum_k lambda_k ulp(w_k)^2 / 24 (an error uniform "
-        f"on half the format's spacing) within {QUANT_MARGIN:.0%} (ratio of the two seed means) "
-        f"in expectation over random targets, at every (s, a, t)",
-        claims.seed_statistic, _quant_ratio(name, f"{name}_ulp_picture", one_step=True),
-    ) for name, format in FLOAT_FORMATS.items()),
-    claims.Spec(
-        "evolution.preconditioned_exact", "THEORY.md §2.10 [E]",
-        "preconditioned GD (float32) follows 1/2 sum v_k^2 (1 - lambda_k^rho)^(2n) within "
-        "2 n u32 relative (u32 = 2^-24, n = the last step), at every record of every rho",
-        claims.exact, _preconditioned_exact,
-    ),
-    claims.Spec(
-        "evolution.exponent", "P3; THEORY.md §2.10 [A]",
-        "[P3] L(t) ~ t^-(a-1)/(s rho) under g = lambda^rho t (preconditioned GD, the loss "
-        "exponent fitted over each rho's window), at every rho",
-        claims.exact, _exponent, tolerance_kind="derived",
-    ),
-    claims.Spec(
-        "evolution.frontier", "P3 learning frontier; THEORY.md §2.10",
-        "[P3] the half-learned frontier moves as k*(t) ~ t^(1/(s rho)) (fitted slope over each "
-        "rho's window), at every rho",
-        claims.exact, _frontier, tolerance_kind="derived",
-    ),
-    claims.Spec(
-        "evolution.tail_dominance", "P3 Prop. 2; THEORY.md §2.10",
-        "[P3] L(t) / (1/2 sum_(k>k*) k^-a) -> Gamma(1+c) 2^-c, c = (a-1)/(s rho), at the end of "
-        "each rho's fit window",
-        claims.exact, _tail_dominance, tolerance_kind="derived",
-    ),
-    claims.Spec(
-        "evolution.diagonal_rho", "THEORY.md §2.10 (our derivation for w = u * v)",
-        "the diagonal network's elasticity, measured from the frontier's motion, is (s + a)/(2s) "
-        "to leading order in 1/ln(1/init^2), at every target exponent a",
-        claims.exact, _diagonal_rho, tolerance_kind="derived",
-    ),
-    claims.Spec(
-        "evolution.diagonal_exponent", "P3 (the exponent depends only on rho)",
-        "[P3] the diagonal network's loss decays as t^-(a-1)/(s rho) with its measured rho, i.e. "
-        "L ~ k*^(1-a) as tail dominance says, at every target exponent a",
-        claims.exact, _diagonal_exponent, tolerance_kind="derived",
-    ),
+    _derived("compression.prune_exact", f"{_PRUNE} [E]", _prune_exact,
+             "[P3] eigenbasis truncation of the GF model to K modes costs 1/2 sum_(k>K) v_k^2 "
+             "(1 - exp(-2 lambda_k t)) within float64 rounding, at every (s, a, K, t)"),
+    _derived("compression.complementarity", "P3 complementarity; THEORY.md §6.3 [E]",
+             _complementarity,
+             "[P3] test loss + pruning damage = 1/2 sum_(k<=K) v_k^2 exp(-2 lambda_k t) + "
+             "1/2 sum_(k>K) v_k^2 within float64 rounding, at every (s, a, K, t)"),
+    _derived("compression.complementarity_monotone", "THEORY.md §6.3", _monotone,
+             "at fixed K the pruning damage rises and test loss + damage falls in t: no step "
+             "between consecutive records goes against its direction by more than float64 "
+             "rounding, at every (s, a, K) and step"),
+    _derived("compression.prune_linear_growth", "THEORY.md §6.1 (K >> k*)", _linear_growth,
+             "pruning damage at K = M/8 >> k*(t) grows linearly in t: its exponent fitted over t "
+             "in [1e-3, 1e-2] K^s is 1 within the bound from 1 - exp(-x) >= x - x^2/2, at every "
+             "(s, a)"),
+    _derived("compression.prune_saturation", "THEORY.md §6.1 (K << k*)", _saturation,
+             "pruning damage at K = M/8 << k*(t) saturates at the tail energy 1/2 "
+             "sum_(K<k<=M) v_k^2: Delta L / tail lies in [1 - L(t) / tail, 1] (the unlearned kept "
+             "modes' loss bounds the deficit; shown as its midpoint ± half-width), at every "
+             "(s, a) and t = 1e2, 1e3, 1e4 K^s"),
+    _derived("compression.saliency", f"{_PRUNE} (OBD)", _excess("saliency", None),
+             f"[P3] saliency (OBD) pruning {_SAME_K}"),
+    _derived("compression.magnitude_a_gt_s", _PRUNE, _excess("magnitude", True),
+             f"[P3] magnitude pruning {_SAME_K} and a > s"),
+    _derived("compression.magnitude_a_lt_s", _PRUNE, _excess("magnitude", False),
+             f"[P3] magnitude pruning {_SAME_K} and a < s (THEORY.md expects FAIL: the learned "
+             f"w*_k grow with k)"),
+    _derived("compression.weight_basis", _PRUNE, _excess("weight_basis", None),
+             f"[P3] magnitude pruning in a random orthonormal weight basis costs what eigenbasis "
+             f"truncation to the same K costs {_EXCESS}, the rotation's rounding included "
+             f"(THEORY.md expects FAIL)"),
+    claims.Spec("compression.dithered", "THEORY.md §6.2 [E]",
+                f"subtractively dithered quantisation (per random target, the mean over its "
+                f"dithers) costs (Delta^2/24) tr Sigma within {QUANT_MARGIN:.0%} {_RANDOM}",
+                claims.seed_mean, _quant("dithered", "perturbation_picture")),
+    claims.Spec("compression.rounding_as_perturbation", "P3 quantization = spectral perturbation",
+                f"[P3] deterministic rounding to step Delta costs (Delta^2/24) tr Sigma within "
+                f"{QUANT_MARGIN:.0%} {_RANDOM}",
+                claims.seed_mean, _quant("rounding", "perturbation_picture")),
+    claims.Spec("compression.rounding_as_pruning", "THEORY.md §6.2",
+                f"deterministic rounding costs the exact damage of zeroing |w_k| < Delta/2 plus "
+                f"(Delta^2/24) lambda_k on the other modes {_RATIO} {_RANDOM}",
+                claims.seed_statistic, _quant_ratio("rounding", "pruning_picture")),
+    *(claims.Spec(f"compression.{name}_rounding", "THEORY.md §6.2 (quantisation = perturbation)",
+                  f"round-to-nearest into {format} costs sum_k lambda_k ulp(w_k)^2 / 24 (an error "
+                  f"uniform on half the format's spacing) {_RATIO} in expectation over random "
+                  f"targets, at every (s, a, t)", claims.seed_statistic,
+                  _quant_ratio(name, f"{name}_ulp_picture", one_step=True))
+      for name, format in FLOAT_FORMATS.items()),
+    claims.Spec("evolution.preconditioned_exact", "THEORY.md §2.10 [E]",
+                "preconditioned GD (float32) follows 1/2 sum v_k^2 (1 - lambda_k^rho)^(2n) within "
+                "2 n u32 relative (u32 = 2^-24, n = the last step), at every record of every rho",
+                claims.exact, _preconditioned_exact),
+    _derived("evolution.exponent", "P3; THEORY.md §2.10 [A]", _exponent,
+             "[P3] L(t) ~ t^-(a-1)/(s rho) under g = lambda^rho t (preconditioned GD, the loss "
+             "exponent fitted over each rho's window), at every rho"),
+    _derived("evolution.frontier", "P3 learning frontier; THEORY.md §2.10", _frontier,
+             "[P3] the half-learned frontier moves as k*(t) ~ t^(1/(s rho)) (fitted slope over "
+             "each rho's window), at every rho"),
+    _derived("evolution.tail_dominance", "P3 Prop. 2; THEORY.md §2.10", _tail_dominance,
+             "[P3] L(t) / (1/2 sum_(k>k*) k^-a) -> Gamma(1+c) 2^-c, c = (a-1)/(s rho), at the end "
+             "of each rho's fit window"),
+    _derived("evolution.diagonal_rho", "THEORY.md §2.10 (our derivation for w = u * v)",
+             _diagonal_rho,
+             "the diagonal network's elasticity, measured from the frontier's motion, is "
+             "(s + a)/(2s) to leading order in 1/ln(1/init^2), at every target exponent a"),
+    _derived("evolution.diagonal_exponent", "P3 (the exponent depends only on rho)",
+             _diagonal_exponent,
+             "[P3] the diagonal network's loss decays as t^-(a-1)/(s rho) with its measured rho, "
+             "i.e. L ~ k*^(1-a) as tail dominance says, at every target exponent a"),
 )  # fmt: skip
 
 
 def notes(quant: xr.Dataset, fits: xr.Dataset, n_modes: int) -> list[str]:
     """What the verdicts rest on: modes zeroed by rounding, the fit windows."""
-    zeroed = quant.zeroed.mean("seed")
-    first = quant.isel(quant_step=0)
-    out = []
+
+    def extent(x: xr.DataArray, spec: str = ".1f") -> str:
+        return f"{float(x.min()):{spec}} to {float(x.max()):{spec}}"
+
+    first, out = quant.isel(quant_step=0), []
     for name, format in FLOAT_FORMATS.items():
-        flushed = first[f"{name}_zeroed"].mean("seed")
         implied = first[name].mean("seed") / first[f"{name}_unit_law"].mean("seed")
-        out.append(
-            f"{format}: flushes {float(flushed.min()):.1f} to {float(flushed.max()):.1f} modes "
-            f"to 0 on average; implied c of the relative-error law (THEORY.md §6.2) "
-            f"{float(implied.min()):.3f} to {float(implied.max()):.3f} (log-uniform mantissas: "
-            f"{compression.LOG_UNIFORM_C:.3f})"
-        )
-    out += [
-        f"deterministic rounding zeroes {float(zeroed.min()):.1f} to {float(zeroed.max()):.1f} "
-        f"of the {n_modes} modes on average, depending on (s, a, t, Delta)"
-    ]
+        out.append(f"{format}: flushes {extent(first[f'{name}_zeroed'].mean('seed'))} modes to 0 "
+                   f"on average; implied c of the relative-error law (THEORY.md §6.2) "
+                   f"{extent(implied, '.3f')} (log-uniform mantissas: "
+                   f"{compression.LOG_UNIFORM_C:.3f})")  # fmt: skip
+    out.append(f"deterministic rounding zeroes {extent(quant.zeroed.mean('seed'))} of the "
+               f"{n_modes} modes on average, depending on (s, a, t, Delta)")  # fmt: skip
     for rho in fits.rho.values:
         d = fits.sel(rho=rho)
-        out.append(
-            f"preconditioned rho = {rho:g}: fit window t in [{float(d.evo_t_lo):.3g}, "
-            f"{float(d.evo_t_hi):.3g}], loss exponent {float(d.evo_loss_slope):.4f} "
-            f"(predicted {float(d.evo_exponent):.4f}), frontier slope "
-            f"{float(d.evo_frontier_slope):.4f}"
-        )
+        out.append(f"preconditioned rho = {rho:g}: fit window t in [{float(d.evo_t_lo):.3g}, "
+                   f"{float(d.evo_t_hi):.3g}], loss exponent {float(d.evo_loss_slope):.4f} "
+                   f"(predicted {float(d.evo_exponent):.4f}), frontier slope "
+                   f"{float(d.evo_frontier_slope):.4f}")  # fmt: skip
     for a in fits.diag_a.values:
         d = fits.sel(diag_a=a)
-        out.append(
-            f"diagonal network a = {a:g}: k* in [{float(d.diag_k_lo):.1f}, "
-            f"{float(d.diag_k_hi):.1f}], measured rho {float(d.diag_rho_measured):.4f} "
-            f"(leading order {float(d.diag_rho_leading):.4f}, log correction up to "
-            f"{float(d.diag_log_correction):.4f}), loss exponent {float(d.diag_loss_slope):.4f}"
-        )
+        out.append(f"diagonal network a = {a:g}: k* in [{float(d.diag_k_lo):.1f}, "
+                   f"{float(d.diag_k_hi):.1f}], measured rho {float(d.diag_rho_measured):.4f} "
+                   f"(leading order {float(d.diag_rho_leading):.4f}, log correction up to "
+                   f"{float(d.diag_log_correction):.4f}), loss exponent "
+                   f"{float(d.diag_loss_slope):.4f}")  # fmt: skip
     return out
 
 
@@ -849,8 +724,7 @@ def figures(prune: xr.Dataset, evo: xr.Dataset, cfg: Config) -> dict:
     ax_loss, ax_front, ax_diag = curves.subplots(1, 3)
     step = evo.step.values
     for j, rho in enumerate(evo.rho.values):
-        run = evo.sel(rho=rho)
-        color = f"C{j}"
+        run, color = evo.sel(rho=rho), f"C{j}"
         ax_loss.plot(step, run.evo_loss, color=color, lw=1.5, label=f"ρ = {rho:g} (GD, float32)")
         ax_loss.plot(step, run.evo_exact, color="k", ls=":", lw=1)
         # the frontier: where the half-learned count passes K_LO and 10 K_LO
@@ -859,27 +733,20 @@ def figures(prune: xr.Dataset, evo: xr.Dataset, cfg: Config) -> dict:
             if hit.size:
                 ax_loss.plot(step[hit[0]], run.evo_loss.values[hit[0]], "o", color=color, ms=4)
         ax_front.plot(step, run.evo_k_star, color=color, lw=1.5, label=f"ρ = {rho:g}")
-        ax_front.plot(step, (step / np.log(2)) ** (1 / (cfg.evo_s * rho)), color="k", ls=":",
-                      lw=1)  # fmt: skip
+        ax_front.plot(step, (step / np.log(2)) ** (1 / (cfg.evo_s * rho)), color="k", ls=":", lw=1)
     ax_loss.set(xscale="log", yscale="log", xlabel="step (t = step)", ylabel="loss",
                 title="preconditioned GD: loss (dots: k* = 10, 100)")  # fmt: skip
     ax_front.set(xscale="log", yscale="log", xlabel="step", ylabel="frontier k*(t)",
                  title="half-learned frontier; dotted (t/ln 2)^(1/(sρ))")  # fmt: skip
-    ax_loss.legend(fontsize=7)
-    ax_front.legend(fontsize=7)
     t_diag = cfg.diag_lr * evo.diag_step.values
     for j, a in enumerate(evo.diag_a.values):
         run = evo.sel(diag_a=a)
         ax_diag.plot(t_diag, run.diag_loss, color=f"C{j}", lw=1.5, label=f"a = {a:g}")
         ax_diag.plot(t_diag, run.diag_exact, color="k", ls=":", lw=1)
-    ax_diag.set(
-        xscale="log",
-        yscale="log",
-        xlabel="time t = lr step",
-        ylabel="loss",
-        title=f"diagonal net w = u·v, s = {cfg.evo_s:g} (dotted: logistic)",
-    )
-    ax_diag.legend(fontsize=7)
+    ax_diag.set(xscale="log", yscale="log", xlabel="time t = lr step", ylabel="loss",
+                title=f"diagonal net w = u·v, s = {cfg.evo_s:g} (dotted: logistic)")  # fmt: skip
+    for ax in (ax_loss, ax_front, ax_diag):
+        ax.legend(fontsize=7)
     return dict(prune_heatmap=heat, evolution=curves)
 
 
@@ -896,15 +763,9 @@ def run(cfg: Config, options: sweep.Options | None = None) -> Report:
         fits = evolution_fits(cfg, evo)
     data = xr.merge([prune, reg, quant, evo, fits], combine_attrs="drop")
     data.attrs.update(n_modes=cfg.n_modes, evo_s=cfg.evo_s, evo_a=cfg.evo_a)  # for the claims
-    return Report(
-        experiment="compression",
-        claims=CLAIMS.evaluate(data),
-        data=data,
-        figures=figures(prune, evo, cfg),
-        config=dataclasses.asdict(cfg),
-        seed=cfg.seed,
-        notes=notes(quant, fits, cfg.n_modes),
-    )
+    return Report(experiment="compression", claims=CLAIMS.evaluate(data), data=data,
+                  figures=figures(prune, evo, cfg), config=dataclasses.asdict(cfg), seed=cfg.seed,
+                  notes=notes(quant, fits, cfg.n_modes))  # fmt: skip
 
 
 if __name__ == "__main__":  # the same as `spectral-sim run compression [flags]`

@@ -4,14 +4,12 @@
 k* = argmax sigma_j / sigma_(j+1), controls phase transitions: gap dynamics precede every grokking
 event with weight decay (24/24) and none happen without (0/24, revised to 1/24); k* = 1 under
 Muon and 2 under AdamW on the same model; the adiabatic parameter A = ||dG||_F / (eta g^2) is ~1
-at a transition and << 1 on a plateau (THEORY.md §1 rows 11-12, §5). Three sweeps of
-`models.modular` (a o b mod p, full batch):
-
-- AdamW with and without weight decay, `n_seeds` each: grokking events (test accuracy reaching
-  `threshold` at least `delay` steps after the train accuracy did, `diagnostics.grokking`);
-- the same model under Muon, for k*;
-- for every event, the change-point rule below on log R* of the raw and the row-centred
-  window, and the same rule at every eligible time of the same runs (the random-time null).
+at a transition and << 1 on a plateau (THEORY.md §1 rows 11-12, §5). Sweeps of `models.modular`
+(a o b mod p, full batch): AdamW with and without weight decay, `n_seeds` each, for grokking
+events (test accuracy reaching `threshold` at least `delay` steps after the train accuracy did,
+`diagnostics.grokking`), and Muon, for k*. The change-point rule below runs on log R* of the raw
+and the row-centred window, at every event and at every eligible time of the same runs (the
+random-time null).
 
 The change-point rule is fixed in the Config before any run is looked at: log R* is smoothed by a
 trailing median of `smooth` records; at record i the mean of the last `recent` smoothed values
@@ -45,19 +43,16 @@ COUNT_TOL = 0.05
 # "A ~ 1" at a transition: log10 A within a decade of 0; "A << 1" on a plateau: log10 A in
 # [-3, -1] (at least a decade below 1). Both margins are ours (judgement).
 DECADE = 1.0
-# "Events are preceded more often than random times of the same runs" is d > 0 for the per-run
-# d = (event preceded: 0 or 1) - (the run's null rate), and d <= 1 always: the band [0, 1]
-# (predicted 0.5, tolerance 0.5) is the claim itself, no margin chosen. PASS: the seed mean of d
-# is significantly positive; FAIL: significantly negative.
+# "Events are preceded more often than random times": the per-run d = (event preceded: 0 or 1)
+# - (the run's null rate) is <= 1, so the band [0, 1] (0.5 +- 0.5) is the claim itself, no
+# margin chosen: PASS if the seed mean of d is significantly positive, FAIL if negative.
 NULL_BAND = 0.5
-# P2's k* per optimiser (raw window).
-K_STAR = dict(adamw=2, muon=1)
+K_STAR = dict(adamw=2, muon=1)  # P2's k* per optimiser (raw window)
 
 OBS = ("train_accuracy", "test_accuracy", "train_loss", "test_loss", "k_star", "gap_ratio",
        "centred_k_star", "centred_gap_ratio", "adiabatic", "adiabatic_rel", "adiabatic_rot",
        "update_norm")  # fmt: skip
-WINDOWS = ("raw", "centred")
-PHASES = ("plateau", "transition", "after")
+WINDOWS = dict(raw="gap_ratio", centred="centred_gap_ratio")  # window -> its R*
 
 
 @dataclasses.dataclass(frozen=True)
@@ -105,9 +100,7 @@ QUICK = dict(p=23, train_fraction=0.7, steps=5000, n_seeds=12, muon_seeds=6, muo
 
 def check(cfg: Config) -> None:
     """Reject bad configs with the field name and valid range, before anything compiles."""
-    modular.Params(p=cfg.p, op=cfg.op, model=cfg.model, width=cfg.width, hidden=cfg.hidden,
-                   window=cfg.window, train_fraction=cfg.train_fraction, lr=cfg.lr,
-                   weight_decay=cfg.weight_decay)  # fmt: skip
+    _params(cfg, weight_decay=cfg.weight_decay)
     modular.Params(lr=cfg.muon_lr, weight_decay=cfg.muon_weight_decay)
     if cfg.weight_decay <= 0:
         raise ValueError(f"weight_decay must be > 0 (the runs without decay are the other arm); "
@@ -120,24 +113,15 @@ def check(cfg: Config) -> None:
         raise ValueError(f"threshold must lie in (0, 1]; got {cfg.threshold}")
     if cfg.delay < 0 or cfg.z <= 0:
         raise ValueError(f"delay must be >= 0 and z > 0; got {cfg.delay}, {cfg.z}")
-    first = _first_defined(cfg) * cfg.every
-    if cfg.steps < first + cfg.horizon + cfg.every or cfg.steps % cfg.every:
+    low = _first_defined(cfg) * cfg.every + cfg.horizon + cfg.every
+    if cfg.steps < low or cfg.steps % cfg.every:
         raise ValueError(
-            f"steps must be a multiple of every ({cfg.every}) and >= "
-            f"{first + cfg.horizon + cfg.every} "
-            f"(the rule's first defined step plus the horizon); got {cfg.steps}"
+            f"steps must be a multiple of every ({cfg.every}) and >= {low} (the rule's first "
+            f"defined step plus the horizon); got {cfg.steps}"
         )
-    if cfg.muon_steps > cfg.steps or cfg.muon_steps < 2 * cfg.every:
-        raise ValueError(
-            f"muon_steps must lie in [{2 * cfg.every}, steps = {cfg.steps}]; got {cfg.muon_steps}"
-        )
-
-
-def _record_steps(cfg: Config, steps: int) -> np.ndarray:
-    """every, 2 every, ... steps, from the first step whose window change is defined (the window
-    full and one more update: A is NaN before, which the sweep would flag as divergence)."""
-    first = -(-(cfg.window + 1) // cfg.every) * cfg.every
-    return np.arange(first, steps + 1, cfg.every)
+    if not 2 * cfg.every <= cfg.muon_steps <= cfg.steps:
+        raise ValueError(f"muon_steps must lie in [{2 * cfg.every}, steps = {cfg.steps}]; got "
+                         f"{cfg.muon_steps}")  # fmt: skip
 
 
 def _params(cfg: Config, **changes) -> modular.Params:
@@ -146,52 +130,43 @@ def _params(cfg: Config, **changes) -> modular.Params:
     return modular.Params(**(base | changes))  # pyright: ignore[reportArgumentType]
 
 
-def _simulate(steps: np.ndarray, names: tuple[str, ...]):
-    """The sweep's simulate: the observables `names` at the record `steps` (the others are
-    never computed: XLA drops what no output needs)."""
+def _sweep(cfg: Config, options, name: str, until: int, names: tuple[str, ...], make,
+           product: dict, n_seeds: int) -> xr.Dataset:  # fmt: skip
+    """The sweep recording the observables `names` (XLA drops the others) every `every` steps up
+    to `until`, from the first step whose window change is defined (the window full and one more
+    update: A is NaN before, which the sweep would flag as divergence)."""
+    steps = np.arange(-(-(cfg.window + 1) // cfg.every) * cfg.every, until + 1, cfg.every)
 
     def run(params, key):
         obs = simulate.trajectory(modular, params, key, steps=steps)[1]
-        return {name: getattr(obs, name) for name in names}
+        return {n: getattr(obs, n) for n in names}
 
-    return run
-
-
-def simulate_decay(cfg: Config, options: sweep.Options | None = None) -> xr.Dataset:
-    """AdamW with and without weight decay: the recorded curves per (decay, seed, step)."""
-    steps = _record_steps(cfg, cfg.steps)
     return (options or sweep.Options()).run(
-        "decay", _simulate(steps, OBS),
-        lambda weight_decay: _params(cfg, weight_decay=weight_decay),
-        sweep.Grid(product=dict(weight_decay=[cfg.weight_decay, 0.0]), n_seeds=cfg.n_seeds),
-        seed=cfg.seed, config=dataclasses.asdict(cfg), dims={name: ("step",) for name in OBS},
-        coords=dict(step=steps.tolist()),
-    )  # fmt: skip
+        name, run, make, sweep.Grid(product=product, n_seeds=n_seeds), seed=cfg.seed,
+        config=dataclasses.asdict(cfg), dims={n: ("step",) for n in names},
+        coords=dict(step=steps.tolist()))  # fmt: skip
 
 
-def simulate_muon(cfg: Config, options: sweep.Options | None = None) -> xr.Dataset:
-    """The same model under Muon: k* and R* per (seed, step)."""
-    steps = _record_steps(cfg, cfg.muon_steps)
+def simulate_runs(cfg: Config, options: sweep.Options | None = None) -> xr.Dataset:
+    """AdamW with and without weight decay per (weight_decay, seed, step), and the same model
+    under Muon: k* and R* per (muon_seed, muon_step)."""
+    decay = _sweep(cfg, options, "decay", cfg.steps, OBS,
+                   lambda weight_decay: _params(cfg, weight_decay=weight_decay),
+                   dict(weight_decay=[cfg.weight_decay, 0.0]), cfg.n_seeds)  # fmt: skip
     keep = ("train_accuracy", "test_accuracy", "k_star", "centred_k_star", "gap_ratio")
-    data = (options or sweep.Options()).run(
-        "muon", _simulate(steps, keep),
-        lambda lr: _params(cfg, optimizer="muon", lr=lr, weight_decay=cfg.muon_weight_decay),
-        sweep.Grid(product=dict(lr=[cfg.muon_lr]), n_seeds=cfg.muon_seeds), seed=cfg.seed,
-        config=dataclasses.asdict(cfg), dims={name: ("step",) for name in keep},
-        coords=dict(step=steps.tolist()),
-    ).squeeze("lr", drop=True)  # fmt: skip
-    renamed = {name: f"muon_{name}" for name in keep} | dict(
-        nonfinite="muon_nonfinite", seed="muon_seed", step="muon_step"
-    )
-    return data[[*keep, "nonfinite"]].rename(renamed)
+    muon = _sweep(cfg, options, "muon", cfg.muon_steps, keep,
+                  lambda lr: _params(cfg, optimizer="muon", lr=lr,
+                                     weight_decay=cfg.muon_weight_decay),
+                  dict(lr=[cfg.muon_lr]), cfg.muon_seeds)  # fmt: skip
+    renamed = {name: f"muon_{name}" for name in (*keep, "nonfinite", "seed", "step")}
+    muon = muon.squeeze("lr", drop=True)[[*keep, "nonfinite"]].rename(renamed)
+    return xr.merge([decay, muon], combine_attrs="drop_conflicts")
 
 
 # --- the change-point rule, events, leads and the null -----------------------------------------
 
 
-def _first_defined(cfg: Config) -> int:
-    """The first record index at which the rule is defined (the records before it fill the
-    smoothing, baseline and recent windows)."""
+def _first_defined(cfg: Config) -> int:  # the rule's first record (those before fill its windows)
     return cfg.smooth + cfg.baseline + cfg.recent - 2
 
 
@@ -199,8 +174,7 @@ def change_points(series: np.ndarray, cfg: Config) -> np.ndarray:
     """Rising edges of the rule (module docstring) along the last axis; False where undefined."""
     windows = np.lib.stride_tricks.sliding_window_view
     smoothed = np.median(windows(series, cfg.smooth, axis=-1), axis=-1)  # record i: smooth - 1 + i
-    span = cfg.baseline + cfg.recent
-    blocks = windows(smoothed, span, axis=-1)
+    blocks = windows(smoothed, cfg.baseline + cfg.recent, axis=-1)
     base, recent = blocks[..., : cfg.baseline], blocks[..., cfg.baseline :]
     spread = base.std(-1, ddof=1)
     shifted = np.abs(recent.mean(-1) - base.mean(-1)) > cfg.z * np.maximum(spread, 1e-12)
@@ -212,16 +186,13 @@ def change_points(series: np.ndarray, cfg: Config) -> np.ndarray:
 def _preceded(fired: np.ndarray, steps: np.ndarray, at: np.ndarray, horizon: int) -> np.ndarray:
     """For change points `fired` (runs, records) and times `at` (runs, times): the earliest change
     point's lead in [t - horizon, t], NaN without one."""
-    window = (steps[None, None, :] <= at[..., None]) & (steps[None, None, :] >= at[..., None]
-                                                         - horizon)  # fmt: skip
-    hits = window & fired[:, None, :]
-    first = np.where(hits, steps[None, None, :], np.inf).min(-1)
+    t, s = at[..., None], steps[None, None, :]
+    first = np.where((s <= t) & (s >= t - horizon) & fired[:, None, :], s, np.inf).min(-1)
     return np.where(np.isfinite(first), at - first, np.nan)
 
 
 def analyse(data: xr.Dataset, cfg: Config) -> xr.Dataset:
-    """Events, change points and leads per run; the random-time null per run; the per-run
-    quantities of the claims (`_per_run`)."""
+    """Events, change points, leads and the random-time null per run, then `_per_run`."""
     steps = data.step.values
     found = grokking.event(data.train_accuracy.values, data.test_accuracy.values, steps,
                            threshold=cfg.threshold, delay=cfg.delay)  # fmt: skip
@@ -229,70 +200,54 @@ def analyse(data: xr.Dataset, cfg: Config) -> xr.Dataset:
     event = np.asarray(found.step)
     first = steps[_first_defined(cfg)] + cfg.horizon  # earliest time the horizon is defined
     resolvable = grokked & (event >= first)
-    out: dict[str, Any] = dict(grokked=(("weight_decay", "seed"), grokked),
-               event_step=(("weight_decay", "seed"), np.where(grokked, event, -1)),
-               fit_step=(("weight_decay", "seed"), np.asarray(found.fit_step)),
-               resolvable=(("weight_decay", "seed"), resolvable))  # fmt: skip
-    eligible = steps >= first
-    for window, name in zip(WINDOWS, ("gap_ratio", "centred_gap_ratio"), strict=True):
+    runs, shape, eligible = ("weight_decay", "seed"), grokked.shape, steps[steps >= first]
+    out: dict[str, Any] = dict(grokked=(runs, grokked), resolvable=(runs, resolvable),
+                               event_step=(runs, np.where(grokked, event, -1)),
+                               fit_step=(runs, np.asarray(found.fit_step)))  # fmt: skip
+    for window, name in WINDOWS.items():
         log_gap = np.log(data[name].values)
-        fired = change_points(log_gap.reshape(-1, len(steps)), cfg)
-        runs = fired.shape[0]
-        lead = _preceded(fired, steps, event.reshape(runs, 1), cfg.horizon)[:, 0]
-        null = _preceded(fired, steps, np.broadcast_to(steps[eligible], (runs, eligible.sum())),
+        fired = change_points(log_gap.reshape(-1, steps.size), cfg)
+        lead = _preceded(fired, steps, event.reshape(-1, 1), cfg.horizon)[:, 0].reshape(shape)
+        null = _preceded(fired, steps, np.broadcast_to(eligible, (len(fired), eligible.size)),
                          cfg.horizon)  # fmt: skip
-        shape = grokked.shape
-        out[f"{window}_change"] = (("weight_decay", "seed", "step"), fired.reshape(log_gap.shape))
-        out[f"{window}_lead"] = (("weight_decay", "seed"), np.where(resolvable, lead.reshape(shape),
-                                                                    np.nan))  # fmt: skip
-        out[f"{window}_null_rate"] = (("weight_decay", "seed"),
-                                      np.isfinite(null).mean(-1).reshape(shape))  # fmt: skip
+        out[f"{window}_change"] = ((*runs, "step"), fired.reshape(log_gap.shape))
+        out[f"{window}_lead"] = (runs, np.where(resolvable, lead, np.nan))
+        out[f"{window}_null_rate"] = (runs, np.isfinite(null).mean(-1).reshape(shape))
     return _per_run(data.assign(out), cfg)
 
 
 def _phase_medians(data: xr.Dataset, cfg: Config, name: str) -> dict[str, np.ndarray]:
-    """Per run (weight_decay, seed): the median of `name` on the plateau [fit, e - horizon), the
-    transition [e - horizon, e] and after the event (e, end]; NaN for a run without a
-    resolvable event or with an empty phase."""
-    steps = data.step.values
-    event = data.event_step.values[..., None]
-    fit_step = data.fit_step.values[..., None]
-    phases = dict(plateau=(steps >= fit_step) & (steps < event - cfg.horizon),
-                  transition=(steps >= event - cfg.horizon) & (steps <= event),
-                  after=steps > event)  # fmt: skip
-    keep = data.resolvable.values
-    out = {}
+    """Per run: the median of `name` on the plateau [fit, e - horizon), the transition
+    [e - horizon, e] and after the event (e, end]; NaN without a resolvable event or data."""
+    steps, event = data.step.values, data.event_step.values[..., None]
+    start = event - cfg.horizon
+    phases = dict(plateau=(steps >= data.fit_step.values[..., None]) & (steps < start),
+                  transition=(steps >= start) & (steps <= event), after=steps > event)  # fmt: skip
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # an empty phase's median is NaN
-        for phase, mask in phases.items():
-            median = np.nanmedian(np.where(mask, data[name].values, np.nan), axis=-1)
-            out[phase] = np.where(keep, median, np.nan)
-    return out
+        return {phase: np.where(data.resolvable.values, np.nanmedian(
+                    np.where(mask, data[name].values, np.nan), axis=-1), np.nan)
+                for phase, mask in phases.items()}  # fmt: skip
 
 
 def _modal_k(k_star: np.ndarray, fitted: np.ndarray) -> np.ndarray:
-    """Each run's most frequent k* (runs on the leading axes, records last) over the records
-    where it has fitted (NaN if never)."""
+    """Each run's most frequent k* (records last) over its fitted records; NaN if it never fits."""
     flat, mask = k_star.reshape(-1, k_star.shape[-1]), fitted.reshape(-1, k_star.shape[-1])
-    out = np.full(flat.shape[0], np.nan)
-    for run in range(flat.shape[0]):
-        values = flat[run][mask[run]]
-        if values.size:
-            out[run] = np.bincount(values.astype(int)).argmax()
-    return out.reshape(k_star.shape[:-1])
+    modes = [np.bincount(k[m].astype(int)).argmax() if m.any() else np.nan
+             for k, m in zip(flat, mask, strict=True)]  # fmt: skip
+    return np.asarray(modes, float).reshape(k_star.shape[:-1])
 
 
 def _per_run(data: xr.Dataset, cfg: Config) -> xr.Dataset:
-    """The per-run quantities the claims read: each run's modal raw k* after it fits (AdamW over
-    its first muon_steps, like Muon; NaN if it never fits or went non-finite) and the median A
-    of each phase of its resolvable event (plateau, transition, after)."""
+    """Per run: the modal raw k* after it fits (AdamW over its first muon_steps, like Muon; NaN if
+    it never fits or went non-finite) and the median A in each phase of its resolvable event."""
     fitted = data.train_accuracy.values >= cfg.threshold
     early = data.step.values <= cfg.muon_steps
     adamw = _modal_k(data.k_star.values[..., early], fitted[..., early])
     muon = _modal_k(data.muon_k_star.values, data.muon_train_accuracy.values >= cfg.threshold)
-    phases = _phase_medians(data, cfg, "adiabatic")
     runs = ("weight_decay", "seed")
-    out: dict[str, Any] = {f"{phase}_adiabatic": (runs, phases[phase]) for phase in phases}
+    out: dict[str, Any] = {f"{phase}_adiabatic": (runs, median) for phase, median
+                           in _phase_medians(data, cfg, "adiabatic").items()}  # fmt: skip
     out["modal_k_star"] = (runs, np.where(data.nonfinite.values, np.nan, adamw))
     out["muon_modal_k_star"] = ("muon_seed", np.where(data.muon_nonfinite.values, np.nan, muon))
     return data.assign(out)
@@ -301,14 +256,13 @@ def _per_run(data: xr.Dataset, cfg: Config) -> xr.Dataset:
 # --- claims --------------------------------------------------------------------------------------
 
 
-def _decay_runs(d: xr.Dataset) -> xr.Dataset:
-    """The AdamW runs with weight decay (check() makes it the arm with the larger decay)."""
+def _decay_runs(d: xr.Dataset) -> xr.Dataset:  # with decay (check(): the larger one)
     return d.sel(weight_decay=d.weight_decay.values.max())
 
 
 def _with_outcome(values: xr.DataArray, what: str) -> xr.DataArray:
-    """The runs (seeds) of `values` that have an outcome (not NaN: e.g. no resolvable event);
-    NotMeasured with fewer than two, or when all are equal (no spread to give an SE)."""
+    """The runs (seeds) of `values` that are not NaN; NotMeasured with fewer than two, or when
+    all are equal (no spread to give an SE)."""
     kept = values.isel(seed=np.flatnonzero(values.notnull().values))
     if kept.sizes["seed"] < 2:
         raise claims.NotMeasured(f"{kept.sizes['seed']} runs with {what}")
@@ -320,19 +274,18 @@ def _with_outcome(values: xr.DataArray, what: str) -> xr.DataArray:
 
 
 def _grokking(d: xr.Dataset, *, decay: bool) -> dict:
-    """Per run: grokked or not (no outcome if it went non-finite), at the arm with (or
-    without) weight decay."""
+    """Per run: grokked or not (no outcome if it went non-finite), predicted 1 (0) at the arm
+    with (without) weight decay and NaN (no claim) at the other."""
     arm = d.weight_decay > 0 if decay else d.weight_decay == 0
     return dict(successes=d.grokked.where(~d.nonfinite), tolerance=COUNT_TOL,
                 predicted=xr.full_like(d.weight_decay, float(decay)).where(arm))  # fmt: skip
 
 
 def _precedes(d: xr.Dataset, *, window: str) -> dict:
-    """Per run with weight decay and a resolvable event: a change point in the horizon before
-    it or not (no outcome without a resolvable event)."""
+    """Per run with weight decay: a change point in the horizon before its event or not (no
+    outcome without a resolvable event)."""
     hit = d[f"{window}_lead"].notnull().where(d.resolvable)
-    return dict(successes=hit, tolerance=COUNT_TOL,
-                predicted=xr.ones_like(d.weight_decay).where(d.weight_decay > 0))  # fmt: skip
+    return _grokking(d, decay=True) | dict(successes=hit)
 
 
 def _beyond_null(d: xr.Dataset, *, window: str) -> dict:
@@ -345,12 +298,10 @@ def _beyond_null(d: xr.Dataset, *, window: str) -> dict:
 
 
 def _k_star(d: xr.Dataset, *, optimiser: str) -> dict:
-    """Per run: its modal k* equals P2's value or not (no outcome if it never fitted); AdamW
-    at both weight-decay arms (two entries)."""
-    modal, seed_dim = ((d.muon_modal_k_star, "muon_seed") if optimiser == "muon"
-                       else (d.modal_k_star, "seed"))  # fmt: skip
-    return dict(successes=(modal == K_STAR[optimiser]).where(modal.notnull()), seed_dim=seed_dim,
-                predicted=1.0, tolerance=COUNT_TOL)  # fmt: skip
+    """Per run: its modal k* is P2's or not (no outcome if it never fitted); AdamW at both arms."""
+    modal = d.muon_modal_k_star if optimiser == "muon" else d.modal_k_star
+    return dict(successes=(modal == K_STAR[optimiser]).where(modal.notnull()),
+                seed_dim=modal.dims[-1], predicted=1.0, tolerance=COUNT_TOL)  # fmt: skip
 
 
 def _adiabatic(d: xr.Dataset, *, phase: str, predicted: float) -> dict:
@@ -366,27 +317,25 @@ _RESOLVABLE = ("of the resolvable events (at least `horizon` steps after the cha
                "first defined record) of the AdamW runs with weight decay")  # fmt: skip
 _A = "A = ||dSigma||_F / (eta ||g||^2), AdamW at `lr`"
 
+
+def _share(value: int, no_outcome: str) -> str:
+    return f"is {value} within {COUNT_TOL} (exact interval; a run {no_outcome} has no outcome)"
+
+
 # The claims this experiment checks (`spectral-sim list` shows them; [Pn]: a paper's claim).
 CLAIMS = claims.Table(
-    claims.Spec(
-        "spectral_edge.grokking_with_decay", "P2 (abstract)",
-        f"[P2] 24/24 runs grok with weight decay: the share of AdamW runs with weight decay that "
-        f"have {_EVENT} is 1 within {COUNT_TOL} (exact interval; a run that went non-finite has "
-        f"no outcome)",
-        claims.share, partial(_grokking, decay=True),
-    ),
-    claims.Spec(
-        "spectral_edge.grokking_without_decay", "P2 (abstract)",
-        f"[P2] 0/24 (revised 1/24) runs grok without weight decay: the share of AdamW runs "
-        f"without weight decay that have {_EVENT} is 0 within {COUNT_TOL} (exact interval; a run "
-        f"that went non-finite has no outcome)",
-        claims.share, partial(_grokking, decay=False),
-    ),
+    *(claims.Spec(
+        f"spectral_edge.grokking_{arm}_decay", "P2 (abstract)",
+        f"[P2] {paper} runs grok {arm} weight decay: the share of AdamW runs {arm} weight decay "
+        f"that have {_EVENT} {_share(int(decay), 'that went non-finite')}",
+        claims.share, partial(_grokking, decay=decay),
+    ) for arm, decay, paper in (("with", True, "24/24"),
+                                ("without", False, "0/24 (revised 1/24)"))),
     *(claims.Spec(
         f"spectral_edge.precedes_{window}", "P2 (abstract); THEORY.md §5.1",
         f"[P2] gap dynamics precede every grokking event: {_RESOLVABLE}, the share with a "
-        f"change point of log R* ({window} window) in the `horizon` steps before the event is 1 "
-        f"within {COUNT_TOL} (exact interval; a run without a resolvable event has no outcome)",
+        f"change point of log R* ({window} window) in the `horizon` steps before the event "
+        f"{_share(1, 'without a resolvable event')}",
         claims.share, partial(_precedes, window=window),
     ) for window in WINDOWS),
     *(claims.Spec(
@@ -398,80 +347,56 @@ CLAIMS = claims.Table(
         f"positive and FAIL significantly negative",
         claims.seed_mean, partial(_beyond_null, window=window), tolerance_kind="derived",
     ) for window in WINDOWS),
-    claims.Spec(
-        "spectral_edge.k_star_adamw", "P2 (abstract)",
-        f"[P2] k* = {K_STAR['adamw']} under AdamW: at each weight-decay arm, the share of AdamW "
-        f"runs whose modal raw-window k* (W = `window`, over the records after train accuracy >= "
-        f"`threshold`, first `muon_steps` steps) is {K_STAR['adamw']} is 1 within {COUNT_TOL} "
-        f"(exact interval; a run that never fits has no outcome)",
-        claims.share, partial(_k_star, optimiser="adamw"),
-    ),
-    claims.Spec(
-        "spectral_edge.k_star_muon", "P2 (abstract)",
-        f"[P2] k* = {K_STAR['muon']} under Muon: the share of Muon runs whose modal raw-window k* "
-        f"(W = `window`, over the records after train accuracy >= `threshold`, `muon_steps` "
-        f"steps) is {K_STAR['muon']} is 1 within {COUNT_TOL} (exact interval; a run that never "
-        f"fits has no outcome)",
-        claims.share, partial(_k_star, optimiser="muon"),
-    ),
-    claims.Spec(
-        "spectral_edge.adiabatic_transition", "P2 (abstract); THEORY.md §5.4",
-        f"[P2] A ~ 1 at a transition: per run with a resolvable event (weight decay), log10 of "
-        f"its median A over the `horizon` steps before the event; the seed mean lies within "
-        f"{DECADE:g} decade of 0 ({_A})",
-        claims.seed_mean, partial(_adiabatic, phase="transition", predicted=0.0),
-    ),
-    claims.Spec(
-        "spectral_edge.adiabatic_plateau", "P2 (abstract); THEORY.md §5.4",
-        f"[P2] A << 1 on the plateau: per run with a resolvable event (weight decay), log10 of "
-        f"its median A from the fit to `horizon` steps before the event; the seed mean lies in "
-        f"[-3, -1] ({_A})",
-        claims.seed_mean, partial(_adiabatic, phase="plateau", predicted=-2.0),
-    ),
+    *(claims.Spec(
+        f"spectral_edge.k_star_{opt}", "P2 (abstract)",
+        f"[P2] k* = {K_STAR[opt]} under {name}: {arms}the share of {name} runs whose modal "
+        f"raw-window k* (W = `window`, over the records after train accuracy >= `threshold`, "
+        f"{span}`muon_steps` steps) is {K_STAR[opt]} {_share(1, 'that never fits')}",
+        claims.share, partial(_k_star, optimiser=opt),
+    ) for opt, name, arms, span in (("adamw", "AdamW", "at each weight-decay arm, ", "first "),
+                                     ("muon", "Muon", "", ""))),
+    *(claims.Spec(
+        f"spectral_edge.adiabatic_{phase}", "P2 (abstract); THEORY.md §5.4",
+        f"[P2] {claim}: per run with a resolvable event (weight decay), log10 of its median A "
+        f"{span} steps before the event; the seed mean lies {band} ({_A})",
+        claims.seed_mean, partial(_adiabatic, phase=phase, predicted=predicted),
+    ) for phase, predicted, claim, span, band in (
+        ("transition", 0.0, "A ~ 1 at a transition", "over the `horizon`",
+         f"within {DECADE:g} decade of 0"),
+        ("plateau", -2.0, "A << 1 on the plateau", "from the fit to `horizon`", "in [-3, -1]"))),
 )  # fmt: skip
 
 
 def notes(data: xr.Dataset, cfg: Config) -> list[str]:
-    out = []
-    for name in ("nonfinite", "muon_nonfinite"):
-        if bool(data[name].any()):
-            out.append(f"{name}: {int(data[name].sum())} runs went non-finite (excluded)")
+    out = [f"{name}: {int(data[name].sum())} runs went non-finite (excluded)"
+           for name in ("nonfinite", "muon_nonfinite") if bool(data[name].any())]  # fmt: skip
     decay = data.sel(weight_decay=cfg.weight_decay)
-    grokked = decay.grokked.values
-    unresolved = int((grokked & ~decay.resolvable.values).sum())
-    if unresolved:
+    grokked, resolvable = decay.grokked.values, decay.resolvable.values
+    if unresolved := int((grokked & ~resolvable).sum()):
         out.append(f"{unresolved} events came before the rule's first defined step + horizon "
                    f"(excluded from leads)")  # fmt: skip
     events = decay.event_step.values[grokked]
     if events.size:
-        delays = events - decay.fit_step.values[grokked]
         out.append(f"events: {events.size}; event step median {np.median(events):.0f} "
                    f"(range {events.min()}-{events.max()}); delay after fit median "
-                   f"{np.median(delays):.0f} steps")  # fmt: skip
-    resolvable = decay.resolvable.values
+                   f"{np.median(events - decay.fit_step.values[grokked]):.0f} steps")  # fmt: skip
     for window in WINDOWS:
         lead = decay[f"{window}_lead"].values[resolvable]
         lead = lead[np.isfinite(lead)]
-        null = decay[f"{window}_null_rate"].values[resolvable]
-        changes = decay[f"{window}_change"].values.sum(-1)
         if lead.size:
-            mean, se = (
-                lead.mean(),
-                lead.std(ddof=1) / np.sqrt(lead.size) if lead.size > 1 else np.nan,
-            )
+            se = lead.std(ddof=1) / np.sqrt(lead.size) if lead.size > 1 else np.nan
             boot = np.random.default_rng(cfg.seed).choice(lead, (2000, lead.size))
             low, high = np.percentile(np.median(boot, -1), [2.5, 97.5])
-            out.append(
-                f"{window} window: lead time mean {mean:.0f} +- {se:.0f} steps, median "
-                f"{np.median(lead):.0f} (bootstrap 95% {low:.0f}-{high:.0f}); null "
-                f"rate {null.mean():.2f}; change points per run {changes.mean():.1f}"
-            )
-    for phase_name in ("adiabatic", "adiabatic_rel", "adiabatic_rot"):
-        phases = _phase_medians(decay, cfg, phase_name)
-        text = ", ".join(f"{k} {np.nanmedian(v):.3g}" for k, v in phases.items()
-                         if np.isfinite(v).any())  # fmt: skip
+            null = decay[f"{window}_null_rate"].values[resolvable].mean()
+            changes = decay[f"{window}_change"].values.sum(-1).mean()
+            out.append(f"{window} window: lead time mean {lead.mean():.0f} +- {se:.0f} steps, "
+                       f"median {np.median(lead):.0f} (bootstrap 95% {low:.0f}-{high:.0f}); null "
+                       f"rate {null:.2f}; change points per run {changes:.1f}")  # fmt: skip
+    for name in ("adiabatic", "adiabatic_rel", "adiabatic_rot"):
+        phases = _phase_medians(decay, cfg, name).items()
+        text = ", ".join(f"{k} {np.nanmedian(v):.3g}" for k, v in phases if np.isfinite(v).any())
         if text:
-            out.append(f"{phase_name} (median over events of per-phase medians): {text}")
+            out.append(f"{name} (median over events of per-phase medians): {text}")
     fitted = decay.train_accuracy.values >= cfg.threshold
     muon_fitted = data.muon_train_accuracy.values >= cfg.threshold
     for label, k, mask in (("AdamW raw", decay.k_star, fitted),
@@ -492,43 +417,34 @@ def figures(data: xr.Dataset, cfg: Config) -> dict:
     import matplotlib.figure
 
     decay = data.sel(weight_decay=cfg.weight_decay)
-    grokked = np.flatnonzero(decay.resolvable.values)[:3]
-    examples = [(cfg.weight_decay, int(s)) for s in grokked] + [(0.0, 0)]
-    figure = matplotlib.figure.Figure(figsize=(4.2 * len(examples), 10),
-                                                layout="constrained")  # fmt: skip
+    examples = [(cfg.weight_decay, int(s)) for s in np.flatnonzero(decay.resolvable.values)[:3]]
+    examples.append((0.0, 0))
+    figure = matplotlib.figure.Figure(figsize=(4.2 * len(examples), 10), layout="constrained")
     axes = figure.subplots(4, len(examples), sharex=True, squeeze=False)
     steps = data.step.values
     for col, (wd, seed) in enumerate(examples):
         run = data.sel(weight_decay=wd).isel(seed=seed)
-        ax = axes[0, col]
-        ax.plot(steps, run.train_accuracy, label="train")
-        ax.plot(steps, run.test_accuracy, label="test")
-        ax.set(title=f"weight decay {wd:g}, seed {seed}", ylabel="accuracy")
-        ax.legend(fontsize=7)
-        ax = axes[1, col]
-        for j, window in enumerate(WINDOWS):
-            name = "gap_ratio" if window == "raw" else "centred_gap_ratio"
-            ax.plot(steps, run[name], color=f"C{j}", lw=0.7, label=f"R* {window}")
-            changes = steps[run[f"{window}_change"].values]
-            ax.plot(changes, np.exp(np.log(run[name].values)[run[f"{window}_change"].values]),
-                    "v", color=f"C{j}", ms=5)  # fmt: skip
-        ax.set(yscale="log", ylabel="gap ratio R* (v: change points)")
-        ax.legend(fontsize=7)
-        ax = axes[2, col]
-        ax.plot(steps, run.k_star, lw=0.7, label="raw")
-        ax.plot(steps, run.centred_k_star, lw=0.7, label="centred")
-        ax.set(ylabel="k*")
-        ax.legend(fontsize=7)
-        ax = axes[3, col]
+        ax = axes[:, col]
+        ax[0].plot(steps, run.train_accuracy, label="train")
+        ax[0].plot(steps, run.test_accuracy, label="test")
+        ax[0].set(title=f"weight decay {wd:g}, seed {seed}", ylabel="accuracy")
+        for j, (window, name) in enumerate(WINDOWS.items()):
+            changes = run[f"{window}_change"].values
+            ax[1].plot(steps, run[name], color=f"C{j}", lw=0.7, label=f"R* {window}")
+            ax[1].plot(steps[changes], run[name].values[changes], "v", color=f"C{j}", ms=5)
+        ax[1].set(yscale="log", ylabel="gap ratio R* (v: change points)")
+        ax[2].plot(steps, run.k_star, lw=0.7, label="raw")
+        ax[2].plot(steps, run.centred_k_star, lw=0.7, label="centred")
+        ax[2].set(ylabel="k*")
         for name in ("adiabatic", "adiabatic_rel", "adiabatic_rot"):
-            ax.plot(steps, run[name], lw=0.7, label=name)
-        ax.set(yscale="log", xlabel="step", ylabel="A variants")
-        ax.legend(fontsize=7)
-        if bool(run.grokked):
-            for ax in axes[:, col]:
-                event = int(run.event_step)
-                ax.axvline(event, color="k", ls="--", lw=0.8)
-                ax.axvspan(event - cfg.horizon, event, color="0.85", zorder=0)
+            ax[3].plot(steps, run[name], lw=0.7, label=name)
+        ax[3].set(yscale="log", xlabel="step", ylabel="A variants")
+        for a in ax:
+            a.legend(fontsize=7)
+            if bool(run.grokked):
+                a.axvline(int(run.event_step), color="k", ls="--", lw=0.8)
+                a.axvspan(int(run.event_step) - cfg.horizon, int(run.event_step), color="0.85",
+                          zorder=0)  # fmt: skip
     summary = matplotlib.figure.Figure(figsize=(12, 3.8), layout="constrained")
     axes = summary.subplots(1, 3)
     resolvable = decay.resolvable.values
@@ -540,18 +456,18 @@ def figures(data: xr.Dataset, cfg: Config) -> dict:
         null = decay[f"{window}_null_rate"].values[resolvable].mean() if lead.size else np.nan
         axes[1].bar([2 * j, 2 * j + 1], [hit, null], color=[f"C{j}", "0.6"])
     axes[0].set(xlabel="lead time (steps)", ylabel="events", title="earliest change point")
-    axes[0].legend(fontsize=7)
     axes[1].set(xticks=[0, 1, 2, 3], xticklabels=["raw\nevents", "raw\nnull", "centred\nevents",
                                                    "centred\nnull"], ylabel="share preceded",
                 title=f"change point within {cfg.horizon} steps")  # fmt: skip
     fitted = decay.train_accuracy.values >= cfg.threshold
-    bins = np.arange(0.5, cfg.window + 0.5)
-    axes[2].hist([decay.k_star.values[fitted], data.muon_k_star.values[
-        data.muon_train_accuracy.values >= cfg.threshold]], bins=bins, density=True,
-        label=["AdamW", "Muon"])  # fmt: skip
+    muon_fitted = data.muon_train_accuracy.values >= cfg.threshold
+    axes[2].hist([decay.k_star.values[fitted], data.muon_k_star.values[muon_fitted]],
+                 bins=np.arange(0.5, cfg.window + 0.5), density=True,
+                 label=["AdamW", "Muon"])  # fmt: skip
     axes[2].set(xlabel="k* (raw window)", ylabel="share of records after fit",
                 title="k* by optimiser")  # fmt: skip
-    axes[2].legend(fontsize=7)
+    for ax in axes[[0, 2]]:
+        ax.legend(fontsize=7)
     return dict(tracks=figure, summary=summary)
 
 
@@ -560,18 +476,11 @@ def run(cfg: Config, options: sweep.Options | None = None) -> Report:
     check(cfg)
     with jax.enable_x64(False):  # float32 training whatever the caller's setting (optax's
         # internals would otherwise round differently under x64, and the runs would differ)
-        data = xr.merge([simulate_decay(cfg, options), simulate_muon(cfg, options)],
-                        combine_attrs="drop_conflicts")  # fmt: skip
+        data = simulate_runs(cfg, options)
     data = analyse(data, cfg)
-    return Report(
-        experiment="spectral_edge",
-        claims=CLAIMS.evaluate(data),
-        data=data,
-        figures=figures(data, cfg),
-        config=dataclasses.asdict(cfg),
-        seed=cfg.seed,
-        notes=notes(data, cfg),
-    )
+    return Report(experiment="spectral_edge", claims=CLAIMS.evaluate(data), data=data,
+                  figures=figures(data, cfg), config=dataclasses.asdict(cfg), seed=cfg.seed,
+                  notes=notes(data, cfg))  # fmt: skip
 
 
 if __name__ == "__main__":  # the same as `spectral-sim run spectral_edge [flags]`
