@@ -3,18 +3,14 @@ the tiny-Shakespeare text, measured and predicted from the measured spectrum (TH
 
 For each data set and feature map (raw inputs, i.e. the linear kernel, and RBF / Laplace /
 arc-cosine kernels) the pool of P points is the population: its kernel spectrum lambda_k (of
-K / P) and the target's power per mode v_k^2 give s_data and a_data with intervals, fitted on the
-modes the learning curve probes (k from the smallest to the largest training-set size; a from
-the tail sums of v_k^2, which ridge's bias follows). Kernel
-ridge is trained on n points drawn from the pool and its mean squared error over the pool is
-compared with the omnibus prediction from (lambda_k, v_k^2) alone (eigenlearning); the curve's
-fitted exponent is compared with ERM's min(a - 1, 2s) and with [P0]'s (a - 1)/s; inverting the
-omnibus predictor on the measured curve (`fit.invert_ridge_curve`) gives s_eff. Random ReLU
-features and a small flax MLP give the same curves for comparison. [P0]'s "language has
-s ~ 1" is measured on the text's bag-of-words and character-bigram covariance spectra.
-
-Targets: digits, the parity of the digit (+-1); text blocks, their position in the corpus
-(standardised), which the vocabulary of each play (its characters' names) reveals.
+K / P) and the target's power per mode v_k^2 give s_data and a_data (from v_k^2's tail sums,
+which ridge's bias follows) with intervals, on the modes the curve probes (k from min to max n).
+Kernel ridge's MSE over the pool (n points drawn from it) is compared with the omnibus prediction
+from (lambda_k, v_k^2) (eigenlearning), its exponent with ERM's min(a - 1, 2s) and [P0]'s
+(a - 1)/s; inverting the predictor on it (`fit.invert_ridge_curve`) gives s_eff; random ReLU
+features and a small flax MLP likewise. [P0]'s "language has s ~ 1" is measured on the text's
+bag-of-words and bigram covariances. Targets: digits, their parity (+-1); text blocks, their
+standardised position in the corpus, which each play's vocabulary (its characters' names) reveals.
 """
 
 import dataclasses
@@ -37,16 +33,14 @@ TEXT_SETS = ("words", "ngrams")
 KERNELS = ("linear", *data.KERNELS)
 NETWORKS = ("rf", "mlp")
 # The omnibus predictor is a deterministic equivalent (relative error O(1/n)) for Gaussian
-# features; a kernel's features on real data are not Gaussian, and nothing bounds the error
-# a priori, so the margin is judgement: the measured spectrum predicts the seed-mean curve to
-# within 25 % at every n, which moves the curve's fitted exponent by at most
-# ln(1.25) / ln(n_max / n_min) (0.08 over the default 16 -> 256).
+# features; nothing bounds its error for a kernel's (non-Gaussian) features on real data, so the
+# margin is judgement: within 25 % of the seed-mean curve at every n, which moves the fitted
+# exponent by at most ln(1.25) / ln(n_max / n_min) (0.08 over the default 16 -> 256).
 OMNIBUS_MARGIN = 0.25
 # Exponent claims (judgement): equal to within 0.1 (absolute) - a tenth of the "s ~ 1" scale P0
 # argues on and half the gap between the ERM and one-pass exponents at s ~ 2.
 EXPONENT_MARGIN = 0.1
-# P0's "language has s ~ 1", and s_eff = s_data, read as equality within 10 % (judgement: P0
-# states no margin).
+# P0's "language has s ~ 1", and s_eff = s_data: equality within 10 % (judgement: P0 gives none).
 S_MARGIN = 0.10
 # Seed-bootstrap resamples of a curve's fitted exponent: the SE's own relative error is
 # 1/sqrt(2 (400 - 1)) = 3.5 %, and the power check evaluates every claim three times.
@@ -58,14 +52,12 @@ class Config:
     sets: tuple[str, ...] = SETS
     kernels: tuple[str, ...] = KERNELS
     samples: tuple[int, ...] = (16, 23, 32, 45, 64, 91, 128, 181, 256)
-    """Training-set sizes n: at most P/4 of every set (the with-replacement draws then repeat
-    few points)."""
+    """Training-set sizes n: <= P/4 of every set (the with-replacement draws repeat few points)."""
     ridge: float = 1e-3
     """delta / sum_k lambda_k (scale-free)."""
     n_seeds: int = 64
     networks_on: tuple[str, ...] = ("digits",)
-    """The sets on which random features and the MLP are trained as well (on the raw inputs;
-    compared with the arc-cosine kernel's spectrum, rf's infinite-width kernel)."""
+    """Sets where random features and the MLP train too (raw inputs; vs the arccos spectrum)."""
     rf_width: int = 2048
     mlp_width: int = 256
     mlp_steps: int = 1000
@@ -73,9 +65,8 @@ class Config:
     network_seeds: int = 16
     spectrum_boot: int = 50
     invert_boot: int = 50
-    """Bootstrap resamples of the seeds (jointly over n) for the s_eff claims, each resampled
-    curve inverted anew (0: s_eff not measured; else >= 50). The full run's main cost: about
-    3.6 s per inversion at 300 steps on one CPU core, 51 per curve."""
+    """Seed resamples for the s_eff claims (0: not measured; else >= 50), each inverted anew: the
+    full run's main cost (~3.6 s per 300-step inversion on one CPU core, 51 per curve)."""
     invert_steps: int = fit.LBFGS_STEPS
     text_block: int = 1024
     """Characters per text block (one row of the bag-of-words and bigram matrices)."""
@@ -84,15 +75,14 @@ class Config:
     """CPU-minute scale (`make run`, tests): fields left at their defaults take QUICK values."""
 
 
-QUICK = dict(
-    kernels=("linear", "arccos"), samples=(16, 32, 64, 128, 256), n_seeds=32, mlp_steps=500,
-    network_seeds=8, spectrum_boot=20, invert_boot=0, invert_steps=100,
-)  # fmt: skip
+QUICK = dict(kernels=("linear", "arccos"), samples=(16, 32, 64, 128, 256), n_seeds=32,
+             mlp_steps=500, network_seeds=8, spectrum_boot=20, invert_boot=0,
+             invert_steps=100)  # fmt: skip
 
 
 def check(cfg: Config) -> None:
     """Reject bad configs with the field name and valid range, before anything compiles."""
-    for name, valid in dict(sets=SETS, kernels=KERNELS, networks_on=SETS).items():
+    for name, valid in dict(sets=SETS, kernels=KERNELS, networks_on=cfg.sets).items():
         values = getattr(cfg, name)
         if name != "networks_on" and len(values) == 0:
             raise ValueError(f"{name} must list at least one of {valid}")
@@ -100,22 +90,16 @@ def check(cfg: Config) -> None:
             raise ValueError(f"{name} must not repeat a value; got {values}")
         if not set(values) <= set(valid):
             raise ValueError(f"{name} must be drawn from {valid}; got {values}")
-    if not set(cfg.networks_on) <= set(cfg.sets):
-        raise ValueError(f"networks_on must be among sets {cfg.sets}; got {cfg.networks_on}")
     if cfg.networks_on and "arccos" not in cfg.kernels:
         raise ValueError(f"networks_on needs 'arccos' in kernels (the networks are compared with "
                          f"its spectrum); got kernels {cfg.kernels}")  # fmt: skip
-    if len(cfg.samples) < 5 or len(set(cfg.samples)) != len(cfg.samples):
-        raise ValueError(f"samples must list >= 5 distinct sizes; got {cfg.samples}")
-    if min(cfg.samples) < 8:
-        raise ValueError(f"samples must be >= 8; got {cfg.samples}")
-    if not 0 < cfg.ridge < 1:
-        raise ValueError(f"ridge must be in (0, 1) (delta / sum lambda); got {cfg.ridge}")
-    if not 0 < cfg.mlp_lr < 1:
-        raise ValueError(f"mlp_lr must be in (0, 1); got {cfg.mlp_lr}")
+    if len(set(cfg.samples)) != len(cfg.samples) or len(cfg.samples) < 5 or min(cfg.samples) < 8:
+        raise ValueError(f"samples must list >= 5 distinct sizes >= 8; got {cfg.samples}")
+    for name, what in dict(ridge=" (delta / sum lambda)", mlp_lr="").items():
+        if not 0 < getattr(cfg, name) < 1:
+            raise ValueError(f"{name} must be in (0, 1){what}; got {getattr(cfg, name)}")
     if 0 < cfg.invert_boot < 50:
-        raise ValueError(f"invert_boot must be 0 (no s_eff claims) or >= 50 (a bootstrap "
-                         f"standard error); got {cfg.invert_boot}")  # fmt: skip
+        raise ValueError(f"invert_boot must be 0 (no s_eff claims) or >= 50; got {cfg.invert_boot}")
     lows = dict(n_seeds=8, network_seeds=2, spectrum_boot=10, invert_boot=0, invert_steps=10,
                 rf_width=16, mlp_width=4, mlp_steps=10, text_block=64)  # fmt: skip
     for name, low in lows.items():
@@ -134,10 +118,8 @@ def inputs(name: str, cfg: Config) -> tuple[np.ndarray, np.ndarray]:
         y = np.where(label % 2 == 0, 1.0, -1.0)
     else:
         text = data.shakespeare()
-        if name == "words":
-            x = data.word_counts(text, block=cfg.text_block, top=1024)
-        else:
-            x = data.ngram_counts(text, n=2, block=cfg.text_block, top=512)
+        x = (data.word_counts(text, block=cfg.text_block, top=1024) if name == "words"
+             else data.ngram_counts(text, n=2, block=cfg.text_block, top=512))  # fmt: skip
         position = np.arange(len(x)) / len(x)
         y = (position - position.mean()) / position.std()
     x = x[:, np.ptp(x, axis=0) > 0]  # constant pixels / unused n-grams carry nothing
@@ -154,13 +136,11 @@ def kernel(x: np.ndarray, kind: str) -> np.ndarray:
 
 def measure_spectrum(k: np.ndarray, y: np.ndarray, cfg: Config, n_modes: int) -> dict:
     """s_data (parametric bootstrap) and a_data (tail sums) on the curve's window of modes, the
-    automatic
-    window's s where one exists, geometric-vs-power comparison, participation ratio, noise."""
+    automatic window's s where one exists, geometric-vs-power comparison, participation, noise."""
     spectrum = data.kernel_spectrum(k, y)
     lam = np.asarray(spectrum.eigenvalues())
     power = np.asarray(spectrum.target_power())
-    # the modes the curve probes, short of the last half of a low-rank spectrum (its
-    # finite-size tail), over at least 2 octaves
+    # the curve's modes (>= 2 octaves), short of a low-rank spectrum's last half (finite-size tail)
     k_hi = min(max(cfg.samples), lam.size / 2)
     window = (min(float(min(cfg.samples)), k_hi / 4), float(k_hi))
     s = fit.spectrum_exponent(lam, n_samples=len(y), n_modes=max(n_modes, lam.size),
@@ -185,11 +165,9 @@ def measure_spectrum(k: np.ndarray, y: np.ndarray, cfg: Config, n_modes: int) ->
 
 
 def curve(name: str, pool: pool_model.Pool, cfg: Config, options, **model) -> xr.Dataset:
-    """Mean squared errors over the pool and over its held-out points for every n and seed
-    (dims n, seed; n traced: one compile). With common random numbers, seed i draws the same
-    `capacity` pool points (and random features, MLP initialisation) at every n and trains on
-    the first n of them: one seed's training sets are nested, and the seeds are independent
-    replicates of the whole curve, which the claims resample jointly across n."""
+    """MSE over the pool and its held-out points per n and seed (n traced: one compile). With
+    common random numbers seed i trains on the first n of the same `capacity` draws (points,
+    features, MLP init) at every n: nested sets, seeds independent replicates of the curve."""
     seeds = cfg.network_seeds if model["model"] != "kernel" else cfg.n_seeds
 
     def make(n_samples):
@@ -200,44 +178,35 @@ def curve(name: str, pool: pool_model.Pool, cfg: Config, options, **model) -> xr
         name, pool_model.fit, make, grid, seed=cfg.seed, common_random_numbers=True,
         config=dict(dataclasses.asdict(cfg), curve=name),
     )  # fmt: skip
-    crn = out.attrs["common_random_numbers"]  # kept: the claims' bootstrap relies on it
+    crn = dict(common_random_numbers=out.attrs["common_random_numbers"])  # the bootstrap's basis
     out = out[["mse", "heldout_mse"]].rename(n_samples="n").drop_attrs()
-    return out.assign_coords(n=np.asarray(cfg.samples, float)).assign_attrs(
-        common_random_numbers=crn
-    )
+    return out.assign_coords(n=np.asarray(cfg.samples, float)).assign_attrs(crn)
 
 
-def _inverted(n: np.ndarray, excess: np.ndarray, spec, steps: int) -> tuple[float, float]:
-    """(s_eff, a_eff) of the omnibus predictor fitted to an excess-risk curve; NaN where the
-    curve is not positive (a noise floor not subtracted cleanly). `spec` maps s, a, noise,
-    ridge and prefactor to the spectrum's numbers."""
+def _inverted(mean: xr.DataArray, spec, steps: int) -> tuple[float, float]:
+    """(s_eff, a_eff) of the omnibus predictor fitted to a seed-mean curve less the noise; NaN
+    unless positive (noise floor not subtracted cleanly). `spec`: s, a, noise, ridge, prefactor."""
+    n, excess = mean.n.values, mean.values - float(spec["noise"])
     if not np.all(excess > 0):
         return np.nan, np.nan
     s0, a0 = float(spec["s"]), max(float(spec["a"]), 1.1)
-    # A kernel of full rank leaves no noise (sigma^2 = 0, fixed: (s, a, C) are fitted); a
-    # low-rank one (linear) leaves the target's power outside its range as noise, fitted with
-    # the rest (its scale relative to the bias is C's). The power law is in units of the
-    # fitted prefactor A (lambda_k ~ A k^-s), so the ridge is delta / A.
+    # Full rank leaves no noise (sigma^2 = 0, fixed; (s, a, C) fitted); low rank (linear) leaves
+    # the target's power outside its range as noise, fitted too (its scale relative to the bias
+    # is C's). The law is in units of the fitted prefactor A (lambda_k ~ A k^-s): ridge delta / A.
     noiseless = float(spec["noise"]) <= 1e-9
-    starts = dict(
-        s=(0.7 * s0, 1.4 * s0), a=(a0, 2 * a0 - 1), noise=(1.0,) if noiseless else (1e-2,)
-    )
-    inv = fit.invert_ridge_curve(
-        n, excess, ridge=float(spec["ridge"]) / float(spec["prefactor"]),
-        noise=0.0 if noiseless else None, starts=starts, steps=steps,
-    )  # fmt: skip
+    starts = dict(s=(0.7 * s0, 1.4 * s0), a=(a0, 2 * a0 - 1), noise=(1.0 if noiseless else 1e-2,))
+    ridge = float(spec["ridge"]) / float(spec["prefactor"])
+    inv = fit.invert_ridge_curve(n, excess, ridge=ridge, noise=0.0 if noiseless else None,
+                                 starts=starts, steps=steps)  # fmt: skip
     return float(inv.s), float(inv.a)
 
 
 def _kernel_row(out: xr.Dataset, spec: dict, cfg: Config) -> xr.Dataset:
-    """One kernel's curve (dims n, seed) with the omnibus prediction, the spectrum's numbers
-    and the seed-mean curve's s_eff."""
-    n = out.n.values
+    """One kernel's curve (dims n, seed) with the omnibus prediction, spectrum numbers and s_eff."""
     empirical = Empirical(jnp.asarray(spec["lam"]), jnp.asarray(spec["power"]))
     risk = [float(theory.ridge_risk(empirical, n=m, ridge=spec["ridge"], noise=spec["noise"]))
-            for m in n]  # fmt: skip
-    excess = out.mse.mean("seed").values - spec["noise"]
-    s_eff, a_eff = _inverted(n, excess, spec, cfg.invert_steps)
+            for m in out.n.values]  # fmt: skip
+    s_eff, a_eff = _inverted(out.mse.mean("seed"), spec, cfg.invert_steps)
     numbers = {k: v for k, v in spec.items() if k not in ("lam", "power")}
     return out.assign(
         predicted=("n", np.asarray(risk) + spec["noise"]), eigenvalue=("mode", spec["lam"]),
@@ -248,15 +217,12 @@ def _kernel_row(out: xr.Dataset, spec: dict, cfg: Config) -> xr.Dataset:
 def _network_rows(name, pool, spec: dict, cfg: Config, options) -> xr.Dataset:
     """Random features and the MLP on the arc-cosine kernel's pool: curves (dims network, n,
     network_seed) and their s_eff, the variables prefixed network_."""
-    extra = dict(
-        rf=dict(ridge=spec["ridge"], width=cfg.rf_width),
-        mlp=dict(width=cfg.mlp_width, steps=cfg.mlp_steps, lr=cfg.mlp_lr),
-    )
+    extra = dict(rf=dict(ridge=spec["ridge"], width=cfg.rf_width),
+                 mlp=dict(width=cfg.mlp_width, steps=cfg.mlp_steps, lr=cfg.mlp_lr))  # fmt: skip
     rows = []
     for model in NETWORKS:
         out = curve(f"{name}_{model}", pool, cfg, options, model=model, **extra[model])
-        excess = out.mse.mean("seed").values - spec["noise"]
-        s_eff, a_eff = _inverted(out.n.values, excess, spec, cfg.invert_steps)
+        s_eff, a_eff = _inverted(out.mse.mean("seed"), spec, cfg.invert_steps)
         rows.append(out.assign(s_eff=s_eff, a_eff=a_eff).expand_dims(network=[model]))
     rows = xr.concat(rows, "network", join="outer", combine_attrs="drop_conflicts")
     rows = rows.rename({k: f"network_{k}" for k in rows.data_vars}).rename(seed="network_seed")
@@ -287,66 +253,30 @@ def measure(cfg: Config, options: sweep.Options | None = None) -> xr.Dataset:
     # attrs: common_random_numbers survives where every curve has the same value
     ds = xr.merge([xr.concat(sets, "set", join="outer", combine_attrs="drop_conflicts"),
                    *networks], join="outer", combine_attrs="drop_conflicts")  # fmt: skip
-    # what the claims read: the bootstraps' sizes and the inversion's steps
-    keep = ("spectrum_boot", "invert_boot", "invert_steps")
+    keep = ("spectrum_boot", "invert_boot", "invert_steps")  # what the claims read
     return ds.assign_attrs({k: getattr(cfg, k) for k in keep})
 
 
 # --- claims ----------------------------------------------------------------------------------
 
 
-def _interval_se(lo, hi, level: float = 0.95) -> float:
-    """The standard error behind a two-sided bootstrap interval at `level` (normal
-    approximation: width / 2z). Used only for the parametric bootstraps of `fit.spectrum_exponent`
-    and `fit.tail_exponent`, whose replicates are independent draws."""
-    return float((float(hi) - float(lo)) / (2 * ndtri(0.5 + level / 2)))
-
-
-def _kernel_curve(d: xr.Dataset) -> tuple[xr.DataArray, xr.Dataset]:
-    """(the curve's MSE per n and seed, the spectrum's numbers) of one (set, kernel)."""
-    return d.mse, d
+def _se(spec: xr.Dataset, name: str) -> float:
+    """The SE behind `name`'s 95 % interval (normal approximation: width / 2z); only for the
+    parametric bootstraps of fit.spectrum_exponent / tail_exponent (independent draws)."""
+    return float((float(spec[f"{name}_hi"]) - float(spec[f"{name}_lo"])) / (2 * ndtri(0.975)))
 
 
 def _network_curve(network: str):
-    """The same for a network on one network_set: its spectrum is the arc-cosine kernel's."""
-
-    def curve(d: xr.Dataset) -> tuple[xr.DataArray, xr.Dataset]:
-        spec = d.sel(set=d.network_set.item(), kernel="arccos")
-        return d.network_mse.sel(network=network).rename(network_seed="seed"), spec
-
-    return curve
+    """d -> (a network's MSE per n and seed on one network_set, the arccos kernel's spectrum)."""
+    return lambda d: (d.network_mse.sel(network=network).rename(network_seed="seed"),
+                      d.sel(set=d.network_set.item(), kernel="arccos"))  # fmt: skip
 
 
-def _slope(n: np.ndarray, excess: np.ndarray) -> float:
-    """The exponent of an excess-MSE curve: fit.power_law's least squares on log-log at every n,
-    in NumPy (the bootstrap refits it EXPONENT_BOOT times); NaN unless the excess is positive."""
-    if not np.all(excess > 0):
-        return np.nan
-    return -float(np.polyfit(np.log(n), np.log(excess), 1)[0])
-
-
-def _exponent(mse: xr.DataArray, spec: xr.Dataset, attrs: dict):
-    """The statistic (the seed-mean curve's exponent) and its bootstrap size."""
-    noise = float(spec.noise)
-    return (lambda mean: _slope(mean.n.values, mean.values - noise)), EXPONENT_BOOT
-
-
-def _s_eff(mse: xr.DataArray, spec: xr.Dataset, attrs: dict):
-    """The statistic (s_eff: the omnibus predictor inverted on the seed-mean curve, from the
-    same starts as the data's s_eff) and its bootstrap size, invert_boot (each resample is
-    inverted anew: a full run's main cost)."""
-    if not attrs["invert_boot"]:
-        raise claims.NotMeasured("invert_boot = 0: no seed bootstrap of the inversion")
-    steps, noise = int(attrs["invert_steps"]), float(spec.noise)
-
-    def statistic(mean: xr.DataArray) -> float:
-        return _inverted(mean.n.values, mean.values - noise, spec, steps)[0]
-
-    return statistic, int(attrs["invert_boot"])
-
-
-def _se(spec: xr.Dataset, name: str) -> float:
-    return _interval_se(spec[f"{name}_lo"], spec[f"{name}_hi"])
+def _slope(mean: xr.DataArray, noise: float) -> float:
+    """The exponent of mean - noise: fit.power_law's log-log least squares at every n, in NumPy
+    (the bootstrap refits it EXPONENT_BOOT times); NaN unless the excess is positive."""
+    n, excess = mean.n.values, mean.values - noise
+    return -float(np.polyfit(np.log(n), np.log(excess), 1)[0]) if np.all(excess > 0) else np.nan
 
 
 def _erm(spec: xr.Dataset) -> tuple[float, float]:
@@ -356,38 +286,38 @@ def _erm(spec: xr.Dataset) -> tuple[float, float]:
 
 
 def _p0(spec: xr.Dataset) -> tuple[float, float]:
-    """(a - 1)/s and its delta-method SE; s and a come from separate parametric bootstraps,
-    taken as independent."""
+    """(a - 1)/s and its delta-method SE (s and a: separate parametric bootstraps, independent)."""
     s, a = float(spec.s), float(spec.a)
     return (a - 1) / s, float(np.hypot(_se(spec, "a") / s, (a - 1) * _se(spec, "s") / s**2))
 
 
-def _s_data(spec: xr.Dataset) -> tuple[float, float]:
-    return float(spec.s), _se(spec, "s")
-
-
-def _versus(curve, statistic_of, prediction, what: str, margin: float | None = None,
+def _versus(curve, prediction, what: str = "exponent", margin: float | None = None,
             sources: tuple[str, ...] = ("s", "a")):  # fmt: skip
-    """A measure: a statistic of the seed-mean curve minus its prediction from the spectrum,
-    against 0 within EXPONENT_MARGIN (or `margin` x the prediction). The statistic's SE is the
-    engine's seed bootstrap (the seeds resampled jointly across n: a seed's training sets are
-    nested); the prediction's comes from the parametric bootstraps of `sources` over the data,
-    an independent source, so the two add in quadrature. A diverged seed (left out of the
-    bootstrap) leaves the difference NaN: the claim cannot PASS."""
+    """A measure: `what` of the seed-mean curve (its exponent, or s_eff: the omnibus predictor
+    inverted on it from the data's starts) minus its prediction from the spectrum, against 0
+    within EXPONENT_MARGIN (or `margin` x the prediction). SE: the engine's seed bootstrap (joint
+    across n: a seed's training sets are nested; s_eff's resamples are each inverted anew) and,
+    independent, in quadrature, the prediction's parametric bootstraps of `sources`. A diverged
+    seed (left out of the bootstrap) leaves the difference NaN: no PASS."""
 
     def measure(d: xr.Dataset) -> dict:
         mse, spec = curve(d)
-        statistic, n_boot = statistic_of(mse, spec, d.attrs)
+        if what == "s_eff" and not d.attrs["invert_boot"]:
+            raise claims.NotMeasured("invert_boot = 0: no seed bootstrap of the inversion")
+        n_boot = EXPONENT_BOOT if what == "exponent" else int(d.attrs["invert_boot"])
+        noise, steps = float(spec.noise), int(d.attrs.get("invert_steps", 0))
+
+        def statistic(mean: xr.DataArray) -> float:
+            return _slope(mean, noise) if what == "exponent" else _inverted(mean, spec, steps)[0]
+
         predicted, se_predicted = prediction(spec)
         fitted, se_fitted = claims.bootstrap(mse, statistic, n_boot=n_boot)
         if not np.isfinite(float(fitted)):
             raise claims.NotMeasured(f"the {what} of the seed-mean curve is undefined (the "
                                      f"excess MSE is not positive at every n)")  # fmt: skip
-        diverged = not bool(np.isfinite(mse).all())
-        boot = d.attrs["spectrum_boot"]
-        draws = dict(s=f"s ({boot})", a=f"a ({4 * boot})")
+        draws = dict(s=f"s ({d.attrs['spectrum_boot']})", a=f"a ({4 * d.attrs['spectrum_boot']})")
         return dict(
-            measured=np.nan if diverged else float(fitted) - predicted, predicted=0.0,
+            measured=float(fitted) - predicted if np.isfinite(mse).all() else np.nan, predicted=0.0,
             tolerance=EXPONENT_MARGIN if margin is None else margin * abs(predicted),
             stderr=float(np.hypot(se_fitted, se_predicted)),
             replicates=f"{what}: {n_boot} bootstrap resamples of the {mse.sizes['seed']} seeds "
@@ -396,11 +326,6 @@ def _versus(curve, statistic_of, prediction, what: str, margin: float | None = N
         )  # fmt: skip
 
     return measure
-
-
-def _omnibus(d: xr.Dataset) -> dict:
-    """Every n is an entry: the seed mean of the MSE over the omnibus prediction."""
-    return dict(samples=d.mse, predicted=d.predicted, tolerance=OMNIBUS_MARGIN, relative=True)
 
 
 def _language(name: str):
@@ -417,36 +342,33 @@ def _language(name: str):
     return measure
 
 
-_SE_NOTE = (
-    "the claim is on measured - predicted, whose SE combines the seed bootstrap of the "
-    "curve (resampled jointly over n) with the parametric bootstraps of s and a"
-)
+_SE_NOTE = ("the claim is on measured - predicted, whose SE combines the seed bootstrap of the "
+            "curve (resampled jointly over n) with the parametric bootstraps of s and a"
+            )  # fmt: skip
+_CURVE_EXPONENT = "the exponent of the seed-mean excess-MSE curve"
 
 
 def _curve_specs(prefix: str, what: str, curve, over: tuple[str, ...]) -> tuple:
     """The exponent and s_eff claims of one family of curves (ids prefix.<claim>)."""
+
+    def spec(claim: str, source: str, statement: str, *versus) -> claims.Spec:
+        return claims.Spec(f"{prefix}.{claim}", source, statement, claims.estimate,
+                           _versus(curve, *versus), over=over)  # fmt: skip
+
     return (
-        claims.Spec(
-            f"{prefix}.erm_exponent", "THEORY.md §2.7",
-            f"{what}: the exponent of the seed-mean excess-MSE curve (least squares on log-log "
-            f"over every n) equals min(a - 1, 2s), (s, a) fitted to the pool's spectrum and "
-            f"target power on the modes the curve probes, within {EXPONENT_MARGIN} ({_SE_NOTE})",
-            claims.estimate, _versus(curve, _exponent, _erm, "exponent"), over=over,
-        ),
-        claims.Spec(
-            f"{prefix}.p0_exponent", "P0: L ~ D^-(a-1)/s (s_data)",
-            f"[P0] {what}: the exponent of the seed-mean excess-MSE curve equals (a - 1)/s_data "
-            f"within {EXPONENT_MARGIN} ({_SE_NOTE})",
-            claims.estimate, _versus(curve, _exponent, _p0, "exponent"), over=over,
-        ),
-        claims.Spec(
-            f"{prefix}.s_eff", "P0's open problem: s_data -> s_eff",
-            f"[P0] {what}: the s_eff that inverting the omnibus predictor on the seed-mean "
-            f"excess-MSE curve gives equals s_data within {S_MARGIN:.0%} of s_data (the claim is "
-            f"on s_eff - s_data; SE: the seed bootstrap of the inversion, jointly over n, with "
-            f"s_data's parametric bootstrap)",
-            claims.estimate, _versus(curve, _s_eff, _s_data, "s_eff", S_MARGIN, ("s",)), over=over,
-        ),
+        spec("erm_exponent", "THEORY.md §2.7",
+             f"{what}: {_CURVE_EXPONENT} (least squares on log-log over every n) equals "
+             f"min(a - 1, 2s), (s, a) fitted to the pool's spectrum and target power on the modes "
+             f"the curve probes, within {EXPONENT_MARGIN} ({_SE_NOTE})", _erm),
+        spec("p0_exponent", "P0: L ~ D^-(a-1)/s (s_data)",
+             f"[P0] {what}: {_CURVE_EXPONENT} equals (a - 1)/s_data within {EXPONENT_MARGIN} "
+             f"({_SE_NOTE})", _p0),
+        spec("s_eff", "P0's open problem: s_data -> s_eff",
+             f"[P0] {what}: the s_eff that inverting the omnibus predictor on the seed-mean "
+             f"excess-MSE curve gives equals s_data within {S_MARGIN:.0%} of s_data (the claim "
+             f"is on s_eff - s_data; SE: the seed bootstrap of the inversion, jointly over n, "
+             f"with s_data's parametric bootstrap)",
+             lambda spec: (float(spec.s), _se(spec, "s")), "s_eff", S_MARGIN, ("s",)),
     )  # fmt: skip
 
 
@@ -467,9 +389,11 @@ CLAIMS = claims.Table(
         f"omnibus prediction from the pool's measured spectrum and target power within "
         f"{OMNIBUS_MARGIN:.0%} at every n (measured / predicted; the seeds are independent "
         f"draws of the nested training sets)",
-        claims.seed_mean, _omnibus, over=("set", "kernel"),
+        claims.seed_mean, lambda d: dict(samples=d.mse, predicted=d.predicted,  # every n an entry
+                                         tolerance=OMNIBUS_MARGIN, relative=True),
+        over=("set", "kernel"),
     ),
-    *_curve_specs("real_data.{set}.{kernel}", "{set}, {kernel} kernel", _kernel_curve,
+    *_curve_specs("real_data.{set}.{kernel}", "{set}, {kernel} kernel", lambda d: (d.mse, d),
                   ("set", "kernel")),
     *(spec for network in NETWORKS for spec in _curve_specs(
         f"real_data.{{network_set}}.{network}",
@@ -482,60 +406,56 @@ CLAIMS = claims.Table(
 
 
 def _curves(ds: xr.Dataset):
-    """(label, the curve's MSE per n and seed, spectrum numbers, s_eff, a_eff) of every curve."""
+    """(set, model, MSE per n and seed, spectrum numbers, s_eff, a_eff) of every curve."""
     for name in ds.set.values:
         for kind in ds.kernel.values:
             d = ds.sel(set=name, kernel=kind)
-            yield f"{name} / {kind}", d.mse, d, float(d.s_eff), float(d.a_eff)
+            yield name, kind, d.mse, d, float(d.s_eff), float(d.a_eff)
         if "network_set" in ds.dims and name in ds.network_set.values:
             d = ds.sel(network_set=name)
             for network in ds.network.values:
-                mse, spec = _network_curve(network)(d)
                 r = d.sel(network=network)
-                yield (f"{name} / {network} (arccos spectrum)", mse, spec,
-                       float(r.network_s_eff), float(r.network_a_eff))  # fmt: skip
-
-
-def _errorbar(ax, mse: xr.DataArray, color: str, label: str) -> None:
-    sem = mse.std("seed", ddof=1) / np.sqrt(mse.sizes["seed"])
-    ax.errorbar(mse.n, mse.mean("seed"), yerr=sem, fmt="o", ms=3, color=color, label=label)
+                yield (name, network, *_network_curve(network)(d), float(r.network_s_eff),
+                       float(r.network_a_eff))  # fmt: skip
 
 
 def figures(ds: xr.Dataset) -> dict:
     import matplotlib.figure
 
-    sets = list(ds.set.values)
-    spectra = matplotlib.figure.Figure(figsize=(4 * len(sets), 4), layout="constrained")
-    curves = matplotlib.figure.Figure(figsize=(4 * len(sets), 4), layout="constrained")
-    axes = zip(np.atleast_1d(spectra.subplots(1, len(sets))),
-               np.atleast_1d(curves.subplots(1, len(sets))), sets, strict=True)  # fmt: skip
-    for ax_s, ax_c, name in axes:
-        for j, kind in enumerate(ds.kernel.values):
-            d = ds.sel(set=name, kernel=kind)
-            _errorbar(ax_c, d.mse, f"C{j}", kind)
-            ax_c.plot(d.n, d.predicted, "-", color=f"C{j}", lw=1)
-            ax_s.loglog(d.mode, d.eigenvalue, color=f"C{j}", label=f"{kind}: s = {float(d.s):.2f}")
-        if "network_set" in ds.dims and name in ds.network_set.values:
-            for j, network in enumerate(ds.network.values, start=ds.sizes["kernel"]):
-                mse, _ = _network_curve(network)(ds.sel(network_set=name))
-                _errorbar(ax_c, mse, f"C{j}", network)
+    sets, kinds = list(ds.set.values), list(ds.kernel.values)
+    models = kinds + (list(ds.network.values) if "network" in ds.dims else [])
+    figs = {k: matplotlib.figure.Figure(figsize=(4 * len(sets), 4), layout="constrained")
+            for k in ("spectra", "curves")}  # fmt: skip
+    axes = {k: dict(zip(sets, np.atleast_1d(fig.subplots(1, len(sets))), strict=True))
+            for k, fig in figs.items()}  # fmt: skip
+    for name, model, mse, d, _, _ in _curves(ds):
+        color, ax_c = f"C{models.index(model)}", axes["curves"][name]
+        sem = mse.std("seed", ddof=1) / np.sqrt(mse.sizes["seed"])
+        ax_c.errorbar(mse.n, mse.mean("seed"), yerr=sem, fmt="o", ms=3, color=color, label=model)
+        if model in kinds:
+            ax_c.plot(d.n, d.predicted, "-", color=color, lw=1)
+            axes["spectra"][name].loglog(d.mode, d.eigenvalue, color=color,
+                                         label=f"{model}: s = {float(d.s):.2f}")  # fmt: skip
+    for name in sets:
+        ax_s, ax_c = axes["spectra"][name], axes["curves"][name]
         ax_s.axvspan(ds.n.values[0], ds.n.values[-1], color="grey", alpha=0.15)
         ax_s.set(xlabel="k", ylabel="λ_k of K / P", title=f"{name}: spectra (shaded: fit window)")
         ax_s.legend(fontsize=7)
         ax_c.set(xscale="log", yscale="log", xlabel="n", ylabel="test MSE over the pool",
                  title=f"{name}: measured (dots) vs omnibus (lines)")  # fmt: skip
         ax_c.legend(fontsize=7)
-    return dict(spectra=spectra, curves=curves)
+    return figs
 
 
 def _table(ds: xr.Dataset) -> list[str]:
     lines = ["set / model: s_data [CI] a_data | seed-mean curve exponent vs min(a-1,2s), (a-1)/s "
              "| s_eff (seed-mean curve)"]  # fmt: skip
-    for label, mse, spec, s_eff, a_eff in _curves(ds):
-        s, a = float(spec.s), float(spec.a)
-        alpha = _slope(mse.n.values, mse.mean("seed").values - float(spec.noise))
+    for name, model, mse, spec, s_eff, a_eff in _curves(ds):
+        s, a, network = float(spec.s), float(spec.a), model not in ds.kernel.values
+        alpha = _slope(mse.mean("seed"), float(spec.noise))
         lines.append(
-            f"{label}: s = {s:.3f} [{float(spec.s_lo):.3f}, {float(spec.s_hi):.3f}], "
+            f"{name} / {model}{' (arccos spectrum)' if network else ''}: s = {s:.3f} "
+            f"[{float(spec.s_lo):.3f}, {float(spec.s_hi):.3f}], "
             f"a = {a:.3f} | alpha = {alpha:.3f} vs {min(a - 1, 2 * s):.3f}, {(a - 1) / s:.3f} | "
             f"s_eff = {s_eff:.3f}, a_eff = {a_eff:.3f}; auto-window s = "
             f"{float(spec.s_auto):.3f}, participation ratio {float(spec.participation):.1f}, "
@@ -550,15 +470,8 @@ def run(cfg: Config, options: sweep.Options | None = None) -> Report:
     with jax.enable_x64(True):  # kernel ridge solves and inversions need float64 (MLP: float32)
         ds = measure(cfg, options)
         verdicts = CLAIMS.evaluate(ds)
-    return Report(
-        experiment="real_spectra",
-        claims=verdicts,
-        data=ds,
-        figures=figures(ds),
-        config=dataclasses.asdict(cfg),
-        seed=cfg.seed,
-        notes=_table(ds),
-    )
+    return Report(experiment="real_spectra", claims=verdicts, data=ds, figures=figures(ds),
+                  config=dataclasses.asdict(cfg), seed=cfg.seed, notes=_table(ds))  # fmt: skip
 
 
 if __name__ == "__main__":  # the same as `spectral-sim run real_spectra [flags]`

@@ -17,7 +17,6 @@ whose generation 1 is checked against the exact one-pass SGD recursion.
 import dataclasses
 import functools
 import sys
-from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -29,10 +28,8 @@ from spectral_sim import PowerLaw, claims, fit, simulate, sweep, theory
 from spectral_sim.models import self_improve
 from spectral_sim.report import Report
 
-# The margins below are judgement (none is derived or stated by a paper). Closed-form claims: the
-# seed-mean E_n agrees with its exact closed form within 5 % (relative). The closed forms are
-# exact [E], so the margin only says how close counts as agreement; float32 rounding is far
-# below it.
+# Margins are judgement (none derived or from a paper). Closed-form claims: the seed-mean E_n
+# agrees with its exact closed form [E] within 5 % (relative); float32 rounding is far below it.
 CLOSED_FORM_MARGIN = 0.05
 # "Converges": over the last half of the generations the least-squares slope of E_n is 0 within
 # CONVERGED x E_1 per generation. A linear sequence (replace) keeps increments of E_1; the
@@ -84,12 +81,9 @@ def check(cfg: Config) -> None:
     """Reject bad configs with the field name and valid range, before anything compiles."""
     if cfg.dim < 1:
         raise ValueError(f"dim must be >= 1; got {cfg.dim}")
-    for name in ("samples",):
-        if not getattr(cfg, name) or min(getattr(cfg, name)) <= cfg.dim + 3:
-            raise ValueError(
-                f"{name} must list sizes > dim + 3 = {cfg.dim + 3} (finite OLS "
-                f"error variance); got {getattr(cfg, name)}"
-            )
+    if not cfg.samples or min(cfg.samples) <= cfg.dim + 3:
+        raise ValueError(f"samples must list sizes > dim + 3 = {cfg.dim + 3} (finite OLS error "
+                         f"variance); got {cfg.samples}")  # fmt: skip
     for name in ("growth_samples", "verifier_samples"):
         if getattr(cfg, name) <= cfg.dim + 3:
             raise ValueError(f"{name} must be > dim + 3 = {cfg.dim + 3}; got {getattr(cfg, name)}")
@@ -114,121 +108,73 @@ def schedule(kind: str, samples: int, generations: int) -> np.ndarray:
     return (n * samples if kind == "linear" else samples * 2.0 ** (n - 1)).astype(float)
 
 
-def _float32(params):
-    """Sweeps simulate in float32 (DESIGN.md §5); the closed forms are float64."""
-    return jax.tree.map(lambda x: jnp.asarray(x, jnp.float32), params)
+def _trajectory(params, key):
+    """The per-generation records; sweeps simulate in float32 (DESIGN.md §5), the closed forms
+    are float64."""
+    float32 = jax.tree.map(lambda x: jnp.asarray(x, jnp.float32), params)
+    return simulate.trajectory(self_improve, float32, key, n_records=params.generations)[1]
 
 
 def _errors(params, key):
-    obs = simulate.trajectory(self_improve, _float32(params), key, n_records=params.generations)[1]
+    obs = _trajectory(params, key)
     return dict(error=obs.error, accepted=obs.accepted)
+
+
+def _sweep(cfg: Config, options: sweep.Options | None, name: str, simulate_fn, make,
+           n_seeds: int, dim="generation", generations=None, outputs=("error", "accepted"),
+           **product) -> xr.Dataset:  # fmt: skip
+    """`simulate_fn(make(**point), key)` over the grid `product`, records along `dim`."""
+    generations = generations or cfg.generations
+    return (options or sweep.Options()).run(
+        name, simulate_fn, make, sweep.Grid(product=product, n_seeds=n_seeds), seed=cfg.seed,
+        config=dataclasses.asdict(cfg), dims={k: (dim,) for k in outputs},
+        coords={dim: list(range(1, generations + 1))},
+    )  # fmt: skip
 
 
 def simulate_loops(cfg: Config, options: sweep.Options | None = None) -> xr.Dataset:
     """Replace, accumulate and mix at fixed T per generation: errors per (regime, T, seed,
     generation) beside the closed form."""
+    regimes = ["replace", "accumulate", "mix"]
 
     def make(regime, samples):
         n_real = cfg.mix_real * samples if regime == "mix" else 0.0
-        return self_improve.Params(
-            dim=cfg.dim,
-            samples=samples,
-            generations=cfg.generations,
-            noise=cfg.noise,
-            regime=regime,
-            n_real=n_real,
-        )
+        return self_improve.Params(dim=cfg.dim, samples=samples, generations=cfg.generations,
+                                   noise=cfg.noise, regime=regime, n_real=n_real)  # fmt: skip
 
-    grid = sweep.Grid(
-        product=dict(regime=["replace", "accumulate", "mix"], samples=cfg.samples),
-        n_seeds=cfg.n_seeds,
-    )
-    data = (
-        (options or sweep.Options())
-        .run(
-            "loops",
-            _errors,
-            make,
-            grid,
-            seed=cfg.seed,
-            config=dataclasses.asdict(cfg),
-            dims=dict(error=("generation",), accepted=("generation",)),
-            coords=dict(generation=list(range(1, cfg.generations + 1))),
-        )
-        .drop_vars("accepted")
-    )
-    common: dict[str, Any] = dict(d=cfg.dim, noise=cfg.noise, generations=cfg.generations)
-    theory_errors = np.stack(
-        [
-            np.stack(
-                [
-                    theory.collapse_error(regime="replace", T=T, **common),
-                    theory.collapse_error(regime="accumulate", T=T, **common),
-                    theory.collapse_error(
-                        regime="mix",
-                        T_real=cfg.mix_real * T,
-                        T_synth=(1 - cfg.mix_real) * T,
-                        **common,
-                    ),
-                ]
-            )
-            for T in cfg.samples
-        ],
-        axis=1,
-    )  # (regime, samples, generation), regimes in the grid's order
-    return data.assign(theory=(("regime", "samples", "generation"), theory_errors))
+    def closed_form(regime, T):
+        sizes = dict(T_real=cfg.mix_real * T, T_synth=(1 - cfg.mix_real) * T)
+        return theory.collapse_error(regime=regime, d=cfg.dim, noise=cfg.noise,
+                                     generations=cfg.generations,
+                                     **(sizes if regime == "mix" else dict(T=T)))  # fmt: skip
+
+    data = _sweep(cfg, options, "loops", _errors, make, cfg.n_seeds, regime=regimes,
+                  samples=cfg.samples).drop_vars("accepted")  # fmt: skip
+    predicted = np.stack([np.stack([closed_form(r, T) for T in cfg.samples]) for r in regimes])
+    return data.assign(theory=(("regime", "samples", "generation"), predicted))
 
 
 def simulate_growing(cfg: Config, options: sweep.Options | None = None) -> xr.Dataset:
     """Replace with growing T_n (growing compute per generation) beside the closed form."""
     generations = cfg.growth_generations
-    sizes = {g: schedule(g, cfg.growth_samples, generations) for g in cfg.growth}
-    table = np.stack(list(sizes.values()))
+    table = np.stack([schedule(g, cfg.growth_samples, generations) for g in cfg.growth])
 
     def make(schedule_index):  # traced: sweep axes are numbers; the names come back below
         return self_improve.Params(
-            dim=cfg.dim,
-            samples=int(table.max()),
-            generations=generations,
-            noise=cfg.noise,
+            dim=cfg.dim, samples=int(table.max()), generations=generations, noise=cfg.noise,
             sizes=jnp.asarray(table)[schedule_index],
-        )
+        )  # fmt: skip
 
-    grid = sweep.Grid(
-        product=dict(schedule_index=list(range(len(cfg.growth)))), n_seeds=cfg.growth_seeds
-    )
-    data = (
-        (options or sweep.Options())
-        .run(
-            "growing",
-            _errors,
-            make,
-            grid,
-            seed=cfg.seed,
-            config=dataclasses.asdict(cfg),
-            dims=dict(error=("growth_generation",), accepted=("growth_generation",)),
-            coords=dict(growth_generation=list(range(1, generations + 1))),
-        )
-        .drop_vars("accepted")
-    )
-    data = data.rename(schedule_index="growth").assign_coords(growth=list(cfg.growth))
-    predicted = [
-        np.asarray(
-            theory.collapse_error(
-                regime="growing",
-                d=cfg.dim,
-                noise=cfg.noise,
-                generations=generations,
-                T_seq=sizes[g],
-            )
-        )
-        for g in cfg.growth
-    ]
+    data = _sweep(cfg, options, "growing", _errors, make, cfg.growth_seeds, "growth_generation",
+                  generations, schedule_index=list(range(len(cfg.growth))))  # fmt: skip
+    data = data.drop_vars("accepted").rename(schedule_index="growth")
+    data = data.assign_coords(growth=list(cfg.growth))
+    predicted = [np.asarray(theory.collapse_error(regime="growing", d=cfg.dim, noise=cfg.noise,
+                                                  generations=generations, T_seq=sizes))
+                 for sizes in table]  # fmt: skip
     data = data.rename(error="growth_error", nonfinite="growth_nonfinite", seed="growth_seed")
-    return data.assign(
-        growth_theory=(("growth", "growth_generation"), np.stack(predicted)),
-        growth_sizes=(("growth", "growth_generation"), np.stack([sizes[g] for g in cfg.growth])),
-    )
+    return data.assign(growth_theory=(("growth", "growth_generation"), np.stack(predicted)),
+                       growth_sizes=(("growth", "growth_generation"), table))  # fmt: skip
 
 
 SGD_LOOPS = ("replace", "subsample", "growing")
@@ -239,10 +185,8 @@ def simulate_sgd(cfg: Config, options: sweep.Options | None = None) -> xr.Datase
     without replacement) at T steps per generation, and replace with T_n = n T steps."""
     spectrum = PowerLaw(s=cfg.sgd_s, a=cfg.sgd_a, n_modes=cfg.dim)
     n = np.arange(1, cfg.generations + 1)
-    sizes = {"replace": np.full(cfg.generations, cfg.sgd_samples, float),
-             "subsample": np.full(cfg.generations, cfg.sgd_samples, float),
-             "growing": (n * cfg.sgd_samples).astype(float)}  # fmt: skip
-    table = np.stack([sizes[k] for k in SGD_LOOPS])
+    fixed = np.full(cfg.generations, cfg.sgd_samples, float)
+    table = np.stack([fixed, fixed, (n * cfg.sgd_samples).astype(float)])  # SGD_LOOPS' order
 
     def make(loop):
         regime = "subsample" if loop == "subsample" else "replace"
@@ -254,16 +198,10 @@ def simulate_sgd(cfg: Config, options: sweep.Options | None = None) -> xr.Datase
         )  # fmt: skip
 
     def run(params, key):
-        obs = simulate.trajectory(
-            self_improve, _float32(params), key, n_records=params.generations
-        )[1]
-        return dict(sgd_risk=obs.risk)
+        return dict(sgd_risk=_trajectory(params, key).risk)
 
-    data = (options or sweep.Options()).run(
-        "sgd", run, make, sweep.Grid(product=dict(loop=list(SGD_LOOPS)), n_seeds=cfg.n_seeds),
-        seed=cfg.seed, config=dataclasses.asdict(cfg), dims=dict(sgd_risk=("generation",)),
-        coords=dict(generation=list(range(1, cfg.generations + 1))),
-    )  # fmt: skip
+    data = _sweep(cfg, options, "sgd", run, make, cfg.n_seeds, outputs=("sgd_risk",),
+                  loop=list(SGD_LOOPS))  # fmt: skip
     exact = 2 * float(theory.sgd_loss(spectrum, lr=cfg.sgd_lr, batch=1, noise=cfg.noise,
                                       steps=np.array([cfg.sgd_samples]))[0])  # fmt: skip
     return data.rename(nonfinite="sgd_nonfinite").assign(sgd_first_theory=exact)
@@ -273,46 +211,26 @@ def simulate_verifier(cfg: Config, options: sweep.Options | None = None) -> xr.D
     """Accumulate with a verifier of accuracy p: errors and the share of rows it keeps."""
 
     def make(verifier):
-        return self_improve.Params(
-            dim=cfg.dim,
-            samples=cfg.verifier_samples,
-            generations=cfg.generations,
-            noise=cfg.noise,
-            regime="accumulate",
-            verify=True,
-            verifier=verifier,
-            threshold=cfg.threshold,
-        )
+        return self_improve.Params(dim=cfg.dim, samples=cfg.verifier_samples,
+                                   generations=cfg.generations, noise=cfg.noise,
+                                   regime="accumulate", verify=True, verifier=verifier,
+                                   threshold=cfg.threshold)  # fmt: skip
 
-    data = (options or sweep.Options()).run(
-        "verifier",
-        _errors,
-        make,
-        sweep.Grid(product=dict(verifier=list(cfg.verifier)), n_seeds=cfg.n_seeds),
-        seed=cfg.seed,
-        config=dataclasses.asdict(cfg),
-        dims=dict(error=("generation",), accepted=("generation",)),
-        coords=dict(generation=list(range(1, cfg.generations + 1))),
-    )
-    return data.rename(
-        error="verified_error", accepted="verified_accepted", nonfinite="verifier_nonfinite"
-    )
+    data = _sweep(cfg, options, "verifier", _errors, make, cfg.n_seeds,
+                  verifier=list(cfg.verifier))  # fmt: skip
+    return data.rename(error="verified_error", accepted="verified_accepted",
+                       nonfinite="verifier_nonfinite")  # fmt: skip
 
 
 # --- claims ------------------------------------------------------------------------------------
-
-
-def _flagged(values: xr.DataArray, nonfinite: xr.DataArray) -> xr.DataArray:
-    """`values` with every run the sweep flagged non-finite set to NaN. seed_statistic takes no
-    `diverged=` flags: a NaN seed is how it learns of a divergence (it then drops the seed from
-    the bootstrap and the claim cannot PASS), so the flagged runs stay visible to the engine."""
-    return values.where(~nonfinite)
+# seed_statistic claims see a run the sweep flagged non-finite as NaN (`.where(~nonfinite)`): it
+# then drops that seed from the bootstrap and the claim cannot PASS.
 
 
 def _slope_weights(n_generations: int) -> np.ndarray:
-    """w with sum_n w_n E_n = the least-squares slope of E_n over the last half of the
-    generations (G/2..G; w = 0 before). A linear combination propagates a NaN point, where
-    xarray's polyfit would skip it and fit a diverged run's finite part."""
+    """w with sum_n w_n E_n = the least-squares slope of E_n over generations G/2..G (w = 0
+    before). A linear combination propagates a NaN point, where xarray's polyfit would skip it
+    and fit a diverged run's finite part."""
     n = np.arange(1.0, n_generations + 1)
     late = n >= n_generations // 2
     x = np.where(late, n - n[late].mean(), 0.0)
@@ -320,41 +238,30 @@ def _slope_weights(n_generations: int) -> np.ndarray:
 
 
 def _over_first(weights: np.ndarray, dim: str = "generation"):
-    """The statistic sum_n w_n E_n / E_1 of a seed-mean curve along `dim`, computed in NumPy
-    (the seed bootstrap calls it a thousand times per claim)."""
+    """The statistic sum_n w_n E_n / E_1 of a seed-mean curve along `dim`, in NumPy (the seed
+    bootstrap calls it a thousand times per claim)."""
 
     def statistic(mean: xr.DataArray) -> xr.DataArray:
         mean = mean.transpose(..., dim)
-        values = mean.values
-        return mean[..., 0].copy(data=values @ weights / values[..., 0])
+        return mean[..., 0].copy(data=mean.values @ weights / mean.values[..., 0])
 
     return statistic
 
 
 def _gain(n_generations: int, dim: str = "generation"):
-    """The statistic E_G / E_1 of a seed-mean curve (its last generation over its first)."""
+    """E_G / E_1 of a seed-mean curve."""
     return _over_first(np.eye(n_generations)[-1], dim)
 
 
+def _relative(samples, predicted, diverged, **kwargs) -> dict:
+    """Every entry's seed mean / closed form against 1, within CLOSED_FORM_MARGIN."""
+    return dict(samples=samples, predicted=predicted, tolerance=CLOSED_FORM_MARGIN, relative=True,
+                diverged=diverged, **kwargs)  # fmt: skip
+
+
 def _closed_form(d: xr.Dataset, regime: str) -> dict:
-    """Every (T, generation) of one fixed-T loop is an entry: E_n / closed form against 1."""
     d = d.sel(regime=regime)
-    return dict(samples=d.error, predicted=d.theory, tolerance=CLOSED_FORM_MARGIN, relative=True,
-                diverged=d.nonfinite)  # fmt: skip
-
-
-def _growing(d: xr.Dataset) -> dict:
-    """Every (schedule, generation) of the growing-T replace loop is an entry."""
-    return dict(samples=d.growth_error, seed_dim="growth_seed", predicted=d.growth_theory,
-                tolerance=CLOSED_FORM_MARGIN, relative=True,
-                diverged=d.growth_nonfinite)  # fmt: skip
-
-
-def _sgd_first(d: xr.Dataset) -> dict:
-    """Generation 1 of the SGD replace loop (the real-label run every SGD loop starts with)."""
-    return dict(samples=d.sgd_risk.sel(loop="replace").isel(generation=0),
-                predicted=d.sgd_first_theory, tolerance=CLOSED_FORM_MARGIN, relative=True,
-                diverged=d.sgd_nonfinite.sel(loop="replace"))  # fmt: skip
+    return _relative(d.error, d.theory, d.nonfinite)
 
 
 def _converges(d: xr.Dataset) -> dict:
@@ -367,118 +274,102 @@ def _converges(d: xr.Dataset) -> dict:
 
 
 def _converges_sgd(d: xr.Dataset) -> dict:
-    """The late slope of the seed-mean curve over its seed-mean generation 1 (both noisy: a
-    ratio of seed means, bootstrapped jointly over seeds)."""
-    risk = _flagged(d.sgd_risk, d.sgd_nonfinite).sel(loop=["subsample"])
+    """Both the late slope and E_1 are noisy here: a ratio of seed means, bootstrapped jointly."""
+    risk = d.sgd_risk.where(~d.sgd_nonfinite).sel(loop=["subsample"])
     return dict(samples=risk, statistic=_over_first(_slope_weights(d.sizes["generation"])),
                 predicted=0.0, tolerance=CONVERGED, must_converge=True)  # fmt: skip
 
 
-# "Improves on generation 1": E_G / E_1 at least IMPROVED below 1 (one-sided; the half / twice
-# verdicts scale IMPROVED).
+# One-sided: E_G / E_1 at least IMPROVED below 1 (the half / twice verdicts scale IMPROVED).
 _IMPROVES = dict(predicted=1.0, tolerance=IMPROVED, side="below")
 
 
 def _improves(d: xr.Dataset) -> dict:
-    """E_G / E_1 of the seed means, per growth schedule."""
-    error = _flagged(d.growth_error, d.growth_nonfinite)
+    error = d.growth_error.where(~d.growth_nonfinite)
     statistic = _gain(d.sizes["growth_generation"], "growth_generation")
     return dict(samples=error, seed_dim="growth_seed", statistic=statistic, **_IMPROVES)
 
 
 def _improves_sgd(d: xr.Dataset) -> dict:
-    risk = _flagged(d.sgd_risk, d.sgd_nonfinite).sel(loop=["growing"])
+    risk = d.sgd_risk.where(~d.sgd_nonfinite).sel(loop=["growing"])
     return dict(samples=risk, statistic=_gain(d.sizes["generation"]), **_IMPROVES)
 
 
 def _verifier(d: xr.Dataset) -> dict:
-    """E_G / E_1 of the seed means at the most accurate verifier of the run."""
+    """At the most accurate verifier of the run."""
     best = float(d.verifier.max())
     if best == 0:
         raise claims.NotMeasured("no verifier accuracy > 0 (accuracy 0 keeps rows on a coin)")
-    error = _flagged(d.verified_error, d.verifier_nonfinite).sel(verifier=[best])
+    error = d.verified_error.where(~d.verifier_nonfinite).sel(verifier=[best])
     return dict(samples=error, statistic=_gain(d.sizes["generation"]), **_IMPROVES)
 
 
 _SOURCE = "THEORY.md §4.2 [E]"
-_EVERY = f"at every (T, generation), within {CLOSED_FORM_MARGIN:.0%} (relative)"
+_WITHIN = f"within {CLOSED_FORM_MARGIN:.0%} (relative)"
+_EVERY = f"at every (T, generation), {_WITHIN}"
 _P0_FIXED = "P0 (fixed compute); THEORY.md §4.3"
 _P0_GROWING = "P0 (growing compute); THEORY.md §4.3"
 _BAND = (f"at most {1 - IMPROVED:g} (one-sided: PASS means significantly at least {IMPROVED:.0%} "
          f"below generation 1)")  # fmt: skip
 # The claims this experiment checks (`spectral-sim list` shows them; [Pn]: a paper's claim).
 CLAIMS = claims.Table(
-    claims.Spec(
-        "self_improvement.replace", f"{_SOURCE}; Dohmatob, Feng, Kempe 2024",
+    claims.Spec("self_improvement.replace", f"{_SOURCE}; Dohmatob, Feng, Kempe 2024",
         f"replace loop: the seed-mean E_n equals n sigma^2 d / (T - d - 1) {_EVERY}",
-        claims.seed_mean, functools.partial(_closed_form, regime="replace"),
-    ),
-    claims.Spec(
-        "self_improvement.accumulate", f"{_SOURCE}; Gerstgrasser et al. 2024",
+        claims.seed_mean, functools.partial(_closed_form, regime="replace")),
+    claims.Spec("self_improvement.accumulate", f"{_SOURCE}; Gerstgrasser et al. 2024",
         f"accumulate loop: the seed-mean E_n equals sigma^2 d sum_(i <= n) 1/(i (i T - d - 1)) "
         f"{_EVERY}",
-        claims.seed_mean, functools.partial(_closed_form, regime="accumulate"),
-    ),
-    claims.Spec(
-        "self_improvement.mix", f"{_SOURCE} (exact finite-T c)",
+        claims.seed_mean, functools.partial(_closed_form, regime="accumulate")),
+    claims.Spec("self_improvement.mix", f"{_SOURCE} (exact finite-T c)",
         f"mix loop (a share `mix_real` of each generation's rows real): the seed-mean E_n equals "
         f"c E_(n-1) + sigma^2 d / (T - d - 1), c exact at finite T, {_EVERY}",
-        claims.seed_mean, functools.partial(_closed_form, regime="mix"),
-    ),
-    claims.Spec(
-        "self_improvement.growing", _SOURCE,
+        claims.seed_mean, functools.partial(_closed_form, regime="mix")),
+    claims.Spec("self_improvement.growing", _SOURCE,
         f"replace loop with growing T_n (n T, T 2^(n-1)): the seed-mean E_n equals "
-        f"sigma^2 d sum_(i <= n) 1/(T_i - d - 1) at every (schedule, generation), within "
-        f"{CLOSED_FORM_MARGIN:.0%} (relative)",
-        claims.seed_mean, _growing,
-    ),
-    claims.Spec(
-        "self_improvement.p0_converges_{regime}", _P0_FIXED,
+        f"sigma^2 d sum_(i <= n) 1/(T_i - d - 1) at every (schedule, generation), {_WITHIN}",
+        claims.seed_mean, lambda d: _relative(d.growth_error, d.growth_theory,
+                                              d.growth_nonfinite, seed_dim="growth_seed")),
+    claims.Spec("self_improvement.p0_converges_{regime}", _P0_FIXED,
         f"[P0] at fixed compute per generation the {{regime}} loop converges: the seed-mean "
         f"least-squares slope of E_n / E_1 (E_1 exact) over generations G/2..G is 0 within "
         f"{CONVERGED} per generation at every T (a diverged run fails it)",
-        claims.seed_mean, _converges, over=("regime",),
-    ),
-    claims.Spec(
-        "self_improvement.p0_improves_with_compute", _P0_GROWING,
+        claims.seed_mean, _converges, over=("regime",)),
+    claims.Spec("self_improvement.p0_improves_with_compute", _P0_GROWING,
         f"[P0] with growing compute per generation (T_n = n T, T 2^(n-1)) the replace loop "
         f"improves on generation 1, read as: the ratio of seed means E_G / E_1 at the last "
         f"generation G is {_BAND} for every schedule (P0's 'no ceiling', "
         f"E_n -> 0, is a limit no finite G tests; this is its testable part)",
-        claims.seed_statistic, _improves,
-    ),
-    claims.Spec(
-        "self_improvement.sgd_generation_one", "THEORY.md §2.4 [E] (exact one-pass SGD)",
+        claims.seed_statistic, _improves),
+    claims.Spec("self_improvement.sgd_generation_one", "THEORY.md §2.4 [E] (exact one-pass SGD)",
         f"one-pass SGD generation 1 (batch 1, power-law data): the seed-mean risk equals "
-        f"2 x theory.sgd_loss within {CLOSED_FORM_MARGIN:.0%} (relative)",
-        claims.seed_mean, _sgd_first,
-    ),
-    claims.Spec(
-        "self_improvement.p0_converges_sgd", _P0_FIXED,
+        f"2 x theory.sgd_loss {_WITHIN}",
+        claims.seed_mean, lambda d: _relative(  # generation 1, the real-label run, of replace
+            d.sgd_risk.sel(loop="replace").isel(generation=0), d.sgd_first_theory,
+            d.sgd_nonfinite.sel(loop="replace"))),
+    claims.Spec("self_improvement.p0_converges_sgd", _P0_FIXED,
         f"[P0] at fixed compute (the same SGD steps every generation, fitted to a subsample of "
         f"all data so far) the loop converges: the least-squares slope of the seed-mean E_n over "
         f"generations G/2..G, over the seed-mean E_1, is 0 within {CONVERGED} per generation "
         f"(a diverged run fails it)",
-        claims.seed_statistic, _converges_sgd,
-    ),
-    claims.Spec(
-        "self_improvement.p0_improves_with_compute_sgd", _P0_GROWING,
+        claims.seed_statistic, _converges_sgd),
+    claims.Spec("self_improvement.p0_improves_with_compute_sgd", _P0_GROWING,
         f"[P0] with growing compute (n x T SGD steps at generation n) the SGD loop improves on "
         f"generation 1: the ratio of seed means E_G / E_1 at the last generation G is "
         f"{_BAND}",
-        claims.seed_statistic, _improves_sgd,
-    ),
-    claims.Spec(
-        "self_improvement.verifier", "THEORY.md §4.3; Feng et al. 2024",
+        claims.seed_statistic, _improves_sgd),
+    claims.Spec("self_improvement.verifier", "THEORY.md §4.3; Feng et al. 2024",
         f"with the most accurate verifier of the run (it keeps a synthetic row iff "
         f"|y - x.w*| <= `threshold` sigma) the accumulate loop ends below generation 1: the ratio "
         f"of seed means E_G / E_1 is {_BAND}",
-        claims.seed_statistic, _verifier,
-    ),
+        claims.seed_statistic, _verifier),
 )  # fmt: skip
 
 
 # --- notes, figures and run --------------------------------------------------------------------
+
+
+def _ratio(curve: xr.DataArray) -> float:
+    return float(curve.isel(generation=-1) / curve.isel(generation=0))
 
 
 def notes(data: xr.Dataset, cfg: Config) -> list[str]:
@@ -486,25 +377,16 @@ def notes(data: xr.Dataset, cfg: Config) -> list[str]:
     sweep over accuracies (seed means over the finite runs)."""
     out = []
     for name in ("nonfinite", "growth_nonfinite", "verifier_nonfinite", "sgd_nonfinite"):
-        flag = data[name]
-        if bool(flag.any()):
+        if bool((flag := data[name]).any()):
             out.append(f"{name}: {int(flag.sum())} of {flag.size} runs went non-finite (diverged)")
-    verified = data.verified_error.where(~data.verifier_nonfinite)
-    first = verified.isel(generation=0).mean("seed")
+    verified = data.verified_error.where(~data.verifier_nonfinite).mean("seed")
     for p in verified.verifier.values:
-        ratio = float(
-            verified.sel(verifier=p).isel(generation=-1).mean("seed") / first.sel(verifier=p)
-        )
         kept = float(data.verified_accepted.sel(verifier=p).isel(generation=slice(1, None)).mean())
-        out.append(
-            f"verifier accuracy {p:g}: E_G / E_1 = {ratio:.3f}, synthetic rows kept {kept:.1%}"
-        )
+        out.append(f"verifier accuracy {p:g}: E_G / E_1 = {_ratio(verified.sel(verifier=p)):.3f}, "
+                   f"synthetic rows kept {kept:.1%}")  # fmt: skip
     risk = data.sgd_risk.where(~data.sgd_nonfinite).mean("seed")
-    for loop in data.loop.values:
-        ratio = float(
-            risk.sel(loop=loop).isel(generation=-1) / risk.sel(loop=loop).isel(generation=0)
-        )
-        out.append(f"SGD loop ({loop}): E_G / E_1 = {ratio:.3f}")
+    out += [f"SGD loop ({loop}): E_G / E_1 = {_ratio(risk.sel(loop=loop)):.3f}"
+            for loop in data.loop.values]  # fmt: skip
     for g in data.growth.values:
         sizes = data.growth_sizes.sel(growth=g).values
         out.append(f"growing ({g}): T_n = {', '.join(f'{t:g}' for t in sizes)}")
@@ -517,57 +399,40 @@ def figures(data: xr.Dataset, cfg: Config) -> dict:
     panels = ["replace", "accumulate", "mix", "growing", "verifier", "sgd"]
     figure = matplotlib.figure.Figure(figsize=(4.2 * len(panels), 3.8), layout="constrained")
     axes = figure.subplots(1, len(panels))
+    generation = data.generation.values
     for ax, regime in zip(axes[:3], panels[:3], strict=True):
         for j, T in enumerate(data.samples.values):
-            runs = data.error.sel(regime=regime, samples=T)
             if bool(data.nonfinite.sel(regime=regime, samples=T).any()):
                 continue  # listed in the notes
-            _band(ax, data.generation.values, runs, f"C{j}", f"T = {T}")
+            _band(ax, generation, data.error.sel(regime=regime, samples=T), f"C{j}", f"T = {T}")
             ax.plot(data.generation, data.theory.sel(regime=regime, samples=T), "k--", lw=0.8)
         if regime == "accumulate":
             for T in data.samples.values:
                 bound = float(theory.self_improve.accumulate_bound(d=cfg.dim, noise=cfg.noise, T=T))
                 ax.axhline(bound, color="0.6", ls=":", lw=0.8)
-        ax.set(
-            title=f"{regime} (closed form dashed)",
-            xlabel="generation n",
-            ylabel="E_n",
-            yscale="log",
-        )
-        ax.legend(fontsize=6)
+        ax.set(title=f"{regime} (closed form dashed)", ylabel="E_n", yscale="log")
     ax = axes[3]
     for j, g in enumerate(data.growth.values):
         runs = data.growth_error.sel(growth=g).rename(growth_seed="seed")
         _band(ax, data.growth_generation.values, runs, f"C{j}", str(g))
         ax.plot(data.growth_generation, data.growth_theory.sel(growth=g), "k--", lw=0.8)
-    ax.set(
-        title=f"replace, growing T_n (T_1 = {cfg.growth_samples})",
-        xlabel="generation n",
-        ylabel="E_n",
-    )
-    ax.legend(fontsize=6)
+    ax.set(title=f"replace, growing T_n (T_1 = {cfg.growth_samples})", ylabel="E_n")
     ax = axes[4]
     for j, p in enumerate(data.verifier.values):
-        _band(
-            ax, data.generation.values, data.verified_error.sel(verifier=p), f"C{j}", f"p = {p:g}"
-        )
-    ax.set(
-        title=f"accumulate + verifier (T = {cfg.verifier_samples})",
-        xlabel="generation n",
-        ylabel="E_n",
-        yscale="log",
-    )
-    ax.legend(fontsize=6)
+        _band(ax, generation, data.verified_error.sel(verifier=p), f"C{j}", f"p = {p:g}")
+    ax.set(title=f"accumulate + verifier (T = {cfg.verifier_samples})", ylabel="E_n",
+           yscale="log")  # fmt: skip
     ax = axes[5]
     for j, loop in enumerate(data.loop.values):
-        runs = data.sgd_risk.sel(loop=loop)
         if bool(data.sgd_nonfinite.sel(loop=loop).any()):
             continue  # listed in the notes
-        _band(ax, data.generation.values, runs, f"C{j}", str(loop))
+        _band(ax, generation, data.sgd_risk.sel(loop=loop), f"C{j}", str(loop))
     ax.axhline(float(data.sgd_first_theory), color="k", ls="--", lw=0.8)
-    ax.set(title=f"one-pass SGD, {cfg.sgd_samples} steps (x n growing)", xlabel="generation n",
+    ax.set(title=f"one-pass SGD, {cfg.sgd_samples} steps (x n growing)",
            ylabel="risk E_n (exact generation 1 dashed)", yscale="log")  # fmt: skip
-    ax.legend(fontsize=6)
+    for ax in axes:
+        ax.set(xlabel="generation n")
+        ax.legend(fontsize=6)
     return dict(error_by_generation=figure)
 
 
@@ -582,24 +447,12 @@ def _band(ax, x, runs: xr.DataArray, color: str, label: str) -> None:
 def run(cfg: Config, options: sweep.Options | None = None) -> Report:
     cfg = experiments.quick(cfg, QUICK)
     check(cfg)
-    data = xr.merge(
-        [
-            simulate_loops(cfg, options),
-            simulate_growing(cfg, options),
-            simulate_verifier(cfg, options),
-            simulate_sgd(cfg, options),
-        ],
-        combine_attrs="drop_conflicts",
-    )
-    return Report(
-        experiment="self_improvement",
-        claims=CLAIMS.evaluate(data),
-        data=data,
-        figures=figures(data, cfg),
-        config=dataclasses.asdict(cfg),
-        seed=cfg.seed,
-        notes=notes(data, cfg),
-    )
+    data = xr.merge([simulate_loops(cfg, options), simulate_growing(cfg, options),
+                     simulate_verifier(cfg, options), simulate_sgd(cfg, options)],
+                    combine_attrs="drop_conflicts")  # fmt: skip
+    return Report(experiment="self_improvement", claims=CLAIMS.evaluate(data), data=data,
+                  figures=figures(data, cfg), config=dataclasses.asdict(cfg), seed=cfg.seed,
+                  notes=notes(data, cfg))  # fmt: skip
 
 
 if __name__ == "__main__":  # the same as `spectral-sim run self_improvement [flags]`
