@@ -1,14 +1,11 @@
 """Compute-optimal scaling laws of one-pass learning on power-law spectra against [P0]'s claims.
 
-Iso-compute rows C = N D (THEORY.md §1 rows 1-5, §2.5-2.8): for each budget C, models of N ideal
-features (the first N eigen-directions, `linear.Params(n_trainable=N)`) trained on D = C / N
-samples, with N on a log grid around theory.compute_optimal's N* = K_N C^(1/(s+1)); the frontier
-(N*, D*, L*) of each row comes from `fit.frontier`. Three simulations, all through the sweep
-engine: exact gradient flow (t = D) beside the hard-truncation rule (mode k learned iff
-k^-s t >= 1) on a wide compute range; one-pass minibatch SGD with seeds beside its exact
-second-moment recursion; random features at infinite data (the width saturation d^-min(a-1, s))
-and their compute-optimal frontier. `with_frontiers` adds every fitted frontier to the data, and
-`CLAIMS` decides each claim from that one dataset.
+Iso-compute rows C = N D (THEORY.md §1 rows 1-5, §2.5-2.8): N ideal features trained on D = C / N
+samples, N on a log grid around N* = K_N C^(1/(s+1)), each row's (N*, D*, L*) by `fit.frontier`.
+Sweeps: exact gradient flow (t = D) beside the hard rule (mode k learned iff k^-s t >= 1);
+one-pass minibatch SGD beside its exact second-moment recursion; random features at infinite
+data (width saturation d^-min(a-1, s)) and their compute-optimal frontier. `with_frontiers` adds
+the fitted frontiers to the data; `CLAIMS` decides each claim from it.
 """
 
 import dataclasses
@@ -38,45 +35,34 @@ PAPER_HARD_GAP = 50.0
 PAPER_N_EXPONENT = 0.5
 # Hoffmann et al. 2022's fit L = E + A N^-0.34 + B D^-0.28 (THEORY.md §1 row 3).
 CHINCHILLA = (0.34, 0.28)
-CHINCHILLA_SA = (
-    float(theory.sa_from_chinchilla(*CHINCHILLA).s),
-    float(theory.sa_from_chinchilla(*CHINCHILLA).a),
-)  # (1.21, 1.34)
-# Allocation tolerance (derived, with one measured constant): the discrete optimum lies within
-# 0.9 modes of K_N C^(1/(s+1)) (the 1/N correction, measured for N* from 44 to 1e5 in
-# test_scaling_theory), and rounding the N grid to integers moves grid points by <= 1/2 mode;
-# N_SLACK = 2 modes covers both (1.4) with room.
+_SA = theory.sa_from_chinchilla(*CHINCHILLA)
+CHINCHILLA_SA = (float(_SA.s), float(_SA.a))  # (1.21, 1.34)
+# Allocation tolerance (derived, one measured constant): the discrete optimum lies within 0.9
+# modes of K_N C^(1/(s+1)) (the 1/N correction, measured for N* in [44, 1e5] in
+# test_scaling_theory) and integer rounding of N moves grid points by <= 1/2 mode: 2 covers 1.4.
 N_SLACK = 2.0
-# Judgement: the SGD frontier's L* must agree with the exact recursion's within 10 % at every
-# row. The recursion is exact for Gaussian data ([E]), so the margin only has to absorb float32
-# rounding and the parabola vertex's O(SE^2) bias; it is far wider than both, and was not derived.
+# Judgement, not derived: SGD's frontier L* within 10 % of the exact recursion's at every row. The
+# recursion is exact for Gaussian data ([E]): the margin only absorbs float32 rounding and the
+# parabola vertex's O(SE^2) bias, far smaller.
 RECURSION_MARGIN = 0.10
-# SGD is checked only at lr <= RECURSION_LR_FRAC x the critical lr (THEORY.md §8: near chi = 1
-# the Monte Carlo loss is heavy-tailed and a seed mean has no usable standard error).
+# SGD is checked only at lr <= this x the critical lr (THEORY.md §8: near chi = 1 the Monte Carlo
+# loss is heavy-tailed and a seed mean has no usable standard error).
 RECURSION_LR_FRAC = 0.5
-# Judgement: THEORY.md §2.6.1 found PLRF phases Ia, II and III "within about 0.03 in xi and eta"
-# at d in [64, 2896]; this experiment's widths are smaller (4 to 1024), so 0.03 is our choice,
-# not a bound derived for them.
+# Judgement: THEORY.md §2.6.1 found PLRF phases Ia, II, III "within about 0.03 in xi and eta" at
+# d in [64, 2896]; our widths are smaller (4 to 1024), so 0.03 is a choice, not a derived bound.
 PLRF_TOLERANCE = 0.03
-# Judgement: the random-feature width exponent must be within 0.1 of s (ideal truncation's
-# a - 1 is 1.0 away at (1.5, 3.5)). Not derived: at these widths the deterministic equivalent's
-# own exponent is 0.016-0.028 off s, and the mean over F sits up to 8 % above it, more at small
-# d (right-skewed over F; THEORY.md §8 bounds neither for a = 3.5).
+# Judgement, not derived: the random-feature width exponent within 0.1 of s (ideal truncation's
+# a - 1 is 1.0 away at (1.5, 3.5)); at these widths the deterministic equivalent's is 0.016-0.028
+# off s, the mean over F up to 8 % above it, more at small d (right-skewed; THEORY.md §8 bounds
+# neither for a = 3.5).
 RF_MARGIN = 0.1
-# Model sizes and budgets of the iso-N curves drawn in the figure (not used by any claim).
-ISO_CURVES = 5
-ISO_BUDGETS = 40
+ISO_CURVES, ISO_BUDGETS = 5, 40  # model sizes and budgets of the figure's iso-N curves
+Pairs = tuple[tuple[float, float], ...]
 
 
 @dataclasses.dataclass(frozen=True)
 class Config:
-    pairs: tuple[tuple[float, float], ...] = (
-        (1.5, 1.5),
-        (2.0, 2.0),
-        (3.0, 3.0),
-        (3.0, 1.5),
-        (3.0, 1.05),
-    )
+    pairs: Pairs = ((1.5, 1.5), (2.0, 2.0), (3.0, 3.0), (3.0, 1.5), (3.0, 1.05))
     """(s, a) of the exact-GF and hard-rule frontiers."""
     chinchilla: bool = True
     """Add the pair that Chinchilla's fitted exponents map to, (s, a) = (1.21, 1.34)."""
@@ -87,7 +73,7 @@ class Config:
     """Model sizes per iso-compute row."""
     span: float = 4.0
     """Each row's N runs from centre / span to centre * span (log-spaced, rounded to integers)."""
-    sgd_pairs: tuple[tuple[float, float], ...] = ((2.0, 2.0), (3.0, 1.5))
+    sgd_pairs: Pairs = ((2.0, 2.0), (3.0, 1.5))
     sgd_compute: tuple[float, float] = (3e3, 3e6)
     sgd_n_compute: int = 8
     sgd_cols: int = 7
@@ -98,15 +84,13 @@ class Config:
     n_seeds: int = 64
     n_boot: int = 200
     """Seed-bootstrap resamples of the SGD and random-feature fits."""
-    rf_pairs: tuple[tuple[float, float], ...] = ((1.5, 3.5), (1.5, 2.0))
+    rf_pairs: Pairs = ((1.5, 3.5), (1.5, 2.0))
     rf_features: tuple[int, ...] = (16, 32, 64, 128, 256)
     rf_modes: int = 4096
     rf_seeds: int = 32
     """Feature draws F per random-feature width."""
-    rff_pairs: tuple[tuple[float, float], ...] = ((2.0, 2.0), (1.5, 2.8))
-    """(s, a) of the random-feature compute-optimal frontier: exact GF on the readout given F
-    for a time D = C / d, averaged over F (THEORY.md §2.6.1: (2, 2) is phase Ia, (1.5, 2.8)
-    phase II)."""
+    rff_pairs: Pairs = ((2.0, 2.0), (1.5, 2.8))
+    """(s, a) of the random-feature frontier (THEORY.md §2.6.1: (2, 2) phase Ia, (1.5, 2.8) II)."""
     rff_compute: tuple[float, float] = (1e3, 1e6)
     rff_n_compute: int = 8
     rff_widths: tuple[int, int] = (4, 1024)
@@ -130,11 +114,10 @@ QUICK = dict(
 
 def check(cfg: Config) -> None:
     """Reject bad configs with the field name and valid range, before anything compiles."""
+    if len(cfg.pairs) == 0:
+        raise ValueError("pairs must list at least one (s, a)")
     for name in ("pairs", "sgd_pairs", "rf_pairs", "rff_pairs"):
-        pairs = getattr(cfg, name)
-        if len(pairs) == 0 and name == "pairs":
-            raise ValueError("pairs must list at least one (s, a)")
-        for pair in pairs:
+        for pair in getattr(cfg, name):
             if len(pair) != 2 or not pair[0] > 0 or not pair[1] > 1:
                 raise ValueError(f"{name} must hold (s, a) with s > 0 and a > 1; got {pair}")
     if len(set(cfg.pairs)) != len(cfg.pairs):
@@ -150,21 +133,16 @@ def check(cfg: Config) -> None:
     for name, low in counts.items():
         if getattr(cfg, name) < low:
             raise ValueError(f"{name} must be >= {low}; got {getattr(cfg, name)}")
-    for name in ("span", "sgd_span"):
-        if not getattr(cfg, name) > 1:
-            raise ValueError(f"{name} must be > 1; got {getattr(cfg, name)}")
-    if not 0 < cfg.lr_frac:
-        raise ValueError(f"lr_frac must be > 0; got {cfg.lr_frac}")
-    if cfg.rf_pairs and (len(cfg.rf_features) < 3 or len(set(cfg.rf_features)) < 3):
+    for name, low in (("span", 1), ("sgd_span", 1), ("lr_frac", 0)):
+        if not getattr(cfg, name) > low:
+            raise ValueError(f"{name} must be > {low}; got {getattr(cfg, name)}")
+    if cfg.rf_pairs and len(set(cfg.rf_features)) < 3:
         raise ValueError(f"rf_features must list >= 3 distinct widths; got {cfg.rf_features}")
     if any(not 1 <= d < cfg.rf_modes for d in cfg.rf_features):
         raise ValueError(f"rf_features must lie in [1, rf_modes); got {cfg.rf_features}")
-    low, high = cfg.rff_widths
-    if cfg.rff_pairs and not 1 <= low < high < cfg.rff_modes:
-        raise ValueError(
-            f"rff_widths must be (low, high) with 1 <= low < high < rff_modes = "
-            f"{cfg.rff_modes}; got {cfg.rff_widths}"
-        )
+    if cfg.rff_pairs and not 1 <= cfg.rff_widths[0] < cfg.rff_widths[1] < cfg.rff_modes:
+        raise ValueError(f"rff_widths must be (low, high) with 1 <= low < high < rff_modes = "
+                         f"{cfg.rff_modes}; got {cfg.rff_widths}")  # fmt: skip
     if cfg.rff_pairs and _widths(cfg).size < 3:
         raise ValueError(f"rff_widths {cfg.rff_widths} hold fewer than 3 integer widths")
     for s, a in _gf_pairs(cfg):  # the integer N grids must be strictly increasing
@@ -177,7 +155,6 @@ def check(cfg: Config) -> None:
 
 
 def _gf_pairs(cfg: Config) -> list[tuple[float, float]]:
-    """The exact-GF pairs: cfg.pairs, then the pair Chinchilla's exponents map to."""
     return [(float(s), float(a)) for s, a in cfg.pairs] + [CHINCHILLA_SA] * cfg.chinchilla
 
 
@@ -185,7 +162,7 @@ def _gf_centres(s: float, a: float, cfg: Config) -> np.ndarray:
     """Row centres sqrt(K_N^soft K_N^hard) C^(1/(s+1)): between the two rules' optima (K_N^hard
     = 1), so that both minima are interior."""
     k_n = float(theory.compute_optimal(s=s, a=a).k_n)
-    return np.sqrt(k_n) * _budgets(cfg.compute, cfg.n_compute) ** (1 / (s + 1))
+    return np.sqrt(k_n) * np.geomspace(*cfg.compute, cfg.n_compute) ** (1 / (s + 1))
 
 
 @functools.lru_cache(maxsize=64)
@@ -203,23 +180,29 @@ def _sgd_centres(s: float, a: float, cfg: Config, lr: float | None = None) -> np
     lr D / B, so its frontier is GF's at the compute lr C / B."""
     lr = _sgd_lr(s, a, cfg) if lr is None else lr
     k_n = float(theory.compute_optimal(s=s, a=a).k_n)
-    compute = _budgets(cfg.sgd_compute, cfg.sgd_n_compute)
+    compute = np.geomspace(*cfg.sgd_compute, cfg.sgd_n_compute)
     return k_n * (lr * compute / cfg.batch) ** (1 / (s + 1))
 
 
-def _budgets(bounds: tuple[float, float], n: int) -> np.ndarray:
-    return np.geomspace(bounds[0], bounds[1], n)
-
-
 def _model_sizes(centres: np.ndarray, n_cols: int, span: float, field: str) -> np.ndarray:
-    """Integer model sizes, rows x cols, log-spaced from centre / span to centre * span."""
     n = np.round(centres[:, None] * np.geomspace(1 / span, span, n_cols)[None])
     if np.any(n < 1) or np.any(np.diff(n, axis=1) <= 0):
-        raise ValueError(
-            f"{field} starts too low for {n_cols} integer model sizes per row (smallest row "
-            f"{n[0].astype(int).tolist()}); raise {field}[0] or lower the number of columns"
-        )
+        raise ValueError(f"{field} starts too low for {n_cols} integer model sizes per row "
+                         f"(smallest row {n[0].astype(int).tolist()}); raise {field}[0] or lower "
+                         "the number of columns")  # fmt: skip
     return n
+
+
+def _sweep(cfg: Config, options, name: str, f, template, grid: sweep.Grid, **kwargs):
+    options = options or sweep.Options()
+    return options.run(name, f, sweep.make_from(template), grid, seed=cfg.seed,
+                       config=dataclasses.asdict(cfg), **kwargs)  # fmt: skip
+
+
+def _rf_grid(pairs: Pairs, widths: list, n_seeds: int) -> sweep.Grid:
+    return sweep.Grid(product=dict(n_features=widths), n_seeds=n_seeds,
+                      zipped={"spectrum.s": [float(s) for s, _ in pairs],
+                              "spectrum.a": [float(a) for _, a in pairs]})  # fmt: skip
 
 
 def _bucket(n: int) -> int:
@@ -258,47 +241,33 @@ def gradient_flow(cfg: Config, options: sweep.Options | None = None) -> xr.Datas
     """GF and hard-rule losses on every iso-compute row (dims pair, row, col) and on iso-N curves
     for the figure (dims pair, iso, iso_budget): one sweep, one compile group per pair."""
     pairs = _gf_pairs(cfg)
-    compute = _budgets(cfg.compute, cfg.n_compute)
+    compute = np.geomspace(*cfg.compute, cfg.n_compute)
     n = np.stack([_model_sizes(_gf_centres(s, a, cfg), cfg.n_cols, cfg.span, "compute")
                   for s, a in pairs])  # fmt: skip
     iso_n = np.stack([np.unique(np.round(np.geomspace(m.min(), m.max(), ISO_CURVES))) for m in n])
     iso_c = np.geomspace(compute[0] / 10, compute[-1], ISO_BUDGETS)
-    points = []  # (s, a, modes, N, D): the rows, then the iso-N curves
-    for p, (s, a) in enumerate(pairs):
-        points += [(s, a, n[p].max(), m, c / m) for c, row in zip(compute, n[p], strict=True)
-                   for m in row]  # fmt: skip
-    for p, (s, a) in enumerate(pairs):
-        points += [(s, a, n[p].max(), m, c / m) for m in iso_n[p] for c in iso_c]
-    names = ("model.spectrum.s", "model.spectrum.a", "model.spectrum.n_modes")
-    names += ("model.n_trainable", "data")
-    zipped = {k: [x[i] for x in points] for i, k in enumerate(names)}
-    zipped["model.spectrum.n_modes"] = [int(m) for m in zipped["model.spectrum.n_modes"]]
+    rows = [(p, m, compute[r]) for (p, r, _), m in np.ndenumerate(n)]
+    iso = [(p, m, c) for p in range(len(pairs)) for m in iso_n[p] for c in iso_c]
+    points = [(*pairs[p], int(n[p].max()), m, c / m) for p, m, c in rows + iso]  # (s, a, M, N, D)
+    names = ("model.spectrum.s", "model.spectrum.a", "model.spectrum.n_modes", "model.n_trainable")
+    zipped = {k: [x[i] for x in points] for i, k in enumerate((*names, "data"))}
     template = Budget(linear.Params(PowerLaw(s=2.0, a=2.0, n_modes=8)), data=1.0)
-    options = options or sweep.Options()
-    result = options.run(
-        "gf", _gf_point, sweep.make_from(template), sweep.Grid(zipped=zipped), seed=cfg.seed,
-        config=dataclasses.asdict(cfg),
-    )  # fmt: skip
-    rows = (len(pairs), cfg.n_compute, cfg.n_cols)
-    iso = (len(pairs), iso_n.shape[1], ISO_BUDGETS)
+    result = _sweep(cfg, options, "gf", _gf_point, template, sweep.Grid(zipped=zipped))
+    iso_shape = (len(pairs), iso_n.shape[1], ISO_BUDGETS)
     out = {}
     for name in ("gf_loss", "hard_loss"):
         values = result[name].values[:, 0]
-        out[name] = (("pair", "row", "col"), values[: n.size].reshape(rows))
-        out[f"iso_{name}"] = (("pair", "iso", "iso_budget"), values[n.size :].reshape(iso))
-    return xr.Dataset(
-        out,
-        coords=dict(
-            **_pair_coords("pair", pairs), compute=("row", compute), n=(("pair", "row", "col"), n),
-            chinchilla=("pair", [cfg.chinchilla and p == CHINCHILLA_SA for p in pairs]),
-            iso_n=(("pair", "iso"), iso_n), iso_compute=("iso_budget", iso_c),
-        ),
-    )  # fmt: skip
+        out[name] = (("pair", "row", "col"), values[: n.size].reshape(n.shape))
+        out[f"iso_{name}"] = (("pair", "iso", "iso_budget"), values[n.size :].reshape(iso_shape))
+    return xr.Dataset(out, coords=dict(
+        **_pair_coords("pair", pairs), compute=("row", compute), n=(("pair", "row", "col"), n),
+        chinchilla=("pair", [cfg.chinchilla and p == CHINCHILLA_SA for p in pairs]),
+        iso_n=(("pair", "iso"), iso_n), iso_compute=("iso_budget", iso_c),
+    ))  # fmt: skip
 
 
 def _pair_coords(dim: str, pairs, prefix: str = "") -> dict:
-    """The (s, a) pairs along `dim`: labels "(s, a)" as its index (they name a claim's entries)
-    and s, a as coordinates."""
+    """(s, a) pairs along `dim`: "(s, a)" labels as its index (naming claim entries), s, a."""
     pairs = [(float(s), float(a)) for s, a in pairs]
     labels = [f"({s:.3g}, {a:.3g})" for s, a in pairs]
     return {dim: labels, f"{prefix}s": (dim, [s for s, _ in pairs]),
@@ -308,28 +277,19 @@ def _pair_coords(dim: str, pairs, prefix: str = "") -> dict:
 # --- one-pass SGD and its exact recursion ----------------------------------------------------
 
 
-def _float32(params):
-    """Sweeps simulate in float32 (DESIGN.md §5); the predictors keep the exact dtype."""
-    return jax.tree.map(lambda x: jnp.asarray(x, jnp.float32), params)
-
-
 def _pad(x: jax.Array, width: int) -> jax.Array:
     """Records padded to a common width by repeating the last (never read back)."""
     return jnp.concatenate([x, jnp.broadcast_to(x[-1], (width - x.shape[0],))])
 
 
 def simulate_sgd(cfg: Config, options: sweep.Options | None = None) -> xr.Dataset:
-    """One-pass SGD (all seeds) and the exact recursion on every SGD iso-compute row, dims
-    (sgd_pair, sgd_row, sgd_col[, seed]).
-
-    Each distinct model size N runs once and records the loss after every step count D / B its
-    rows need. A model of N features runs on n_modes = M (the next power of two) modes with
-    n_trainable = N; the modes beyond M are frozen at v_k = -w*_k, so x . v over them is an
-    independent N(0, sum_{k>M} k^-a) per sample: exactly label noise sigma^2 = zeta(a, M + 1),
-    and their loss is sigma^2 / 2. (Exact in distribution for Gaussian features.)
-    """
+    """One-pass SGD (all seeds) and its exact recursion on every SGD iso-compute row, dims
+    (sgd_pair, sgd_row, sgd_col[, seed]). Each distinct N runs once on M (the next power of two)
+    modes with n_trainable = N, recording every step count D / B its rows need; the modes beyond
+    M are frozen at v_k = -w*_k, so x . v over them is an independent N(0, sum_{k>M} k^-a) per
+    sample: exactly (Gaussian features) label noise sigma^2 = zeta(a, M + 1), of loss sigma^2/2."""
     pairs = [(float(s), float(a)) for s, a in cfg.sgd_pairs]
-    compute = _budgets(cfg.sgd_compute, cfg.sgd_n_compute)
+    compute = np.geomspace(*cfg.sgd_compute, cfg.sgd_n_compute)
     lrs = [_sgd_lr(s, a, cfg) for s, a in pairs]
     centres = [_sgd_centres(s, a, cfg) for s, a in pairs]
     n = np.stack([_model_sizes(c, cfg.sgd_cols, cfg.sgd_span, "sgd_compute") for c in centres])
@@ -344,13 +304,14 @@ def simulate_sgd(cfg: Config, options: sweep.Options | None = None) -> xr.Datase
 
     def sgd(params, key):
         recorded = schedules[params.spectrum.n_modes]
-        loss = simulate.trajectory(linear, _float32(params), key, steps=recorded)[1].loss
+        # Sweeps simulate in float32 (DESIGN.md §5); the exact recursion keeps its dtype.
+        single = jax.tree.map(lambda x: jnp.asarray(x, jnp.float32), params)
+        loss = simulate.trajectory(linear, single, key, steps=recorded)[1].loss
         return dict(sgd_loss=_pad(loss + 0.5 * jnp.asarray(params.noise, loss.dtype), width))
 
     def exact(params, key):
         del key
-        recorded = schedules[params.spectrum.n_modes]
-        loss = theory.linear.loss(params, recorded) + 0.5 * params.noise
+        loss = theory.linear.loss(params, schedules[params.spectrum.n_modes]) + 0.5 * params.noise
         return dict(sgd_theory=_pad(loss, width))
 
     zipped = {
@@ -361,17 +322,11 @@ def simulate_sgd(cfg: Config, options: sweep.Options | None = None) -> xr.Datase
         "lr": [lrs[p] for p, _ in runs],
     }  # fmt: skip
     template = linear.Params(PowerLaw(s=2.0, a=2.0, n_modes=8), batch=cfg.batch)
-    make = sweep.make_from(template)
-    kwargs = dict(seed=cfg.seed, config=dataclasses.asdict(cfg))
-    options = options or sweep.Options()
     grid = sweep.Grid(zipped=zipped, n_seeds=cfg.n_seeds)
-    simulated = options.run("sgd", sgd, make, grid, **kwargs)
-    predicted = options.run("sgd_exact", exact, make, sweep.Grid(zipped=zipped), **kwargs)
-    # Gather (pair, row, col) from the runs' records.
-    shape = n.shape
-    run_index = np.empty(shape, int)
-    record = np.empty(shape, int)
-    for index in np.ndindex(shape):
+    simulated = _sweep(cfg, options, "sgd", sgd, template, grid)
+    predicted = _sweep(cfg, options, "sgd_exact", exact, template, sweep.Grid(zipped=zipped))
+    run_index, record = np.empty(n.shape, int), np.empty(n.shape, int)  # (pair, row, col) -> run
+    for index in np.ndindex(n.shape):
         p, m = index[0], int(n[index])
         run_index[index] = runs.index((p, m))
         record[index] = int(np.searchsorted(schedules[_bucket(m)], steps[index]))
@@ -381,12 +336,10 @@ def simulate_sgd(cfg: Config, options: sweep.Options | None = None) -> xr.Datase
     chi = [float(_chi(s, a, lr, cfg.batch)) for (s, a), lr in zip(pairs, lrs, strict=True)]
     return xr.Dataset(
         dict(sgd_loss=((*dims, "seed"), loss.astype(float)), sgd_theory=(dims, exact_loss)),
-        coords=dict(
-            **_pair_coords("sgd_pair", pairs, "sgd_"), sgd_lr=("sgd_pair", lrs),
-            sgd_lr_frac=cfg.lr_frac, sgd_chi_inf=("sgd_pair", chi), sgd_batch=cfg.batch,
-            sgd_compute=("sgd_row", compute), sgd_n=(dims, n), sgd_steps=(dims, steps),
-            seed=np.arange(cfg.n_seeds),
-        ),
+        coords=dict(**_pair_coords("sgd_pair", pairs, "sgd_"), sgd_lr=("sgd_pair", lrs),
+                    sgd_lr_frac=cfg.lr_frac, sgd_chi_inf=("sgd_pair", chi), sgd_batch=cfg.batch,
+                    sgd_compute=("sgd_row", compute), sgd_n=(dims, n), sgd_steps=(dims, steps),
+                    seed=np.arange(cfg.n_seeds)),
     )  # fmt: skip
 
 
@@ -397,60 +350,34 @@ def _chi(s: float, a: float, lr: float, batch: int, n: np.ndarray | None = None)
         spectrum = PowerLaw(s=s, a=a, n_modes=2**16)
         return np.asarray(theory.sgd_stability(spectrum, lr=jnp.asarray(lr), batch=batch))
     spectrum = PowerLaw(s=s, a=a, n_modes=_bucket(int(np.max(n))))
-
-    def one(trained):
-        return theory.sgd_stability(spectrum, lr=jnp.asarray(lr), batch=batch, n_trainable=trained)
-
-    return np.asarray(jax.vmap(one)(jnp.asarray(n, float)))
-
-
-def _diverged(data: xr.Dataset) -> xr.DataArray:
-    """Per SGD point and seed: loss non-finite or above BLOWUP x the initial loss 1/2 zeta(a)."""
-    initial = xr.DataArray(0.5 * np.asarray(zeta(data.sgd_a.values, 1.0)), dims="sgd_pair")
-    loss = data.sgd_loss
-    return ~np.isfinite(loss) | (loss > BLOWUP * initial)
+    one = functools.partial(theory.sgd_stability, spectrum, lr=jnp.asarray(lr), batch=batch)
+    return np.asarray(jax.vmap(lambda trained: one(n_trainable=trained))(jnp.asarray(n, float)))
 
 
 # --- random features at infinite data ------------------------------------------------------
 
 
 def random_feature_error(cfg: Config, options: sweep.Options | None = None) -> xr.Dataset:
-    """Population-optimal error u^T (I - P_Z) u of width-d random features (THEORY.md §2.8),
-    exact given F, for rf_seeds draws of F per width, beside its deterministic equivalent;
-    dims (rf_pair, rf_d[, rf_seed])."""
+    """Population-optimal error u^T (I - P_Z) u of width-d random features (THEORY.md §2.8) given
+    F, beside its deterministic equivalent; dims (rf_pair, rf_d[, rf_seed])."""
     if not cfg.rf_pairs:
         return xr.Dataset()
 
     def error(params, key):
-        """F from a feature seed drawn from the sweep key (so seeds vary F)."""
-        seed = jax.random.randint(key, (), 0, jnp.iinfo(jnp.int32).max)
-        drawn = dataclasses.replace(params, feature_seed=seed)
-        features = random_features.features(drawn)
+        seed = jax.random.randint(key, (), 0, jnp.iinfo(jnp.int32).max)  # the sweep's seeds vary F
+        features = random_features.features(dataclasses.replace(params, feature_seed=seed))
         exact = theory.random_features.approx_error_given_features(params.spectrum, features)
         return dict(rf_error=exact, rf_theory=theory.random_features.approx_error(params))
 
     template = random_features.Params(PowerLaw(s=2.0, a=2.0, n_modes=cfg.rf_modes))
-    grid = sweep.Grid(
-        product=dict(n_features=list(cfg.rf_features)),
-        zipped={"spectrum.s": [float(s) for s, _ in cfg.rf_pairs],
-                "spectrum.a": [float(a) for _, a in cfg.rf_pairs]},
-        n_seeds=cfg.rf_seeds,
-    )  # fmt: skip
-    options = options or sweep.Options()
-    result = options.run(
-        "rf", error, sweep.make_from(template), grid, seed=cfg.seed, config=dataclasses.asdict(cfg)
-    )
+    grid = _rf_grid(cfg.rf_pairs, list(cfg.rf_features), cfg.rf_seeds)
+    result = _sweep(cfg, options, "rf", error, template, grid)
     return xr.Dataset(
-        dict(
-            rf_error=(("rf_d", "rf_pair", "rf_seed"), result["rf_error"].values),
-            rf_theory=(("rf_d", "rf_pair"), result["rf_theory"].values[:, :, 0]),
-        ),
-        coords=dict(
-            rf_d=list(cfg.rf_features),
-            **_pair_coords("rf_pair", cfg.rf_pairs, "rf_"),
-            rf_seed=np.arange(cfg.rf_seeds),
-        ),
-    ).transpose("rf_pair", "rf_d", "rf_seed")
+        dict(rf_error=(("rf_d", "rf_pair", "rf_seed"), result["rf_error"].values),
+             rf_theory=(("rf_d", "rf_pair"), result["rf_theory"].values[:, :, 0])),
+        coords=dict(rf_d=list(cfg.rf_features), **_pair_coords("rf_pair", cfg.rf_pairs, "rf_"),
+                    rf_seed=np.arange(cfg.rf_seeds)),
+    ).transpose("rf_pair", "rf_d", "rf_seed")  # fmt: skip
 
 
 def _widths(cfg: Config) -> np.ndarray:
@@ -459,47 +386,33 @@ def _widths(cfg: Config) -> np.ndarray:
 
 
 def random_feature_frontier(cfg: Config, options: sweep.Options | None = None) -> xr.Dataset:
-    """Exact GF loss of width-d random features trained from 0 for a time D = C / d given F
-    (`theory.random_features.gf_loss_given_features`, plus the modes beyond M), for rff_seeds
-    draws of F and every budget C: dims (rff_pair, rff_row, rff_col, rff_seed). The features
-    are nested: column j of draw i is normal(fold_in(key_i, j)) for every width (scaled by
-    d^-1/2, as `random_features.features`), so each draw's loss is smooth in d and its
-    minimum over d is not blurred by independent draws per width (the sweep's common random
-    numbers give every width the same key). One eigendecomposition per (d, F) serves every
-    budget."""
+    """Exact GF loss of width-d random features given F after a time D = C / d (plus the modes
+    beyond M), dims (rff_pair, rff_row, rff_col, rff_seed). The features are nested: column j
+    of draw i is normal(fold_in(key_i, j)) at every width (scaled by d^-1/2), so each draw's
+    loss is smooth in d and its minimum over d is not blurred by independent draws per width
+    (common random numbers give every width the same key). One eigendecomposition per (d, F)."""
     if not cfg.rff_pairs:
         return xr.Dataset()
-    compute = _budgets(cfg.rff_compute, cfg.rff_n_compute)
+    compute = np.geomspace(*cfg.rff_compute, cfg.rff_n_compute)
     widths = _widths(cfg)
 
     def loss(params, key):
         d, lam = params.n_features, params.spectrum.eigenvalues()
         column = jax.vmap(lambda j: jax.random.normal(jax.random.fold_in(key, j), lam.shape))
         features = column(jnp.arange(d)).T.astype(lam.dtype) * d**-0.5
-        times = jnp.asarray(compute / d)
-        gf = theory.random_features.gf_loss_given_features(params.spectrum, features, times)
+        gf = theory.random_features.gf_loss_given_features(params.spectrum, features,
+                                                           jnp.asarray(compute / d))  # fmt: skip
         return dict(rff_loss=gf + 0.5 * zeta(params.spectrum.a, params.spectrum.n_modes + 1.0))
 
     template = random_features.Params(PowerLaw(s=2.0, a=2.0, n_modes=cfg.rff_modes))
-    grid = sweep.Grid(
-        product=dict(n_features=[int(d) for d in widths]),
-        zipped={"spectrum.s": [float(s) for s, _ in cfg.rff_pairs],
-                "spectrum.a": [float(a) for _, a in cfg.rff_pairs]},
-        n_seeds=cfg.rff_seeds,
-    )  # fmt: skip
-    options = options or sweep.Options()
-    result = options.run(
-        "rf_frontier", loss, sweep.make_from(template), grid, seed=cfg.seed,
-        config=dataclasses.asdict(cfg), common_random_numbers=True,
-    )  # fmt: skip
+    grid = _rf_grid(cfg.rff_pairs, [int(d) for d in widths], cfg.rff_seeds)
+    result = _sweep(cfg, options, "rf_frontier", loss, template, grid, common_random_numbers=True)
     values = np.moveaxis(result["rff_loss"].values, (0, 1, 2, 3), (2, 0, 3, 1))
     return xr.Dataset(
         dict(rff_loss=(("rff_pair", "rff_row", "rff_col", "rff_seed"), values)),
-        coords=dict(
-            **_pair_coords("rff_pair", cfg.rff_pairs, "rff_"), rff_compute=("rff_row", compute),
-            rff_d=("rff_col", widths),
-            rff_seed=np.arange(cfg.rff_seeds), rff_modes=cfg.rff_modes,
-        ),
+        coords=dict(**_pair_coords("rff_pair", cfg.rff_pairs, "rff_"),
+                    rff_compute=("rff_row", compute), rff_d=("rff_col", widths),
+                    rff_seed=np.arange(cfg.rff_seeds), rff_modes=cfg.rff_modes),
     )  # fmt: skip
 
 
@@ -507,21 +420,19 @@ def random_feature_frontier(cfg: Config, options: sweep.Options | None = None) -
 
 
 def _frontier(loss: xr.DataArray, n: xr.DataArray, compute: xr.DataArray) -> xr.Dataset:
-    """`fit.frontier` of each pair of `loss` (dims pair, row, col): per row N*, L* and whether
-    the minimum is interior; per pair the loss and N* exponents fitted over the interior rows
-    (NaN, and no row interior, where fewer than 3 rows are)."""
+    """`fit.frontier` per pair of `loss` (dims pair, row, col): per row N*, L*, interior; per pair
+    the loss and N* exponents over the interior rows (NaN, no row interior, if fewer than 3)."""
     pair, row, _ = loss.dims
     sizes = n.broadcast_like(loss).transpose(*loss.dims).values
     rows, fits = [], []
     for p in range(loss.sizes[pair]):
         try:
             f = fit.frontier(sizes[p], loss.values[p], compute.values)
+            rows.append(np.stack([f.n_star, f.loss_star, f.interior]))
+            fits.append((f.loss_exponent.exponent, f.n_exponent.exponent))
         except ValueError:  # fewer than 3 interior rows, or a non-finite mean: no frontier
             rows.append(np.full((3, compute.size), np.nan))
             fits.append((np.nan, np.nan))
-            continue
-        rows.append(np.stack([f.n_star, f.loss_star, f.interior]))
-        fits.append((f.loss_exponent.exponent, f.n_exponent.exponent))
     rows, fits = np.asarray(rows, float), np.asarray(fits, float)
     return xr.Dataset(
         dict(n_star=((pair, row), rows[:, 0]), loss_star=((pair, row), rows[:, 1]),
@@ -532,40 +443,21 @@ def _frontier(loss: xr.DataArray, n: xr.DataArray, compute: xr.DataArray) -> xr.
 
 
 def _slope_bound(compute: xr.DataArray, eps: xr.DataArray, inside: xr.DataArray) -> xr.DataArray:
-    """The largest change of a least-squares slope of ln y on x = ln C (over the rows `inside`;
-    `compute` has the row dim) when each ln y_i moves by at most eps_i (plus any constant common
-    to all rows, which moves no slope): sum |x_i - mean x| eps_i / sum (x_i - mean x)^2. 0 where
-    no row is inside: that frontier's exponent is NaN, which no claim lets pass."""
+    """The largest change of the least-squares slope of ln y on x = ln C (rows `inside`) when each
+    ln y_i moves by <= eps_i (a shift common to all rows moves no slope): sum |x_i - mean x|
+    eps_i / sum (x_i - mean x)^2. 0 where no row is inside (the exponent is NaN: never PASS)."""
     row = compute.dims[0]
     x = xr.apply_ufunc(np.log, compute.where(inside))
     dx = x - x.mean(row)
     return ((abs(dx) * eps).sum(row) / (dx**2).sum(row)).fillna(0.0)
 
 
-def _gf_tolerances(front: xr.Dataset, a: xr.DataArray, compute: xr.DataArray) -> xr.Dataset:
-    """Derived tolerances of the GF frontier exponents.
-
-    Loss: each L* is within one mode's share of the frontier loss, eps = (a-1)/N* + 1/N*^2, of a
-    row-independent constant times a pure power law: the Euler-Maclaurin correction of the
-    discrete sum is -(a-1)/(2(s+1)N*) + O(N*^-2) (measured <= 0.19/N*^2, test_scaling_theory),
-    the hard rule's staircase moves the loss by one learned mode, (a-1)/m, and rounding the N
-    grid to integers moves grid points by <= 1/(2N) in ln N. The parabola's vertex error is the
-    same in every row (the rows are one curve rescaled). N*: within N_SLACK modes of a
-    row-independent multiple of C^(1/(s+1)), eps = N_SLACK / N*.
-    """
-    n_star, inside = front.n_star, front.interior
-    return xr.Dataset(dict(
-        loss_tol=_slope_bound(compute, (a - 1) / n_star + n_star**-2.0, inside),
-        n_tol=_slope_bound(compute, N_SLACK / n_star, inside),
-    ))  # fmt: skip
-
-
 def _prefactor(data: xr.Dataset, soft: xr.Dataset) -> xr.Dataset:
     """Per GF pair, K_L = L* C^((a-1)/(s+1)) of the exact-GF frontier at its largest interior
-    budget, with its relative tolerance: the finite-size share (a-1)/N* + 1/N*^2 of the loss
-    tolerance, plus the error of the parabola through three points h apart in ln N at its
-    vertex, <= h^3 max|L_xxx| / (9 sqrt 3), with h^3 L_xxx taken as the largest third difference
-    of the row around its minimum. NaN (tolerance 0) where that cannot be estimated."""
+    budget, with its relative tolerance: the loss tolerance's finite-size share (a-1)/N* +
+    1/N*^2, plus the vertex error of the parabola through three points h apart in ln N,
+    <= h^3 max|L_xxx| / (9 sqrt 3), h^3 L_xxx taken as the row's largest third difference
+    around its minimum. NaN (tolerance 0) where that cannot be estimated."""
     k_loss, rtol = [], []
     for p, (s, a) in enumerate(zip(data.s.values, data.a.values, strict=True)):
         rows = np.flatnonzero(soft.interior.values[p])
@@ -585,7 +477,6 @@ def _prefactor(data: xr.Dataset, soft: xr.Dataset) -> xr.Dataset:
 
 
 def _width_exponent(error: xr.DataArray) -> xr.DataArray:
-    """-slope of ln error on ln d (least squares over the widths rf_d)."""
     x = np.log(error.rf_d.astype(float))
     dx = x - x.mean()
     return -(dx * np.log(error)).sum("rf_d") / (dx**2).sum()
@@ -597,18 +488,26 @@ def _prefixed(front: xr.Dataset, prefix: str) -> xr.Dataset:
 
 def with_frontiers(data: xr.Dataset) -> xr.Dataset:
     """`data` with everything the claims, notes and figures read (re)derived from its losses:
-    per GF pair and rule (soft: exact GF; hard: the hard rule) the frontier, its exponents and
-    their derived tolerances, and the soft frontier's K_L; per SGD pair the diverged runs and
-    the frontiers of the seed-mean loss (diverged runs left out) and of the exact recursion;
-    per random-feature pair the width exponent of the mean over F and of the deterministic
-    equivalent, and the frontier of the mean over F."""
+    frontiers (GF per rule, soft = exact GF; SGD seed mean without diverged runs and recursion;
+    random features' mean over F), their exponents, GF tolerances and K_L, SGD divergence, and
+    the random-feature width exponents (mean over F and deterministic equivalent)."""
     compute = data["compute"]
     gf = xr.concat([_frontier(data[name], data.n, compute) for name in ("gf_loss", "hard_loss")],
                    "rule").assign_coords(rule=["soft", "hard"])  # fmt: skip
-    gf = gf.merge(_gf_tolerances(gf, data.a, compute))
+    # Derived exponent tolerances. Loss: each L* is within one mode's share, eps = (a-1)/N* +
+    # 1/N*^2, of a row-independent constant times a power law: the discrete sum's Euler-Maclaurin
+    # correction is -(a-1)/(2(s+1)N*) + O(N*^-2) (measured <= 0.19/N*^2, test_scaling_theory),
+    # the hard rule's staircase moves the loss by one learned mode, (a-1)/m, integer N moves grid
+    # points by <= 1/(2N) in ln N; the parabola's vertex error is the same in every row (one curve
+    # rescaled). N*: within N_SLACK modes of a row-independent multiple of C^(1/(s+1)): N_SLACK/N*.
+    gf = gf.merge(xr.Dataset(dict(
+        loss_tol=_slope_bound(compute, (data.a - 1) / gf.n_star + gf.n_star**-2.0, gf.interior),
+        n_tol=_slope_bound(compute, N_SLACK / gf.n_star, gf.interior),
+    )))  # fmt: skip
     derived = [_prefixed(gf, "gf_front_"), _prefactor(data, gf.sel(rule="soft"))]
     if "sgd_pair" in data.dims:
-        diverged = _diverged(data)
+        initial = xr.DataArray(0.5 * np.asarray(zeta(data.sgd_a.values, 1.0)), dims="sgd_pair")
+        diverged = ~np.isfinite(data.sgd_loss) | (data.sgd_loss > BLOWUP * initial)
         curves = (data.sgd_loss.where(~diverged).mean("seed"), data.sgd_theory)
         sgd = xr.concat([_frontier(c, data.sgd_n, data.sgd_compute) for c in curves], "sgd_curve")
         sgd = sgd.assign_coords(sgd_curve=["mean", "recursion"])
@@ -633,22 +532,18 @@ def _needs(d: xr.Dataset, dim: str, why: str) -> None:
 
 
 def _boot(d: xr.Dataset) -> dict:
-    """The seed bootstrap's size and seed (the config's n_boot and seed, kept in the data)."""
     return dict(n_boot=int(d.attrs["n_boot"]), boot_seed=int(d.attrs["seed"]))
 
 
 def _per_pair(d: xr.Dataset, dim: str, prefix: str, f) -> xr.DataArray:
     """f(s, a) at every pair along `dim` (s, a: the coordinates prefix + "s", prefix + "a")."""
-    values = [
-        float(f(s, a)) for s, a in zip(d[f"{prefix}s"].values, d[f"{prefix}a"].values, strict=True)
-    ]
-    return xr.DataArray(values, coords={dim: d[dim].values})
+    s_a = zip(d[f"{prefix}s"].values, d[f"{prefix}a"].values, strict=True)
+    return xr.DataArray([float(f(s, a)) for s, a in s_a], coords={dim: d[dim].values})
 
 
 def _gf_claim(field: str, predicted, where=None, why: str = ""):
-    """The measure of an exact-GF frontier claim: the soft frontier's `field` ("loss" or "n")
-    exponent against predicted(s, a) at the GF pairs where `where(d)` holds (all by default),
-    with its derived tolerance."""
+    """The measure of an exact-GF claim: the soft frontier's `field` ("loss" or "n") exponent,
+    with its derived tolerance, against predicted(s, a) at the GF pairs where `where(d)` holds."""
 
     def measure(d: xr.Dataset) -> dict:
         keep = xr.ones_like(d.s, bool) if where is None else where(d)
@@ -684,9 +579,8 @@ def _hard_gap(d: xr.Dataset) -> dict:
     exponent, tol = d.gf_front_loss_exponent, d.gf_front_loss_tol
     ratio = (exponent.sel(rule="hard") / exponent.sel(rule="soft")).where(d.s == 3)
     at = dict(pair=[int(np.argmax(np.nan_to_num(ratio.values, nan=-np.inf)))])
-    rtol = (tol / exponent).sum("rule")
     return dict(measured=ratio.isel(at), predicted=PAPER_HARD_GAP,
-                tolerance=(ratio * rtol).isel(at).fillna(0.0))  # fmt: skip
+                tolerance=(ratio * (tol / exponent).sum("rule")).isel(at).fillna(0.0))  # fmt: skip
 
 
 def _soft_prefactor(d: xr.Dataset) -> dict:
@@ -711,10 +605,10 @@ def _sgd(d: xr.Dataset) -> xr.DataArray:
 
 
 def _sgd_exponent(d: xr.Dataset) -> dict:
-    """Derived tolerance: the GF loss tolerance's eps plus SGD's stationary excess, which
-    multiplies the frozen loss by about 1/(1 - chi_N) (THEORY.md §2.4: L_inf = L_frozen /
-    (1 - chi) at sigma^2 = 0), with chi_N -> chi_inf as N grows: row to row the factor varies by
-    at most (chi_inf - chi_N*) / (1 - chi_inf)."""
+    """Derived tolerance: the GF loss tolerance's eps plus SGD's stationary excess, a factor
+    about 1/(1 - chi_N) on the frozen loss (THEORY.md §2.4: L_inf = L_frozen / (1 - chi) at
+    sigma^2 = 0) with chi_N -> chi_inf as N grows, so varying row to row by at most
+    (chi_inf - chi_N*) / (1 - chi_inf)."""
     samples = _sgd(d)
     front = d.sel(sgd_curve="mean")
     n_star, chi_inf = front.sgd_front_n_star, d.sgd_chi_inf
@@ -722,11 +616,9 @@ def _sgd_exponent(d: xr.Dataset) -> dict:
     chi = n_star.copy(data=[_chi(s, a, lr, int(d.sgd_batch), np.floor(np.nan_to_num(n, nan=1.0)))
                             for s, a, lr, n in pairs])  # fmt: skip
     eps = (d.sgd_a - 1) / n_star + n_star**-2.0 + abs(chi_inf - chi) / (1 - chi_inf)
-    return dict(
-        samples=samples, statistic=lambda m: _frontier(m, m.sgd_n, m.sgd_compute).loss_exponent,
-        predicted=(d.sgd_a - 1) / (d.sgd_s + 1),
-        tolerance=_slope_bound(d.sgd_compute, eps, front.sgd_front_interior), **_boot(d),
-    )  # fmt: skip
+    return dict(samples=samples, predicted=(d.sgd_a - 1) / (d.sgd_s + 1), **_boot(d),
+                statistic=lambda m: _frontier(m, m.sgd_n, m.sgd_compute).loss_exponent,
+                tolerance=_slope_bound(d.sgd_compute, eps, front.sgd_front_interior))  # fmt: skip
 
 
 def _sgd_recursion(d: xr.Dataset) -> dict:
@@ -734,11 +626,9 @@ def _sgd_recursion(d: xr.Dataset) -> dict:
     samples = _sgd(d)
     recursion = d.sgd_front_loss_star.sel(sgd_curve="recursion", drop=True)
     inside = d.sgd_front_interior.all("sgd_curve")
-    return dict(
-        samples=samples,
-        statistic=lambda m: _frontier(m, m.sgd_n, m.sgd_compute).loss_star / recursion,
-        predicted=xr.ones_like(recursion).where(inside), tolerance=RECURSION_MARGIN, **_boot(d),
-    )  # fmt: skip
+    return dict(samples=samples, tolerance=RECURSION_MARGIN, **_boot(d),
+                statistic=lambda m: _frontier(m, m.sgd_n, m.sgd_compute).loss_star / recursion,
+                predicted=xr.ones_like(recursion).where(inside))  # fmt: skip
 
 
 def _rf_saturation(d: xr.Dataset) -> dict:
@@ -750,22 +640,35 @@ def _rf_saturation(d: xr.Dataset) -> dict:
                 predicted=d.rf_s.where(saturated), tolerance=RF_MARGIN, **_boot(d))  # fmt: skip
 
 
-def _rf_frontier(field: str, phase_field: str):
-    """The measure of a random-feature frontier exponent against its PLRF phase's."""
+def _spec(name: str, measure, source: str, statement: str, rule=claims.exact,
+          kind: claims.ToleranceKind = "derived") -> claims.Spec:  # fmt: skip
+    """Claim "scaling.<name>"; by default exact-GF's: deterministic, with a derived tolerance."""
+    return claims.Spec(f"scaling.{name}", source, statement, rule, measure, kind)
 
+
+def _rf_frontier(name: str, law: str, field: str, phase_field: str) -> claims.Spec:
     def measure(d: xr.Dataset) -> dict:
         _needs(d, "rff_pair", "no random-feature frontier (rff_pairs is empty)")
-        predicted = _per_pair(
-            d,
-            "rff_pair",
-            "rff_",
-            lambda s, a: getattr(theory.plrf_compute_optimal(s, a), phase_field),
-        )
+        phase = theory.plrf_compute_optimal
+        predicted = _per_pair(d, "rff_pair", "rff_", lambda s, a: getattr(phase(s, a), phase_field))
         return dict(samples=d.rff_loss, seed_dim="rff_seed",
                     statistic=lambda m: _frontier(m, m.rff_d, m.rff_compute)[field],
                     predicted=predicted, tolerance=PLRF_TOLERANCE, **_boot(d))  # fmt: skip
 
-    return measure
+    return _spec(
+        f"rf_frontier_{name}_exponent", measure,
+        "THEORY.md §2.6.1 [A]: PLRF compute-optimal phases (Paquette et al. 2024)",
+        "random features (exact GF on the readout given F, mean over draws of F) follow their "
+        f"PLRF phase's {law} at every random-feature frontier pair {_SE_F}",
+        claims.seed_statistic, "judgement",
+    )  # fmt: skip
+
+
+def _paper_exponent(name: str, op: str, where, extra: str = "") -> claims.Spec:
+    measure = _gf_claim("loss", lambda s, a: (s - 1) / (s + 1), where, f"no GF pair with a {op} s")
+    return _spec(f"paper_exponent_{name}", measure, "P0: L*(C) ~ C^-(s-1)/(s+1); THEORY.md §1 "
+                 "row 1", "[P0]'s loss exponent (s-1)/(s+1) on the exact-GF frontier at every GF "
+                 f"pair with a {op} s{extra}")  # fmt: skip
 
 
 def _constant(value: float):
@@ -779,143 +682,85 @@ _SGD_RANGE = (
     "critical lr; THEORY.md §8: nearer chi = 1 the Monte Carlo loss is heavy-tailed)"
 )
 _ALPHA_BETA = CHINCHILLA[0] * CHINCHILLA[1] / sum(CHINCHILLA)
+_SE_F = "(SE: bootstrap over the draws of F)"
 
-# The claims this experiment checks (`spectral-sim list` shows them; [Pn]: a paper's claim).
-# GF frontiers are deterministic (claims.exact); SGD and random-feature exponents are fitted
-# to the mean over seeds / feature draws, with a bootstrap over those (claims.seed_statistic).
+# [Pn]: a paper's claim. GF frontiers are deterministic (claims.exact); SGD and random-feature
+# exponents are fitted to the mean over seeds / draws of F, bootstrapped over those.
 CLAIMS = claims.Table(
-    claims.Spec(
-        "scaling.loss_exponent", "THEORY.md §1 row 1, §2.6 [A]; Lin et al. 2024; PLRF phase Ia",
-        "exact-GF compute-optimal loss L* ~ C^-(a-1)/(s+1) (exponent fitted over the frontier's "
-        "interior rows) at every GF (s, a)",
-        claims.exact, _gf_claim("loss", lambda s, a: (a - 1) / (s + 1)), "derived",
-    ),
-    claims.Spec(
-        "scaling.allocation_exponent", "P0; THEORY.md §1 row 1, §2.6 [A]",
-        "[P0] compute-optimal N* ~ C^(1/(s+1)), hence D* = C/N* ~ C^(s/(s+1)), on the exact-GF "
-        "frontier at every GF (s, a), i.e. for every a",
-        claims.exact, _gf_claim("n", lambda s, a: 1 / (s + 1)), "derived",
-    ),
-    claims.Spec(
-        "scaling.paper_exponent_isotropic", "P0: L*(C) ~ C^-(s-1)/(s+1); THEORY.md §1 row 1",
-        "[P0]'s loss exponent (s-1)/(s+1) on the exact-GF frontier at every GF pair with a = s",
-        claims.exact, _gf_claim("loss", lambda s, a: (s - 1) / (s + 1), lambda d: d.a == d.s,
-                                "no GF pair with a = s"), "derived",
-    ),
-    claims.Spec(
-        "scaling.paper_exponent_general", "P0: L*(C) ~ C^-(s-1)/(s+1); THEORY.md §1 row 1",
-        "[P0]'s loss exponent (s-1)/(s+1) on the exact-GF frontier at every GF pair with a != s "
-        "(THEORY.md expects (a-1)/(s+1) instead)",
-        claims.exact, _gf_claim("loss", lambda s, a: (s - 1) / (s + 1), lambda d: d.a != d.s,
-                                "no GF pair with a != s"), "derived",
-    ),
-    claims.Spec(
-        "scaling.s_alone", "P0: s alone determines everything; THEORY.md §1 row 2",
-        "[P0] s alone sets the exponent: the exact-GF loss exponents of every two GF pairs "
-        "sharing s are equal (within the sum of their derived tolerances)",
-        claims.exact, _s_alone, "derived",
-    ),
-    claims.Spec(
-        "scaling.chinchilla_n_equals_d", "P0: for language (s ~ 1), N ~ D (Chinchilla); "
-        "THEORY.md §1 row 3",
-        f"[P0] N ~ D, i.e. N* ~ C^(1/2), on the exact-GF frontier at the (s, a) = ({_S:.3g}, "
-        f"{_A:.3g}) that Chinchilla's (alpha, beta) = {CHINCHILLA} map to (at s = 1 the paper's "
-        "loss exponent (s-1)/(s+1) would be 0)",
-        claims.exact, _gf_claim("n", _constant(PAPER_N_EXPONENT), *_AT_CHINCHILLA),
-        "derived",
-    ),
-    claims.Spec(
-        "scaling.chinchilla_loss_exponent", "THEORY.md §1 row 3; Hoffmann et al. 2022",
-        f"Chinchilla's own optimum L - E ~ C^-(alpha beta/(alpha+beta)) = C^-{_ALPHA_BETA:.4f} "
-        f"is the exact-GF frontier's at the mapped (s, a) = ({_S:.3g}, {_A:.3g}) (the paper "
-        f"formula (s-1)/(s+1) gives {(_S - 1) / (_S + 1):.4f})",
-        claims.exact, _gf_claim("loss", _constant(_ALPHA_BETA), *_AT_CHINCHILLA),
-        "derived",
-    ),
-    claims.Spec(
-        "scaling.hard_truncation_gap", "P0: hard truncation overpredicts exponents by up to 50x "
-        "for s = 3; THEORY.md §2.5",
-        "[P0] hard truncation overpredicts the loss exponent by up to 50x at s = 3: the largest "
-        "hard-rule / exact-GF frontier exponent ratio over the GF pairs with s = 3 (the a most "
-        "favourable to the claim) is 50 (THEORY.md §2.5 expects 1)",
-        claims.exact, _hard_gap, "derived",
-    ),
-    claims.Spec(
-        "scaling.soft_truncation_prefactor", "P0: soft truncation improves the fit; "
-        "THEORY.md §2.5-2.6 [A]",
-        "[P0] soft truncation improves the fit: with the exponents equal it can only improve the "
-        "constant, and the exact-GF frontier's K_L = L* C^((a-1)/(s+1)) at its largest interior "
-        "budget is soft truncation's prediction at every GF pair (the hard rule's miss is in the "
-        "notes)",
-        claims.exact, _soft_prefactor, "derived",
-    ),
-    claims.Spec(
-        "scaling.soft_allocation_exponent", "P0: soft truncation introduces a tension with "
-        "Chinchilla allocation; THEORY.md §1 row 5",
-        "[P0]'s tension is in the constant only: the exact-GF (soft) and hard-rule frontiers "
-        "have the same N* exponent at every GF pair (within the sum of their derived tolerances)",
-        claims.exact, _soft_allocation, "derived",
-    ),
-    claims.Spec(
-        "scaling.sgd_loss_exponent", "THEORY.md §2.6 (constant-step SGD keeps the GF exponents)",
-        "one-pass SGD's compute-optimal frontier of the seed-mean loss has L* ~ "
-        f"C^-(a-1)/(s+1) at every SGD pair (SE: seed bootstrap); {_SGD_RANGE}",
-        claims.seed_statistic, _sgd_exponent, "derived",
-    ),
-    claims.Spec(
-        "scaling.sgd_frontier_recursion", "THEORY.md §2.4 [E]",
-        "one-pass SGD's seed-mean frontier L* equals the exact recursion's within 10 % at every "
-        "row of every SGD pair where both minima are interior (SE: seed bootstrap); "
-        f"{_SGD_RANGE}",
-        claims.seed_statistic, _sgd_recursion, "judgement",
-    ),
-    claims.Spec(
-        "scaling.rf_saturation", "THEORY.md §1 row 2, §2.8 [DE]: random features saturate at "
-        "d^-min(a-1, s)",
-        f"random-feature approximation error (exact given F, mean over draws of F) ~ d^-s, not "
-        f"ideal truncation's d^-(a-1): its width exponent is s within {RF_MARGIN:g} at every "
-        "random-feature pair with a - 1 > s (SE: bootstrap over the draws of F)",
-        claims.seed_statistic, _rf_saturation, "judgement",
-    ),
-    claims.Spec(
-        "scaling.rf_frontier_loss_exponent", "THEORY.md §2.6.1 [A]: PLRF compute-optimal phases "
-        "(Paquette et al. 2024)",
-        "random features (exact GF on the readout given F, mean over draws of F) follow their "
-        "PLRF phase's loss ~ C^-eta at every random-feature frontier pair (SE: bootstrap over "
-        "the draws of F)",
-        claims.seed_statistic, _rf_frontier("loss_exponent", "loss_exponent"), "judgement",
-    ),
-    claims.Spec(
-        "scaling.rf_frontier_width_exponent", "THEORY.md §2.6.1 [A]: PLRF compute-optimal "
-        "phases (Paquette et al. 2024)",
-        "random features (exact GF on the readout given F, mean over draws of F) follow their "
-        "PLRF phase's width d* ~ C^xi at every random-feature frontier pair (SE: bootstrap over "
-        "the draws of F)",
-        claims.seed_statistic, _rf_frontier("n_exponent", "d_exponent"), "judgement",
-    ),
+    _spec("loss_exponent", _gf_claim("loss", lambda s, a: (a - 1) / (s + 1)),
+          "THEORY.md §1 row 1, §2.6 [A]; Lin et al. 2024; PLRF phase Ia",
+          "exact-GF compute-optimal loss L* ~ C^-(a-1)/(s+1) (exponent fitted over the "
+          "frontier's interior rows) at every GF (s, a)"),
+    _spec("allocation_exponent", _gf_claim("n", lambda s, a: 1 / (s + 1)),
+          "P0; THEORY.md §1 row 1, §2.6 [A]",
+          "[P0] compute-optimal N* ~ C^(1/(s+1)), hence D* = C/N* ~ C^(s/(s+1)), on the "
+          "exact-GF frontier at every GF (s, a), i.e. for every a"),
+    _paper_exponent("isotropic", "=", lambda d: d.a == d.s),
+    _paper_exponent("general", "!=", lambda d: d.a != d.s,
+                    " (THEORY.md expects (a-1)/(s+1) instead)"),
+    _spec("s_alone", _s_alone, "P0: s alone determines everything; THEORY.md §1 row 2",
+          "[P0] s alone sets the exponent: the exact-GF loss exponents of every two GF pairs "
+          "sharing s are equal (within the sum of their derived tolerances)"),
+    _spec("chinchilla_n_equals_d", _gf_claim("n", _constant(PAPER_N_EXPONENT), *_AT_CHINCHILLA),
+          "P0: for language (s ~ 1), N ~ D (Chinchilla); THEORY.md §1 row 3",
+          f"[P0] N ~ D, i.e. N* ~ C^(1/2), on the exact-GF frontier at the (s, a) = ({_S:.3g}, "
+          f"{_A:.3g}) that Chinchilla's (alpha, beta) = {CHINCHILLA} map to (at s = 1 the "
+          "paper's loss exponent (s-1)/(s+1) would be 0)"),
+    _spec("chinchilla_loss_exponent", _gf_claim("loss", _constant(_ALPHA_BETA), *_AT_CHINCHILLA),
+          "THEORY.md §1 row 3; Hoffmann et al. 2022",
+          f"Chinchilla's own optimum L - E ~ C^-(alpha beta/(alpha+beta)) = C^-{_ALPHA_BETA:.4f}"
+          f" is the exact-GF frontier's at the mapped (s, a) = ({_S:.3g}, {_A:.3g}) (the paper "
+          f"formula (s-1)/(s+1) gives {(_S - 1) / (_S + 1):.4f})"),
+    _spec("hard_truncation_gap", _hard_gap, "P0: hard truncation overpredicts exponents by up "
+          "to 50x for s = 3; THEORY.md §2.5",
+          "[P0] hard truncation overpredicts the loss exponent by up to 50x at s = 3: the "
+          "largest hard-rule / exact-GF frontier exponent ratio over the GF pairs with s = 3 "
+          "(the a most favourable to the claim) is 50 (THEORY.md §2.5 expects 1)"),
+    _spec("soft_truncation_prefactor", _soft_prefactor, "P0: soft truncation improves the fit; "
+          "THEORY.md §2.5-2.6 [A]",
+          "[P0] soft truncation improves the fit: with the exponents equal it can only improve "
+          "the constant, and the exact-GF frontier's K_L = L* C^((a-1)/(s+1)) at its largest "
+          "interior budget is soft truncation's prediction at every GF pair (the hard rule's "
+          "miss is in the notes)"),
+    _spec("soft_allocation_exponent", _soft_allocation, "P0: soft truncation introduces a "
+          "tension with Chinchilla allocation; THEORY.md §1 row 5",
+          "[P0]'s tension is in the constant only: the exact-GF (soft) and hard-rule frontiers "
+          "have the same N* exponent at every GF pair (within the sum of their derived "
+          "tolerances)"),
+    _spec("sgd_loss_exponent", _sgd_exponent,
+          "THEORY.md §2.6 (constant-step SGD keeps the GF exponents)",
+          "one-pass SGD's compute-optimal frontier of the seed-mean loss has L* ~ "
+          f"C^-(a-1)/(s+1) at every SGD pair (SE: seed bootstrap); {_SGD_RANGE}",
+          claims.seed_statistic),
+    _spec("sgd_frontier_recursion", _sgd_recursion, "THEORY.md §2.4 [E]",
+          "one-pass SGD's seed-mean frontier L* equals the exact recursion's within 10 % at "
+          "every row of every SGD pair where both minima are interior (SE: seed bootstrap); "
+          f"{_SGD_RANGE}", claims.seed_statistic, "judgement"),
+    _spec("rf_saturation", _rf_saturation,
+          "THEORY.md §1 row 2, §2.8 [DE]: random features saturate at d^-min(a-1, s)",
+          "random-feature approximation error (exact given F, mean over draws of F) ~ d^-s, not "
+          f"ideal truncation's d^-(a-1): its width exponent is s within {RF_MARGIN:g} at every "
+          f"random-feature pair with a - 1 > s {_SE_F}", claims.seed_statistic, "judgement"),
+    _rf_frontier("loss", "loss ~ C^-eta", "loss_exponent", "loss_exponent"),
+    _rf_frontier("width", "width d* ~ C^xi", "n_exponent", "d_exponent"),
 )  # fmt: skip
 
 
 # --- notes, figures and run ------------------------------------------------------------------
 
 
-def _fronts(data: xr.Dataset) -> list[tuple[str, xr.Dataset, str, str, xr.DataArray]]:
-    """(name, data, variable prefix, pair dim, compute) of every frontier in the data."""
-    out = [(f"GF {rule}", data.sel(rule=rule), "gf_front_", "pair", data["compute"])
-           for rule in ("soft", "hard")]  # fmt: skip
-    if "sgd_pair" in data.dims:
-        out.append(("SGD", data.sel(sgd_curve="mean"), "sgd_front_", "sgd_pair", data.sgd_compute))
-    if "rff_pair" in data.dims:
-        out.append(("random-feature", data, "rff_front_", "rff_pair", data.rff_compute))
-    return out
-
-
 def notes(data: xr.Dataset) -> list[str]:
-    """Frontiers with rows whose minimum sits on the edge of the N range (excluded from the fits
-    and figures) or with no frontier at all; diverged SGD runs; the hard rule's K_L; the
-    random-feature Monte Carlo against its deterministic equivalent."""
+    """Frontiers with no fit or minima on the edge of the N range (excluded from fits and figures);
+    diverged SGD runs; the hard rule's K_L; random features' Monte Carlo / theory."""
+    fronts = [(f"GF {rule}", data.sel(rule=rule), "gf_front_", "pair", data["compute"])
+              for rule in ("soft", "hard")]  # fmt: skip
+    if "sgd_pair" in data.dims:
+        fronts.append(("SGD", data.sel(sgd_curve="mean"), "sgd_front_", "sgd_pair",
+                       data.sgd_compute))  # fmt: skip
+    if "rff_pair" in data.dims:
+        fronts.append(("random-feature", data, "rff_front_", "rff_pair", data.rff_compute))
     out = []
-    for what, d, prefix, dim, compute in _fronts(data):
+    for what, d, prefix, dim, compute in fronts:
         for label in d[dim].values:
             point = d.sel({dim: label})
             edge = compute.values[~point[f"{prefix}interior"].values]
@@ -929,17 +774,15 @@ def notes(data: xr.Dataset) -> list[str]:
         share = data.sgd_diverged.mean("seed")
         for p, r, j in zip(*np.nonzero(share.values), strict=True):
             point = share.isel(sgd_pair=p, sgd_row=r, sgd_col=j)
-            out.append(
-                f"SGD diverged at {point.sgd_pair.item()}, C={float(point.sgd_compute):.3g}, "
-                f"N={int(point.sgd_n)} (loss non-finite or > {BLOWUP:g} L_0 after "
-                f"{int(point.sgd_steps)} steps): {float(point):.0%} of seeds; those seeds are "
-                "left out of the SGD claims, which then cannot pass, and the row is not plotted"
-            )
+            out.append(f"SGD diverged at {point.sgd_pair.item()}, C={float(point.sgd_compute):.3g}"
+                       f", N={int(point.sgd_n)} (loss non-finite or > {BLOWUP:g} L_0 after "
+                       f"{int(point.sgd_steps)} steps): {float(point):.0%} of seeds; those seeds "
+                       "are left out of the SGD claims, which then cannot pass, and the row is not"
+                       " plotted")  # fmt: skip
     hard = _per_pair(data, "pair", "", lambda s, a: 1 / (2 * (a - 1)))  # K_L of the hard rule
-    out.append("hard-truncation K_L = 1/(2(a-1)) against the exact-GF frontier's: " + ", ".join(
-        f"{label} {float(h / k - 1):+.1%}"
-        for label, h, k in zip(data.pair.values, hard, data.gf_k_loss, strict=True)
-    ))  # fmt: skip
+    ratios = zip(data.pair.values, hard, data.gf_k_loss, strict=True)
+    out.append("hard-truncation K_L = 1/(2(a-1)) against the exact-GF frontier's: "
+               + ", ".join(f"{pair} {float(h / k - 1):+.1%}" for pair, h, k in ratios))  # fmt: skip
     if "rf_pair" in data.dims:
         ratio = data.rf_error.mean("rf_seed") / data.rf_theory
         for label in data.rf_pair.values:
@@ -950,6 +793,12 @@ def notes(data: xr.Dataset) -> list[str]:
     return out
 
 
+def _figure(width: float, height: float):
+    import matplotlib.figure  # lazily: only a run that draws loads matplotlib
+
+    return matplotlib.figure.Figure(figsize=(width, height), layout="constrained")
+
+
 def figures(data: xr.Dataset) -> dict:
     out = dict(iso_compute=_iso_figure(data), exponents=_exponent_figure(data))
     if "sgd_pair" in data.dims:
@@ -958,12 +807,10 @@ def figures(data: xr.Dataset) -> dict:
 
 
 def _iso_figure(data: xr.Dataset):
-    import matplotlib.figure
-
     pairs = data.pair.values
     cols = min(3, len(pairs))
     rows = -(-len(pairs) // cols)
-    fig = matplotlib.figure.Figure(figsize=(4.5 * cols, 4 * rows), layout="constrained")
+    fig = _figure(4.5 * cols, 4 * rows)
     axes = fig.subplots(rows, cols, squeeze=False).ravel()
     for ax in axes[len(pairs) :]:
         ax.set_axis_off()
@@ -977,10 +824,9 @@ def _iso_figure(data: xr.Dataset):
             front = point.sel(rule=rule)
             inside = front.gf_front_interior.values  # edge rows are in the notes, not plotted
             exponent = float(front.gf_front_loss_exponent)
-            line = ax.plot(point["compute"].values[inside], front.gf_front_loss_star[inside],
-                           "k" + marker + "-", ms=4, lw=1,
-                           label=f"frontier ({rule}), fit {exponent:.4f}")  # fmt: skip
-            line[0].set_gid(f"frontier-{rule}")
+            ax.plot(point["compute"].values[inside], front.gf_front_loss_star[inside],
+                    "k" + marker + "-", ms=4, lw=1, gid=f"frontier-{rule}",
+                    label=f"frontier ({rule}), fit {exponent:.4f}")  # fmt: skip
         compute = point["compute"].values
         ax.plot(compute, np.asarray(theory.compute_optimal(s=s, a=a).loss(compute)), "r:",
                 lw=1.5, label=f"K_L C^-{(a - 1) / (s + 1):.4g} (theory)")  # fmt: skip
@@ -991,10 +837,8 @@ def _iso_figure(data: xr.Dataset):
 
 
 def _sgd_figure(data: xr.Dataset):
-    import matplotlib.figure
-
     pairs = data.sgd_pair.values
-    fig = matplotlib.figure.Figure(figsize=(4.5 * len(pairs), 4), layout="constrained")
+    fig = _figure(4.5 * len(pairs), 4)
     axes = np.atleast_1d(fig.subplots(1, len(pairs), squeeze=False)[0])
     for ax, label in zip(axes, pairs, strict=True):
         point = data.sel(sgd_pair=label, sgd_curve="mean")
@@ -1017,9 +861,7 @@ def _sgd_figure(data: xr.Dataset):
 
 
 def _exponent_figure(data: xr.Dataset):
-    import matplotlib.figure
-
-    fig = matplotlib.figure.Figure(figsize=(10, 4.5), layout="constrained")
+    fig = _figure(10, 4.5)
     left, right = fig.subplots(1, 2)
     for j, label in enumerate(data.pair.values):
         point, color = data.sel(pair=label), f"C{j}"
@@ -1064,15 +906,9 @@ def run(cfg: Config, options: sweep.Options | None = None) -> Report:
     parts += [random_feature_error(cfg, options), random_feature_frontier(cfg, options)]
     data = xr.merge(parts, combine_attrs="drop").assign_attrs(n_boot=cfg.n_boot, seed=cfg.seed)
     data = with_frontiers(data)
-    return Report(
-        experiment="scaling_laws",
-        claims=CLAIMS.evaluate(data),
-        data=data,
-        figures=figures(data),
-        config=dataclasses.asdict(cfg),
-        seed=cfg.seed,
-        notes=notes(data),
-    )
+    return Report(experiment="scaling_laws", claims=CLAIMS.evaluate(data), data=data,
+                  figures=figures(data), config=dataclasses.asdict(cfg), seed=cfg.seed,
+                  notes=notes(data))  # fmt: skip
 
 
 if __name__ == "__main__":  # the same as `spectral-sim run scaling_laws [flags]`
