@@ -48,6 +48,7 @@ def band(predicted: Any, tolerance: Any, side: Side = "both") -> tuple[Any, Any]
         return predicted + tolerance, inf
     return predicted - tolerance, predicted + tolerance
 
+
 # Dataset attrs that save() adds to data.nc and load() removes again, so data round-trips.
 _ATTR_PREFIX = "report_"
 _FIGURE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
