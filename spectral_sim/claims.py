@@ -9,6 +9,9 @@ the simultaneous level 1 - family_alpha / m (two-sided Bonferroni), and the clai
 - INCONCLUSIVE otherwise: the data cannot tell at this noise. For a seed-based claim the report
   says how many seeds the current standard errors would need to decide it.
 
+A one-sided claim (`side="below"` / `"above"`: at least `tolerance` below / above the
+prediction) replaces the band by a half-line.
+
 The interval depends on what is measured, and its standard error only ever comes from
 independent replicates (seeds):
 
