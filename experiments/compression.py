@@ -306,7 +306,7 @@ def quantization(cfg: Config, options: sweep.Options | None = None) -> xr.Datase
 
 
 def _float32(params):
-    """Sweeps simulate in float32 (DESIGN.md §5); the predictors keep the exact dtype."""
+    """Sweeps simulate in float32 (docs/guide/numerics.md); the predictors keep the exact dtype."""
     return jax.tree.map(lambda x: jnp.asarray(x, jnp.float32), params)
 
 

@@ -1,7 +1,7 @@
 """Shared type vocabulary: jaxtyping aliases, the axis names, keys, the Model protocol, and the
 concrete-value checks that every Params class runs before tracing.
 
-Axis vocabulary (DESIGN.md §5): grid seeds records steps tokens modes dim batch gens window.
+Axis vocabulary: grid seeds records steps tokens modes dim batch gens window.
 """
 
 from collections.abc import Callable

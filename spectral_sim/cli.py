@@ -266,7 +266,7 @@ def _run_one(name: str, args: list[str], options: _RunOptions, out: pathlib.Path
     try:
         with experiments.explicit(_flagged_fields(cfg, args)):  # --quick keeps what was given
             report = module.run(cfg, options.sweep(out))
-    except ValueError as error:  # invalid input is a ValueError naming the field (DESIGN.md §5)
+    except ValueError as error:  # invalid input is a ValueError naming the field
         raise UsageError(f"{name}: {error} (raised at {_where(error)})") from None
     if not isinstance(report, Report):
         raise TypeError(f"experiments.{name}.run returned {type(report).__name__}, not a Report")

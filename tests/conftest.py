@@ -1,4 +1,4 @@
-"""Numeric policy for the test suite (DESIGN.md §7): float64 on, rank promotion raises, an
+"""Numeric policy for the test suite (docs/guide/numerics.md): float64 on, rank promotion raises, an
 8-device CPU platform so sharded code paths run, hypothesis without deadlines."""
 
 import os

@@ -41,7 +41,7 @@ def test_divergence_flags_the_first_bad_record():
 
 
 def test_new_grid_values_reuse_the_compiled_program(key):
-    """Swept fields are traced: a new (s, a, lr) grid must not retrace (DESIGN.md §6)."""
+    """Swept fields are traced leaves: a new (s, a, lr) grid must not retrace."""
 
     @jax.jit
     @chex.assert_max_traces(n=1)

@@ -1,4 +1,4 @@
-"""Measurements of trajectories (DESIGN.md §2): functions of recorded states and observables,
+"""Measurements of trajectories: functions of recorded states and observables,
 jittable and vmappable, kept apart from the simulators that produce them."""
 
 from spectral_sim.diagnostics import compression, gram, grokking, tokens
