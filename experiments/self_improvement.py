@@ -109,8 +109,8 @@ def schedule(kind: str, samples: int, generations: int) -> np.ndarray:
 
 
 def _trajectory(params, key):
-    """The per-generation records; sweeps simulate in float32 (docs/guide/numerics.md), the closed forms
-    are float64."""
+    """The per-generation records; sweeps simulate in float32 (docs/guide/numerics.md), the
+    closed forms are float64."""
     float32 = jax.tree.map(lambda x: jnp.asarray(x, jnp.float32), params)
     return simulate.trajectory(self_improve, float32, key, n_records=params.generations)[1]
 
