@@ -241,6 +241,12 @@ def not_measured(*, id: str, source: str = "", statement: str = "", why: str = "
     )  # fmt: skip
 
 
+def _targets(like: xr.DataArray, predicted: Any, tolerance: Any) -> tuple[Any, Any, list[str]]:
+    """Per entry of `like`, flattened: the prediction, the tolerance and the entry's label."""
+    return (_broadcast("predicted", predicted, like).ravel(),
+            _broadcast("tolerance", tolerance, like).ravel(), _entry_labels(like))  # fmt: skip
+
+
 def _included(predicted: np.ndarray) -> np.ndarray:
     """Entries compared: those with a prediction (NaN marks an entry the claim leaves out)."""
     return ~np.isnan(predicted)
@@ -293,11 +299,10 @@ def seed_mean(
         flags = _samples("diverged", diverged, seed_dim).broadcast_like(samples)
         bad |= flags.transpose(*samples.dims).values.astype(bool)
     entry = samples.isel({seed_dim: 0}, drop=True)
-    pred = _broadcast("predicted", predicted, entry).ravel()
-    tol = _broadcast("tolerance", tolerance, entry).ravel()
+    pred, tol, labels = _targets(entry, predicted, tolerance)
     values, bad = values.reshape(-1, samples.sizes[seed_dim]), bad.reshape(-1, values.shape[-1])
     keep = _included(pred)
-    labels = [label for label, k in zip(_entry_labels(entry), keep, strict=True) if k]
+    labels = list(itertools.compress(labels, keep))
     if not keep.any():
         return not_measured(id=id, source=source, statement=statement, why="no entry has a "
                             "prediction", tolerance_kind=tolerance_kind)  # fmt: skip
@@ -373,8 +378,7 @@ def share(
     if np.any(observed & (values != 0) & (values != 1)):
         raise ValueError(f"successes must be boolean (0/1, NaN for no outcome) ({id})")
     entry = successes.isel({seed_dim: 0}, drop=True)
-    pred = _broadcast("predicted", predicted, entry).ravel()
-    tol = _broadcast("tolerance", tolerance, entry).ravel()
+    pred, tol, labels = _targets(entry, predicted, tolerance)
     k = np.where(observed, values, 0).reshape(pred.size, -1).sum(-1)
     n = observed.reshape(pred.size, -1).sum(-1)
     flagged = np.asarray(flagged.reshape(pred.size, -1).any(-1))
@@ -382,7 +386,7 @@ def share(
     if not keep.any():
         return not_measured(id=id, source=source, statement=statement, why="no outcome "
                             "observed", tolerance_kind=tolerance_kind)  # fmt: skip
-    labels = [label for label, kept in zip(_entry_labels(entry), keep, strict=True) if kept]
+    labels = list(itertools.compress(labels, keep))
     k, n, pred, tol, flagged = (
         k[keep],
         n[keep],
@@ -527,13 +531,12 @@ def seed_statistic(
             tolerance_kind=tolerance_kind,
         )
     stderr = stderr.values
-    pred = _broadcast("predicted", predicted, measured).ravel()
-    tol = _broadcast("tolerance", tolerance, measured).ravel()
+    pred, tol, labels = _targets(measured, predicted, tolerance)
     keep = _included(pred)
     if not keep.any():
         return not_measured(id=id, source=source, statement=statement, why="no entry has a "
                             "prediction", tolerance_kind=tolerance_kind)  # fmt: skip
-    labels = [label for label, k in zip(_entry_labels(measured), keep, strict=True) if k]
+    labels = list(itertools.compress(labels, keep))
     value, stderr = measured.values.ravel()[keep], stderr.ravel()[keep]
     if np.any(stderr == 0):
         where = labels[int(np.argmax(stderr == 0))] or "the only entry"
@@ -570,13 +573,12 @@ def exact(
     if not isinstance(measured, xr.DataArray):
         measured = xr.DataArray(np.asarray(measured, dtype=float))
     value = np.asarray(measured.values, dtype=float).ravel()
-    pred = _broadcast("predicted", predicted, measured).ravel()
-    tol = _broadcast("tolerance", tolerance, measured).ravel()
+    pred, tol, labels = _targets(measured, predicted, tolerance)
     keep = _included(pred)
     if not keep.any():
         return not_measured(id=id, source=source, statement=statement, why="no entry has a "
                             "prediction", tolerance_kind=tolerance_kind)  # fmt: skip
-    labels = [label for label, k in zip(_entry_labels(measured), keep, strict=True) if k]
+    labels = list(itertools.compress(labels, keep))
     value, pred, tol = value[keep], pred[keep], _tolerance(id, tol[keep])
     if relative:
         with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
@@ -623,15 +625,14 @@ def estimate(
         measured = xr.DataArray(np.asarray(measured, dtype=float))
     value = np.asarray(measured.values, dtype=float).ravel()
     se = _broadcast("stderr", stderr, measured).ravel()
-    pred = _broadcast("predicted", predicted, measured).ravel()
-    tol = _broadcast("tolerance", tolerance, measured).ravel()
+    pred, tol, labels = _targets(measured, predicted, tolerance)
     keep = _included(pred)
     if not keep.any():
         return not_measured(id=id, source=source, statement=statement, why="no entry has a "
                             "prediction", tolerance_kind=tolerance_kind)  # fmt: skip
     if np.any(se[keep] == 0):
         raise ValueError(f"claim {id!r}: an estimated stderr of 0 ({replicates})")
-    labels = [label for label, k in zip(_entry_labels(measured), keep, strict=True) if k]
+    labels = list(itertools.compress(labels, keep))
     value, se, pred, tol = value[keep], se[keep], pred[keep], _tolerance(id, tol[keep])
     z = z_family(pred.size, family_alpha)
     e = _Entries(
