@@ -14,7 +14,7 @@ import numpy as np
 
 from benchmarks._common import best_of, environment, finish, publish
 from benchmarks.sweep import QUICK, Peaks, Sizes
-from spectral_sim import simulate, sweep
+from spectral_sim import runtime, simulate, sweep
 from spectral_sim.models import attention
 
 N_TOKENS, DIM = 32, 16
@@ -88,4 +88,6 @@ def main(argv=None) -> dict:
 
 
 if __name__ == "__main__":
+    # float32 sweeps as users run them; no compilation cache, so compile times are measured
+    runtime.configure(x64=False, compilation_cache=False)
     main()

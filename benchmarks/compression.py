@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from benchmarks._common import best_of, environment, finish, publish
-from spectral_sim import PowerLaw, simulate, sweep
+from spectral_sim import PowerLaw, runtime, simulate, sweep
 from spectral_sim.diagnostics import compression
 from spectral_sim.models import evolution, linear
 
@@ -112,4 +112,6 @@ def main(argv=None) -> list[dict]:
 
 
 if __name__ == "__main__":
+    # float32 sweeps as users run them; no compilation cache, so compile times are measured
+    runtime.configure(x64=False, compilation_cache=False)
     main()

@@ -8,25 +8,20 @@ a full run merges it into benchmarks/results/<machine>.json.
 """
 
 import argparse
-import pathlib
 import time
 
 import jax
 import numpy as np
 
 from benchmarks._common import environment, finish, publish
-from spectral_sim import fit
+from spectral_sim import data, fit, runtime
 
-DATA = pathlib.Path(__file__).resolve().parents[1] / "data"
 STEPS = 100  # L-BFGS steps per optimisation (the fits converge well within this on the file)
 
 
 def _points():
-    import pandas as pd
-
-    data = pd.read_csv(DATA / "chinchilla_figure4_points.csv")
-    n, c, loss = (data[k].to_numpy() for k in ("Model Size", "Training FLOP", "loss"))
-    return n, c / (6 * n), loss
+    runs = data.chinchilla()
+    return runs["N"].to_numpy(), runs["D"].to_numpy(), runs["loss"].to_numpy()
 
 
 def _scipy_seconds(n, d, loss, fitted, resamples: int, restarts: int) -> float:
@@ -61,7 +56,6 @@ def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="200 resamples x 20 restarts")
     args = parser.parse_args(argv)
-    jax.config.update("jax_enable_x64", True)  # the fit runs in float64, as in the tests
     resamples, restarts = (200, 20) if args.quick else (4000, 100)
     n, d, loss = _points()
 
@@ -105,4 +99,6 @@ def main(argv=None) -> dict:
 
 
 if __name__ == "__main__":
+    # float64 as the tests run it; no compilation cache, so compile times are measured
+    runtime.configure(x64=True, compilation_cache=False)
     main()

@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from benchmarks._common import best_of, machine, write_results
-from spectral_sim import PowerLaw, simulate
+from spectral_sim import PowerLaw, runtime, simulate
 from spectral_sim.models import linear
 
 N_MODES, BATCH, N_STEPS, N_SEEDS = 256, 4, 500, 32
@@ -79,6 +79,8 @@ def _numpy_loop(s_values, lr_values) -> float:
 
 
 if __name__ == "__main__":
+    # float32 sweeps as users run them; no compilation cache, so compile times are measured
+    runtime.configure(x64=False, compilation_cache=False)
     results = main()
     write_results(results)
     for result in results:

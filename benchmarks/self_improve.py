@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from benchmarks._common import best_of, environment, finish, publish
-from spectral_sim import simulate, sweep
+from spectral_sim import runtime, simulate, sweep
 from spectral_sim.models import self_improve
 
 DIM = 10
@@ -125,4 +125,6 @@ def main(argv=None) -> dict:
 
 
 if __name__ == "__main__":
+    # float32 sweeps as users run them; no compilation cache, so compile times are measured
+    runtime.configure(x64=False, compilation_cache=False)
     main()

@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 
 from benchmarks._common import best_of, environment, finish, publish
-from spectral_sim import simulate
+from spectral_sim import runtime, simulate
 from spectral_sim.diagnostics import gram
 from spectral_sim.models import modular
 
@@ -111,4 +111,6 @@ def main(argv=None) -> dict:
 
 
 if __name__ == "__main__":
+    # float32 sweeps as users run them; no compilation cache, so compile times are measured
+    runtime.configure(x64=False, compilation_cache=False)
     main()

@@ -30,7 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from benchmarks._common import best_of, environment, finish, publish
-from spectral_sim import PowerLaw, simulate, sweep, theory
+from spectral_sim import PowerLaw, runtime, simulate, sweep, theory
 from spectral_sim._types import Simulator
 from spectral_sim.models import linear, random_features
 
@@ -784,4 +784,6 @@ def main(argv: Sequence[str] | None = None) -> list[dict]:
 
 
 if __name__ == "__main__":
+    # float32 sweeps as users run them; no compilation cache, so compile times are measured
+    runtime.configure(x64=False, compilation_cache=False)
     main()

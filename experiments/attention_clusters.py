@@ -25,11 +25,11 @@ import jax.numpy as jnp
 import numpy as np
 import xarray as xr
 
-import experiments
 from spectral_sim import claims, simulate, sweep, theory
 from spectral_sim._types import Simulator
 from spectral_sim.diagnostics import tokens
 from spectral_sim.models import attention
+from spectral_sim.registry import quick
 from spectral_sim.report import Report
 
 # --- fixed P: rates on [window_first, window_last], the latter the last layer above FLOOR ------
@@ -733,7 +733,7 @@ def figures(data: xr.Dataset, cfg: Config) -> dict:
 
 
 def run(cfg: Config, options: sweep.Options | None = None) -> Report:
-    cfg = experiments.quick(cfg, QUICK)
+    cfg = quick(cfg, QUICK)
     check(cfg)
     with jax.enable_x64(True):  # rates to ~1e-6 need float64 (module docstring)
         data = xr.merge([simulate_fixed(cfg, options), simulate_softmax(cfg, options),

@@ -17,10 +17,10 @@ import jax.numpy as jnp
 import numpy as np
 import xarray as xr
 
-import experiments
 from spectral_sim import Empirical, PowerLaw, claims, fit, simulate, sweep, theory
 from spectral_sim.diagnostics import compression
 from spectral_sim.models import evolution, linear
+from spectral_sim.registry import quick
 from spectral_sim.report import Report
 
 U64, U32 = 2.0**-53, 2.0**-24  # unit roundoff: float64 (pruning identities), float32 (evolution)
@@ -751,7 +751,7 @@ def figures(prune: xr.Dataset, evo: xr.Dataset, cfg: Config) -> dict:
 
 
 def run(cfg: Config, options: sweep.Options | None = None) -> Report:
-    cfg = experiments.quick(cfg, QUICK)
+    cfg = quick(cfg, QUICK)
     check(cfg)
     # The exact claims resolve 1e-9 and need float64 whatever the caller's setting; the
     # evolution sweeps cast their Params to float32 themselves.

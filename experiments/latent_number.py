@@ -15,11 +15,13 @@ import jax.numpy as jnp
 import numpy as np
 import xarray as xr
 
-import experiments
 from spectral_sim import Empirical, Geometric, claims, fit, simulate, sweep, theory
 from spectral_sim.models import linear, ridge
+from spectral_sim.registry import quick
 from spectral_sim.report import Report
 from spectral_sim.theory.geometric import geometric_level, geometric_ripple
+
+from . import listed
 
 # Fit window: u_1 = 2 t / rho >= 2 T_LO / rho keeps the lattice's missing k <= 0 terms below
 # e^-50 of the sum, t <= rho^M / 1e6 (see _n_modes) the modes beyond M below EDGE of it: the
@@ -261,7 +263,7 @@ def _peak(d: xr.Dataset) -> dict:
     exact = _vertex(d.dd_exact.sel(dd_features=points))
     if not abs(exact - n) <= tolerance / 2:
         raise claims.NotMeasured(f"the grid cannot locate the peak: the same fit to the exact "
-                                 f"risk at N = {experiments.listed(points)} puts it at "
+                                 f"risk at N = {listed(points)} puts it at "
                                  f"{exact:.3g}")  # fmt: skip
     return dict(samples=d.dd_risk.sel(dd_features=points), statistic=_vertex, seed_dim="dd_seed",
                 predicted=n, tolerance=tolerance)  # fmt: skip
@@ -356,7 +358,7 @@ def figures(geo: xr.Dataset, dd: xr.Dataset, cfg: Config) -> dict:
 
 
 def run(cfg: Config, options: sweep.Options | None = None) -> Report:
-    cfg = experiments.quick(cfg, QUICK)
+    cfg = quick(cfg, QUICK)
     check(cfg)
     with jax.enable_x64(True):  # exact flows to ~1e-6; GD casts itself to float32
         geo = geometric_curves(cfg)

@@ -15,10 +15,12 @@ import jax.numpy as jnp
 import numpy as np
 import xarray as xr
 
-import experiments
 from spectral_sim import PowerLaw, claims, fit, simulate, sweep, theory
 from spectral_sim.models import linear
+from spectral_sim.registry import quick
 from spectral_sim.report import Report
+
+from . import listed
 
 # The GF fit window: k*(t) >= K_LO keeps the asymptote's discreteness error below 3e-4
 # (THEORY.md §2.2), and it ends where the modes beyond the simulated M carry more than
@@ -231,7 +233,7 @@ def _sgd_stability(d: xr.Dataset) -> dict:
     STABILITY_BRACKET below the critical lr, or a formula off by that much would pass."""
     frac = d.lr_frac.values
     if not np.any((frac < 1) & (frac >= 1 - STABILITY_BRACKET)):
-        raise claims.NotMeasured(f"lr_frac {experiments.listed(frac)} has no point within "
+        raise claims.NotMeasured(f"lr_frac {listed(frac)} has no point within "
                                  f"{STABILITY_BRACKET:.0%} below the critical lr")  # fmt: skip
     return dict(successes=d.sgd_diverged, predicted=xr.zeros_like(d.chi).where(d.chi < 1),
                 tolerance=COUNT_TOL)  # fmt: skip
@@ -352,7 +354,7 @@ def figures(data: xr.Dataset, gf: xr.Dataset) -> dict:
 
 
 def run(cfg: Config, options: sweep.Options | None = None) -> Report:
-    cfg = experiments.quick(cfg, QUICK)
+    cfg = quick(cfg, QUICK)
     check(cfg)
     data = simulate_grid(cfg, options)  # the one step that runs sweeps (resumable)
     gf = gradient_flow(cfg)

@@ -22,9 +22,9 @@ import numpy as np
 import xarray as xr
 from scipy.special import ndtri
 
-import experiments
 from spectral_sim import claims, data, fit, sweep, theory
 from spectral_sim.models import pool as pool_model
+from spectral_sim.registry import quick
 from spectral_sim.report import Report
 from spectral_sim.spectra import Empirical, participation_ratio
 
@@ -465,7 +465,7 @@ def _table(ds: xr.Dataset) -> list[str]:
 
 
 def run(cfg: Config, options: sweep.Options | None = None) -> Report:
-    cfg = experiments.quick(cfg, QUICK)
+    cfg = quick(cfg, QUICK)
     check(cfg)
     with jax.enable_x64(True):  # kernel ridge solves and inversions need float64 (MLP: float32)
         ds = measure(cfg, options)

@@ -19,11 +19,13 @@ import numpy as np
 import xarray as xr
 from jax.scipy.special import zeta
 
-import experiments
 from spectral_sim import PowerLaw, claims, fit, simulate, sweep, theory
 from spectral_sim._types import Scalar
 from spectral_sim.models import linear, random_features
+from spectral_sim.registry import quick
 from spectral_sim.report import Report
+
+from . import listed
 
 # A run has diverged when its loss is non-finite or above BLOWUP x its initial loss 1/2 zeta(a).
 BLOWUP = 1e3
@@ -788,7 +790,7 @@ def notes(data: xr.Dataset) -> list[str]:
         for label in data.rf_pair.values:
             out.append(f"random features {label}: mean over F / deterministic equivalent = "
                        + ", ".join(f"{float(v):.3f}" for v in ratio.sel(rf_pair=label))
-                       + f" at d = {experiments.listed(data.rf_d)} (THEORY.md §2.8: <= 1.7 % "
+                       + f" at d = {listed(data.rf_d)} (THEORY.md §2.8: <= 1.7 % "
                        "for wide maps)")  # fmt: skip
     return out
 
@@ -898,7 +900,7 @@ def _exponent_figure(data: xr.Dataset):
 
 
 def run(cfg: Config, options: sweep.Options | None = None) -> Report:
-    cfg = experiments.quick(cfg, QUICK)
+    cfg = quick(cfg, QUICK)
     check(cfg)
     parts = [gradient_flow(cfg, options)]  # the steps that run sweeps (resumable)
     if cfg.sgd_pairs:

@@ -23,9 +23,9 @@ import jax.numpy as jnp
 import numpy as np
 import xarray as xr
 
-import experiments
 from spectral_sim import PowerLaw, claims, fit, simulate, sweep, theory
 from spectral_sim.models import self_improve
+from spectral_sim.registry import quick
 from spectral_sim.report import Report
 
 # Margins are judgement (none derived or from a paper). Closed-form claims: the seed-mean E_n
@@ -445,7 +445,7 @@ def _band(ax, x, runs: xr.DataArray, color: str, label: str) -> None:
 
 
 def run(cfg: Config, options: sweep.Options | None = None) -> Report:
-    cfg = experiments.quick(cfg, QUICK)
+    cfg = quick(cfg, QUICK)
     check(cfg)
     data = xr.merge([simulate_loops(cfg, options), simulate_growing(cfg, options),
                      simulate_verifier(cfg, options), simulate_sgd(cfg, options)],

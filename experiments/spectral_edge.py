@@ -30,10 +30,10 @@ import jax
 import numpy as np
 import xarray as xr
 
-import experiments
 from spectral_sim import claims, simulate, sweep
 from spectral_sim.diagnostics import grokking
 from spectral_sim.models import modular
+from spectral_sim.registry import quick
 from spectral_sim.report import Report
 
 # "Every run" / "no run" / "every event": a share of 1 (or 0) within COUNT_TOL (judgement; P2
@@ -472,7 +472,7 @@ def figures(data: xr.Dataset, cfg: Config) -> dict:
 
 
 def run(cfg: Config, options: sweep.Options | None = None) -> Report:
-    cfg = experiments.quick(cfg, QUICK)
+    cfg = quick(cfg, QUICK)
     check(cfg)
     with jax.enable_x64(False):  # float32 training whatever the caller's setting (optax's
         # internals would otherwise round differently under x64, and the runs would differ)

@@ -22,11 +22,11 @@
 # %%
 import os
 
-import jax
 import optax
 
-jax.config.update("jax_enable_x64", True)
-from spectral_sim import PowerLaw, compare, simulate, sweep, theory  # noqa: E402
+from spectral_sim import PowerLaw, compare, runtime, simulate, sweep, theory  # noqa: E402
+
+runtime.configure()  # float64 for the predictors, full-precision float32 matmuls
 from spectral_sim.models import linear  # noqa: E402
 
 SMOKE = os.environ.get("SPECTRAL_SIM_SMOKE") == "1"  # the test suite's small-scale run

@@ -27,8 +27,9 @@ import jax
 import jax.numpy as jnp
 import matplotlib.pyplot as plt
 
-jax.config.update("jax_enable_x64", True)  # float64 for the theory side
-from spectral_sim import PowerLaw, compare, simulate, sweep, theory  # noqa: E402
+from spectral_sim import PowerLaw, compare, runtime, simulate, sweep, theory  # noqa: E402
+
+runtime.configure()  # float64 for the theory side; the compilation cache for reruns
 from spectral_sim.models import linear  # noqa: E402
 
 SMOKE = os.environ.get("SPECTRAL_SIM_SMOKE") == "1"  # the test suite's small-scale run

@@ -34,8 +34,9 @@ import jax  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-jax.config.update("jax_enable_x64", False)  # sweeps run in float32 (the default)
-from spectral_sim import PowerLaw, simulate, sweep  # noqa: E402
+from spectral_sim import PowerLaw, runtime, simulate, sweep  # noqa: E402
+
+runtime.configure(x64=False)  # sweeps run in float32
 from spectral_sim.models import linear  # noqa: E402
 
 SMOKE = os.environ.get("SPECTRAL_SIM_SMOKE") == "1"  # the test suite's small scale

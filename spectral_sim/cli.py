@@ -14,15 +14,18 @@ import sys
 import traceback
 from collections.abc import Sequence
 from types import ModuleType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 
-import experiments
+import tyro
+
+from spectral_sim import registry, runtime
 from spectral_sim.report import Report, count_verdicts, counts_line, reproduction_summary
+from spectral_sim.runtime import compilation_cache_dir
 
 if TYPE_CHECKING:
     from spectral_sim import sweep
 
-__all__ = ["compilation_cache_dir", "main"]
+__all__ = ["RunOptions", "compilation_cache_dir", "main"]
 
 USAGE = """\
 usage: spectral-sim [--debug] list [NAME ...]
@@ -41,29 +44,11 @@ usage: spectral-sim [--debug] list [NAME ...]
 
   --debug       show the full traceback of an error instead of one line
 
-run options:
-  --quick               the CPU-minute version of the experiment (sets Config.quick; the
-                        Config flags given keep their values)
-  --out DIR             where the report goes; the sweeps keep their chunk files in DIR/sweeps
-  --x64 | --no-x64      float64 for the predictors (the default: theory checks need it)
-  --matmul-precision P  default | high | highest (the default): float32 matrix products on
-                        GPU/TPU at full precision, or at the backend's faster default
-  --devices N           run sweeps on the first N local devices (default: all)
-  --chunk-budget SIZE   memory per device for one chunk of a sweep, e.g. 512M or 4G (default 2G)
-  --resume              reuse the finished chunks in DIR/sweeps (the default); a sweep with
-                        another config or code version there is refused
-  --overwrite           discard whatever DIR/sweeps holds and compute everything
-  --distributed         join a multi-process run (jax.distributed; SLURM, TPU pods and
-                        Open MPI are detected), or give all three of:
-  --coordinator HOST:PORT --num-processes N --process-id I
+The run options (--quick, --out DIR, --x64, --devices N, ...): `spectral-sim run --help`.
+The experiments are the modules registered in the entry-point group spectral_sim.experiments;
+a package of one's own adds its experiments there.
 """
 
-RUN_OPTIONS = (
-    "Run options, handled by spectral-sim itself: --quick, --out DIR (default results/NAME), "
-    "--x64 | --no-x64 (default --x64), --matmul-precision default|high|highest (default highest), "
-    "--devices N, --chunk-budget SIZE, --resume | --overwrite, "
-    "--distributed | --coordinator HOST:PORT --num-processes N --process-id I."
-)
 _SIZE = re.compile(r"(\d+(?:\.\d*)?(?:e\d+)?)\s*([kmgt]?)(?:i?b)?", re.IGNORECASE)
 
 
@@ -80,26 +65,76 @@ class _Exit(Exception):
 
 
 @dataclasses.dataclass
-class _RunOptions:
+class RunOptions:
+    """Run options, handled by spectral-sim itself; every other flag of `run NAME` is a field
+    of the experiment's Config (`spectral-sim run NAME --help`)."""
+
     quick: bool = False
-    out: pathlib.Path | None = None
+    """the CPU-minute version of the experiment (sets Config.quick; the Config flags given keep
+    their values)"""
+    out: Annotated[pathlib.Path | None, tyro.conf.arg(metavar="DIR")] = None
+    """where the report goes (default results/NAME, or results/ for `run all`); the sweeps keep
+    their chunk files in DIR/sweeps"""
     x64: bool = True
-    matmul_precision: str = "highest"
-    devices: int | None = None
-    chunk_budget: float | None = None
+    """float64 for the predictors (the theory checks need it)"""
+    matmul_precision: Annotated[str, tyro.conf.arg(metavar="|".join(runtime.PRECISIONS))] = (
+        "highest"
+    )
+    """float32 matrix products on GPU/TPU at full precision (highest), or at the backend's
+    faster default"""
+    devices: Annotated[int | None, tyro.conf.arg(metavar="N")] = None
+    """run sweeps on the first N local devices (default: all)"""
+    chunk_budget: Annotated[str | None, tyro.conf.arg(metavar="SIZE")] = None
+    """memory per device for one chunk of a sweep, e.g. 512M or 4G (default 2G)"""
     overwrite: bool = False
+    """discard whatever DIR/sweeps holds and compute everything; --no-overwrite (or --resume,
+    the default) reuses the finished chunks, and a sweep with another config or code version
+    there is refused"""
     distributed: bool = False
-    coordinator: str | None = None
-    num_processes: int | None = None
-    process_id: int | None = None
+    """join a multi-process run (jax.distributed; SLURM, TPU pods and Open MPI are detected),
+    or give all three of --coordinator, --num-processes, --process-id"""
+    coordinator: Annotated[str | None, tyro.conf.arg(metavar="HOST:PORT")] = None
+    num_processes: Annotated[int | None, tyro.conf.arg(metavar="N")] = None
+    process_id: Annotated[int | None, tyro.conf.arg(metavar="I")] = None
+
+    def check(self) -> None:
+        """UsageError naming the first bad option and its valid values."""
+        if self.matmul_precision not in runtime.PRECISIONS:
+            raise UsageError(f"--matmul-precision must be one of {', '.join(runtime.PRECISIONS)}; "
+                             f"got {self.matmul_precision!r}")  # fmt: skip
+        for flag, value, low in (("--devices", self.devices, 1),
+                                 ("--num-processes", self.num_processes, 1),
+                                 ("--process-id", self.process_id, 0)):  # fmt: skip
+            if value is not None and value < low:
+                raise UsageError(f"{flag} must be an integer >= {low}; got {value}")
+        if self.chunk_budget is not None:
+            _size(self.chunk_budget)
+        given = [v is not None for v in (self.coordinator, self.num_processes, self.process_id)]
+        if (self.distributed and any(given)) or (any(given) and not all(given)):
+            raise UsageError(
+                "give either --distributed or all of --coordinator, --num-processes, --process-id"
+            )
 
     def sweep(self, out: pathlib.Path) -> "sweep.Options":
         from spectral_sim import sweep
 
+        budget = None if self.chunk_budget is None else _size(self.chunk_budget)
         return sweep.Options(
-            devices=self.devices, chunk_budget=self.chunk_budget, out=out / "sweeps",
+            devices=self.devices, chunk_budget=budget, out=out / "sweeps",
             overwrite=self.overwrite,
         )  # fmt: skip
+
+    def configure(self) -> None:
+        """The numeric policy (`spectral_sim.runtime`), and jax.distributed for a multi-process
+        run."""
+        runtime.configure(x64=self.x64, matmul_precision=self.matmul_precision)  # pyright: ignore
+        if self.distributed or self.coordinator is not None:
+            import jax
+
+            jax.config.update("jax_cpu_collectives_implementation", "gloo")  # CPU-only clusters
+            jax.distributed.initialize(
+                self.coordinator, num_processes=self.num_processes, process_id=self.process_id
+            )
 
 
 def _size(text: str) -> float:
@@ -110,116 +145,32 @@ def _size(text: str) -> float:
     return float(match[1]) * 1024 ** "_kmgt".index(match[2].lower() or "_")
 
 
-def _count(flag: str, text: str, low: int) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = low - 1
-    if value < low:
-        raise UsageError(f"{flag} must be an integer >= {low}; got {text!r}")
-    return value
-
-
-# Run options that take a value: flag -> (field, parse)
-PRECISIONS = ("default", "high", "highest")
-
-
-def _precision(value: str) -> str:
-    if value not in PRECISIONS:
-        raise UsageError(
-            f"--matmul-precision must be one of {', '.join(PRECISIONS)}; got {value!r}"
-        )
-    return value
-
-
-_VALUED = {
-    "--out": ("out", pathlib.Path),
-    "--matmul-precision": ("matmul_precision", _precision),
-    "--devices": ("devices", lambda v: _count("--devices", v, 1)),
-    "--chunk-budget": ("chunk_budget", _size),
-    "--coordinator": ("coordinator", str),
-    "--num-processes": ("num_processes", lambda v: _count("--num-processes", v, 1)),
-    "--process-id": ("process_id", lambda v: _count("--process-id", v, 0)),
-}
-
-
-def compilation_cache_dir() -> pathlib.Path | None:
-    """Where the CLI keeps JAX's persistent compilation cache: $SPECTRAL_SIM_CACHE, else
-    $XDG_CACHE_HOME/spectral_sim/jax (~/.cache by default); None if SPECTRAL_SIM_CACHE is
-    empty, "0" or "off"."""
-    chosen = os.environ.get("SPECTRAL_SIM_CACHE")
-    if chosen is not None:
-        return None if chosen.strip().lower() in ("", "0", "off") else pathlib.Path(chosen)
-    base = os.environ.get("XDG_CACHE_HOME") or pathlib.Path.home() / ".cache"
-    return pathlib.Path(base) / "spectral_sim" / "jax"
-
-
-def _configure_jax(options: _RunOptions) -> None:
-    """The entry point's numeric policy (the library never calls jax.config), jax.distributed
-    for multi-process runs, and the persistent compilation cache so that a rerun does not
-    recompile the same programs."""
-    import jax
-
-    jax.config.update("jax_enable_x64", options.x64)
-    # float32 products at full float32 precision: GPUs (TF32) and TPUs (bfloat16 passes) round
-    # them by default, well above the Monte Carlo tolerances the experiments argue for
-    jax.config.update("jax_default_matmul_precision", options.matmul_precision)
-    explicit = [v is not None for v in (options.coordinator, options.num_processes,
-                                        options.process_id)]  # fmt: skip
-    if options.distributed or any(explicit):
-        if (options.distributed and any(explicit)) or not (options.distributed or all(explicit)):
-            raise UsageError(
-                "give either --distributed or all of --coordinator, --num-processes, --process-id"
-            )
-        jax.config.update("jax_cpu_collectives_implementation", "gloo")  # CPU-only clusters
-        jax.distributed.initialize(
-            options.coordinator, num_processes=options.num_processes,
-            process_id=options.process_id,
-        )  # fmt: skip
-    # The user chose a cache already (e.g. JAX_COMPILATION_CACHE_DIR); flags are runtime attrs.
-    if jax.config.jax_compilation_cache_dir:  # pyright: ignore[reportAttributeAccessIssue]
-        return
-    path = compilation_cache_dir()
-    if path is None:
-        return
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as error:  # a read-only home directory only costs compile time
-        print(f"spectral-sim: compilation cache off ({error})", file=sys.stderr)
-        return
-    jax.config.update("jax_compilation_cache_dir", str(path))
-
-
 def _headless_matplotlib() -> None:
     import matplotlib
 
     matplotlib.use("Agg")  # figures are only written to files; no display is needed
 
 
-def _split_run_options(args: Sequence[str]) -> tuple[_RunOptions, list[str]]:
-    """The options spectral-sim handles itself, and the rest (the experiment's Config flags)."""
-    options, rest = _RunOptions(), []
-    args = list(args)
-    while args:
-        arg = args.pop(0)
-        flag, _, value = arg.partition("=")
-        if arg == "--quick":
-            options.quick = True
-        elif arg in ("--x64", "--no-x64"):
-            options.x64 = arg == "--x64"
-        elif arg in ("--resume", "--overwrite"):
-            options.overwrite = arg == "--overwrite"
-        elif arg == "--distributed":
-            options.distributed = True
-        elif flag in _VALUED:
-            if not value:
-                if not args or args[0].startswith("--"):
-                    raise UsageError(f"{flag} needs a value")
-                value = args.pop(0)
-            field, parse = _VALUED[flag]
-            setattr(options, field, parse(value))
-        else:
-            rest.append(arg)
+def _tyro(parse, *, what: str):
+    """Run a tyro parse; its help and its error messages are printed by tyro itself."""
+    try:
+        return parse()
+    except SystemExit as exit_:
+        raise _Exit(exit_.code if isinstance(exit_.code, int) else 2) from None
+    except ValueError as error:  # raised by a Config's own validation
+        raise UsageError(f"{what}: {error}") from None
+
+
+def _split_run_options(args: Sequence[str]) -> tuple[RunOptions, list[str]]:
+    """The options spectral-sim handles itself (parsed by tyro from RunOptions), and the rest
+    (the experiment's Config flags)."""
+    args = ["--no-overwrite" if a == "--resume" else a for a in args if a not in ("-h", "--help")]
+    options, rest = _tyro(
+        lambda: tyro.cli(RunOptions, args=args, return_unknown_args=True,
+                         prog="spectral-sim run NAME"),
+        what="run options",
+    )  # fmt: skip
+    options.check()
     return options, rest
 
 
@@ -230,7 +181,7 @@ def _where(error: BaseException) -> str:
 
 def _load(name: str) -> ModuleType:
     try:
-        return experiments.load(name)
+        return registry.load(name)
     except ValueError as error:
         raise UsageError(str(error)) from None
 
@@ -238,18 +189,16 @@ def _load(name: str) -> ModuleType:
 def _config(module: ModuleType, name: str, args: list[str], quick: bool):
     """The experiment's Config from its flags (tyro: `--field-name value`, tuples as
     space-separated values); `--quick` is applied on top."""
-    import tyro
-
-    description = f"{(module.__doc__ or name).strip()}\n\n{RUN_OPTIONS}"
-    try:
-        cfg = tyro.cli(
+    flags = ", ".join(f"--{f.name.replace('_', '-')}" for f in dataclasses.fields(RunOptions))
+    description = (f"{(module.__doc__ or name).strip()}\n\nRun options (spectral-sim run "
+                   f"--help): {flags}.")  # fmt: skip
+    cfg = _tyro(
+        lambda: tyro.cli(
             module.Config, args=args, prog=f"spectral-sim run {name}", description=description
-        )
-        return dataclasses.replace(cfg, quick=True) if quick else cfg
-    except SystemExit as exit_:  # tyro printed the help, or what was wrong with the flags
-        raise _Exit(exit_.code if isinstance(exit_.code, int) else 2) from None
-    except ValueError as error:  # raised by Config validation
-        raise UsageError(f"{name}: {error}") from None
+        ),
+        what=name,
+    )
+    return dataclasses.replace(cfg, quick=True) if quick else cfg
 
 
 def _flagged_fields(cfg, args: list[str]) -> set[str]:
@@ -259,17 +208,17 @@ def _flagged_fields(cfg, args: list[str]) -> set[str]:
     return fields & named
 
 
-def _run_one(name: str, args: list[str], options: _RunOptions, out: pathlib.Path) -> Report:
+def _run_one(name: str, args: list[str], options: RunOptions, out: pathlib.Path) -> Report:
     module = _load(name)
     cfg = _config(module, name, args, options.quick)
     print(f"running {name}{' (quick)' if getattr(cfg, 'quick', False) else ''} ...", flush=True)
     try:
-        with experiments.explicit(_flagged_fields(cfg, args)):  # --quick keeps what was given
+        with registry.explicit(_flagged_fields(cfg, args)):  # --quick keeps what was given
             report = module.run(cfg, options.sweep(out))
     except ValueError as error:  # invalid input is a ValueError naming the field
         raise UsageError(f"{name}: {error} (raised at {_where(error)})") from None
     if not isinstance(report, Report):
-        raise TypeError(f"experiments.{name}.run returned {type(report).__name__}, not a Report")
+        raise TypeError(f"experiment {name}: run returned {type(report).__name__}, not a Report")
     import jax
 
     if jax.process_index() != 0:  # a multi-process run: process 0 writes the report
@@ -282,25 +231,29 @@ def _run_one(name: str, args: list[str], options: _RunOptions, out: pathlib.Path
 
 def _run(args: list[str]) -> int:
     if args and args[0] in ("-h", "--help"):
-        print(USAGE)
-        return 0
+        _tyro(lambda: tyro.cli(RunOptions, args=["--help"], prog="spectral-sim run NAME"),
+              what="run options")  # fmt: skip
     if not args or args[0].startswith("-"):
-        names = ", ".join(experiments.EXPERIMENTS)
+        names = ", ".join(registry.names())
         raise UsageError(f"run needs an experiment name (one of: {names}) or 'all'")
-    name, (options, rest) = args[0], _split_run_options(args[1:])
+    name = args[0]
     if name != "all":
-        _load(name)  # an unknown name fails before jax is configured
-        _configure_jax(options)
+        _load(name)  # an unknown name fails before the flags are parsed and jax is configured
+    options, rest = _split_run_options(args[1:])
+    if name != "all":
+        if {"-h", "--help"} & set(args):
+            rest.append("--help")  # the Config's help, which names the run options
+        options.configure()
         _headless_matplotlib()
         _run_one(name, rest, options, options.out or pathlib.Path("results") / name)
         return 0
     if rest:
         raise UsageError(f"run all takes only run options (see --help); got {rest}")
-    _configure_jax(options)
+    options.configure()
     _headless_matplotlib()
     root = options.out or pathlib.Path("results")
     failed, reports = [], []
-    for name in experiments.EXPERIMENTS:
+    for name in registry.names():
         try:
             reports.append(_run_one(name, [], options, root / name))
         except UsageError as error:  # report it and go on with the other experiments
@@ -321,16 +274,17 @@ def _run(args: list[str]) -> int:
 
 
 def _list(args: list[str]) -> int:
-    names = args or list(experiments.EXPERIMENTS)
+    registered = registry.names()
+    names = args or list(registered)
     for name in names:
-        if name not in experiments.EXPERIMENTS:
+        if name not in registered:
             raise UsageError(f"unknown experiment {name!r}; valid names: "
-                             f"{', '.join(experiments.EXPERIMENTS)}")  # fmt: skip
+                             f"{', '.join(registered)}")  # fmt: skip
     width = max(map(len, names), default=0)
     broken = 0
     for name in names:
         try:
-            line, claims = experiments.describe(name), experiments.claims(name)
+            line, claims = registry.describe(name), registry.claims(name)
         except Exception as error:  # one broken module should not hide the others
             line, claims = f"(cannot import: {type(error).__name__}: {error})", {}
             broken += 1

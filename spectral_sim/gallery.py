@@ -14,6 +14,7 @@ import pathlib
 import sys
 from collections.abc import Sequence
 
+from spectral_sim import registry
 from spectral_sim.report import (
     VERDICTS,
     Report,
@@ -35,10 +36,8 @@ def load_all(root: pathlib.Path) -> list[tuple[Report, list[str]]]:
     """The reports `spectral-sim run all` saved under `root` (root/<name> for each registered
     experiment, in the registry's order), each with its figure names. Other directories (a
     run copied or saved elsewhere under `root`) are left out."""
-    import experiments
-
     saved = []
-    for name in experiments.EXPERIMENTS:
+    for name in registry.names():
         directory = root / name
         if not (directory / "report.json").is_file():
             continue

@@ -4,8 +4,8 @@ import json
 import numpy as np
 import pytest
 
-from experiments import attention_clusters
 from spectral_sim import sweep
+from spectral_sim.experiments import attention_clusters
 
 CLAIMS = {
     "attention.exact_rate",

@@ -4,6 +4,7 @@
 import dataclasses
 import json
 import pathlib
+import re
 import subprocess
 import sys
 import types
@@ -13,8 +14,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-import experiments
-from spectral_sim import claims, cli, sweep
+from spectral_sim import claims, cli, registry, sweep
 from spectral_sim.report import Report
 
 
@@ -35,11 +35,11 @@ def draw(params, key):
 
 def fake_experiment(name: str, measured: float, seen: list) -> types.ModuleType:
     """A module shaped like an experiment: Config, run(cfg) -> Report, a one-line docstring."""
-    module = types.ModuleType(f"experiments.{name}")
+    module = types.ModuleType(f"fake_experiments.{name}")
     module.__doc__ = f"The {name} experiment.\n\nDetails that `list` leaves out."
 
     def run(cfg: Config, options: sweep.Options | None = None) -> Report:
-        cfg = experiments.quick(cfg, dict(n=4))
+        cfg = registry.quick(cfg, dict(n=4))
         seen.append(cfg)
         if cfg.n == 13:
             raise ValueError("n = 13 is not a valid grid size")
@@ -70,11 +70,10 @@ def jax_policy():
 def seen(monkeypatch) -> list:
     """Registers experiments `fake` (a PASS) and `fake2` (a FAIL); collects the configs run."""
     configs: list = []
-    monkeypatch.setattr(experiments, "EXPERIMENTS", ("fake", "fake2"))
+    registered = {name: f"fake_experiments.{name}" for name in ("fake", "fake2")}
+    monkeypatch.setattr(registry, "_entry_points", lambda: registered)
     for name, measured in (("fake", 1.25), ("fake2", 3.0)):
-        monkeypatch.setitem(
-            sys.modules, f"experiments.{name}", fake_experiment(name, measured, configs)
-        )
+        monkeypatch.setitem(sys.modules, registered[name], fake_experiment(name, measured, configs))
     monkeypatch.setenv("SPECTRAL_SIM_CACHE", "off")  # leave JAX's global cache setting alone
     return configs
 
@@ -113,9 +112,9 @@ def test_quick_keeps_the_flags_given_even_at_their_defaults(seen, tmp_path):
     assert cli.main(["run", "fake", "--quick", "--out", str(tmp_path / "a")]) == 0
     assert cli.main(["run", "fake", "--quick", "--n", "3", "--out", str(tmp_path / "b")]) == 0
     assert [cfg.n for cfg in seen] == [4, 3]  # quick's n, then the default given explicitly
-    with experiments.explicit({"n"}):
-        assert experiments.quick(Config(quick=True), dict(n=4)).n == 3
-    assert experiments.quick(Config(quick=True), dict(n=4)).n == 4
+    with registry.explicit({"n"}):
+        assert registry.quick(Config(quick=True), dict(n=4)).n == 3
+    assert registry.quick(Config(quick=True), dict(n=4)).n == 4
 
 
 def test_run_defaults_to_results_dir(seen, monkeypatch, tmp_path):
@@ -168,7 +167,7 @@ def test_matmul_precision_flag(seen, tmp_path, capsys):
         (["run", "nope"], "unknown experiment 'nope'; valid names: fake, fake2"),
         (["run"], "needs an experiment name"),
         (["run", "all", "--n", "3"], "run all takes only"),
-        (["run", "fake", "--out"], "--out needs a value"),
+        (["run", "fake", "--out"], "'--out'"),  # tyro: "Missing value for argument '--out'"
         (["run", "fake", "--n", "13"], "n = 13 is not a valid grid size"),  # raised by run()
         (["frobnicate"], "unknown command"),
         (["report", "/nonexistent"], "no report.json"),
@@ -251,7 +250,7 @@ def test_unexpected_errors_are_one_line_unless_debug(seen, capsys, monkeypatch, 
     def broken(cfg, options=None):
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(sys.modules["experiments.fake"], "run", broken)
+    monkeypatch.setattr(sys.modules["fake_experiments.fake"], "run", broken)
     assert cli.main(["run", "fake", "--out", str(tmp_path)]) == 1
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1
@@ -281,3 +280,43 @@ def test_a_run_whose_pipe_closes_stops_with_an_error(seen, monkeypatch, tmp_path
     monkeypatch.setattr(cli, "_run", closed)
     assert cli.main(["run", "all", "--out", str(tmp_path)]) == 1
     assert "the output pipe closed" in capsys.readouterr().err
+
+
+def test_run_options_help_and_resume_alias(seen, capsys, tmp_path):
+    assert cli.main(["run", "--help"]) == 0
+    out = capsys.readouterr().out
+    assert "--chunk-budget SIZE" in out and "--no-overwrite" in out
+    assert cli.main(["run", "fake", "--resume", "--out", str(tmp_path)]) == 0
+
+
+def test_the_builtin_experiments_are_registered_entry_points():
+    """spectral_sim's own experiments come from its entry points, as a user's package's do."""
+    names = registry.names()
+    assert {"learning_curves", "real_spectra", "compression"} <= set(names)
+    assert registry.load("compression").__name__ == "spectral_sim.experiments.compression"
+
+
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        ("", "must define a dataclass Config"),
+        ("@dataclasses.dataclass\nclass Config:\n    n: int\n    quick: bool = False\n",
+         "every Config field needs a default"),
+        ("@dataclasses.dataclass\nclass Config:\n    n: int = 1\n", "`quick: bool = False`"),
+        ("@dataclasses.dataclass\nclass Config:\n    quick: bool = False\n", "must define run"),
+    ],
+)  # fmt: skip
+def test_a_module_that_breaks_the_protocol_is_refused_by_name(monkeypatch, body, message):
+    module = types.ModuleType("broken_experiment")
+    exec("import dataclasses\n" + body, module.__dict__)
+    monkeypatch.setitem(sys.modules, "broken_experiment", module)
+    monkeypatch.setattr(registry, "_entry_points", lambda: {"broken": "broken_experiment"})
+    with pytest.raises(TypeError, match=re.escape(message)):
+        registry.load("broken")
+
+
+def test_a_name_registered_twice_is_an_error(monkeypatch):
+    points = [types.SimpleNamespace(name="a", value=v) for v in ("pkg1.a", "pkg2.a")]
+    monkeypatch.setattr(registry.importlib.metadata, "entry_points", lambda group: points)
+    with pytest.raises(ValueError, match="registered twice.*pkg1.a and pkg2.a"):
+        registry.names()

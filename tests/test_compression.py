@@ -4,7 +4,7 @@ import json
 import numpy as np
 import pytest
 
-from experiments import compression
+from spectral_sim.experiments import compression
 
 CLAIMS = {
     "compression.prune_exact",

@@ -80,3 +80,11 @@ def test_shakespeare_features_end_to_end():
 def test_bad_input_gets_a_clear_error(call, message):
     with pytest.raises((ValueError, FileNotFoundError), match=message):
         call()
+
+
+def test_chinchilla_runs_ship_with_the_package():
+    runs = data.chinchilla()
+    assert len(runs) == 245 and list(runs.columns) == ["N", "C", "D", "loss"]
+    np.testing.assert_allclose(runs.D, runs.C / (6 * runs.N))  # the file's README: D = C/(6N)
+    assert (runs.loss > 1.5).all() and (runs.loss < 8).all()
+    assert data.DATA.parent.name == "spectral_sim"  # package data, not the repository's folder

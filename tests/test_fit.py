@@ -1,16 +1,13 @@
 """Fitters against synthetic data with known exponents (interval coverage over repeated draws),
 the published Chinchilla replication, and bad input."""
 
-import pathlib
-
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from spectral_sim import PowerLaw, fit, theory
+from spectral_sim import PowerLaw, data, fit, theory
 
-DATA = pathlib.Path(__file__).resolve().parents[1] / "data"
 # A coarse start grid (108 points) for the tests: on the Chinchilla file it reaches the same
 # optimum as Hoffmann et al.'s 4500-point grid (objective 0.0018, all five estimates to 4
 # digits, measured), at 1/40 of the cost.
@@ -58,11 +55,8 @@ def test_auto_window_avoids_finite_size_regions():
 
 
 def _chinchilla_points():
-    import pandas as pd
-
-    data = pd.read_csv(DATA / "chinchilla_figure4_points.csv")
-    n, c, loss = (data[k].to_numpy() for k in ("Model Size", "Training FLOP", "loss"))
-    return n, c / (6 * n), loss  # D = C / (6 N) (the file's README)
+    runs = data.chinchilla()  # D = C / (6 N) (the file's README)
+    return (runs[k].to_numpy() for k in ("N", "D", "loss"))
 
 
 # Besiroglu et al. 2024 (arXiv 2404.10102), Approach 3 on 240 of these points (5 outliers

@@ -41,7 +41,7 @@ def results(tmp_path) -> pathlib.Path:
 
 def test_section_counts_every_claim_and_shows_every_figure(results, tmp_path):
     saved = gallery.load_all(results)
-    assert [r.experiment for r, _ in saved] == ["learning_curves", "latent_number"]
+    assert [r.experiment for r, _ in saved] == ["latent_number", "learning_curves"]  # by name
     target = tmp_path / "page" / "figures"
     target.mkdir(parents=True)
     (target / "learning_curves_stale.png").write_bytes(b"")

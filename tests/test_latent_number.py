@@ -5,8 +5,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from experiments import latent_number
 from spectral_sim import theory
+from spectral_sim.experiments import latent_number
 
 # Smaller than --quick: two rho, a short double-descent grid, 512 draws.
 CONFIG = latent_number.Config(

@@ -4,7 +4,7 @@ import json
 import numpy as np
 import pytest
 
-from experiments import learning_curves
+from spectral_sim.experiments import learning_curves
 
 CLAIMS = {
     "learning_curves.gf_exponent",

@@ -4,8 +4,8 @@ import json
 import numpy as np
 import pytest
 
-from experiments import real_spectra
 from spectral_sim import fit
+from spectral_sim.experiments import real_spectra
 
 # A small slice: the text in 4096-character blocks (272 blocks, so n <= 68), two kernels, random
 # features and the MLP on the same blocks, few seeds and short fits. invert_boot = 0: the s_eff

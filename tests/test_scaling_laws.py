@@ -8,8 +8,8 @@ import pytest
 from conftest import RTOL
 from jax.scipy.special import zeta
 
-from experiments import scaling_laws
 from spectral_sim import PowerLaw, sweep, theory
+from spectral_sim.experiments import scaling_laws
 from spectral_sim.models import linear
 
 CLAIMS = {

@@ -4,8 +4,8 @@ import json
 import numpy as np
 import pytest
 
-from experiments import self_improvement
 from spectral_sim import sweep
+from spectral_sim.experiments import self_improvement
 
 CLAIMS = {
     "self_improvement.replace",

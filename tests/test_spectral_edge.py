@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from experiments import spectral_edge
 from spectral_sim import sweep
+from spectral_sim.experiments import spectral_edge
 
 CLAIMS = {
     "spectral_edge.grokking_with_decay",

@@ -2,7 +2,9 @@
 `spectral_sim.fit` measure (issue: s_data vs s_eff).
 
 - `digits()`: scikit-learn's 1,797 8x8 handwritten digits (shipped inside the package);
-- `shakespeare()`: the tiny-Shakespeare corpus in the repository's data/ folder;
+- `shakespeare()`: the tiny-Shakespeare corpus, shipped as package data beside this module;
+- `chinchilla()`: the 245 (N, C, D, loss) points of the Chinchilla training runs (Hoffmann et
+  al. 2022, Figure 4, as extracted by Besiroglu et al. 2024), shipped beside it too;
 - `ngram_counts(text, n=, block=, top=)`: bag-of-character-n-gram counts of consecutive text
   blocks (rows: blocks, columns: the `top` most frequent n-grams); `word_counts` the same for
   words;
@@ -17,6 +19,7 @@ Everything validates its input (NaN, constant features, empty text) with an erro
 import collections
 import pathlib
 import re
+from typing import TYPE_CHECKING
 
 import jax.numpy as jnp
 import numpy as np
@@ -24,9 +27,13 @@ import numpy as np
 from spectral_sim._types import ArrayLike, Float, check_count
 from spectral_sim.spectra import Empirical, eigh_descending
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 __all__ = [
     "DATA",
     "KERNELS",
+    "chinchilla",
     "digits",
     "kernel_matrix",
     "kernel_spectrum",
@@ -36,8 +43,9 @@ __all__ = [
     "word_counts",
 ]
 
-DATA = pathlib.Path(__file__).resolve().parent.parent / "data"
-"""The repository's data folder (an editable install; pass `path=` otherwise)."""
+DATA = pathlib.Path(__file__).resolve().parent
+"""The folder of the data files, installed with the package (its README.md says where each one
+comes from)."""
 
 KERNELS = ("rbf", "laplace", "arccos")
 
@@ -48,6 +56,16 @@ def digits() -> tuple[np.ndarray, np.ndarray]:
 
     x, y = load_digits(return_X_y=True)
     return np.asarray(x, float) / 16.0, np.asarray(y)
+
+
+def chinchilla() -> "pd.DataFrame":
+    """The Chinchilla training runs as a DataFrame with columns `N` (parameters), `C` (training
+    FLOP), `D` = C / (6 N) (tokens) and `loss` (final training loss), one row per run."""
+    import pandas as pd
+
+    raw = pd.read_csv(DATA / "chinchilla_figure4_points.csv")
+    n, c = raw["Model Size"].to_numpy(float), raw["Training FLOP"].to_numpy(float)
+    return pd.DataFrame({"N": n, "C": c, "D": c / (6 * n), "loss": raw["loss"].to_numpy(float)})
 
 
 def shakespeare(path: str | pathlib.Path | None = None) -> str:
