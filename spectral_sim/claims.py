@@ -38,6 +38,11 @@ we chose; the report then also gives the verdict at half and at twice the margin
 An experiment declares its claims once, as a `Table` of `Spec`s; `Table.evaluate(data)` decides
 them from the experiment's dataset and `spectral-sim list` reads the same table. `shift=k`
 moves every prediction by k tolerances: the power check that a wrong predictor is caught.
+
+Every rule returns a `Claim`, the record of one decided claim (one row of a verdict table; a
+`spectral_sim.report.Report` bundles an experiment's claims with its data). A Claim checks that
+its verdict agrees with its fields, so one made by hand or read back from report.json obeys the
+same rule.
 """
 
 import contextlib
@@ -54,19 +59,227 @@ import xarray as xr
 from scipy import stats
 
 from spectral_sim import fit
-from spectral_sim.report import Claim, Side, Verdict, band
 
 __all__ = [
-    "FAMILY_ALPHA", "NotMeasured", "Spec", "Table", "ToleranceKind", "bootstrap", "estimate",
-    "exact", "not_measured", "seed_mean", "seed_statistic", "share", "z_family",
+    "FAMILY_ALPHA", "SIDES", "TOLERANCE_KINDS", "VERDICTS", "Claim", "NotMeasured", "Side",
+    "Spec", "Table", "ToleranceKind", "Verdict", "band", "bootstrap", "estimate", "exact",
+    "not_measured", "seed_mean", "seed_statistic", "share", "z_family",
 ]  # fmt: skip
 
 ToleranceKind = Literal["derived", "paper", "judgement"]
 TOLERANCE_KINDS: tuple[str, ...] = get_args(ToleranceKind)
-
+Verdict = Literal["PASS", "FAIL", "INCONCLUSIVE"]
+VERDICTS: tuple[Verdict, ...] = ("PASS", "FAIL", "INCONCLUSIVE")
+Side = Literal["both", "below", "above"]
+SIDES: tuple[Side, ...] = ("both", "below", "above")
 FAMILY_ALPHA = 0.05
 # Seeds needed to decide an INCONCLUSIVE claim are searched up to this many (beyond it: None).
 _MAX_SEEDS = 2**24
+
+
+# --- the Claim record ------------------------------------------------------------------------
+
+
+def band(predicted: Any, tolerance: Any, side: Side = "both") -> tuple[Any, Any]:
+    """(low, high): where a measurement must lie for a claim to hold. "both": predicted ±
+    tolerance; "below": at least `tolerance` below the prediction, (-inf, predicted -
+    tolerance]; "above": at least `tolerance` above it, [predicted + tolerance, inf).
+    Works elementwise on arrays."""
+    predicted, tolerance = np.asarray(predicted, float), np.asarray(tolerance, float)
+    inf = np.full(np.broadcast(predicted, tolerance).shape, np.inf)
+    if side == "below":
+        return -inf, predicted - tolerance
+    if side == "above":
+        return predicted + tolerance, inf
+    return predicted - tolerance, predicted + tolerance
+
+
+def _as_float(name: str, value: object) -> float:
+    """A Python float from a number or 0-d array (NumPy or JAX); ValueError naming `name`."""
+    try:
+        array = np.asarray(value)
+    except Exception as error:  # e.g. a tracer: claims are made from concrete results
+        raise ValueError(f"{name} must be a concrete number; got {value!r}") from error
+    if array.shape != () or array.dtype.kind not in "biuf":
+        raise ValueError(f"{name} must be a real scalar; got {value!r}")
+    out = float(array)
+    # One NaN object for every NaN, so that claims compare equal field by field (Python compares
+    # tuple items by identity before ==), e.g. after a save/load round trip of a diverged run.
+    return math.nan if math.isnan(out) else out
+
+
+@dataclasses.dataclass(frozen=True)
+class Claim:
+    """One row of a verdict table: a theory's `predicted` value against a `measured` one.
+
+    Claims are made by the rules of this module, which decide a claim checked at several entries
+    (grid points, records, data sets) and shows it at its deciding entry (`where`): `entries`
+    (m) were compared, `holds` (h) of them significantly inside the tolerance, `diverged` had
+    a diverged seed. `[low, high]` is the deciding entry's interval at the simultaneous level
+    (measured -/+ z stderr when NaN, i.e. not given; an exact binomial interval for counts).
+    `source` cites where the prediction comes from; `tolerance` is the largest
+    |measured - predicted| at which the claim still holds, and `tolerance_kind` where it comes
+    from ("derived" in code, "paper", or "judgement", for which `at_half` / `at_twice` give the
+    verdict at half / twice the margin). `seeds_needed` says at how many seeds the current
+    standard errors would decide an INCONCLUSIVE claim.
+
+    The verdict, computed from these fields unless the engine gives it:
+
+    - INCONCLUSIVE if predicted or the interval is non-finite (e.g. a diverged run);
+    - FAIL if the interval lies wholly outside the band [predicted - tolerance, predicted +
+      tolerance] (for a one-sided claim, `side` "below" / "above": at least `tolerance` below /
+      above the prediction);
+    - PASS if it lies wholly inside and every entry holds (h = m, none diverged);
+    - INCONCLUSIVE otherwise: the measurement's uncertainty is larger than the gap it must
+      resolve.
+
+    A verdict the engine gives is checked against the same fields: PASS needs the deciding
+    interval inside and h = m, FAIL an interval outside (or a diverged entry).
+    """
+
+    id: str
+    source: str
+    statement: str
+    predicted: float
+    measured: float
+    stderr: float
+    tolerance: float
+    z: float = 3.0
+    low: float = math.nan  # NaN: measured - z stderr
+    high: float = math.nan
+    tolerance_kind: ToleranceKind = "judgement"
+    entries: int = 1
+    holds: int | None = None
+    seeds_needed: int | None = None
+    where: str = ""
+    diverged: int = 0
+    at_half: Verdict | None = None
+    at_twice: Verdict | None = None
+    side: Side = "both"
+    verdict: Verdict = None  # type: ignore[assignment]  # None: computed from the fields
+    error: float = dataclasses.field(init=False)
+
+    def __post_init__(self):
+        for name in ("predicted", "measured", "stderr", "tolerance", "z"):
+            object.__setattr__(self, name, _as_float(name, getattr(self, name)))
+        # NaN stderr is allowed (e.g. one seed, or a diverged run): it makes the claim
+        # INCONCLUSIVE rather than stopping the experiment that reports it.
+        if self.stderr < 0:
+            raise ValueError(f"stderr must be >= 0 (or NaN); got {self.stderr!r} ({self.id})")
+        if not self.tolerance >= 0:
+            raise ValueError(f"tolerance must be >= 0; got {self.tolerance!r} ({self.id})")
+        if not 0 < self.z < math.inf:
+            raise ValueError(f"z must be finite and > 0; got {self.z!r} ({self.id})")
+        if self.side not in SIDES:
+            raise ValueError(f"side must be one of {SIDES}; got {self.side!r} ({self.id})")
+        if self.tolerance_kind not in TOLERANCE_KINDS:
+            raise ValueError(f"tolerance_kind must be derived, paper or judgement; got "
+                             f"{self.tolerance_kind!r} ({self.id})")  # fmt: skip
+        band = self.z * self.stderr
+        for name, default in (("low", self.measured - band), ("high", self.measured + band)):
+            value = _as_float(name, getattr(self, name))
+            object.__setattr__(self, name, _as_float(name, default) if math.isnan(value) else value)
+        if self.entries < 0 or self.diverged < 0:
+            raise ValueError(f"entries and diverged must be >= 0 ({self.id})")
+        if self.holds is None:
+            if self.entries != 1:
+                raise ValueError(f"holds must be given for a claim over {self.entries} entries "
+                                 f"({self.id})")  # fmt: skip
+            object.__setattr__(self, "holds", int(self._inside()))
+        if not 0 <= self.holds <= self.entries:  # type: ignore[operator]
+            raise ValueError(f"holds must be in [0, entries]; got {self.holds} ({self.id})")
+        for name in ("at_half", "at_twice"):
+            if getattr(self, name) not in (None, *VERDICTS):
+                raise ValueError(f"{name} must be a verdict or None ({self.id})")
+        error = abs(self.measured - self.predicted)
+        object.__setattr__(self, "error", math.nan if math.isnan(error) else error)
+        decided = self._decide()
+        if self.verdict is None:
+            object.__setattr__(self, "verdict", decided)
+        elif self.verdict not in VERDICTS:
+            raise ValueError(f"verdict must be one of {VERDICTS}; got {self.verdict!r}")
+        elif self.verdict == "PASS" and decided != "PASS":
+            raise ValueError(f"claim {self.id!r}: PASS needs the interval inside the tolerance "
+                             f"at every entry ({self.holds} of {self.entries} hold)")  # fmt: skip
+        elif self.verdict == "FAIL" and not (self._outside() or self.diverged):
+            raise ValueError(f"claim {self.id!r}: FAIL needs the deciding interval outside "
+                             f"the tolerance (or a diverged entry)")  # fmt: skip
+
+    def _finite(self) -> bool:
+        return all(math.isfinite(v) for v in (self.predicted, self.low, self.high))
+
+    def _inside(self) -> bool:
+        lo, hi = band(self.predicted, self.tolerance, self.side)
+        return self._finite() and bool(lo <= self.low and self.high <= hi)
+
+    def _outside(self) -> bool:
+        lo, hi = band(self.predicted, self.tolerance, self.side)
+        return self._finite() and bool(self.low > hi or self.high < lo)
+
+    def _decide(self) -> Verdict:
+        if math.isnan(self.stderr) or not self._finite():
+            return "INCONCLUSIVE"
+        if self._outside():
+            return "FAIL"
+        if self._inside() and self.holds == self.entries and not self.diverged:
+            return "PASS"
+        return "INCONCLUSIVE"
+
+    def details(self) -> str:
+        """Where it was decided, over how many entries, and what would settle it, in words."""
+        parts = [f"deciding entry: {self.where}" if self.where else ""]
+        if self.side != "both":
+            parts.append(f"one-sided: holds if measured is at least the tolerance "
+                         f"{self.side} the prediction")  # fmt: skip
+        if self.entries != 1:
+            parts.append(f"holds at {self.holds} of {self.entries} entries")
+        if self.diverged:
+            parts.append(f"{self.diverged} entries with a diverged seed")
+        parts.append(f"tolerance: {self.tolerance_kind}")
+        if self.at_half is not None:
+            parts.append(f"at half the margin {self.at_half}, at twice {self.at_twice}")
+        if self.seeds_needed is not None:
+            parts.append(f"about {self.seeds_needed} seeds would decide it")
+        return "; ".join(p for p in parts if p)
+
+    def to_dict(self) -> dict[str, Any]:
+        """All fields, computed ones included, as plain Python values (floats may be non-finite)."""
+        return {field.name: getattr(self, field.name) for field in dataclasses.fields(self)}
+
+    @classmethod
+    def from_dict(cls, record: Mapping[str, Any]) -> "Claim":
+        """The claim recorded by `to_dict` (or in report.json); the verdict is checked against
+        the recorded fields (older records without the engine's fields are recomputed)."""
+
+        # report.json writes non-finite numbers as "nan" / "inf" / "-inf"; null also means NaN.
+        def number(name: str, default: float | None = None) -> float | None:
+            value = record.get(name, default)
+            return math.nan if value is None else float(value)
+
+        optional = {name: record[name] for name in ("tolerance_kind", "entries", "holds",
+                    "seeds_needed", "where", "diverged", "at_half", "at_twice", "side")
+                    if name in record}  # fmt: skip
+        engine = "entries" in record
+        claim = cls(
+            id=record["id"],
+            source=record["source"],
+            statement=record["statement"],
+            predicted=number("predicted"),  # type: ignore[arg-type]
+            measured=number("measured"),  # type: ignore[arg-type]
+            stderr=number("stderr"),  # type: ignore[arg-type]
+            tolerance=number("tolerance"),  # type: ignore[arg-type]
+            z=number("z", 3.0),  # type: ignore[arg-type]
+            low=number("low") if engine and "low" in record else math.nan,  # type: ignore[arg-type]
+            high=number("high") if engine and "high" in record else math.nan,  # type: ignore[arg-type]
+            verdict=record.get("verdict") if engine else None,  # type: ignore[arg-type]
+            **optional,
+        )
+        if "verdict" in record and record["verdict"] != claim.verdict:
+            raise ValueError(
+                f"claim {claim.id!r}: recorded verdict {record['verdict']!r} differs from the "
+                f"recomputed {claim.verdict!r}"
+            )
+        return claim
 
 
 class NotMeasured(Exception):

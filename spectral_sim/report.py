@@ -1,246 +1,45 @@
-"""Verdict tables: each Claim compares a theory's prediction with a measurement, and a Report
-bundles the claims with the dataset, figures, config and provenance of the run that made them.
+"""Reports: a Report bundles an experiment's claims (`spectral_sim.claims.Claim`, each a
+theory's prediction against a measurement, decided by `spectral_sim.claims`) with the dataset,
+figures, config and provenance (`spectral_sim.provenance`) of the run that made them, and saves
+them as report.md, report.json, data.nc and PNGs. Across experiments, `reproduction_summary`
+writes SUMMARY.md with the claims grouped by the paper their source cites (`PAPERS`).
 
-Verdicts are an equivalence test: with band = z * stderr, PASS when the whole interval
-|measured - predicted| +/- band lies within the tolerance, FAIL when it lies wholly outside.
+`Claim`, `Verdict`, `VERDICTS` and `provenance` are importable from here too.
 """
 
 import dataclasses
-import datetime
 import json
 import math
 import os
 import pathlib
-import platform
 import re
-import subprocess
 import sys
+import types
 from collections.abc import Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import xarray as xr
+
+# `X as X`: names report held before claims and provenance took them over, still importable here
+from spectral_sim.claims import SIDES as SIDES
+from spectral_sim.claims import VERDICTS, Claim, Verdict
+from spectral_sim.claims import Side as Side
+from spectral_sim.claims import band as band
+from spectral_sim.provenance import git_commit as git_commit
+from spectral_sim.provenance import provenance
 
 if TYPE_CHECKING:  # matplotlib is imported only when a figure is saved: keeps imports fast
     from matplotlib.figure import Figure
 
 __all__ = [
-    "PAPERS", "VERDICTS", "Claim", "Report", "Verdict", "claims_by_paper", "claims_table",
-    "count_verdicts", "counts_line", "provenance", "reproduction_summary",
+    "PAPERS", "STANDARD_RESULTS", "VERDICTS", "Claim", "Report", "Verdict", "claims_by_paper",
+    "claims_table", "count_verdicts", "counts_line", "provenance", "reproduction_summary",
 ]  # fmt: skip
-
-Verdict = Literal["PASS", "FAIL", "INCONCLUSIVE"]
-VERDICTS: tuple[Verdict, ...] = ("PASS", "FAIL", "INCONCLUSIVE")
-Side = Literal["both", "below", "above"]
-SIDES: tuple[Side, ...] = ("both", "below", "above")
-
-
-def band(predicted: Any, tolerance: Any, side: Side = "both") -> tuple[Any, Any]:
-    """(low, high): where a measurement must lie for a claim to hold. "both": predicted ±
-    tolerance; "below": at least `tolerance` below the prediction, (-inf, predicted -
-    tolerance]; "above": at least `tolerance` above it, [predicted + tolerance, inf).
-    Works elementwise on arrays."""
-    predicted, tolerance = np.asarray(predicted, float), np.asarray(tolerance, float)
-    inf = np.full(np.broadcast(predicted, tolerance).shape, np.inf)
-    if side == "below":
-        return -inf, predicted - tolerance
-    if side == "above":
-        return predicted + tolerance, inf
-    return predicted - tolerance, predicted + tolerance
-
 
 # Dataset attrs that save() adds to data.nc and load() removes again, so data round-trips.
 _ATTR_PREFIX = "report_"
 _FIGURE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
-_PACKAGE_DIR = pathlib.Path(__file__).resolve().parent
-
-
-def _as_float(name: str, value: object) -> float:
-    """A Python float from a number or 0-d array (NumPy or JAX); ValueError naming `name`."""
-    try:
-        array = np.asarray(value)
-    except Exception as error:  # e.g. a tracer: claims are made from concrete results
-        raise ValueError(f"{name} must be a concrete number; got {value!r}") from error
-    if array.shape != () or array.dtype.kind not in "biuf":
-        raise ValueError(f"{name} must be a real scalar; got {value!r}")
-    out = float(array)
-    # One NaN object for every NaN, so that claims compare equal field by field (Python compares
-    # tuple items by identity before ==), e.g. after a save/load round trip of a diverged run.
-    return math.nan if math.isnan(out) else out
-
-
-@dataclasses.dataclass(frozen=True)
-class Claim:
-    """One row of a verdict table: a theory's `predicted` value against a `measured` one.
-
-    Claims are made by `spectral_sim.claims`, which decides a claim checked at several entries
-    (grid points, records, data sets) and shows it at its deciding entry (`where`): `entries`
-    (m) were compared, `holds` (h) of them significantly inside the tolerance, `diverged` had
-    a diverged seed. `[low, high]` is the deciding entry's interval at the simultaneous level
-    (measured -/+ z stderr when NaN, i.e. not given; an exact binomial interval for counts).
-    `source` cites where the prediction comes from; `tolerance` is the largest
-    |measured - predicted| at which the claim still holds, and `tolerance_kind` where it comes
-    from ("derived" in code, "paper", or "judgement", for which `at_half` / `at_twice` give the
-    verdict at half / twice the margin). `seeds_needed` says at how many seeds the current
-    standard errors would decide an INCONCLUSIVE claim.
-
-    The verdict, computed from these fields unless the engine gives it:
-
-    - INCONCLUSIVE if predicted or the interval is non-finite (e.g. a diverged run);
-    - FAIL if the interval lies wholly outside the band [predicted - tolerance, predicted +
-      tolerance] (for a one-sided claim, `side` "below" / "above": at least `tolerance` below /
-      above the prediction);
-    - PASS if it lies wholly inside and every entry holds (h = m, none diverged);
-    - INCONCLUSIVE otherwise: the measurement's uncertainty is larger than the gap it must
-      resolve.
-
-    A verdict the engine gives is checked against the same fields: PASS needs the deciding
-    interval inside and h = m, FAIL an interval outside (or a diverged entry).
-    """
-
-    id: str
-    source: str
-    statement: str
-    predicted: float
-    measured: float
-    stderr: float
-    tolerance: float
-    z: float = 3.0
-    low: float = math.nan  # NaN: measured - z stderr
-    high: float = math.nan
-    tolerance_kind: Literal["derived", "paper", "judgement"] = "judgement"
-    entries: int = 1
-    holds: int | None = None
-    seeds_needed: int | None = None
-    where: str = ""
-    diverged: int = 0
-    at_half: Verdict | None = None
-    at_twice: Verdict | None = None
-    side: Side = "both"
-    verdict: Verdict = None  # type: ignore[assignment]  # None: computed from the fields
-    error: float = dataclasses.field(init=False)
-
-    def __post_init__(self):
-        for name in ("predicted", "measured", "stderr", "tolerance", "z"):
-            object.__setattr__(self, name, _as_float(name, getattr(self, name)))
-        # NaN stderr is allowed (e.g. one seed, or a diverged run): it makes the claim
-        # INCONCLUSIVE rather than stopping the experiment that reports it.
-        if self.stderr < 0:
-            raise ValueError(f"stderr must be >= 0 (or NaN); got {self.stderr!r} ({self.id})")
-        if not self.tolerance >= 0:
-            raise ValueError(f"tolerance must be >= 0; got {self.tolerance!r} ({self.id})")
-        if not 0 < self.z < math.inf:
-            raise ValueError(f"z must be finite and > 0; got {self.z!r} ({self.id})")
-        if self.side not in SIDES:
-            raise ValueError(f"side must be one of {SIDES}; got {self.side!r} ({self.id})")
-        if self.tolerance_kind not in ("derived", "paper", "judgement"):
-            raise ValueError(f"tolerance_kind must be derived, paper or judgement; got "
-                             f"{self.tolerance_kind!r} ({self.id})")  # fmt: skip
-        band = self.z * self.stderr
-        for name, default in (("low", self.measured - band), ("high", self.measured + band)):
-            value = _as_float(name, getattr(self, name))
-            object.__setattr__(self, name, _as_float(name, default) if math.isnan(value) else value)
-        if self.entries < 0 or self.diverged < 0:
-            raise ValueError(f"entries and diverged must be >= 0 ({self.id})")
-        if self.holds is None:
-            if self.entries != 1:
-                raise ValueError(f"holds must be given for a claim over {self.entries} entries "
-                                 f"({self.id})")  # fmt: skip
-            object.__setattr__(self, "holds", int(self._inside()))
-        if not 0 <= self.holds <= self.entries:  # type: ignore[operator]
-            raise ValueError(f"holds must be in [0, entries]; got {self.holds} ({self.id})")
-        for name in ("at_half", "at_twice"):
-            if getattr(self, name) not in (None, *VERDICTS):
-                raise ValueError(f"{name} must be a verdict or None ({self.id})")
-        error = abs(self.measured - self.predicted)
-        object.__setattr__(self, "error", math.nan if math.isnan(error) else error)
-        decided = self._decide()
-        if self.verdict is None:
-            object.__setattr__(self, "verdict", decided)
-        elif self.verdict not in VERDICTS:
-            raise ValueError(f"verdict must be one of {VERDICTS}; got {self.verdict!r}")
-        elif self.verdict == "PASS" and decided != "PASS":
-            raise ValueError(f"claim {self.id!r}: PASS needs the interval inside the tolerance "
-                             f"at every entry ({self.holds} of {self.entries} hold)")  # fmt: skip
-        elif self.verdict == "FAIL" and not (self._outside() or self.diverged):
-            raise ValueError(f"claim {self.id!r}: FAIL needs the deciding interval outside "
-                             f"the tolerance (or a diverged entry)")  # fmt: skip
-
-    def _finite(self) -> bool:
-        return all(math.isfinite(v) for v in (self.predicted, self.low, self.high))
-
-    def _inside(self) -> bool:
-        lo, hi = band(self.predicted, self.tolerance, self.side)
-        return self._finite() and bool(lo <= self.low and self.high <= hi)
-
-    def _outside(self) -> bool:
-        lo, hi = band(self.predicted, self.tolerance, self.side)
-        return self._finite() and bool(self.low > hi or self.high < lo)
-
-    def _decide(self) -> Verdict:
-        if math.isnan(self.stderr) or not self._finite():
-            return "INCONCLUSIVE"
-        if self._outside():
-            return "FAIL"
-        if self._inside() and self.holds == self.entries and not self.diverged:
-            return "PASS"
-        return "INCONCLUSIVE"
-
-    def details(self) -> str:
-        """Where it was decided, over how many entries, and what would settle it, in words."""
-        parts = [f"deciding entry: {self.where}" if self.where else ""]
-        if self.side != "both":
-            parts.append(f"one-sided: holds if measured is at least the tolerance "
-                         f"{self.side} the prediction")  # fmt: skip
-        if self.entries != 1:
-            parts.append(f"holds at {self.holds} of {self.entries} entries")
-        if self.diverged:
-            parts.append(f"{self.diverged} entries with a diverged seed")
-        parts.append(f"tolerance: {self.tolerance_kind}")
-        if self.at_half is not None:
-            parts.append(f"at half the margin {self.at_half}, at twice {self.at_twice}")
-        if self.seeds_needed is not None:
-            parts.append(f"about {self.seeds_needed} seeds would decide it")
-        return "; ".join(p for p in parts if p)
-
-    def to_dict(self) -> dict[str, Any]:
-        """All fields, computed ones included, as plain Python values (floats may be non-finite)."""
-        return {field.name: getattr(self, field.name) for field in dataclasses.fields(self)}
-
-    @classmethod
-    def from_dict(cls, record: Mapping[str, Any]) -> "Claim":
-        """The claim recorded by `to_dict` (or in report.json); the verdict is checked against
-        the recorded fields (older records without the engine's fields are recomputed)."""
-
-        # report.json writes non-finite numbers as "nan" / "inf" / "-inf"; null also means NaN.
-        def number(name: str, default: float | None = None) -> float | None:
-            value = record.get(name, default)
-            return math.nan if value is None else float(value)
-
-        optional = {name: record[name] for name in ("tolerance_kind", "entries", "holds",
-                    "seeds_needed", "where", "diverged", "at_half", "at_twice", "side")
-                    if name in record}  # fmt: skip
-        engine = "entries" in record
-        claim = cls(
-            id=record["id"],
-            source=record["source"],
-            statement=record["statement"],
-            predicted=number("predicted"),  # type: ignore[arg-type]
-            measured=number("measured"),  # type: ignore[arg-type]
-            stderr=number("stderr"),  # type: ignore[arg-type]
-            tolerance=number("tolerance"),  # type: ignore[arg-type]
-            z=number("z", 3.0),  # type: ignore[arg-type]
-            low=number("low") if engine and "low" in record else math.nan,  # type: ignore[arg-type]
-            high=number("high") if engine and "high" in record else math.nan,  # type: ignore[arg-type]
-            verdict=record.get("verdict") if engine else None,  # type: ignore[arg-type]
-            **optional,
-        )
-        if "verdict" in record and record["verdict"] != claim.verdict:
-            raise ValueError(
-                f"claim {claim.id!r}: recorded verdict {record['verdict']!r} differs from the "
-                f"recomputed {claim.verdict!r}"
-            )
-        return claim
 
 
 def _plain(value: Any) -> Any:
@@ -320,68 +119,6 @@ def _format_number(value: float) -> str:
     if math.isinf(value):
         return "inf" if value > 0 else "-inf"
     return f"{value:.4g}"
-
-
-def _git(*args: str) -> str | None:
-    """stdout of a git command run in the package's directory, or None if git fails or is absent."""
-    try:
-        done = subprocess.run(
-            ["git", *args],
-            cwd=_PACKAGE_DIR,
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=True,
-            # `git status` may otherwise take the index lock while someone else commits.
-            env={**os.environ, "GIT_OPTIONAL_LOCKS": "0"},
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return done.stdout.strip()
-
-
-def git_commit() -> str:
-    """HEAD of the checkout the package runs from, "+dirty" if it has changes, else "unknown".
-
-    "unknown" also when the package is not tracked there (e.g. installed into a virtual
-    environment that happens to sit inside some other checkout).
-    """
-    commit = _git("rev-parse", "HEAD")
-    if not commit or _git("ls-files", "--error-unmatch", "__init__.py") is None:
-        return "unknown"
-    return commit + ("+dirty" if _git("status", "--porcelain") else "")
-
-
-def _device_names() -> list[str]:
-    import jax
-
-    names = []
-    for device in jax.devices():
-        name = f"{device.platform}:{device.id}"
-        kind = str(getattr(device, "device_kind", device.platform))
-        names.append(name if kind.lower() == device.platform else f"{name} ({kind})")
-    return names
-
-
-def provenance(seed: int) -> dict[str, Any]:
-    """Where and how a result was made: package and JAX versions, git commit, devices (and
-    process count), x64, seed, UTC time, Python version."""
-    import jax
-
-    from spectral_sim import __version__
-
-    return {
-        "package_version": __version__,
-        "git_commit": git_commit(),
-        "jax_version": jax.__version__,
-        "devices": _device_names(),
-        "process_count": jax.process_count(),
-        "x64": bool(jax.config.jax_enable_x64),  # pyright: ignore[reportAttributeAccessIssue]
-        "matmul_precision": str(jax.config.jax_default_matmul_precision),  # pyright: ignore
-        "seed": int(seed),
-        "utc_time": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "python_version": platform.python_version(),
-    }
 
 
 def count_verdicts(claims: Iterable[Claim]) -> dict[Verdict, int]:
@@ -557,27 +294,34 @@ class Report:
         )
 
 
-PAPERS = ("P0", "P1", "P2", "P3")
+PAPERS: Mapping[str, str] = types.MappingProxyType({
+    "P0": "Paper P0", "P1": "Paper P1", "P2": "Paper P2", "P3": "Paper P3",
+})  # fmt: skip
+"""The papers the reproduction summary groups claims by, in order: the label a claim's `source`
+cites (as a word: "[P1] item 5", "P0: language ...") -> the title of its section. A claim
+citing several papers is listed under each; one citing none goes under `STANDARD_RESULTS`."""
+
+STANDARD_RESULTS = "Standard results (THEORY.md)"
+"""The section of claims whose source cites none of `PAPERS` (only THEORY.md or the
+literature)."""
 
 
-def _papers(source: str) -> list[str]:
-    """The papers P0-P3 a claim's source cites (e.g. "[P1] item 5", "P0: language ...")."""
-    return [p for p in PAPERS if re.search(rf"\b{p}\b", source)]
-
-
-def claims_by_paper(reports: Sequence[Report]) -> dict[str, list[tuple[str, Claim]]]:
-    """(experiment, claim) pairs by the paper P0-P3 each claim's source cites, titled "Paper Pn";
-    claims citing none go under "Standard results (THEORY.md)". Empty groups are left out."""
-    groups: dict[str, list[tuple[str, Claim]]] = {p: [] for p in (*PAPERS, "THEORY.md")}
+def claims_by_paper(
+    reports: Sequence[Report], papers: Mapping[str, str] = PAPERS
+) -> dict[str, list[tuple[str, Claim]]]:
+    """(experiment, claim) pairs by section title: under `papers[label]` for each paper label
+    the claim's source cites, else under `STANDARD_RESULTS`; in the order of `papers`, then
+    the standard results. Empty sections are left out."""
+    groups: dict[str, list[tuple[str, Claim]]] = {
+        t: [] for t in (*papers.values(), STANDARD_RESULTS)
+    }
     for report in reports:
         for claim in report.claims:
-            for paper in _papers(claim.source) or ["THEORY.md"]:
-                groups[paper].append((report.experiment, claim))
-    return {
-        "Standard results (THEORY.md)" if paper == "THEORY.md" else f"Paper {paper}": rows
-        for paper, rows in groups.items()
-        if rows
-    }
+            cited = [title for label, title in papers.items()
+                     if re.search(rf"\b{re.escape(label)}\b", claim.source)]  # fmt: skip
+            for title in cited or [STANDARD_RESULTS]:
+                groups[title].append((report.experiment, claim))
+    return {title: rows for title, rows in groups.items() if rows}
 
 
 def claims_table(rows: Sequence[tuple[str, Claim]], link: bool = True) -> list[str]:
@@ -594,8 +338,8 @@ def claims_table(rows: Sequence[tuple[str, Claim]], link: bool = True) -> list[s
 
 
 def reproduction_summary(reports: Sequence[Report]) -> str:
-    """SUMMARY.md of a `run all`: every claim, grouped by the paper its source cites (claims
-    citing only THEORY.md go under "Standard results"), with predicted, measured ± stderr and
+    """SUMMARY.md of a `run all`: every claim, grouped by the paper its source cites
+    (`claims_by_paper`: `PAPERS`, else `STANDARD_RESULTS`), with predicted, measured ± stderr and
     verdict, each id linking to its experiment's report.md (reports saved side by side), then
     each experiment's figures."""
     counts = count_verdicts(c for r in reports for c in r.claims)

@@ -211,3 +211,21 @@ def test_frontier_needs_a_bracketed_minimum():
     n, loss, _ = _iso_compute_sweep(2.0, 2.0, compute, np.geomspace(2, 8, 7))  # all above N*
     with pytest.raises(ValueError, match="interior minimum"):
         fit.frontier(n, loss, compute)
+
+
+def test_every_public_name_resolves():
+    """`spectral_sim.fit` is a package now: every name of its `__all__` (those of the one module
+    it was, its constants and its submodules) resolves, each the object its submodule defines,
+    and so do the names the experiments, benchmarks and docs use."""
+    for name in fit.__all__:
+        assert getattr(fit, name) is not None, name
+    for module in (fit.curves, fit.scaling, fit.spectrum, fit.invert, fit.stats):
+        for name in module.__all__:
+            assert getattr(fit, name) is getattr(module, name), f"{module.__name__}.{name}"
+    used = [
+        "spectrum_exponent", "power_law", "sem", "frontier", "chinchilla", "z_simultaneous",
+        "tail_exponent", "invert_ridge_curve", "decay_comparison", "target_exponent",
+        "HUBER_DELTA", "WINDOW_RTOL", "LBFGS_STEPS", "CHINCHILLA_GRID", "PowerLawFit",
+        "ChinchillaFit", "Frontier", "SpectrumFit", "DecayComparison", "InvertedCurve",
+    ]  # fmt: skip
+    assert set(used) <= set(fit.__all__)

@@ -11,6 +11,7 @@ import pytest
 import xarray as xr
 from matplotlib.figure import Figure
 
+from spectral_sim import claims, provenance
 from spectral_sim import report as report_module
 from spectral_sim.report import VERDICTS, Claim, Report
 
@@ -170,8 +171,8 @@ def test_provenance_keys(monkeypatch):
 
 
 def test_git_commit_outside_a_checkout(monkeypatch, tmp_path):
-    monkeypatch.setattr(report_module, "_PACKAGE_DIR", tmp_path)
-    assert report_module.git_commit() == "unknown"
+    monkeypatch.setattr(provenance, "_PACKAGE_DIR", tmp_path)
+    assert provenance.git_commit() == "unknown"
 
 
 def test_save_writes_every_file(tmp_path):
@@ -252,3 +253,75 @@ def test_reproduction_summary_groups_claims_by_paper():
     assert "Paper P2" not in by_title  # no claim cites it
     assert "| [a.one](exp/report.md) | 1 | 2 | 0 | 0/1 | judgement | FAIL |" in text
     assert text.startswith("# Reproduction summary\n\n2 PASS, 1 FAIL, 0 INCONCLUSIVE in 1 ")
+
+
+def test_paper_labels_are_data():
+    """The sections come from a mapping (label -> title), PAPERS by default."""
+    data = xr.Dataset({"x": ("n", np.arange(3.0))})
+    claims_ = [Claim("a.one", "[Q1] item 2", "s", 1.0, 1.0, 0.0, 0.1),
+               Claim("a.two", "P1 only", "s", 1.0, 1.0, 0.0, 0.1)]  # fmt: skip
+    reports = [Report("exp", claims_, data)]
+    assert list(report_module.PAPERS) == ["P0", "P1", "P2", "P3"]
+    assert list(report_module.claims_by_paper(reports)) == [
+        "Paper P1",
+        "Standard results (THEORY.md)",
+    ]
+    custom = report_module.claims_by_paper(reports, papers={"Q1": "Paper Q1"})
+    assert [[c.id for _, c in rows] for rows in custom.values()] == [["a.one"], ["a.two"]]
+    assert list(custom) == ["Paper Q1", report_module.STANDARD_RESULTS]
+
+
+def test_every_public_name_resolves():
+    """report's `__all__` and the names it re-exports from claims and provenance (where the
+    Claim record and the provenance now live) are the same objects."""
+    for module in (report_module, claims, provenance):
+        for name in module.__all__:
+            assert getattr(module, name) is not None, f"{module.__name__}.{name}"
+    assert report_module.Claim is claims.Claim and report_module.Verdict is claims.Verdict
+    assert report_module.VERDICTS is claims.VERDICTS and report_module.band is claims.band
+    assert report_module.provenance is provenance.provenance
+    assert report_module.git_commit is provenance.git_commit
+
+
+# The intended layering, lowest first; a module imports only from its own layer or below.
+LAYERS = [
+    ("_types",), ("spectra",), ("models", "diagnostics"), ("simulate",), ("theory",),
+    ("provenance",), ("sweep",), ("fit",), ("claims",), ("report",), ("compare",),
+]  # fmt: skip
+LAYER = {name: i for i, names in enumerate(LAYERS) for name in names}
+
+
+def test_the_layers_import_only_downward():
+    """fit, sweep, provenance, claims and report import spectral_sim modules only at their top
+    level (no hidden lazy imports), only from lower layers (or their own package), and only
+    public names (no leading underscore) except from a package-private `_module` of their own
+    package."""
+    import ast
+    import pathlib
+
+    root = pathlib.Path(report_module.__file__).parent
+    files = [*root.glob("fit/*.py"), *root.glob("sweep/*.py"),
+             *(root / f"{name}.py" for name in ("provenance", "claims", "report"))]  # fmt: skip
+    for path in files:
+        own = path.relative_to(root).parts[0].removesuffix(".py")
+        tree = ast.parse(path.read_text())
+        top = {id(node) for node in tree.body}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                targets = [(alias.name, None) for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                targets = [(node.module, alias.name) for alias in node.names]
+            else:
+                continue
+            for module, name in targets:
+                parts = module.split(".")
+                if parts[0] != "spectral_sim":
+                    continue
+                where = f"{path.relative_to(root)}: {module} {name or ''}"
+                assert id(node) in top, f"lazy import in {where}"
+                target = parts[1] if len(parts) > 1 else name
+                if target == "__version__" or target is None:
+                    continue  # the package itself (its version)
+                assert LAYER[target] <= LAYER[own], f"upward import in {where}"
+                private_module = len(parts) > 2 and parts[2].startswith("_") and target == own
+                assert private_module or not (name or "").startswith("_"), f"private {where}"

@@ -1,0 +1,107 @@
+"""What the fits of this package share (package-private): input checks, bootstrap resample
+weights, weighted least squares on log-log points, and the L-BFGS optimiser run from many starts
+over many resamples in one compiled call."""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from spectral_sim._types import Array, Float
+
+LBFGS_STEPS = 300
+# A fit has converged when the gradient of the summed Huber objective is below this: its
+# residuals are ~1e-2 in log L, so a gradient of 1e-6 moves no parameter's estimate visibly.
+GRADIENT_TOL = 1e-6
+
+
+def check_points(names: tuple[str, ...], *arrays, n_params: int) -> list[np.ndarray]:
+    """1-d, equal length, more points than parameters, finite, > 0; ValueError naming the
+    offending input."""
+    out = [np.asarray(a, dtype=float) for a in arrays]
+    for name, a in zip(names, out, strict=True):
+        if a.ndim != 1 or a.shape != out[0].shape:
+            raise ValueError(f"{name} must be 1-d with the length of {names[0]}; got {a.shape}")
+        if not np.all(np.isfinite(a)):
+            raise ValueError(f"{name} has NaN or inf at {np.flatnonzero(~np.isfinite(a))[:5]}")
+        if np.any(a <= 0):
+            raise ValueError(f"{name} must be > 0 everywhere (the fit is in log space)")
+    if out[0].size <= n_params:
+        raise ValueError(
+            f"a {n_params}-parameter fit needs more than {n_params} points; got {out[0].size}"
+        )
+    return out
+
+
+def resample_counts(seed: int, n_boot: int, size: int, dtype) -> Float[Array, "boot n"]:
+    """How often each of `size` points appears in each of n_boot bootstrap resamples (drawn
+    from key(seed)): weights that refit every resample in one vmapped call."""
+    draws = jax.random.randint(jax.random.key(seed), (n_boot, size), 0, size)
+    return jax.vmap(lambda i: jnp.bincount(i, length=size))(draws).astype(dtype)
+
+
+@jax.jit
+def ols_fits(lx, ly, weights):
+    """Weighted least squares of log y on log x, one row of weights per fit: (-slope,
+    prefactor) per row."""
+
+    def one(w):
+        mx, my = w @ lx / w.sum(), w @ ly / w.sum()
+        slope = (w * (lx - mx)) @ (ly - my) / ((w * (lx - mx)) @ (lx - mx))
+        return -slope, jnp.exp(my - slope * mx)
+
+    return jax.vmap(one)(weights)
+
+
+def lbfgs(fun, x0, steps: int):
+    """Minimise fun from x0 with optax L-BFGS (zoom line search) for a fixed number of steps;
+    returns the minimiser, the value and the gradient norm there."""
+    optimizer = optax.lbfgs()
+    value_and_grad = optax.value_and_grad_from_state(fun)
+
+    def body(carry, _):
+        x, state = carry
+        value, grad = value_and_grad(x, state=state)
+        updates, state = optimizer.update(grad, state, x, value=value, grad=grad, value_fn=fun)
+        return (optax.apply_updates(x, updates), state), None
+
+    (x, _), _ = jax.lax.scan(body, (x0, optimizer.init(x0)), None, length=steps)
+    value, grad = jax.value_and_grad(fun)(x)
+    return x, value, jnp.linalg.norm(grad)
+
+
+def over_lanes(fun, lanes):
+    """fun over the leading axis of `lanes`: vmapped on accelerators; on CPU one lane after
+    another (`lax.map`), because a vmapped L-BFGS runs every lane's line search for as long as
+    the slowest lane's, which made it 2x slower there (500 starts: 6.6 s vs 3.2 s measured)."""
+    if jax.default_backend() == "cpu":
+        return jax.lax.map(fun, lanes)
+    return jax.vmap(fun)(lanes)
+
+
+def best_of_starts(objective, starts, weights, steps: int):
+    """L-BFGS (`lbfgs`, `steps` steps) of `objective(theta, weight)` from every row of `starts`
+    for every row of `weights` (one bootstrap resample each), as one batch of lanes
+    (`over_lanes`); per row of weights, the (minimiser, value, gradient norm) of the start with
+    the smallest finite value. Call it inside a jitted function."""
+
+    def one(lane):
+        x0, weight = lane
+        return lbfgs(functools.partial(objective, weight=weight), x0, steps)
+
+    shape = (weights.shape[0], starts.shape[0])
+    lanes = (
+        jnp.broadcast_to(starts, (*shape, starts.shape[1])).reshape(-1, starts.shape[1]),
+        jnp.broadcast_to(weights[:, None], (*shape, weights.shape[1])).reshape(
+            -1, weights.shape[1]
+        ),
+    )
+    theta, value, gradient = jax.tree.map(
+        lambda x: x.reshape(*shape, *x.shape[1:]), over_lanes(one, lanes)
+    )
+    value = jnp.where(jnp.isfinite(value), value, jnp.inf)
+    best = jnp.argmin(value, axis=1)
+    pick = jax.vmap(lambda x, i: x[i])
+    return pick(theta, best), pick(value, best), pick(gradient, best)

@@ -1,0 +1,174 @@
+"""Power laws of a curve: y ~ A x^-alpha by least squares on log y, or y ~ E + A x^-alpha with
+a floor by L-BFGS, on a chosen or automatic window of constant local slope, with bootstrap
+intervals computed as one vmapped call over resamples."""
+
+import functools
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from spectral_sim._types import Array, ArrayLike, Bool, Float, check_count
+from spectral_sim.fit._common import (
+    GRADIENT_TOL,
+    LBFGS_STEPS,
+    check_points,
+    lbfgs,
+    ols_fits,
+    resample_counts,
+)
+
+__all__ = ["FLOOR_STARTS", "WINDOW_MIN_POINTS", "WINDOW_RTOL", "PowerLawFit", "power_law"]
+
+
+class PowerLawFit(NamedTuple):
+    """y ~ floor + prefactor * x^-exponent on the x-range `window`. `stderr` is the OLS
+    standard error of the exponent (no floor; it reflects curvature, not noise, when y is
+    deterministic); `exponent_ci` / `floor_ci` are percentile bootstrap intervals at `level`
+    (NaN without bootstrap); `converged` is False when the floor fit's gradient did not vanish."""
+
+    exponent: Float[Array, ""]
+    prefactor: Float[Array, ""]
+    stderr: Float[Array, ""]
+    floor: Float[Array, ""]
+    exponent_ci: Float[Array, "2"]
+    floor_ci: Float[Array, "2"]
+    window: tuple[float, float]
+    converged: Bool[Array, ""]
+    level: float
+
+
+# Auto window: the widest run of consecutive points whose local log-log slopes all lie within
+# WINDOW_RTOL (relative) of the run's fitted exponent, at least WINDOW_MIN_POINTS long. Finite-
+# size regions (k* near 1, or near the number of modes) bend the curve and fall outside it.
+WINDOW_RTOL = 0.05
+WINDOW_MIN_POINTS = 5
+# Starting floors of the E + A x^-alpha fit, as fractions of min(y).
+FLOOR_STARTS = (0.0, 0.3, 0.6, 0.9)
+
+
+def power_law(
+    x: Float[ArrayLike, " n"],
+    y: Float[ArrayLike, " n"],
+    *,
+    window: tuple[float, float] | str | None = None,
+    floor: bool = False,
+    n_boot: int = 0,
+    level: float = 0.95,
+    seed: int = 0,
+    steps: int = LBFGS_STEPS,
+) -> PowerLawFit:
+    """Fit y ~ A x^-alpha (least squares on log y), or y ~ E + A x^-alpha with `floor`.
+
+    `window` = (x_lo, x_hi) keeps the points inside it, "auto" picks the widest window of
+    constant local slope (WINDOW_RTOL), None keeps all; the result says which window was used.
+    With `n_boot`, percentile intervals at `level` from n_boot resamples of the window's points
+    (drawn from `seed`), all refitted in one vmapped call.
+    """
+    x_np, y_np = check_points(("x", "y"), x, y, n_params=3 if floor else 2)
+    check_count("n_boot", n_boot, low=0)
+    if not 0 < level < 1:
+        raise ValueError(f"level must be in (0, 1); got {level!r}")
+    inside = _window(x_np, y_np, window)
+    if inside.sum() < 3:
+        raise ValueError(f"window {window} keeps {int(inside.sum())} points; a fit needs >= 3")
+    x_np, y_np = x_np[inside], y_np[inside]
+    dtype = jnp.result_type(float)
+    lx, ly = jnp.asarray(np.log(x_np), dtype), jnp.asarray(np.log(y_np), dtype)
+    weights = jnp.ones((1, x_np.size), dtype)
+    if n_boot:
+        weights = jnp.concatenate([weights, resample_counts(seed, n_boot, x_np.size, dtype)])
+    if floor:
+        alpha, prefactor, e, gradient = _floor_fits(lx, ly, weights, steps)
+        converged = gradient[0] < GRADIENT_TOL
+    else:
+        alpha, prefactor = ols_fits(lx, ly, weights)
+        e, converged = jnp.zeros_like(alpha), jnp.asarray(True)
+    stderr = _ols_stderr(jnp.asarray(x_np, dtype), jnp.asarray(y_np, dtype))
+    nan = jnp.full(2, jnp.nan, dtype)
+    exponent_ci, floor_ci = nan, nan
+    if n_boot:
+        q = jnp.array([50 * (1 - level), 100 - 50 * (1 - level)])
+        exponent_ci = jnp.percentile(alpha[1:], q)
+        floor_ci = jnp.percentile(e[1:], q) if floor else nan
+    used = (float(x_np.min()), float(x_np.max()))
+    return PowerLawFit(
+        alpha[0], prefactor[0], stderr, e[0], exponent_ci, floor_ci, used, converged, level
+    )
+
+
+def _window(x: np.ndarray, y: np.ndarray, window) -> np.ndarray:
+    if window is None:
+        return np.ones(x.size, bool)
+    if isinstance(window, str):
+        if window != "auto":
+            raise ValueError(f"window must be (x_lo, x_hi), 'auto' or None; got {window!r}")
+        return _auto_window(x, y)
+    lo, hi = window
+    if not 0 < lo < hi:
+        raise ValueError(f"window must be (x_lo, x_hi) with 0 < x_lo < x_hi; got {window!r}")
+    return (x >= lo) & (x <= hi)
+
+
+def _auto_window(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """The widest (in log x) run of consecutive points, in x order, whose local slopes stay
+    within WINDOW_RTOL of the run's least-squares slope."""
+    order = np.argsort(x)
+    lx, ly = np.log(x[order]), np.log(y[order])
+    local = np.diff(ly) / np.diff(lx)
+    best, span = None, -1.0
+    for i in range(lx.size):
+        for j in range(i + WINDOW_MIN_POINTS - 1, lx.size):
+            slope = np.polyfit(lx[i : j + 1], ly[i : j + 1], 1)[0]
+            if np.all(np.abs(local[i:j] - slope) <= WINDOW_RTOL * abs(slope)):
+                if lx[j] - lx[i] > span:
+                    best, span = (i, j), lx[j] - lx[i]
+    if best is None:
+        raise ValueError(
+            f"no window of >= {WINDOW_MIN_POINTS} points where the local slope is constant "
+            f"within {WINDOW_RTOL:.0%}; pass window=(x_lo, x_hi)"
+        )
+    inside = np.zeros(x.size, bool)
+    inside[order[best[0] : best[1] + 1]] = True
+    return inside
+
+
+@functools.partial(jax.jit, static_argnames=("steps",))
+def _floor_fits(lx, ly, weights, steps):
+    """E + A x^-alpha by L-BFGS on the squared log residuals, parameters (log A, alpha, log E),
+    from the floors FLOOR_STARTS * min(y) with alpha, A from the log-log fit of y - E."""
+    y_min = jnp.exp(ly.min())
+
+    def start(fraction):
+        e = fraction * y_min
+        slope, intercept = jnp.polyfit(lx, jnp.log(jnp.exp(ly) - e), 1)
+        return jnp.stack([intercept, -slope, jnp.log(jnp.maximum(e, 1e-12 * y_min))])
+
+    starts = jax.vmap(start)(jnp.asarray(FLOOR_STARTS, ly.dtype))
+
+    def objective(theta, w):
+        log_a, alpha, log_e = theta
+        predicted = jnp.logaddexp(log_a - alpha * lx, log_e)
+        return w @ (predicted - ly) ** 2
+
+    def one(x0, w):
+        return lbfgs(functools.partial(objective, w=w), x0, steps)
+
+    theta, value, gradient = jax.vmap(jax.vmap(one, in_axes=(0, None)), in_axes=(None, 0))(
+        starts, weights
+    )
+    best = jnp.argmin(jnp.where(jnp.isfinite(value), value, jnp.inf), axis=1)
+    theta = jax.vmap(lambda t, i: t[i])(theta, best)
+    gradient = jax.vmap(lambda g, i: g[i])(gradient, best)
+    return theta[:, 1], jnp.exp(theta[:, 0]), jnp.exp(theta[:, 2]), gradient
+
+
+@jax.jit
+def _ols_stderr(x, y) -> Float[Array, ""]:
+    """The OLS standard error of the log-log slope."""
+    lx, ly = jnp.log(x), jnp.log(y)
+    dx = lx - lx.mean()
+    slope = dx @ (ly - ly.mean()) / (dx @ dx)
+    residual = ly - ly.mean() - slope * dx
+    return jnp.sqrt(residual @ residual / (x.shape[0] - 2) / (dx @ dx))

@@ -1,0 +1,269 @@
+"""Running a sweep: `run` compiles one `jit(vmap(vmap(...)))` per compile group, calls it chunk
+by chunk on the plan's devices (resuming from stored chunks with `out`), and assembles the
+results into an xarray Dataset with provenance attrs; `Options` carries how an experiment runs
+its sweeps (devices, memory budget, where chunks go)."""
+
+import dataclasses
+import functools
+import json
+import os
+import pathlib
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import xarray as xr
+from jax.sharding import NamedSharding, PartitionSpec
+
+from spectral_sim.provenance import provenance
+from spectral_sim.sweep import store
+from spectral_sim.sweep.grid import Grid
+from spectral_sim.sweep.planning import DEFAULT_BUDGET, Group, Plan, fit_budget, plan, resumed
+
+__all__ = ["Options", "leaf_names", "run"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Options:
+    """How an experiment executes its sweeps, never what they compute (the CLI's --devices,
+    --chunk-budget, --out, --resume/--overwrite). With `out`, sweep NAME keeps its chunk files
+    in out/NAME and resumes from them."""
+
+    devices: int | None = None
+    chunk_budget: float | None = None
+    out: pathlib.Path | None = None
+    overwrite: bool = False
+    progress: bool = True
+
+    def __post_init__(self):
+        if self.devices is not None and (not isinstance(self.devices, int) or self.devices < 1):
+            raise ValueError(f"devices must be an integer >= 1; got {self.devices!r}")
+        if self.chunk_budget is not None and not self.chunk_budget > 0:
+            raise ValueError(f"chunk_budget must be > 0 bytes; got {self.chunk_budget!r}")
+
+    def run(self, name: str, simulate: Callable, make: Callable, grid: Grid, **kwargs):
+        """`run(simulate, make, grid, **kwargs)` with these options; chunk files in out/name."""
+        out = None if self.out is None else pathlib.Path(self.out) / name
+        return run(
+            simulate, make, grid, devices=self.devices, chunk_budget=self.chunk_budget, out=out,
+            overwrite=self.overwrite, progress=self.progress, **kwargs,
+        )  # fmt: skip
+
+
+@functools.lru_cache(maxsize=64)
+def _chunk_program(make, simulate, static, traced_axes, n_seeds, common, mesh):
+    """jit(vmap over points of vmap over seeds), sharded along the points axis; `static` is a
+    tuple of (axis, value) pairs. Cached, so a repeated sweep reuses its compiled programs."""
+
+    def one_point(values, index, key):
+        params = make(**dict(static), **values)
+        base = key if common else jax.random.fold_in(key, index)
+        seeds = jnp.arange(n_seeds)
+        return jax.vmap(lambda s: simulate(params, jax.random.fold_in(base, s)))(seeds)
+
+    sharded = NamedSharding(mesh, PartitionSpec("grid"))
+    replicated = NamedSharding(mesh, PartitionSpec())
+    program = jax.vmap(one_point, in_axes=({k: 0 for k in traced_axes}, 0, None))
+    return jax.jit(program, in_shardings=(sharded, sharded, replicated), out_shardings=sharded)
+
+
+def _inputs(the_plan: Plan, index: np.ndarray, key) -> tuple:
+    """A chunk's axis values, global point indices (padded to the chunk by repeating them;
+    the repeats are dropped after the call) and the key, placed on the plan's mesh: under
+    jax.distributed, jit refuses host arrays with a sharding."""
+    padded = np.resize(index, the_plan.chunk)
+    values = {a: np.asarray([the_plan.points[i][a] for i in padded]) for a in the_plan.traced_axes}
+    mesh = the_plan.mesh
+    grid_sharded = jax.device_put((values, padded), NamedSharding(mesh, PartitionSpec("grid")))
+    return (*grid_sharded, jax.device_put(key, NamedSharding(mesh, PartitionSpec())))
+
+
+def _program(make, simulate, the_plan: Plan, group: Group, common: bool):
+    """The group's jitted chunk program for the plan's devices."""
+    return _chunk_program(
+        make, simulate, tuple(group.static.items()), the_plan.traced_axes, the_plan.grid.n_seeds,
+        common, the_plan.mesh,
+    )  # fmt: skip
+
+
+def _device_bytes(program, inputs) -> float:
+    """Peak memory of one device running the compiled chunk: arguments, outputs, temporaries.
+    (Compiling ahead of time fills JAX's compilation cache: the chunk calls that follow reuse
+    the executable, 0.16 s for a program that took 2.9 s to compile.)"""
+    stats = program.lower(*inputs).compile().memory_analysis()
+    if stats is None:  # a backend without memory analysis: trust the estimate
+        return 0.0
+    used = stats.argument_size_in_bytes + stats.output_size_in_bytes + stats.temp_size_in_bytes
+    return float(used - stats.alias_size_in_bytes)
+
+
+def _barrier(name: str) -> None:
+    """Wait for every process of a multi-process (jax.distributed) sweep."""
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+
+        multihost_utils.sync_global_devices(f"spectral_sim.sweep.{name}")
+
+
+def run(
+    simulate: Callable,
+    make: Callable,
+    grid: Grid,
+    *,
+    seed: int = 0,
+    common_random_numbers: bool = True,
+    chunk_budget: float | None = None,
+    chunk_size: int | None = None,
+    devices: int | Sequence | None = None,
+    out: str | os.PathLike | None = None,
+    overwrite: bool = False,
+    dims: Mapping[str, Sequence[str]] | None = None,
+    coords: Mapping[str, Sequence] | None = None,
+    config: Mapping | None = None,
+    progress: bool = True,
+) -> xr.Dataset:
+    """Run `simulate(make(**point), key)` for every grid point and seed; an xarray Dataset with
+    dims (grid dims..., seed, output dims...) and provenance attrs.
+
+    With `out`, each finished chunk is written atomically with a manifest; rerunning the same
+    sweep computes only the missing chunks (a different config or code version is refused
+    unless `overwrite`). `dims` names the trailing axes of each output leaf (e.g.
+    {"loss": ("step",)}) and `coords` gives them coordinates. Non-finite outputs are flagged per
+    point and seed in the `nonfinite` variable, never fatal.
+    """
+    the_plan = plan(
+        make, grid, simulate=simulate, chunk_budget=chunk_budget, chunk_size=chunk_size,
+        devices=devices,
+    )  # fmt: skip
+    process, n_processes = jax.process_index(), jax.process_count()
+    if n_processes > 1 and out is None:
+        raise ValueError("a multi-process sweep needs `out` (a directory every process sees)")
+    fingerprint = store.fingerprint(the_plan, seed, common_random_numbers, config, simulate, make)
+    path = store.writable(out)
+    key = jax.random.key(seed)
+
+    def program(the_plan: Plan, group: Group):
+        return _program(make, simulate, the_plan, group, common_random_numbers)
+
+    def chunk_bytes(the_plan: Plan, group: Group) -> float:
+        inputs = _inputs(the_plan, group.indices[: the_plan.chunk], key)
+        return _device_bytes(program(the_plan, group), inputs)
+
+    if process == 0:  # decides the chunking (resumed, or fitted to the budget) for everyone
+        stored = None if path is None else store.stored_manifest(path, fingerprint, overwrite)
+        if stored is not None:  # the memory measured when the chunk size was chosen
+            the_plan = resumed(the_plan, stored)
+        elif chunk_size is None:
+            budget = DEFAULT_BUDGET if chunk_budget is None else chunk_budget
+            the_plan = fit_budget(chunk_bytes, the_plan, budget)
+        if path is not None:
+            store.write_manifest(path, fingerprint, the_plan)
+    _barrier("prepared")
+    if process != 0 and path is not None:  # the same plan and attrs as process 0's
+        manifest = store.read_manifest(path)
+        if manifest["fingerprint"] != fingerprint:
+            raise ValueError(f"process {process} runs another sweep than process 0 in {path}")
+        the_plan = resumed(the_plan, manifest)
+    if progress and process == 0:
+        print(f"sweep: {the_plan.summary()}", file=sys.stderr, flush=True)
+
+    results: dict[int, list[np.ndarray]] = {}  # chunk number -> leaves (points first)
+    treedef = None
+    bar = _progress_bar(the_plan, progress and process == 0)  # one bar, not one per process
+    number = 0
+    for group in the_plan.groups:
+        for start in range(0, group.indices.size, the_plan.chunk):
+            index = group.indices[start : start + the_plan.chunk]
+            this, number = number, number + 1
+            if this % n_processes != process:
+                continue
+            file = None if path is None else store.chunk_file(path, this)
+            if file is not None and file.exists():
+                results[this] = store.load_chunk(file)
+            else:
+                output = program(the_plan, group)(*_inputs(the_plan, index, key))
+                leaves, treedef = jax.tree.flatten(output)
+                results[this] = [np.asarray(leaf)[: index.size] for leaf in leaves]
+                if file is not None:
+                    store.save_chunk(file, results[this])
+            bar.set_postfix_str(f"chunk {this + 1}/{the_plan.n_chunks}", refresh=False)
+            bar.update(index.size)
+    bar.close()
+    if treedef is None:  # every chunk came from disk (or another process): get the structure
+        shapes = jax.eval_shape(simulate, make(**the_plan.points[0]), key)
+        treedef = jax.tree.structure(shapes)
+    if n_processes > 1:  # every process assembles the whole grid from all chunk files
+        _barrier("computed")
+        assert path is not None
+        results = {i: store.load_chunk(store.chunk_file(path, i)) for i in range(the_plan.n_chunks)}
+    ordered = [results[i] for i in range(the_plan.n_chunks)]
+    order = np.concatenate([g.indices for g in the_plan.groups])
+    attrs = provenance(seed) | dict(
+        grid=json.dumps(grid.describe(), default=str), fingerprint=fingerprint,
+        common_random_numbers=int(common_random_numbers), chunk=the_plan.chunk,
+        bytes_per_device=the_plan.bytes_per_device or -1.0,
+        compile_groups=len(the_plan.groups), config=json.dumps(config or {}, default=str),
+    )  # fmt: skip
+    return _assemble(grid, treedef, ordered, order, dims or {}, coords or {}, attrs)
+
+
+def _progress_bar(the_plan: Plan, enabled: bool):
+    from tqdm import tqdm
+
+    total = sum(g.indices.size for g in the_plan.groups)
+    return tqdm(total=total, unit="pt", disable=not enabled or None, desc="sweep", leave=False)
+
+
+def leaf_names(treedef) -> list[str]:
+    """Names for the output leaves of a tree structure (the variables of `run`'s Dataset):
+    NamedTuple fields / dict keys, joined with '.'; "value" for a bare array."""
+    dummy = jax.tree.unflatten(treedef, list(range(treedef.num_leaves)))
+    named = jax.tree_util.tree_flatten_with_path(dummy)[0]
+    names = []
+    for path, _ in named:
+        parts = [str(getattr(p, "name", getattr(p, "key", getattr(p, "idx", p)))) for p in path]
+        names.append(".".join(parts) or "value")
+    return names
+
+
+def _assemble(grid, treedef, chunks, order, dims, coords, attrs) -> xr.Dataset:
+    grid_dims = grid.dims
+    shape = tuple(grid_dims.values())
+    names = leaf_names(treedef)
+    variables = {}
+    for j, name in enumerate(names):
+        stacked = np.concatenate([chunk[j] for chunk in chunks])  # points in `order`
+        full = np.empty_like(stacked)
+        full[order] = stacked
+        trailing = full.shape[2:]
+        leaf_dims = tuple(dims.get(name, [f"{name}_dim{i}" for i in range(len(trailing))]))
+        if len(leaf_dims) != len(trailing):
+            raise ValueError(f"dims[{name!r}] = {leaf_dims} must name {len(trailing)} axes")
+        variables[name] = (
+            (*grid_dims, "seed", *leaf_dims),
+            full.reshape(shape + (grid.n_seeds,) + trailing),
+        )
+    data = xr.Dataset(variables)
+    flags = [~np.isfinite(v[1]) for v in variables.values() if v[1].dtype.kind == "f"]
+    if flags:
+        nonfinite = np.zeros(shape + (grid.n_seeds,), bool)
+        for flag in flags:
+            nonfinite |= flag.reshape(flag.shape[: len(shape) + 1] + (-1,)).any(axis=-1)
+        data["nonfinite"] = ((*grid_dims, "seed"), nonfinite)
+    axis_coords: dict[str, Any] = {k: v for k, v in grid.product.items()}
+    axis_coords.update({k: ("zip", v) for k, v in grid.zipped.items()})
+    axis_coords["seed"] = np.arange(grid.n_seeds)
+    axis_coords.update({k: v for k, v in coords.items()})
+    data = data.assign_coords(axis_coords)
+    data.attrs = {k: _attr(v) for k, v in attrs.items()}
+    return data
+
+
+def _attr(value):
+    """A netCDF-storable attribute: lists and dicts as JSON, booleans as 0/1."""
+    if isinstance(value, list | dict):
+        return json.dumps(value, default=str)
+    return int(value) if isinstance(value, bool) else value

@@ -1,0 +1,273 @@
+"""Planning a sweep before anything compiles: which axes change the Params' shapes (and so split
+the grid into compile groups), how many points a chunk holds under a memory budget and on which
+devices; `Plan` records it, `plan` makes it, `fit_budget` corrects it once the compiled programs
+report their memory and `resumed` adopts the chunk size of a stored sweep."""
+
+import dataclasses
+import functools
+import importlib.metadata
+import inspect
+import math
+import re
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import jax
+import numpy as np
+from jax.sharding import Mesh
+
+from spectral_sim.sweep.grid import Grid
+
+__all__ = [
+    "BATCH_DEPENDENT_PRNGS", "DEFAULT_BUDGET", "LAPACK_POOL_FIXED", "MIN_PER_DEVICE", "Group",
+    "Plan", "fit_budget", "plan", "prng_impl", "resumed",
+]  # fmt: skip
+
+DEFAULT_BUDGET = 2 * 2**30  # bytes of memory a chunk may use on each device
+MIN_PER_DEVICE = 2
+# jaxlib's CPU LAPACK kernels (eigh, Cholesky, SVD, QR, ...) before this version split a batch
+# over the intra-op thread pool and block until it is done; several CPU devices running such
+# kernels at once exhaust the pool and hang (reproduced with 2 to 8 host devices on jaxlib
+# 0.10.2; the parallel path is compiled out of open-source jaxlib by 0.11.2).
+LAPACK_POOL_FIXED = (0, 11, 2)
+
+
+@dataclasses.dataclass(frozen=True)
+class Group:
+    """Grid points sharing the static axis values `static` (one compiled program)."""
+
+    static: dict[str, Any]
+    indices: np.ndarray  # global point indices, in grid order
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    """What a sweep will do: compile groups, chunk size and count, devices and memory."""
+
+    grid: Grid
+    static_axes: tuple[str, ...]
+    groups: tuple[Group, ...]
+    chunk: int  # points per chunk (a multiple of the device count, >= 2 per device)
+    devices: tuple[Any, ...]
+    bytes_per_point: float  # estimated device memory per point (and its seeds)
+    bytes_per_device: float | None = None  # measured from the compiled programs, if compiled
+
+    @property
+    def n_chunks(self) -> int:
+        return sum(math.ceil(g.indices.size / self.chunk) for g in self.groups)
+
+    @property
+    def traced_axes(self) -> tuple[str, ...]:
+        return tuple(a for a in self.grid.names if a not in self.static_axes)
+
+    @functools.cached_property
+    def points(self) -> list[dict[str, Any]]:
+        return self.grid.points()
+
+    @property
+    def mesh(self) -> Mesh:
+        return Mesh(np.asarray(self.devices), ("grid",))
+
+    def with_chunk(self, chunk: int, devices: tuple | None = None) -> "Plan":
+        return dataclasses.replace(self, chunk=chunk, devices=devices or self.devices)
+
+    def summary(self) -> str:
+        points = sum(g.indices.size for g in self.groups)
+        n_dev = len(self.devices)
+        if self.bytes_per_device is None:
+            memory = f"~{self.bytes_per_point * self.chunk / n_dev / 2**20:.1f} MiB (estimated)"
+        else:
+            memory = f"{self.bytes_per_device / 2**20:.1f} MiB (compiled)"
+        return (
+            f"{points} points x {self.grid.n_seeds} seeds in {len(self.groups)} compile "
+            f"group(s), {self.n_chunks} chunk(s) of {self.chunk} points on {n_dev} device(s), "
+            f"{memory} per device"
+        )
+
+
+def _check_axes(make: Callable, grid: Grid) -> None:
+    fields = getattr(make, "fields", None)
+    if fields is not None:  # from make_from
+        unknown = [name for name in grid.names if name not in fields]
+        if unknown:
+            raise ValueError(
+                f"sweep axes {unknown} do not match a field of the Params; valid: {fields}"
+            )
+        return
+    try:
+        parameters = inspect.signature(make).parameters
+    except (TypeError, ValueError):  # a builtin such as dict: takes any keyword
+        return
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
+    unknown = [name for name in grid.names if name not in parameters and not takes_any]
+    if unknown:
+        raise ValueError(
+            f"sweep axes {unknown} are not arguments of {getattr(make, '__name__', 'make')}; "
+            f"valid names: {[n for n in parameters]}"
+        )
+
+
+def _static_axes(make: Callable, grid: Grid) -> tuple[str, ...]:
+    """The axes whose values change the Params' tree structure (static fields): vary one axis at
+    a time from the first point and compare tree definitions. A one-value axis is static too:
+    there is nothing to vmap over, and it may set a shape."""
+    first = grid.points()[0]
+    reference = jax.tree.structure(make(**first))
+    static = []
+    for name, values in {**grid.product, **grid.zipped}.items():
+        if len(values) == 1:
+            static.append(name)
+        for value in values[1:]:
+            if jax.tree.structure(make(**{**first, name: value})) != reference:
+                static.append(name)
+                break
+    return tuple(static)
+
+
+def _groups(grid: Grid, static_axes: Sequence[str]) -> tuple[Group, ...]:
+    keyed: dict[tuple, list[int]] = {}
+    for index, point in enumerate(grid.points()):
+        keyed.setdefault(tuple(point[a] for a in static_axes), []).append(index)
+    return tuple(
+        Group(dict(zip(static_axes, key, strict=True)), np.asarray(idx))
+        for key, idx in keyed.items()
+    )
+
+
+# PRNGs whose vmapped draws take a batch's bits from its first key: results would depend on
+# how the grid is chunked (checked with jax.random.normal under vmap, JAX 0.10.2).
+BATCH_DEPENDENT_PRNGS = ("rbg", "unsafe_rbg")
+
+
+def prng_impl() -> str:
+    """The name of JAX's default PRNG implementation (e.g. "threefry2x32")."""
+    return str(jax.random.key_impl(jax.random.key(0)))
+
+
+def plan(
+    make: Callable,
+    grid: Grid,
+    *,
+    simulate: Callable | None = None,
+    chunk_budget: float | None = None,
+    chunk_size: int | None = None,
+    devices: int | Sequence | None = None,
+) -> Plan:
+    """Validate a sweep and work out its compile groups and chunk size, before any compile.
+
+    The chunk size is `chunk_size` if given, else the largest multiple of the device count
+    whose estimated memory per device (eval_shape of one point's outputs and Params, times the
+    seeds, with a 4x allowance for scan carries and temporaries) fits `chunk_budget` bytes;
+    `run` then checks the compiled programs' own memory analysis and shrinks the chunk if needed.
+    """
+    _check_axes(make, grid)
+    if prng_impl() in BATCH_DEPENDENT_PRNGS:
+        raise ValueError(
+            f"jax_default_prng_impl = {prng_impl()!r} draws a vmapped batch's bits from its "
+            "first key, so sweep results would depend on the chunking; use threefry2x32 (the "
+            "default) or philox4x32"
+        )
+    if chunk_budget is not None and not chunk_budget > 0:
+        raise ValueError(f"chunk_budget must be > 0 bytes; got {chunk_budget!r}")
+    if chunk_size is not None and (not isinstance(chunk_size, int) or chunk_size < 1):
+        raise ValueError(f"chunk_size must be an integer >= 1; got {chunk_size!r}")
+    local = jax.local_devices()
+    if devices is None:
+        chosen = tuple(local)
+    elif isinstance(devices, int):
+        if not 1 <= devices <= len(local):
+            raise ValueError(f"devices must be in [1, {len(local)}]; got {devices}")
+        chosen = tuple(local[:devices])
+    else:
+        chosen = tuple(devices)
+    static = _static_axes(make, grid)
+    groups = _groups(grid, static)
+    if simulate is not None and _lapack_pool_hazard(make, simulate, grid, groups, chosen):
+        warnings.warn(
+            f"this sweep calls CPU LAPACK kernels, which deadlock across several CPU devices on "
+            f"jaxlib < {'.'.join(map(str, LAPACK_POOL_FIXED))}; running on 1 device, not "
+            f"{len(chosen)}",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+        chosen = chosen[:1]
+    per_point = _bytes_per_point(make, simulate, grid) if simulate is not None else 0.0
+    n_dev = len(chosen)
+    largest = max(g.indices.size for g in groups)
+    if chunk_size is None:
+        budget = DEFAULT_BUDGET if chunk_budget is None else chunk_budget
+        fits = n_dev * int(budget // per_point) if per_point > 0 else largest
+        chunk_size = max(1, min(fits, largest))
+    # At least 2 points per device: XLA compiles a size-1 vmap axis into different kernels, which
+    # changed results by 1 ulp (5.6e-17 measured) against every size >= 2, breaking the promise
+    # that results do not depend on chunk size or device count.
+    chunk = n_dev * max(MIN_PER_DEVICE, math.ceil(chunk_size / n_dev))
+    return Plan(grid, static, groups, chunk, chosen, per_point)
+
+
+def _jaxlib_version() -> tuple[int, ...]:
+    return tuple(int(x) for x in re.findall(r"\d+", importlib.metadata.version("jaxlib"))[:3])
+
+
+def _lapack_pool_hazard(make, simulate, grid: Grid, groups, devices: tuple) -> bool:
+    """Whether running the groups on `devices` meets the jaxlib LAPACK thread-pool deadlock:
+    several CPU devices, an affected jaxlib and a LAPACK call in some group's program (found in
+    the lowered text of its first point, which is cheap: nothing compiles)."""
+    if len(devices) < 2 or any(d.platform != "cpu" for d in devices):
+        return False
+    if _jaxlib_version() >= LAPACK_POOL_FIXED:
+        return False
+    points = grid.points()
+    key = jax.random.key(0)
+    for group in groups:
+        params = make(**points[group.indices[0]])
+        traced = jax.jit(simulate).trace(params, key)
+        if "lapack_" in traced.lower(lowering_platforms=("cpu",)).as_text():
+            return True
+    return False
+
+
+def _bytes_per_point(make: Callable, simulate: Callable, grid: Grid) -> float:
+    point = grid.points()[0]
+    params = make(**point)
+    shapes = jax.eval_shape(simulate, params, jax.random.key(0))
+    leaves = jax.tree.leaves(shapes) + jax.tree.leaves(jax.eval_shape(lambda: params))
+    nbytes = sum(math.prod(x.shape) * x.dtype.itemsize for x in leaves)
+    return 4.0 * nbytes * grid.n_seeds
+
+
+def fit_budget(chunk_bytes, the_plan: Plan, budget: float) -> Plan:
+    """Compile every group at the planned chunk (`chunk_bytes(plan, group)`: the compiled
+    program's memory per device); if that exceeds the budget, shrink the chunk in proportion
+    (memory grows linearly with it) and recompile."""
+    n_dev = len(the_plan.devices)
+    for _ in range(2):
+        used = max(chunk_bytes(the_plan, g) for g in the_plan.groups)
+        the_plan = dataclasses.replace(the_plan, bytes_per_device=used)
+        per_device = the_plan.chunk // n_dev
+        fits = int(per_device * budget // used) if used > budget else per_device
+        if fits >= per_device:
+            return the_plan
+        if per_device == MIN_PER_DEVICE:
+            break
+        the_plan = the_plan.with_chunk(n_dev * max(MIN_PER_DEVICE, fits))
+    raise ValueError(
+        f"chunk_budget = {budget:.4g} bytes is below the {the_plan.bytes_per_device:.4g} bytes "
+        f"per device that {MIN_PER_DEVICE} points of {the_plan.grid.n_seeds} seeds need"
+    )
+
+
+def resumed(the_plan: Plan, manifest: Mapping) -> Plan:
+    """The plan with a stored chunk size, on as many devices as divide it evenly, and the
+    memory measured when that chunk size was chosen."""
+    chunk = int(manifest["chunk"])
+    usable = [
+        d for d in range(1, len(the_plan.devices) + 1)
+        if chunk % d == 0 and (chunk // d >= MIN_PER_DEVICE or d == 1)
+    ]  # fmt: skip
+    adopted = the_plan.with_chunk(chunk, the_plan.devices[: max(usable)])
+    same = manifest.get("devices") == len(adopted.devices)  # else the measurement does not hold
+    return dataclasses.replace(
+        adopted, bytes_per_device=manifest.get("bytes_per_device") if same else None
+    )
