@@ -305,11 +305,6 @@ def quantization(cfg: Config, options: sweep.Options | None = None) -> xr.Datase
 # --- generalised evolution: preconditioned GD and the diagonal network ----------------------
 
 
-def _float32(params):
-    """Sweeps simulate in float32 (docs/guide/numerics.md); the predictors keep the exact dtype."""
-    return jax.tree.map(lambda x: jnp.asarray(x, jnp.float32), params)
-
-
 def evolution_runs(cfg: Config, options: sweep.Options | None = None) -> xr.Dataset:
     """Loss and frontier curves of preconditioned GD (dims rho, step) and of the diagonal network
     (dims diag_a, diag_step), simulated in float32, with the exact predictions beside them."""
@@ -317,7 +312,9 @@ def evolution_runs(cfg: Config, options: sweep.Options | None = None) -> xr.Data
     steps = simulate.log_steps(cfg.evo_steps, cfg.n_records)
 
     def precond(params, key):
-        obs = simulate.trajectory(evolution.preconditioned, _float32(params), key, steps=steps)[1]
+        obs = simulate.trajectory(
+            evolution.preconditioned, simulate.float32(params), key, steps=steps
+        )[1]
         exact = theory.evolution.preconditioned_gd_loss(
             params.spectrum, rho=params.rho, lr=params.lr, steps=jnp.asarray(steps)
         )
@@ -334,7 +331,9 @@ def evolution_runs(cfg: Config, options: sweep.Options | None = None) -> xr.Data
     diag_steps = simulate.log_steps(cfg.diag_steps, cfg.n_records)
 
     def diagonal(params, key):
-        obs = simulate.trajectory(evolution.diagonal, _float32(params), key, steps=diag_steps)[1]
+        obs = simulate.trajectory(
+            evolution.diagonal, simulate.float32(params), key, steps=diag_steps
+        )[1]
         t = params.lr * jnp.asarray(diag_steps, jnp.result_type(params.lr, float))
         exact = theory.diagonal_loss(params.spectrum, t=t, init=params.init)
         frontier = theory.evolution.diagonal_frontier(params.spectrum, t=t, init=params.init)
@@ -351,11 +350,6 @@ def evolution_runs(cfg: Config, options: sweep.Options | None = None) -> xr.Data
     ).rename({"spectrum.a": "diag_a"})  # fmt: skip
     merged = [d.drop_vars(["nonfinite", "seed"]).squeeze("seed") for d in (precond_data, diag_data)]
     return xr.merge(merged, combine_attrs="drop").astype(float)
-
-
-def _slope(x: np.ndarray, y: np.ndarray) -> float:
-    """d ln y / d ln x by least squares."""
-    return float(np.polyfit(np.log(x), np.log(y), 1)[0])
 
 
 def evolution_fits(cfg: Config, evo: xr.Dataset) -> xr.Dataset:
@@ -380,8 +374,8 @@ def evolution_fits(cfg: Config, evo: xr.Dataset) -> xr.Dataset:
         tail = float(theory.evolution.evolution_tail_loss(spectrum, t=end, rho=rho))
         _, frontier_end = theory.evolution_frontier(spectrum, t=end, rho=rho)
         evo_rows.append(dict(
-            t_lo=t_fit[0], t_hi=end, loss_slope=-_slope(t_fit, loss[inside]),
-            frontier_slope=_slope(t_fit, k_star[inside]), k_lo=k_star[inside][0],
+            t_lo=t_fit[0], t_hi=end, loss_slope=-fit.loglog_slope(t_fit, loss[inside]),
+            frontier_slope=fit.loglog_slope(t_fit, k_star[inside]), k_lo=k_star[inside][0],
             tail_ratio=loss[inside][-1] / tail, tail_k_star=float(frontier_end),
             exponent=float(theory.evolution_exponent(spectrum, rho=rho)),
             tail_limit=float(theory.evolution_tail_limit(spectrum, rho=rho)),
@@ -408,14 +402,14 @@ def evolution_fits(cfg: Config, evo: xr.Dataset) -> xr.Dataset:
             raise ValueError(f"diag_a = {a}: fewer than 3 records in the fit window; raise "
                              f"diag_steps or diag_modes")  # fmt: skip
         k_fit = k_star[inside]
-        slope = _slope(t[inside], k_fit)
+        slope = fit.loglog_slope(t[inside], k_fit)
         # ln t_k = ln(L_k / 2) + ((s + a)/2) ln k with L_k = ln(w*_k / init^2 - 1) =
         # ln(1/init^2) + ((s - a)/2) ln k - ...: the local elasticity is
         # [(s + a)/2 + (s - a)/(2 L_k)] / s, off the leading order by |s - a| / (2 s L_k).
         log_term = np.log(k_fit ** ((s - a) / 2) / cfg.diag_init**2 - 1)
         diag_rows.append(dict(
             t_lo=t[inside][0], t_hi=t[inside][-1], k_lo=k_fit[0], k_hi=k_fit[-1],
-            rho_measured=1 / (s * slope), loss_slope=-_slope(t[inside], loss[inside]),
+            rho_measured=1 / (s * slope), loss_slope=-fit.loglog_slope(t[inside], loss[inside]),
             rho_leading=float(theory.evolution.diagonal_rho(PowerLaw(s=s, a=a))),
             log_correction=float(np.max(np.abs(s - a) / (2 * s * log_term))),
         ))  # fmt: skip

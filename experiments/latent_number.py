@@ -113,8 +113,7 @@ def geometric_curves(cfg: Config) -> xr.Dataset:
         times, per_period = _times(rho, cfg.n_times)
         loss = np.asarray(linear.gf(linear.Params(spectrum), jnp.asarray(times))[1].loss)
         steps = np.unique(np.round(times[times <= T_LO * 10**GD_SPAN] / cfg.gd_lr).astype(int))
-        params32 = jax.tree.map(lambda x: jnp.asarray(x, jnp.float32),
-                                linear.Params(spectrum, lr=cfg.gd_lr))  # fmt: skip
+        params32 = simulate.float32(linear.Params(spectrum, lr=cfg.gd_lr))
         gd = np.asarray(simulate.trajectory(linear.gd, params32, None, steps=steps)[1].loss, float)
         scaled = times * loss
         scalars = dict(

@@ -10,7 +10,6 @@ import dataclasses
 import itertools
 import sys
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import xarray as xr
@@ -96,11 +95,6 @@ def check(cfg: Config) -> None:
 # --- SGD and GD over the grid ----------------------------------------------------------------
 
 
-def _float32(params):
-    """Sweeps simulate in float32 (docs/guide/numerics.md); the predictors keep the exact dtype."""
-    return jax.tree.map(lambda x: jnp.asarray(x, jnp.float32), params)
-
-
 def simulate_grid(cfg: Config, options: sweep.Options | None = None) -> xr.Dataset:
     """SGD (all seeds) and GD losses with their predictions, dims (batch, s, a, lr_frac, noise,
     [seed], step), plus per-run divergence flags. Two sweeps (simulations with seeds, and the
@@ -116,13 +110,13 @@ def simulate_grid(cfg: Config, options: sweep.Options | None = None) -> xr.Datas
 
     def sgd(params, key):
         return dict(
-            sgd_loss=simulate.trajectory(linear, _float32(params), key, steps=steps)[1].loss
+            sgd_loss=simulate.trajectory(linear, simulate.float32(params), key, steps=steps)[1].loss
         )
 
     def exact(params, key):
         """GD simulated in float32; exact SGD recursion, GD closed form, chi and L_inf."""
         kwargs = dict(lr=params.lr, batch=params.batch)
-        gd = simulate.trajectory(linear.gd, _float32(params), key, steps=steps)[1].loss
+        gd = simulate.trajectory(linear.gd, simulate.float32(params), key, steps=steps)[1].loss
         return dict(
             gd_loss=gd, sgd_theory=theory.linear.loss(params, np.asarray(steps)),
             gd_theory=theory.gd_loss(params.spectrum, lr=params.lr, steps=jnp.asarray(steps)),

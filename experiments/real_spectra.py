@@ -273,10 +273,9 @@ def _network_curve(network: str):
 
 
 def _slope(mean: xr.DataArray, noise: float) -> float:
-    """The exponent of mean - noise: fit.power_law's log-log least squares at every n, in NumPy
-    (the bootstrap refits it EXPONENT_BOOT times); NaN unless the excess is positive."""
-    n, excess = mean.n.values, mean.values - noise
-    return -float(np.polyfit(np.log(n), np.log(excess), 1)[0]) if np.all(excess > 0) else np.nan
+    """The exponent of mean - noise: fit.power_law's log-log least squares at every n, on the
+    host (the bootstrap refits it EXPONENT_BOOT times); NaN unless the excess is positive."""
+    return -fit.loglog_slope(mean.n.values, mean.values - noise)
 
 
 def _erm(spec: xr.Dataset) -> tuple[float, float]:

@@ -307,7 +307,7 @@ def simulate_sgd(cfg: Config, options: sweep.Options | None = None) -> xr.Datase
     def sgd(params, key):
         recorded = schedules[params.spectrum.n_modes]
         # Sweeps simulate in float32 (docs/guide/numerics.md); the exact recursion keeps its dtype.
-        single = jax.tree.map(lambda x: jnp.asarray(x, jnp.float32), params)
+        single = simulate.float32(params)
         loss = simulate.trajectory(linear, single, key, steps=recorded)[1].loss
         return dict(sgd_loss=_pad(loss + 0.5 * jnp.asarray(params.noise, loss.dtype), width))
 

@@ -18,7 +18,6 @@ import dataclasses
 import functools
 import sys
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import xarray as xr
@@ -111,8 +110,9 @@ def schedule(kind: str, samples: int, generations: int) -> np.ndarray:
 def _trajectory(params, key):
     """The per-generation records; sweeps simulate in float32 (docs/guide/numerics.md), the
     closed forms are float64."""
-    float32 = jax.tree.map(lambda x: jnp.asarray(x, jnp.float32), params)
-    return simulate.trajectory(self_improve, float32, key, n_records=params.generations)[1]
+    return simulate.trajectory(
+        self_improve, simulate.float32(params), key, n_records=params.generations
+    )[1]
 
 
 def _errors(params, key):

@@ -33,7 +33,7 @@ SMOKE = os.environ.get("SPECTRAL_SIM_SMOKE") == "1"  # the test suite's small-sc
 BETA = 0.9
 STEPS = [100, 1000]
 spectrum = PowerLaw(s=2.0, a=2.0, n_modes=256)
-momentum_sgd = linear.with_optimizer(lambda p: optax.sgd(p.lr, momentum=BETA))
+momentum_sgd = linear.optimizer(lambda p: optax.sgd(p.lr, momentum=BETA))
 
 
 def make(lr):

@@ -2,10 +2,9 @@
 predictors of the same configs, and experiments that end in a verdict table."""
 
 from spectral_sim import models, simulate, theory
+from spectral_sim.provenance import VERSION as __version__
 from spectral_sim.simulate import trajectory
 from spectral_sim.spectra import Empirical, Geometric, PowerLaw, Spectrum
-
-__version__ = "0.1.0"
 
 __all__ = [
     "Empirical",

@@ -1,11 +1,13 @@
-"""Shared type vocabulary: jaxtyping aliases, the axis names, keys, the Model protocol, and the
-concrete-value checks that every Params class runs before tracing.
+"""Shared type vocabulary: jaxtyping aliases, the axis names, keys, the Simulator type (and Model,
+what `simulate.trajectory` runs), and the concrete-value checks that every Params class runs
+before tracing.
 
 Axis vocabulary: grid seeds records steps tokens modes dim batch gens window.
 """
 
 from collections.abc import Callable
-from typing import Any, NamedTuple, Protocol
+from types import ModuleType
+from typing import Any, NamedTuple
 
 import jax
 import numpy as np
@@ -30,24 +32,19 @@ __all__ = [
 Scalar = float | Float[Array, ""]
 
 
-class Model(Protocol):
-    """A simulator: `init(params, key) -> state`, `step(params, state, key) -> (state, obs)`.
-
-    A module with these two functions satisfies it, and so does a `Simulator`.
-    """
-
-    @property
-    def init(self) -> Callable[[Any, Any], Any]: ...
-
-    @property
-    def step(self) -> Callable[[Any, Any, Any], tuple[Any, Any]]: ...
-
-
 class Simulator(NamedTuple):
-    """A Model built by a factory (e.g. one closing over an optax optimizer or a schedule)."""
+    """An iterated simulator: `init(params, key) -> state`, `step(params, state, key) ->
+    (state, obs)`, params first, key last (None for deterministic ones). Model modules build
+    theirs with factories (`models.linear.sgd()`, `models.linear.optimizer(make)`, ...)."""
 
     init: Callable[[Any, Any], Any]  # (params, key or None) -> state
     step: Callable[[Any, Any, Any], tuple[Any, Any]]  # (params, state, key or None)
+
+
+Model = Simulator | ModuleType
+"""What `simulate.trajectory` runs: a Simulator, or a model module whose `init` and `step` are
+one (`models.linear`, `models.ridge`, ...); `simulate.as_simulator` turns either into a
+Simulator."""
 
 
 def concrete(value: object) -> np.ndarray | None:

@@ -14,16 +14,13 @@ import sys
 import traceback
 from collections.abc import Sequence
 from types import ModuleType
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import tyro
 
-from spectral_sim import registry, runtime
+from spectral_sim import registry, runtime, sweep
 from spectral_sim.report import Report, count_verdicts, counts_line, reproduction_summary
 from spectral_sim.runtime import compilation_cache_dir
-
-if TYPE_CHECKING:
-    from spectral_sim import sweep
 
 __all__ = ["RunOptions", "compilation_cache_dir", "main"]
 
@@ -115,9 +112,7 @@ class RunOptions:
                 "give either --distributed or all of --coordinator, --num-processes, --process-id"
             )
 
-    def sweep(self, out: pathlib.Path) -> "sweep.Options":
-        from spectral_sim import sweep
-
+    def sweep(self, out: pathlib.Path) -> sweep.Options:
         budget = None if self.chunk_budget is None else _size(self.chunk_budget)
         return sweep.Options(
             devices=self.devices, chunk_budget=budget, out=out / "sweeps",

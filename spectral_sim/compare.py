@@ -6,12 +6,15 @@ engine and test a predictor of the same Params against it, point by point, as a 
                      my_predictor, observable="loss", tolerance=0.02, steps=[10, 100, 300])
     print(report.table())
 
-The simulator is a model module (anything with `init` and `step`, run by `simulate.trajectory`
-and recorded at `steps`) or any function `(params, key) -> outputs`; the Params come from a
-template whose fields are the grid's axes ("spectrum.s", "lr") or from a `make(**point)`.
+The simulator is a model (a Simulator such as `linear.sgd()`, or a model module such as
+`linear`, run by `simulate.trajectory` and recorded at `steps`) or any function
+`(params, key) -> outputs`; the Params come from a template whose fields are the grid's axes
+("spectrum.s", "lr") or from a `make(**point)`.
 
-The predictor is any function of the Params (a notebook's own, jitted or not) returning the
-observable's shape. The claim is decided by `spectral_sim.claims` over the whole grid: PASS if
+The predictor is any function of the Params (a notebook's own, jitted or not; a Params form of
+`spectral_sim.theory`) returning the observable's shape. It is evaluated by one jax.vmap over
+the stacked grid of Params, or point by point if it cannot be traced (NumPy, float() or an `if`
+on a field). The claim is decided by `spectral_sim.claims` over the whole grid: PASS if
 every point's relative error is significantly within `tolerance` (the margin the user argues
 the theorem must meet), FAIL if any point is significantly outside it.
 """
@@ -21,30 +24,74 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import xarray as xr
 
 from spectral_sim import claims, sweep
+from spectral_sim._types import Simulator
 from spectral_sim.report import Report
-from spectral_sim.simulate import record_steps, trajectory
+from spectral_sim.simulate import as_simulator, record_steps, trajectory
 
 __all__ = ["compare"]
 
 
-def _predictions(make: Callable, grid: sweep.Grid, predict: Callable) -> np.ndarray:
-    """predict(make(**point)) at every point, stacked in grid order and shaped (*grid dims,
-    *output)."""
-    values = [np.asarray(predict(make(**point)), dtype=float) for point in grid.points()]
+def _predictions(
+    make: Callable, grid: sweep.Grid, predict: Callable, shape: tuple[int, ...]
+) -> np.ndarray:
+    """predict(make(**point)) at every grid point, stacked in grid order and shaped (*grid dims,
+    *shape), `shape` the simulated observable's per-point shape.
+
+    One jax.vmap per stacked group of Params (points whose Params share a tree structure and leaf
+    shapes: static fields split the grid, as in the sweep); a predictor that cannot be traced
+    (NumPy on the fields, float() or an `if` on a traced value) is called point by point."""
+    params = [make(**point) for point in grid.points()]
+    try:
+        values = _vmapped(params, predict)
+    except _UNTRACEABLE:
+        values = [np.asarray(predict(p), dtype=float) for p in params]
+    name = getattr(predict, "__name__", type(predict).__name__)
     shapes = {v.shape for v in values}
     if len(shapes) != 1:
-        raise ValueError(f"predict must return one shape at every grid point; got {shapes}")
-    return np.stack(values).reshape(*grid.dims.values(), *values[0].shape)
+        raise ValueError(f"predict ({name}) must return one shape at every grid point; got "
+                         f"{shapes}")  # fmt: skip
+    if values[0].shape != shape:
+        raise ValueError(f"predict ({name}) must return the observable's shape {shape} at every "
+                         f"grid point; got {values[0].shape}")  # fmt: skip
+    return np.stack(values).reshape(*grid.dims.values(), *shape)
+
+
+# Errors of tracing a function that needs concrete values (jax.errors' tracer errors).
+_UNTRACEABLE = (jax.errors.JAXTypeError, jax.errors.NonConcreteBooleanIndexError)
+
+
+def _vmapped(params: list, predict: Callable) -> list[np.ndarray]:
+    """predict(p) for every p in `params`, by one jitted vmap over each group of Params that share
+    a tree structure and leaf shapes, their leaves stacked along a leading grid axis (the Params
+    are rebuilt inside the vmap, so their checks see one point's shapes)."""
+    groups: dict[Any, list[int]] = {}
+    for index, point in enumerate(params):
+        leaves, treedef = jax.tree.flatten(point)
+        groups.setdefault((treedef, tuple(map(np.shape, leaves))), []).append(index)
+    values: list[np.ndarray] = [np.empty(0)] * len(params)
+    for (treedef, _), indices in groups.items():
+        rows = [jax.tree.leaves(params[i]) for i in indices]
+        stacked = [jnp.stack([jnp.asarray(row[j]) for row in rows]) for j in range(len(rows[0]))]
+
+        def one(leaves, treedef=treedef):
+            return jnp.asarray(predict(jax.tree.unflatten(treedef, leaves)))
+
+        out = np.asarray(jax.jit(jax.vmap(one))(stacked), dtype=float)
+        for i, value in zip(indices, out, strict=True):
+            values[i] = value
+    return values
 
 
 def _runner(model: Any, steps: Sequence[int] | None) -> tuple[Callable, np.ndarray]:
-    """`(params, key) -> observables at steps` for a model module (init and step), and the
-    record steps."""
+    """`(params, key) -> observables at steps` for a model (a Simulator or a model module), and
+    the record steps."""
     name = getattr(model, "__name__", type(model).__name__)
+    model = as_simulator(model)
     if steps is None:
         raise ValueError(f"steps must list the record steps when the simulator is a model "
                          f"({name}); e.g. steps=[10, 100, 1000]")  # fmt: skip
@@ -81,8 +128,11 @@ def compare(
     chunked, sharded, resumable with `options.out`), take its `observable` output and compare
     the seed mean with `predict(make(**point))`.
 
-    `simulate` may be a model module (with `init` and `step`): it is then run by
-    `simulate.trajectory` and recorded at `steps` (its outputs get the output dim `step`).
+    `simulate` may be a model (a Simulator or a model module; `simulate.as_simulator`): it is
+    then run by `simulate.trajectory` and recorded at `steps` (its outputs get the output dim
+    `step`). `predict` is evaluated by one jax.vmap over the grid's stacked Params (one per
+    group of points whose static fields and shapes agree), or point by point if it cannot be
+    traced; it must return the observable's shape at every point.
     `make` may be a Params instance: the grid's axes are then its fields, nested ones dotted
     (`sweep.make_from`).
 
@@ -107,7 +157,7 @@ def compare(
     if not callable(make):  # a Params template: the axes are its fields
         make = sweep.make_from(make)
     schedule = None
-    if hasattr(simulate, "init") and hasattr(simulate, "step"):  # a model module
+    if isinstance(simulate, Simulator) or not callable(simulate):  # a model (module)
         simulate, schedule = _runner(simulate, steps)
     if not tolerance >= 0:
         raise ValueError(f"tolerance must be >= 0 (a relative margin); got {tolerance!r}")
@@ -124,7 +174,7 @@ def compare(
             raise ValueError(f"n_boot must be >= 50; got {n_boot}")
     first = make(**grid.points()[0])
     shapes = jax.eval_shape(simulate, first, jax.random.key(0))  # traces, does not compile
-    outputs = sweep._leaf_names(jax.tree.structure(shapes))
+    outputs = sweep.leaf_names(jax.tree.structure(shapes))
     if observable not in outputs:
         raise ValueError(f"observable must be one of the simulator's outputs {outputs}; got "
                          f"{observable!r}")  # fmt: skip
@@ -132,7 +182,8 @@ def compare(
         ndims = [len(leaf.shape) for leaf in jax.tree.leaves(shapes)]
         dims = dims or {n: ("step",) for n, nd in zip(outputs, ndims, strict=True) if nd == 1}
         coords = coords or dict(step=schedule.tolist())
-    predicted = _predictions(make, grid, predict)
+    observed = jax.tree.leaves(shapes)[outputs.index(observable)].shape
+    predicted = _predictions(make, grid, predict, observed)
     data = (options or sweep.Options()).run(
         name, simulate, make, grid, seed=seed, dims=dims, coords=coords,
         config=dict(observable=observable, tolerance=tolerance, alpha=alpha,

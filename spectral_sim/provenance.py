@@ -11,17 +11,17 @@ from typing import Any
 
 import jax
 
-import spectral_sim
+__all__ = ["VERSION", "git_commit", "package_version", "provenance"]
 
-__all__ = ["git_commit", "package_version", "provenance"]
+VERSION = "0.1.0"
+"""spectral_sim's version (`spectral_sim.__version__`; pyproject.toml reads it from here)."""
 
 _PACKAGE_DIR = pathlib.Path(__file__).resolve().parent
 
 
 def package_version() -> str:
-    """spectral_sim's `__version__` (read when called: this module may be imported while the
-    package itself is still being imported)."""
-    return spectral_sim.__version__
+    """spectral_sim's version, `VERSION`."""
+    return VERSION
 
 
 def _git(*args: str) -> str | None:

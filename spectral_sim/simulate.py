@@ -1,4 +1,5 @@
-"""The only time loop: run any Model (`init`, `step`) and record its observables at chosen steps.
+"""The only time loop: run any Simulator (`init`, `step`), or a model module that is one, and
+record its observables at chosen steps.
 
 Step t (t = 0, 1, ...) uses the key fold_in(run_key, t), so a trajectory does not depend on the
 recording schedule: recording every step or every 100th gives the same states at common steps.
@@ -13,7 +14,32 @@ import numpy as np
 
 from spectral_sim._types import Array, Bool, Float, Int, Key, Model, Simulator, check_count
 
-__all__ = ["divergence", "log_steps", "record_steps", "trajectory"]
+__all__ = ["as_simulator", "divergence", "float32", "log_steps", "record_steps", "trajectory"]
+
+
+def as_simulator(model: Model) -> Simulator:
+    """`model` as a Simulator: a Simulator as it is, a model module (`models.linear`,
+    `models.ridge`, ...) or any other object with `init` and `step` functions as
+    Simulator(model.init, model.step); TypeError naming `model` otherwise."""
+    if isinstance(model, Simulator):
+        return Simulator(model.init, model.step)  # a subclass (models.linear.gd) as a plain one
+    if not callable(getattr(model, "init", None)) or not callable(getattr(model, "step", None)):
+        name = getattr(model, "__name__", type(model).__name__)
+        raise TypeError(f"{name} is not a model: a model is a Simulator or a module with "
+                        f"init(params, key) and step(params, state, key)")  # fmt: skip
+    return Simulator(model.init, model.step)
+
+
+def float32(params: Any) -> Any:
+    """`params` (any pytree, e.g. a Params) with every floating leaf cast to float32: how sweeps
+    simulate, whatever the process's x64 setting, while the predictors keep the caller's width
+    (docs/guide/numerics.md). Integer and boolean leaves keep their dtype."""
+
+    def cast(leaf):
+        leaf = jnp.asarray(leaf)
+        return leaf.astype(jnp.float32) if jnp.issubdtype(leaf.dtype, jnp.floating) else leaf
+
+    return jax.tree.map(cast, params)
 
 
 def record_steps(
@@ -43,7 +69,7 @@ def log_steps(last: int, n_records: int, first: int = 1) -> np.ndarray:
 
 
 def trajectory(
-    model: Model | Simulator,
+    model: Model,
     params,
     key: Key[Array, ""] | None,
     *,
@@ -56,8 +82,10 @@ def trajectory(
     Give either `n_records` and `every` (steps every, 2 every, ...) or an explicit static,
     increasing `steps` (e.g. `log_steps(10**5, 40)`). Only the recorded steps' observables are
     computed; the steps in between run in a loop whose observables are discarded. `key=None`
-    is for deterministic models (their step receives None).
+    is for deterministic models (their step receives None). `model` is a Simulator or a model
+    module (see `as_simulator`).
     """
+    model = as_simulator(model)
     schedule = record_steps(n_records, every, steps)
     gaps = jnp.asarray(np.diff(schedule, prepend=0), jnp.int32)
     init_key, run_key = (None, None) if key is None else jax.random.split(key)

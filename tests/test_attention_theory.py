@@ -212,3 +212,38 @@ def test_pure_attention_collapses_at_cubic_order_inside_the_bound():
     assert order[-1] == pytest.approx(3.0, abs=1e-2)
     bound = theory.attention.rank_collapse_bound(r[:-1], layers=1, weight_norm=beta)
     assert np.all(r[1:] <= np.asarray(bound))
+
+
+def test_rate_of_the_simulators_params():
+    """rate(Params) is attention_rate of the fixed P (residual "none": the mean-shift rate at
+    eps = 1) and softmax_rate for softmax attention; configurations it does not cover raise."""
+    P = _kernel_attention(2, n=6)
+    for residual, expected in [
+        ("mean_shift", theory.attention_rate(P, eps=0.4)),
+        ("additive", theory.attention_rate(P, eps=0.4, residual="additive")),
+        ("none", theory.attention_rate(P, eps=1.0)),
+    ]:
+        params = models.attention.Params(n_tokens=6, dim=2, eps=0.4, attention="fixed", P=P,
+                                         residual=residual)  # fmt: skip
+        assert float(attention.rate(params)) == pytest.approx(float(expected), rel=RTOL)
+    softmax = models.attention.Params(n_tokens=6, dim=2, eps=0.4, residual="additive")
+    assert float(attention.rate(softmax)) == pytest.approx(1 / 1.4, rel=RTOL)
+    for bad in (dict(value=np.eye(2)), dict(draw="qkv"), dict(norm="sphere", integrator="rk4")):
+        with pytest.raises(ValueError, match="rate"):
+            attention.rate(models.attention.Params(n_tokens=6, dim=2, **bad))
+    with pytest.raises(ValueError, match="norm='none'"):
+        attention.rate(models.attention.Params(n_tokens=6, dim=2, attention="fixed", P=P,
+                                               norm="sphere"))  # fmt: skip
+
+
+def test_rate_vmaps_over_a_stacked_grid():
+    """eps and the fixed P vary along the grid; one vmap equals the point-by-point evaluation:
+    the same float64 eigendecompositions, batched, so 1e-10 relative (as identities)."""
+    points = [
+        models.attention.Params(n_tokens=6, dim=2, eps=eps, attention="fixed",
+                                P=_kernel_attention(seed, n=6))
+        for seed, eps in [(0, 0.2), (1, 0.5), (2, 0.9)]
+    ]  # fmt: skip
+    stacked = jax.tree.map(lambda *leaves: jnp.stack(leaves), *points)
+    one_by_one = jnp.stack([attention.rate(p) for p in points])
+    np.testing.assert_allclose(jax.vmap(attention.rate)(stacked), one_by_one, rtol=1e-10)

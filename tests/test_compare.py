@@ -2,6 +2,7 @@
 never passes, and the claim has power (a predictor off by twice the tolerance fails)."""
 
 import dataclasses
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -162,3 +163,97 @@ def test_a_model_module_and_a_params_template():
     assert half.claims[0].verdict == "FAIL", half.table()
     with pytest.raises(ValueError, match="steps must list the record steps"):
         compare.compare(linear, template, grid, sgd_exact, observable="loss", tolerance=0.1)
+
+
+# --- how the predictor is evaluated ----------------------------------------------------------
+
+
+@jax.tree_util.register_dataclass
+@dataclasses.dataclass(frozen=True)
+class Shift:
+    """A cheap simulator: offset + N(0, 1) per record."""
+
+    offset: jax.Array
+    records: int = dataclasses.field(default=3, metadata=dict(static=True))
+
+
+def _shifted(params: Shift, key):
+    return dict(value=params.offset + jax.random.normal(key, (params.records,)))
+
+
+# One tree structure (offset is traced); an axis over `records` would split the grid.
+SHIFT_GRID = sweep.Grid(product=dict(offset=[1.0, 2.0, 4.0]), n_seeds=8)
+
+
+def _shift(offset, records=3):
+    return Shift(jnp.asarray(offset), int(records))
+
+
+def test_a_traceable_predictor_is_vmapped_once_an_untraceable_one_point_by_point():
+    calls = []
+
+    def traced(p: Shift):
+        calls.append("jax")
+        return p.offset * jnp.ones(p.records)
+
+    def numpy(p: Shift):
+        calls.append("numpy")
+        return np.full(p.records, float(p.offset))  # float() needs a concrete value
+
+    kwargs = dict(observable="value", tolerance=1.0, options=OPTIONS,
+                  dims=dict(value=("record",)))  # fmt: skip
+    by_vmap = compare.compare(_shifted, _shift, SHIFT_GRID, traced, **kwargs)
+    assert calls == ["jax"]  # traced once: one vmap over the three points
+    by_loop = compare.compare(_shifted, _shift, SHIFT_GRID, numpy, **kwargs)
+    assert calls == ["jax", "numpy"] + ["numpy"] * 3  # the failed trace, then each point
+    np.testing.assert_array_equal(by_vmap.data.predicted, by_loop.data.predicted)
+    np.testing.assert_array_equal(by_loop.data.predicted.sel(record=0), [1.0, 2.0, 4.0])
+
+
+def test_static_fields_split_the_vmap_into_groups():
+    calls = []
+
+    def traced(p: Shift):
+        calls.append(p.records)
+        return p.offset * jnp.ones(3)
+
+    grid = sweep.Grid(product=dict(offset=[1.0, 2.0], records=[3, 4]), n_seeds=2)
+
+    def first_three(params: Shift, key):
+        return dict(value=_shifted(params, key)["value"][:3])
+
+    report = compare.compare(first_three, _shift, grid, traced, observable="value",
+                             tolerance=1.0, options=OPTIONS)  # fmt: skip
+    assert sorted(calls) == [3, 4]  # one trace per tree structure
+    np.testing.assert_array_equal(report.data.predicted.isel(value_dim0=0), [[1, 1], [2, 2]])
+
+
+@pytest.mark.parametrize("kind", ["traced", "numpy"])
+def test_a_predictor_of_the_wrong_shape_is_named(kind):
+    def scalar_predictor(p: Shift):
+        return p.offset if kind == "traced" else float(p.offset)
+
+    with pytest.raises(ValueError, match=r"predict \(scalar_predictor\) must return the "
+                                         r"observable's shape \(3,\)"):  # fmt: skip
+        compare.compare(_shifted, _shift, SHIFT_GRID, scalar_predictor, observable="value",
+                        tolerance=1.0, options=OPTIONS)  # fmt: skip
+
+
+def test_a_simulator_and_a_params_form_predictor():
+    """compare(linear.sgd(), template, ...) with the Params form theory.linear.sgd as predictor:
+    its vmapped predictions are the point-by-point ones (float64: 1e-10 relative, as
+    identities). linear.gd, a Simulator that is also callable, still runs as a model."""
+    steps = [5, 50]
+    template = linear.Params(PowerLaw(s=2.0, a=2.0, n_modes=16), lr=0.2, batch=2, noise=0.01)
+    grid = sweep.Grid(product={"lr": [0.1, 0.2], "spectrum.s": [1.5, 2.0]}, n_seeds=4)
+    predict = functools.partial(theory.linear.sgd, steps=steps)
+    report = compare.compare(linear.sgd(), template, grid, predict, observable="loss",
+                             tolerance=0.5, steps=steps, options=OPTIONS)  # fmt: skip
+    make = sweep.make_from(template)
+    points = [[make(lr=lr, **{"spectrum.s": s}) for s in (1.5, 2.0)] for lr in (0.1, 0.2)]
+    expected = [[predict(point) for point in row] for row in points]
+    np.testing.assert_allclose(report.data.predicted, expected, rtol=1e-10)
+    with pytest.raises(ValueError, match="steps must list the record steps"):
+        compare.compare(linear.gd, template, grid, predict, observable="loss", tolerance=0.1)
+    with pytest.raises(TypeError, match="is not a model"):
+        compare.compare(3.0, template, grid, predict, observable="loss", tolerance=0.1, steps=steps)

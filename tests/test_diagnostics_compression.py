@@ -1,4 +1,5 @@
-"""Compression operations on trained linear, ridge, random-feature and evolution models."""
+"""Compression operations on trained linear, ridge, random-feature and evolution models, and the
+import layering that keeps diagnostics free of the models that import them."""
 
 import chex
 import jax

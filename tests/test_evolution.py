@@ -216,3 +216,50 @@ def test_interpolated_frontier_tracks_the_logistic_crossing(a):
             lo, hi = (m, hi) if above else (lo, m)
         measured = float(evolution.frontier(jnp.asarray(fraction)))
         assert abs(np.log(measured / lo)) <= 2 * (s + a) / 2 / (8 * lo**2), (t, measured, lo)
+
+
+# --- Params forms ----------------------------------------------------------------------------
+
+EVOLUTION_GRID = [
+    evolution.Params(PowerLaw(s=s, a=a, n_modes=32), rho=rho, init=init, lr=lr)
+    for s, a, rho, init, lr in [(1.5, 2.0, 0.5, 1e-3, 0.5), (2.0, 2.5, 1.0, 0.05, 0.2),
+                                (3.0, 3.0, 1.5, 0.01, 0.7)]
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "form",
+    [functools.partial(theory.evolution.flow, t=jnp.array([0.0, 1.0, 100.0])),
+     functools.partial(theory.evolution.preconditioned, steps=jnp.array([0.0, 10.0, 1000.0])),
+     functools.partial(theory.evolution.diagonal, t=jnp.array([0.0, 5.0, 500.0]))],
+    ids=["flow", "preconditioned", "diagonal"],
+)  # fmt: skip
+def test_params_forms_vmap_over_a_stacked_grid(form):
+    """One vmap over the stacked grid equals the point-by-point evaluation: the same float64
+    operations, up to the order of batched reductions, so 1e-10 relative."""
+    stacked = jax.tree.map(lambda *leaves: jnp.stack(leaves), *EVOLUTION_GRID)
+    batched = jax.vmap(form)(stacked)
+    one_by_one = jnp.stack([form(p) for p in EVOLUTION_GRID])
+    np.testing.assert_allclose(batched, one_by_one, rtol=RTOL["float64"])
+
+
+def test_params_forms_are_the_simulators_and_the_keyword_forms():
+    """flow(params, t) is the loss of models.evolution.flow; the keyword forms build the Params,
+    evolution_loss's (q, scale) as the flow of elasticity rho q at time scale t^q (which
+    reorders one product: 1e-10 relative)."""
+    params = evolution.Params(PowerLaw(s=2.0, a=2.5, n_modes=64), rho=0.75, init=0.02, lr=0.3)
+    spectrum, t, steps = params.spectrum, jnp.array([0.5, 5.0, 50.0]), jnp.array([1.0, 30.0])
+    _, obs = evolution.flow(params, t)
+    np.testing.assert_allclose(theory.evolution.flow(params, t), obs.loss, rtol=RTOL["float64"])
+    np.testing.assert_allclose(
+        theory.evolution_loss(spectrum, t=t, rho=0.5, q=1.5, scale=2.0),
+        theory.evolution.flow(evolution.Params(spectrum, rho=0.75), 2.0 * t**1.5),
+        rtol=RTOL["float64"],
+    )
+    np.testing.assert_array_equal(
+        theory.evolution.preconditioned_gd_loss(spectrum, rho=0.75, lr=0.3, steps=steps),
+        theory.evolution.preconditioned(params, steps),
+    )
+    np.testing.assert_array_equal(
+        theory.diagonal_loss(spectrum, t=t, init=0.02), theory.evolution.diagonal(params, t)
+    )

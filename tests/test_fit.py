@@ -229,3 +229,12 @@ def test_every_public_name_resolves():
         "ChinchillaFit", "Frontier", "SpectrumFit", "DecayComparison", "InvertedCurve",
     ]  # fmt: skip
     assert set(used) <= set(fit.__all__)
+
+
+def test_loglog_slope_is_exact_on_a_power_law_and_nan_off_the_positive_axis():
+    x = np.array([1.0, 2.0, 4.0, 8.0, 16.0])
+    # least squares on an exact line in log-log: exact to float64 rounding of the logs
+    assert fit.loglog_slope(x, 3.0 * x**-1.7) == pytest.approx(-1.7, rel=1e-12)
+    assert np.isnan(fit.loglog_slope(x, x - 2.0))  # y <= 0: no log
+    with pytest.raises(ValueError, match="equal-length"):
+        fit.loglog_slope(x, x[:3])

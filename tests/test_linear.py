@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from jax.scipy.special import zeta
 
 from spectral_sim import PowerLaw, simulate, theory
+from spectral_sim._types import Simulator
 from spectral_sim.models import linear
 
 N_SEEDS = 1024
@@ -299,3 +300,91 @@ def test_infinite_spectrum_predictors_need_a_above_one():
     for predictor in (theory.gf_loss_asymptote, theory.truncation_tail):
         with pytest.raises(ValueError, match=r"PowerLaw.a must be finite and > 1"):
             predictor(spectrum, jnp.ones(1))
+
+
+# --- Params forms and simulator factories --------------------------------------------------
+
+# A grid of Params that differ in every traced field (batch is static: one per grid).
+GRID = [
+    linear.Params(PowerLaw(s=s, a=a, n_modes=24), lr=lr, noise=noise, n_trainable=n, batch=2)
+    for s, a, lr, noise, n in [
+        (1.5, 2.0, 0.1, 0.0, math.inf),
+        (2.0, 2.5, 0.3, 0.01, math.inf),
+        (3.0, 1.5, 0.2, 0.1, 8.0),
+        (2.5, 3.0, 0.05, 0.02, 3.0),
+    ]
+]
+
+
+def _stack(points):
+    """The Params as one pytree whose leaves carry a leading grid axis."""
+    return jax.tree.map(lambda *leaves: jnp.stack(leaves), *points)
+
+
+@pytest.mark.parametrize(
+    "form",
+    [
+        functools.partial(theory.linear.gf, t=jnp.array([0.0, 1.0, 30.0])),
+        functools.partial(theory.linear.gd, steps=jnp.array([0, 5, 50])),
+        functools.partial(theory.linear.sgd, steps=np.array([0, 5, 50])),
+        theory.linear.stability,
+        theory.linear.sgd_limit,
+        theory.linear.critical_lr,
+    ],
+    ids=["gf", "gd", "sgd", "stability", "sgd_limit", "critical_lr"],
+)
+def test_params_forms_vmap_over_a_stacked_grid(form):
+    """One vmap over the stacked grid equals the point-by-point evaluation. Both run the same
+    float64 operations, but batching may reorder a reduction (a sum over modes), so they agree
+    to rounding: 1e-10 relative, not bit for bit."""
+    batched = jax.vmap(form)(_stack(GRID))
+    one_by_one = jnp.stack([form(p) for p in GRID])
+    np.testing.assert_allclose(batched, one_by_one, rtol=RTOL["float64"])
+
+
+def test_keyword_forms_are_the_params_forms():
+    spectrum = PowerLaw(s=2.0, a=2.5, n_modes=20)
+    params = linear.Params(spectrum, lr=0.2, noise=0.1, batch=3, n_trainable=12.0)
+    kwargs = dict(lr=0.2, batch=3, n_trainable=12.0)
+    t, steps = jnp.array([0.5, 20.0]), np.array([3, 30])
+    pairs = [
+        (theory.gf_loss(spectrum, t), theory.linear.gf(linear.Params(spectrum), t)),
+        (theory.gd_loss(spectrum, lr=0.2, steps=steps, n_trainable=12.0),
+         theory.linear.gd(params, steps)),
+        (theory.sgd_loss(spectrum, noise=0.1, steps=steps, **kwargs),
+         theory.linear.sgd(params, steps)),
+        (theory.sgd_stability(spectrum, **kwargs), theory.linear.stability(params)),
+        (theory.sgd_loss_limit(spectrum, noise=0.1, **kwargs), theory.linear.sgd_limit(params)),
+        (theory.sgd_critical_lr(spectrum, batch=3, n_trainable=12.0),
+         theory.linear.critical_lr(params)),
+    ]  # fmt: skip
+    for keyword, params_form in pairs:
+        np.testing.assert_array_equal(keyword, params_form)
+    assert theory.linear.loss is theory.linear.sgd
+
+
+def test_gf_params_form_is_the_gf_simulators_loss():
+    """With frozen modes too: the same closed form, evaluated two ways."""
+    params = linear.Params(PowerLaw(s=2.0, a=3.0, n_modes=50), n_trainable=10.0)
+    t = jnp.array([0.0, 0.5, 10.0, 1e4])
+    np.testing.assert_allclose(
+        linear.gf(params, t)[1].loss, theory.linear.gf(params, t), rtol=RTOL["float64"]
+    )
+
+
+def test_factories_build_the_simulators(key):
+    """sgd(), optimizer(), gd() return plain Simulators; the older spellings are the same."""
+    params = linear.Params(PowerLaw(s=2.0, a=2.0, n_modes=16), lr=0.3, noise=0.01, batch=2)
+    schedule = optax.linear_schedule(1.0, 0.1, 20)
+    assert linear.sgd() == Simulator(linear.init, linear.step)
+    assert type(linear.gd()) is Simulator and linear.gd() == linear.gd
+    assert linear.scheduled is linear.sgd and linear.with_optimizer is linear.optimizer
+    for old, new in [
+        (linear, linear.sgd()),
+        (linear.gd, linear.gd()),
+        (linear.scheduled(schedule), linear.sgd(schedule)),
+        (linear.with_optimizer(), linear.optimizer()),
+    ]:
+        expected = simulate.trajectory(old, params, key, steps=[1, 10, 20])[1].loss
+        got = simulate.trajectory(new, params, key, steps=[1, 10, 20])[1].loss
+        np.testing.assert_array_equal(got, expected)

@@ -206,3 +206,37 @@ def test_float32_keeps_dtype_and_is_finite(key):
 def test_bad_input_raises_before_tracing(build, field):
     with pytest.raises(ValueError, match=f"^{field} must"):
         build(PowerLaw(s=1.5, a=2.0, n_modes=8))
+
+
+# --- Params forms ----------------------------------------------------------------------------
+
+RF_GRID = [
+    rf.Params(PowerLaw(s=s, a=a, n_modes=24), lr=lr, noise=noise, feature_seed=seed,
+              n_features=12, batch=2)
+    for s, a, lr, noise, seed in [(1.5, 2.0, 0.1, 0.0, 0), (2.0, 2.5, 0.3, 0.01, 5),
+                                  (3.0, 1.5, 0.2, 0.1, 7)]
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "form",
+    [functools.partial(theory.random_features.sgd, steps=np.array([0, 5, 50])),
+     theory.random_features.approx_error],
+    ids=["sgd", "approx_error"],
+)  # fmt: skip
+def test_params_forms_vmap_over_a_stacked_grid(form):
+    """One vmap over the stacked grid (feature_seed included: each point draws its own F)
+    equals the point-by-point evaluation: the same float64 operations, up to the order of
+    batched reductions and eigendecompositions, so 1e-10 relative."""
+    stacked = jax.tree.map(lambda *leaves: jnp.stack(leaves), *RF_GRID)
+    batched = jax.vmap(form)(stacked)
+    one_by_one = jnp.stack([form(p) for p in RF_GRID])
+    np.testing.assert_allclose(batched, one_by_one, rtol=RTOL["float64"])
+
+
+def test_sgd_is_the_given_features_form_for_the_simulators_own_features():
+    params = RF_GRID[1]
+    steps = np.array([3, 30])
+    expected = theory.sgd_loss_given_features(params, rf.features(params), steps)
+    np.testing.assert_array_equal(theory.random_features.sgd(params, steps), expected)
+    assert theory.random_features.loss is theory.random_features.sgd

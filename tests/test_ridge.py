@@ -314,3 +314,60 @@ def test_float32_keeps_dtype_and_is_finite(key):
 def test_bad_input_raises_before_tracing(build, field):
     with pytest.raises(ValueError, match=f"^{field} must"):
         build(PowerLaw(s=1.5, a=2.0, n_modes=8))
+
+
+# --- Params forms ----------------------------------------------------------------------------
+
+
+def _stack(points):
+    """The Params as one pytree whose leaves carry a leading grid axis."""
+    return jax.tree.map(lambda *leaves: jnp.stack(leaves), *points)
+
+
+# n_samples is static (a shape): one per grid; ridge 0 and > 0, noise 0 and > 0, both sides of
+# the interpolation threshold n = M.
+RIDGE_GRID = [
+    ridge.Params(PowerLaw(s=s, a=a, n_modes=m), ridge=delta, noise=noise, lr=0.1, n_samples=40)
+    for m in (8, 64)
+    for s, a, delta, noise in [(1.5, 2.0, 0.0, 0.1), (2.0, 2.5, 0.3, 0.0), (3.0, 1.5, 1e-3, 1.0)]
+]
+
+
+@pytest.mark.parametrize(
+    "form", [theory.ridge.risk, theory.ridge.equivalent, theory.ridge.ols],
+    ids=["risk", "equivalent", "ols"],
+)  # fmt: skip
+def test_params_forms_vmap_over_a_stacked_grid(form):
+    """One vmap over each stacked grid (one per n_modes, a static field) equals the point-by-point
+    evaluation: the same float64 operations, up to the order of batched reductions, so 1e-10
+    relative (NaN where `ols` does not apply, on both sides)."""
+    for m in (8, 64):
+        points = [p for p in RIDGE_GRID if p.spectrum.n_modes == m]
+        batched = jax.vmap(form)(_stack(points))
+        one_by_one = jax.tree.map(lambda *x: jnp.stack(x), *[form(p) for p in points])
+        chex.assert_trees_all_close(batched, one_by_one, rtol=RTOL["float64"], atol=0.0)
+
+
+def test_params_forms_are_the_keyword_forms():
+    params = ridge.Params(PowerLaw(s=2.0, a=2.5, n_modes=32), ridge=0.1, noise=0.2, n_samples=20)
+    kwargs = dict(n=20, ridge=0.1, noise=0.2)
+    np.testing.assert_array_equal(
+        theory.ridge.risk(params), theory.ridge_risk(params.spectrum, **kwargs)
+    )
+    assert theory.ridge.equivalent(params) == theory.ridge_equivalent(params.spectrum, **kwargs)
+
+
+def test_ols_params_form_applies_where_the_exact_risk_does():
+    """Isotropic Sigma (any multiple of I) at ridge 0: ols_risk with ||w*||^2_Sigma; below the
+    threshold any Sigma; NaN for ridge > 0 or an anisotropic Sigma above it."""
+    isotropic = Empirical(jnp.full(30, 2.0), jnp.full(30, 1 / 30))
+    over = ridge.Params(isotropic, noise=0.5, n_samples=20)
+    expected = theory.ols_risk(n=20, d=30, noise=0.5, w_norm2=1.0)
+    np.testing.assert_allclose(theory.ridge.ols(over), expected, rtol=RTOL["float64"])
+    under = ridge.Params(PowerLaw(s=2.0, a=2.0, n_modes=8), noise=0.5, n_samples=20)
+    assert float(theory.ridge.ols(under)) == pytest.approx(0.5 * 8 / 11, rel=RTOL["float64"])
+    for bad in (
+        ridge.Params(PowerLaw(s=2.0, a=2.0, n_modes=30), noise=0.5, n_samples=20),
+        ridge.Params(isotropic, ridge=0.1, noise=0.5, n_samples=20),
+    ):
+        assert np.isnan(theory.ridge.ols(bad))

@@ -170,3 +170,56 @@ def test_ridge_downstream_of_ols_generators():
     assert abs(float(synthetic.mean()) / float(predicted[-1]) - 1) < 0.05 + z * float(
         fit.sem(synthetic)
     ) / float(predicted[-1])
+
+
+# --- the Params form -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_risk_picks_the_closed_form_of_the_params(case):
+    """risk(Params) is the closed form each case above pairs with its simulator by hand."""
+    kwargs, predict = CASES[case]
+    params = self_improve.Params(dim=D, samples=T, generations=G, **kwargs)
+    np.testing.assert_array_equal(closed.risk(params), predict())
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [dict(regime="replace"), dict(regime="accumulate", design="fixed"),
+     dict(regime="subsample", design="fixed"), dict(regime="replace", sizes=np.array(SIZES))],
+    ids=["replace", "fixed_accumulate", "fixed_subsample", "growing"],
+)  # fmt: skip
+def test_risk_vmaps_over_a_stacked_grid(kwargs):
+    """noise and ridge (traced) vary along the grid, sizes too where given; one vmap equals the
+    point-by-point evaluation: the same float64 operations, up to the order of batched sums, so
+    1e-10 relative (NaN for ridge > 0, on both sides)."""
+    points = []
+    for i, (noise, ridge) in enumerate([(1.0, 0.0), (0.3, 0.0), (2.0, 0.5)]):
+        if "sizes" in kwargs:
+            kwargs = kwargs | dict(sizes=np.minimum(np.array(SIZES) + i, T))
+        points.append(self_improve.Params(dim=D, samples=T, generations=G, noise=noise,
+                                          ridge=ridge, **kwargs))  # fmt: skip
+    stacked = jax.tree.map(lambda *leaves: jnp.stack(leaves), *points)
+    batched = jax.vmap(closed.risk)(stacked)
+    one_by_one = jnp.stack([closed.risk(p) for p in points])
+    np.testing.assert_allclose(batched, one_by_one, rtol=1e-10)
+    assert np.all(np.isnan(batched[2])) and np.all(np.isfinite(batched[:2]))
+
+
+def test_mix_risk_vmaps_over_n_real():
+    """mix's T_real = n_real is traced: a grid over it is one vmap (1e-10 relative, as above)."""
+    points = [self_improve.Params(dim=D, samples=T, generations=G, regime="mix", n_real=n)
+              for n in (0.0, 6.0, 12.0)]  # fmt: skip
+    stacked = jax.tree.map(lambda *leaves: jnp.stack(leaves), *points)
+    one_by_one = jnp.stack([closed.risk(p) for p in points])
+    np.testing.assert_allclose(jax.vmap(closed.risk)(stacked), one_by_one, rtol=1e-10)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [dict(learner="sgd"), dict(verify=True), dict(regime="subsample"),
+     dict(regime="mix", design="fixed"), dict(regime="accumulate", sizes=np.array(SIZES))],
+)  # fmt: skip
+def test_risk_refuses_what_no_closed_form_covers(kwargs):
+    with pytest.raises(ValueError, match="risk has"):
+        closed.risk(self_improve.Params(dim=D, samples=T, generations=G, **kwargs))

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from spectral_sim import PowerLaw, simulate
+from spectral_sim._types import Simulator
 from spectral_sim.models import linear
 
 
@@ -56,3 +57,29 @@ def test_new_grid_values_reuse_the_compiled_program(key):
     second = run(jnp.array([2.5, 3.0]), jnp.array([1.5, 2.5]), jnp.array([0.3, 0.05]), keys)
     chex.assert_shape([first, second], (2, 3, 4))
     chex.assert_tree_all_finite(second)
+
+
+def test_as_simulator_takes_a_simulator_or_a_model_module():
+    from_module = simulate.as_simulator(linear)
+    assert type(from_module) is Simulator
+    assert from_module == Simulator(linear.init, linear.step)
+    assert type(simulate.as_simulator(linear.gd)) is Simulator  # a Simulator subclass, as plain
+    assert simulate.as_simulator(linear.gd) == linear.gd()
+    for bad in (jax, linear.Params, 3.0):
+        with pytest.raises(TypeError, match="is not a model"):
+            simulate.as_simulator(bad)
+    with pytest.raises(TypeError, match="is not a model"):
+        simulate.trajectory(jax.numpy, _params(), None, steps=[1])
+
+
+def test_float32_casts_floating_leaves_and_keeps_the_others():
+    params = linear.Params(PowerLaw(s=2.0, a=2.0, n_modes=8), lr=0.1, batch=4)
+    cast = simulate.float32(params)
+    floats = [leaf for leaf in jax.tree.leaves(cast) if jnp.issubdtype(leaf.dtype, jnp.floating)]
+    assert floats and all(leaf.dtype == jnp.float32 for leaf in floats)
+    tree = simulate.float32(dict(x=np.arange(3), m=np.ones(2, bool), y=np.ones(2)))
+    assert (tree["x"].dtype, tree["m"].dtype, tree["y"].dtype) == (
+        jnp.int64,
+        jnp.bool_,
+        jnp.float32,
+    )

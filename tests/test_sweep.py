@@ -222,8 +222,8 @@ def test_closures_over_other_optimizers_are_other_sweeps(tmp_path):
     """Two simulators from one factory (same code, other optimizer) do not share chunks."""
     import optax
 
-    sgd = linear.with_optimizer()
-    adam = linear.with_optimizer(lambda p: optax.adam(p.lr))
+    sgd = linear.optimizer()
+    adam = linear.optimizer(lambda p: optax.adam(p.lr))
 
     def runner(model):
         return lambda params, key: simulate.trajectory(model, params, key, steps=STEPS)[1]
@@ -403,4 +403,3 @@ def test_every_public_name_resolves():
             "BATCH_DEPENDENT_PRNGS"]  # fmt: skip
     assert set(used) <= set(sweep.__all__)
     assert sweep.plan is sweep.planning.plan and sweep.run is sweep.execute.run
-    assert sweep._leaf_names is sweep.leaf_names  # compare.py's old name, until it moves over

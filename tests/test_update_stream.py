@@ -65,3 +65,17 @@ def test_wedin_bound_holds_on_every_draw():
 def test_bad_input_is_rejected(kwargs, message):
     with pytest.raises(ValueError, match=message):
         update_stream.Params(**kwargs)
+
+
+@pytest.mark.parametrize("form", [theory.update_stream.singular_values, theory.update_stream.gap])
+def test_params_forms_vmap_over_a_stacked_grid(form):
+    """Strengths s and noise vary along the grid; one vmap equals the point-by-point evaluation:
+    the same float64 operations (a sort, square roots, a ratio), batched, so 1e-10 relative
+    (the rounding allowance of identities, docs/guide/numerics.md)."""
+    grid = [([5.0, 2.0], 1.0), ([1.0, 3.0], 0.5), ([4.0, 4.0], 2.0)]
+    points = [update_stream.Params(s=jnp.asarray(s), noise=noise, W=6, P=100) for s, noise in grid]
+    stacked = jax.tree.map(lambda *leaves: jnp.stack(leaves), *points)
+    batched = jax.vmap(form)(stacked)
+    one_by_one = jax.tree.map(lambda *x: jnp.stack(x), *[form(p) for p in points])
+    for got, expected in zip(jax.tree.leaves(batched), jax.tree.leaves(one_by_one), strict=True):
+        np.testing.assert_allclose(got, expected, rtol=1e-10)

@@ -5,8 +5,10 @@
 
 with A = I for the linear and ridge models (theta = w in the eigenbasis) and A = F for random
 features (theta the readout, one weight per neuron). `trained(params, state)` builds the pair
-(Quadratic, theta) from any core simulator's state; the operations return compressed parameters
-theta', and `loss(q, theta') - loss(q, theta)` is the damage (`theory.compression` predicts it):
+(Quadratic, theta) from any core simulator's state (each of those model modules `register`s how;
+diagnostics do not import models, which import diagnostics); the operations return compressed
+parameters theta', and `loss(q, theta') - loss(q, theta)` is the damage (`theory.compression`
+predicts it):
 
 - `truncate`: keep the top-K eigen-directions of H (spectral truncation, PCA / low-rank pruning);
 - `prune`: keep the K coordinates with the largest magnitude |theta_j| or saliency
@@ -23,12 +25,13 @@ Everything is jittable and vmappable over theta, keys and K (K is a traced mask)
 
 import dataclasses
 import math
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 
 from spectral_sim._types import Array, ArrayLike, Float, Key, Scalar, check_range
-from spectral_sim.models import evolution, linear, random_features, ridge
 from spectral_sim.spectra import Spectrum
 
 __all__ = [
@@ -41,6 +44,7 @@ __all__ = [
     "loss",
     "prune",
     "quantize",
+    "register",
     "relative_noise",
     "rotate",
     "round_to",
@@ -74,26 +78,33 @@ class Quadratic:
     features: Float[Array, "modes dim"] | None = None
 
 
+# Per Params class: the State classes it is registered with and the map to (Quadratic, theta).
+_TRAINED: dict[type, tuple[tuple[type, ...], Callable[[Any, Any], tuple[Quadratic, Array]]]] = {}
+
+
+def register(
+    params_type: type,
+    state_types: tuple[type, ...],
+    view: Callable[[Any, Any], tuple[Quadratic, Float[Array, "*batch dim"]]],
+) -> None:
+    """Make `trained(params, state)` answer `view(params, state)` for a model's Params and any of
+    its `state_types`: how a simulator linear in its parameters joins (models.linear, ridge,
+    random_features and evolution register at import, so this module need not import them)."""
+    _TRAINED[params_type] = (state_types, view)
+
+
 def trained(params, state) -> tuple[Quadratic, Float[Array, " dim"]]:
     """(Quadratic, theta) of a core simulator's final state: `models.linear` (theta = v + w*),
     `models.ridge` (w), `models.random_features` (the readout; A = F) or `models.evolution`
-    (w, or u * v for the diagonal network)."""
-    match params, state:
-        case linear.Params(), linear.State() | linear.OptState():
-            target = params.spectrum.target()
-            return Quadratic(params.spectrum), state.v + _lift(target, state.v)
-        case ridge.Params(), ridge.State():
-            return Quadratic(params.spectrum), state.w
-        case random_features.Params(), random_features.State():
-            return Quadratic(params.spectrum, state.features), state.theta
-        case evolution.Params(), evolution.State():
-            return Quadratic(params.spectrum), state.w
-        case evolution.Params(), evolution.Factors():
-            return Quadratic(params.spectrum), state.u * state.v
-    raise TypeError(
-        f"trained() takes the Params and final State of models.linear, ridge, random_features or "
-        f"evolution; got {type(params).__name__} and {type(state).__name__}"
-    )
+    (w, or u * v for the diagonal network); any model that `register`s a view."""
+    state_types, view = _TRAINED.get(type(params), ((), None))
+    if view is None or not isinstance(state, state_types):
+        models = ", ".join(sorted({f"{t.__module__}.{t.__qualname__}" for t in _TRAINED}))
+        raise TypeError(
+            f"trained() takes the Params and final State of a registered model ({models}); got "
+            f"{type(params).__name__} and {type(state).__name__}"
+        )
+    return view(params, state)
 
 
 def _lift(vector: Float[Array, " dim"], like: Array) -> Array:

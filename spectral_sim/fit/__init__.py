@@ -20,6 +20,7 @@ from spectral_sim.fit.curves import (
     WINDOW_MIN_POINTS,
     WINDOW_RTOL,
     PowerLawFit,
+    loglog_slope,
     power_law,
 )
 from spectral_sim.fit.invert import INVERT_STARTS, InvertedCurve, invert_ridge_curve
@@ -49,6 +50,6 @@ __all__ = [
     "INVERT_STARTS", "LBFGS_STEPS", "MIN_OCTAVES", "SPECTRUM_RTOL", "WINDOW_MIN_POINTS",
     "WINDOW_RTOL", "ChinchillaFit", "DecayComparison", "Frontier", "InvertedCurve",
     "PowerLawFit", "SpectrumFit", "chinchilla", "curves", "decay_comparison", "frontier",
-    "invert", "invert_ridge_curve", "power_law", "scaling", "sem", "spectrum",
+    "invert", "invert_ridge_curve", "loglog_slope", "power_law", "scaling", "sem", "spectrum",
     "spectrum_exponent", "stats", "tail_exponent", "target_exponent", "z_simultaneous",
 ]  # fmt: skip

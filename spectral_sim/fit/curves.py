@@ -19,7 +19,9 @@ from spectral_sim.fit._common import (
     resample_counts,
 )
 
-__all__ = ["FLOOR_STARTS", "WINDOW_MIN_POINTS", "WINDOW_RTOL", "PowerLawFit", "power_law"]
+__all__ = [
+    "FLOOR_STARTS", "WINDOW_MIN_POINTS", "WINDOW_RTOL", "PowerLawFit", "loglog_slope", "power_law",
+]  # fmt: skip
 
 
 class PowerLawFit(NamedTuple):
@@ -172,3 +174,16 @@ def _ols_stderr(x, y) -> Float[Array, ""]:
     slope = dx @ (ly - ly.mean()) / (dx @ dx)
     residual = ly - ly.mean() - slope * dx
     return jnp.sqrt(residual @ residual / (x.shape[0] - 2) / (dx @ dx))
+
+
+def loglog_slope(x: Float[ArrayLike, " n"], y: Float[ArrayLike, " n"]) -> float:
+    """d ln y / d ln x by least squares over all points, in NumPy on the host: for loops that
+    refit many small curves (a bootstrap over seeds) without a compile per shape. NaN unless
+    every x and y is positive."""
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    if x.shape != y.shape or x.size < 2:
+        raise ValueError(f"x and y must be two curves of >= 2 equal-length points; got "
+                         f"{x.shape} and {y.shape}")  # fmt: skip
+    if not (np.all(x > 0) and np.all(y > 0)):
+        return float("nan")
+    return float(np.polyfit(np.log(x), np.log(y), 1)[0])

@@ -22,6 +22,9 @@ With a fixed P and `deviation=True` the state is the deviation D = X - 1 pi^T X 
 consensus, projected back onto pi^T D = 0 after every layer (THEORY.md §3.4): the linear
 dynamics are the same, and round-off no longer floors the distance at ~1e-16. The additive
 form's (1 + eps)^L growth is then divided out every layer (THEORY.md §3.2).
+
+`stationary` (pi of a fixed P), `dobrushin` (the Obs' tau) and `check_attention` (the check of
+P) are the matrix functions the simulator needs; `theory.attention` re-exports them.
 """
 
 import dataclasses
@@ -29,17 +32,77 @@ from typing import Literal, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
-from spectral_sim._types import Array, Float, Key, Scalar, check_count, check_range, concrete
-from spectral_sim.theory.attention import check_attention, dobrushin, stationary
+from spectral_sim._types import (
+    Array,
+    ArrayLike,
+    Float,
+    Key,
+    Scalar,
+    check_count,
+    check_range,
+    concrete,
+)
 
-__all__ = ["Obs", "Params", "State", "init", "step", "weights"]
+__all__ = [
+    "Obs", "Params", "State", "check_attention", "dobrushin", "init", "stationary", "step",
+    "weights",
+]  # fmt: skip
 
 ATTENTION = ("softmax", "fixed")
 RESIDUAL = ("mean_shift", "additive", "none")
 NORM = ("none", "sphere", "layernorm")
 DRAW = ("none", "qk", "qkv")
 LAYERNORM_EPS = 1e-12  # variance floor of "layernorm" (keeps a collapsed token finite)
+
+# Row sums of a row-stochastic P may differ from 1 by rounding only.
+STOCHASTIC_RTOL = 1e-6
+
+
+def check_attention(P: object, *, reversible: bool = True) -> None:
+    """ValueError naming P unless it is square n x n with n >= 2, positive and row-stochastic
+    (and, for the spectral functions, reversible). A no-op on tracers."""
+    array = concrete(P)
+    if array is None:
+        return
+    if array.ndim < 2 or array.shape[-1] != array.shape[-2] or array.shape[-1] < 2:
+        raise ValueError(f"P must be (..., n, n) with n >= 2 tokens; got shape {array.shape}")
+    if not np.all(np.isfinite(array)) or np.any(array <= 0):
+        raise ValueError("P must have finite, positive entries (softmax or a positive kernel)")
+    sums = array.sum(-1)
+    if np.max(np.abs(sums - 1)) > STOCHASTIC_RTOL:
+        raise ValueError(
+            f"P must be row-stochastic (row sums 1 within {STOCHASTIC_RTOL:g}); got row sums "
+            f"from {sums.min():.6g} to {sums.max():.6g}"
+        )
+    if reversible:
+        pi = np.asarray(stationary(jnp.asarray(array)))
+        flow = pi[..., :, None] * array
+        if np.max(np.abs(flow - np.swapaxes(flow, -1, -2))) > STOCHASTIC_RTOL * np.max(flow):
+            raise ValueError(
+                "P must be reversible (pi_i P_ij = pi_j P_ji, e.g. P = D^-1 K with K symmetric)"
+            )
+
+
+def stationary(P: Float[ArrayLike, "*batch n n"]) -> Float[Array, "*batch n"]:
+    """pi with pi^T P = pi^T and sum pi = 1: the left Perron vector, from the linear system
+    pi^T (P - I) = 0 with its last equation replaced by the normalisation."""
+    P = jnp.asarray(P)
+    n = P.shape[-1]
+    system = jnp.swapaxes(P, -1, -2) - jnp.broadcast_to(jnp.eye(n, dtype=P.dtype), P.shape)
+    system = system.at[..., -1, :].set(1.0)
+    rhs = jnp.zeros(P.shape[:-1], P.dtype).at[..., -1].set(1.0)
+    return jnp.linalg.solve(system, rhs[..., None])[..., 0]
+
+
+def dobrushin(M: Float[ArrayLike, "*batch n n"]) -> Float[Array, "*batch"]:
+    """tau(M) = 1/2 max_{i,j} ||M_i. - M_j.||_1, the Dobrushin ergodicity coefficient of a
+    row-stochastic M: diam(M X) <= tau(M) diam(X) in any norm on the rows, layer by layer
+    (THEORY.md §3.1)."""
+    M = jnp.asarray(M)
+    differences = jnp.abs(M[..., :, None, :] - M[..., None, :, :]).sum(-1)
+    return 0.5 * jnp.max(differences, axis=(-2, -1))
 
 
 def _static(default):
@@ -81,8 +144,8 @@ class Params:
         if self.attention == "fixed":
             if self.P is None:
                 raise ValueError("attention='fixed' needs P, a row-stochastic n_tokens x n_tokens")
-            shape = getattr(self.P, "shape", None)
-            if shape is not None and tuple(shape) != (n, n):
+            shape = getattr(self.P, "shape", None)  # leading axes: a stacked grid of Params
+            if shape is not None and tuple(shape[-2:]) != (n, n):
                 raise ValueError(f"P must have shape (n_tokens, n_tokens) = {(n, n)}; got {shape}")
             if concrete(self.P) is not None:
                 check_attention(self.P, reversible=False)

@@ -20,6 +20,7 @@ import jax
 import jax.numpy as jnp
 
 from spectral_sim._types import Array, Float, Key, Scalar, Simulator, check_range
+from spectral_sim.diagnostics import compression
 from spectral_sim.spectra import Spectrum
 
 __all__ = [
@@ -141,3 +142,15 @@ def _diagonal_step(
 diagonal = Simulator(_diagonal_init, _diagonal_step)
 """Full-batch GD on the diagonal network w = u * v (deterministic; the key is unused). Near the
 target the rate is 2 lr lambda_k w*_k, so it is stable for lr max_k(lambda_k w*_k) < 1."""
+
+
+def _trained(
+    params: Params, state: State | Factors
+) -> tuple[compression.Quadratic, Float[Array, " modes"]]:
+    """The weights w (u * v for the diagonal network) on the population loss
+    (`diagnostics.compression.trained`)."""
+    weights = state.w if isinstance(state, State) else state.u * state.v
+    return compression.Quadratic(params.spectrum), weights
+
+
+compression.register(Params, (State, Factors), _trained)

@@ -4,11 +4,20 @@ Data x = sqrt(lambda) * g with g ~ N(0, I), labels y = x . w* + xi, xi ~ N(0, no
 population loss is L(v) = 1/2 sum_k lambda_k v_k^2 (THEORY.md §2.1). Only the first
 `n_trainable` modes are trained (ideal-feature truncation); the rest stay at v_k = -w*_k.
 
-- `init` / `step`: one-pass minibatch SGD, v <- v - (lr / B) X^T (X v - xi), fresh samples;
-- `scheduled(schedule)`: the same with lr_t = lr * schedule(t), any schedule (e.g. optax's);
-- `with_optimizer(make)`: the same gradient driven by any optax optimizer;
-- `gd`: full-batch GD on the population loss, v <- v - lr Lambda v;
-- `gf(params, t)`: exact gradient flow at arbitrary times, v(t) = -w* exp(-lambda t).
+One factory per simulator over the same Params, each returning a `Simulator` for
+`simulate.trajectory`:
+
+- `sgd(schedule=None)`: one-pass minibatch SGD, v <- v - (lr_t / B) X^T (X v - xi) on fresh
+  samples, lr_t = lr, or lr * schedule(t) for any schedule (e.g. optax's);
+- `optimizer(make)`: the same minibatch gradients driven by the optax optimizer `make(params)`;
+- `gd()`: full-batch GD on the population loss, v <- v - lr Lambda v.
+
+`gf(params, t)` is not a simulator but its deterministic limit, exact gradient flow at arbitrary
+times, v(t) = -w* exp(-lambda t), evaluated without a time loop (`theory.linear.gf` is its loss).
+
+Older spellings stay: the module itself is constant-rate SGD (`init`, `step`: what `sgd()`
+returns), `scheduled(schedule)` is `sgd(schedule)`, `with_optimizer(make)` is `optimizer(make)`,
+and `gd` is also the simulator itself (`simulate.trajectory(linear.gd, ...)`).
 """
 
 import dataclasses
@@ -21,17 +30,21 @@ import jax.numpy as jnp
 import optax
 
 from spectral_sim._types import Array, Float, Int, Key, Scalar, Simulator, check_count, check_range
+from spectral_sim.diagnostics import compression
 from spectral_sim.spectra import Spectrum
 
 __all__ = [
     "Obs",
+    "OptState",
     "Params",
     "State",
     "gd",
     "gf",
     "init",
     "loss",
+    "optimizer",
     "scheduled",
+    "sgd",
     "step",
     "trainable",
     "with_optimizer",
@@ -107,9 +120,12 @@ def step(params: Params, state: State, key: Key[Array, ""]) -> tuple[State, Obs]
     return _sgd_step(params, state, key, params.lr)
 
 
-def scheduled(schedule: Callable[[Int[Array, ""]], Float[Array, ""]]) -> Simulator:
-    """One-pass SGD with lr_t = params.lr * schedule(t), t = 0, 1, ... (e.g.
+def sgd(schedule: Callable[[Int[Array, ""]], Float[Array, ""]] | None = None) -> Simulator:
+    """One-pass minibatch SGD, at the constant rate params.lr (`init`, `step`) or, with a
+    `schedule`, at lr_t = params.lr * schedule(t), t = 0, 1, ... (e.g.
     `optax.cosine_decay_schedule(1.0, 1000)`); lr stays a traced, sweepable scale."""
+    if schedule is None:
+        return Simulator(init, step)
 
     def scheduled_step(params: Params, state: State, key: Key[Array, ""]):
         return _sgd_step(params, state, key, params.lr * schedule(state.t))
@@ -117,18 +133,24 @@ def scheduled(schedule: Callable[[Int[Array, ""]], Float[Array, ""]]) -> Simulat
     return Simulator(init, scheduled_step)
 
 
+scheduled = sgd
+"""`sgd(schedule)` under its older name."""
+
+
 class OptState(NamedTuple):
+    """v: deviation w - w* per mode; opt_state: the optax optimizer's state; t: updates done."""
+
     v: Float[Array, " modes"]
     opt_state: optax.OptState
     t: Int[Array, ""]
 
 
-def with_optimizer(
+def optimizer(
     make: Callable[[Params], optax.GradientTransformation] = lambda p: optax.sgd(p.lr),
 ) -> Simulator:
     """One-pass SGD gradients fed to the optax optimizer `make(params)` (built inside the traced
     step, so hyperparameters read from params stay sweepable), e.g.
-    `with_optimizer(lambda p: optax.adam(p.lr))`. Frozen modes receive no update."""
+    `optimizer(lambda p: optax.adam(p.lr))`. Frozen modes receive no update."""
 
     def opt_init(params: Params, key: Key[Array, ""]) -> OptState:
         v = init(params, key).v
@@ -143,22 +165,50 @@ def with_optimizer(
     return Simulator(opt_init, opt_step)
 
 
-def _gd_step(params: Params, state: State, key: Key[Array, ""]) -> tuple[State, Obs]:
+with_optimizer = optimizer
+"""`optimizer(make)` under its older name."""
+
+
+def _gd_step(params: Params, state: State, key: Key[Array, ""] | None) -> tuple[State, Obs]:
     del key
     lam = params.spectrum.eigenvalues()
     v = state.v - params.lr * trainable(params) * lam * state.v
     return State(v, state.t + 1), Obs(loss(params, v))
 
 
-gd = Simulator(init, _gd_step)
-"""Full-batch gradient descent on the population loss (deterministic; the key is unused)."""
+class _GD(Simulator):
+    """The GD simulator that is also its own factory: `gd()` returns it as a plain Simulator,
+    like `sgd()` and `optimizer()`, and `gd` itself still runs (`trajectory(linear.gd, ...)`)."""
+
+    __slots__ = ()
+
+    def __call__(self) -> Simulator:
+        return Simulator(self.init, self.step)
+
+
+gd = _GD(init, _gd_step)
+"""`gd()`: full-batch gradient descent on the population loss (deterministic; the key is
+unused). `gd` without the call is the same simulator."""
 
 
 def gf(params: Params, t: Float[Array, " records"]) -> tuple[State, Obs]:
     """Exact gradient flow from w = 0 at times t: v_k(t) = -w*_k exp(-lambda_k t) on trained
-    modes. Returns the states and observables with a leading records axis."""
+    modes. Returns the states and observables with a leading records axis. Deterministic and
+    loop-free, so not a Simulator: GD at step n approaches it at t = lr n."""
     lam = params.spectrum.eigenvalues()
     t = jnp.asarray(t, lam.dtype)
     decay = jnp.exp(-jnp.multiply.outer(t, lam * trainable(params)))
     v = -decay * params.spectrum.target()[None]
     return State(v, jnp.zeros(t.shape, jnp.int32)), Obs(loss(params, v))
+
+
+def _trained(
+    params: Params, state: State | OptState
+) -> tuple[compression.Quadratic, Float[Array, "*batch modes"]]:
+    """The weights w = v + w* on the population loss (`diagnostics.compression.trained`)."""
+    target = params.spectrum.target()
+    weights = state.v + target.reshape((1,) * (state.v.ndim - 1) + target.shape)
+    return compression.Quadratic(params.spectrum), weights
+
+
+compression.register(Params, (State, OptState), _trained)

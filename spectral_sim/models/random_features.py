@@ -13,6 +13,7 @@ import jax
 import jax.numpy as jnp
 
 from spectral_sim._types import Array, Float, Int, Key, Scalar, check_count, check_range, concrete
+from spectral_sim.diagnostics import compression
 from spectral_sim.spectra import Spectrum
 
 __all__ = ["Obs", "Params", "State", "features", "init", "loss", "step"]
@@ -89,3 +90,11 @@ def step(params: Params, state: State, key: Key[Array, ""]) -> tuple[State, Obs]
     theta = state.theta - params.lr / params.batch * z.T @ (z @ state.theta - y)
     state = State(state.features, theta)
     return state, Obs(loss(params, state))
+
+
+def _trained(params: Params, state: State) -> tuple[compression.Quadratic, Float[Array, " dim"]]:
+    """The readout theta, mapped to the eigenbasis by A = F (`diagnostics.compression.trained`)."""
+    return compression.Quadratic(params.spectrum, state.features), state.theta
+
+
+compression.register(Params, (State,), _trained)

@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 
 from spectral_sim._types import Array, Float, Key, Scalar, check_count, check_range
+from spectral_sim.diagnostics import compression
 from spectral_sim.spectra import Spectrum
 
 __all__ = [
@@ -122,3 +123,11 @@ def step(params: Params, state: State, key: Key[Array, ""] | None) -> tuple[Stat
     grad = (x.T @ (x @ w - y) + params.ridge * w) / params.n_samples
     w = w - params.lr * grad
     return State(x, y, w), observe(params, w)
+
+
+def _trained(params: Params, state: State) -> tuple[compression.Quadratic, Float[Array, " modes"]]:
+    """The GD iterate w on the population loss (`diagnostics.compression.trained`)."""
+    return compression.Quadratic(params.spectrum), state.w
+
+
+compression.register(Params, (State,), _trained)

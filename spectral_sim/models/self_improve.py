@@ -80,8 +80,8 @@ class Params:
         if self.spectrum is not None and self.spectrum.n_modes != self.dim:
             raise ValueError(f"spectrum.n_modes must equal dim = {self.dim}")
         sizes = concrete(self.sizes)
-        if sizes is not None:
-            if sizes.shape != (self.generations,):
+        if sizes is not None:  # leading axes, if any, are a stacked grid of Params
+            if sizes.shape[-1:] != (self.generations,):
                 raise ValueError(f"sizes must hold one size per generation ({self.generations})")
             check_range("sizes", sizes, ge=1, le=self.samples)
         ols = concrete(self.ridge)

@@ -34,8 +34,8 @@ class Params:
         check_count("P", self.P, low=self.W + 1)
         check_range("noise", self.noise, ge=0)
         s = concrete(self.s)
-        if s is not None:
-            if s.ndim != 1 or not 1 <= s.shape[0] < self.W:
+        if s is not None:  # leading axes, if any, are a stacked grid of Params
+            if s.ndim < 1 or not 1 <= s.shape[-1] < self.W:
                 raise ValueError(f"s must list 1 to W - 1 = {self.W - 1} strengths; got {s.shape}")
             check_range("s", s, ge=0)
 

@@ -33,6 +33,3 @@ __all__ = [
     "Grid", "Group", "Options", "Plan", "execute", "grid", "leaf_names", "load", "make_from",
     "plan", "planning", "run", "save", "store",
 ]  # fmt: skip
-
-# The name compare.py used before `leaf_names` was public; to be removed once it has moved over.
-_leaf_names = leaf_names

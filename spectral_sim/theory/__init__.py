@@ -1,6 +1,17 @@
 """Analytic predictors beside the simulators: same Params, jittable, vmappable, float64-exact
 where THEORY.md says [E]. Functions named `*_loss` carry the factor 1/2; `*_risk` and `*_error`
-return E||w_hat - w*||^2_Sigma without it."""
+return E||w_hat - w*||^2_Sigma without it.
+
+Each module predicts the model module of its name. Its Params forms take that simulator's own
+Params, `f(params)` or `f(params, steps)` / `f(params, t)`, are jax.vmap-able over a stacked grid
+of Params (what `compare` evaluates), and are named after the simulator or quantity they predict
+(`linear.sgd`, `linear.gd`, `linear.gf`, `evolution.flow`, `ridge.risk`, ...). The keyword forms
+exported here (`gf_loss(spectrum, t)`, `sgd_loss(spectrum, lr=, batch=, noise=, steps=)`,
+`ridge_risk(spectrum, n=, ridge=, noise=)`, ...) stay for notebooks: they build the Params and
+call the Params form, or, where an argument is real and traced in the formula but a static
+shape in the Params (a sample size, a width), the Params form calls them. Formulas of a spectrum
+or of exponents that no simulator records (asymptotes, exponents, frontiers, scaling laws) take
+those inputs directly; each module's docstring says which are which."""
 
 from spectral_sim.theory import (
     attention,
@@ -31,6 +42,7 @@ from spectral_sim.theory.evolution import (
 )
 from spectral_sim.theory.linear import (
     gd_loss,
+    gf_exponent,
     gf_loss,
     gf_loss_asymptote,
     learning_frontier,
@@ -80,6 +92,7 @@ __all__ = [
     "compute_optimal",
     "continuum_loss",
     "gd_loss",
+    "gf_exponent",
     "gf_loss",
     "gf_loss_asymptote",
     "kappa",

@@ -8,6 +8,11 @@ P is row-stochastic with positive entries; the spectral functions assume it is r
 (P = D^-1 K with K symmetric, THEORY.md §3.1), so its eigenvalues are real and come from `eigh`
 of the symmetrised Pi^1/2 P Pi^-1/2. Everything is jittable and vmaps over stacks of P; the
 checks of P run only on concrete arrays, before tracing.
+
+These predictors are functions of the matrix P and the step eps, which they broadcast over
+stacks of P themselves, not of the simulator's Params: `rate(params)` is the Params form of
+the per-layer rate for `models.attention`. `stationary`, `dobrushin` and `check_attention` live
+with the simulator, which needs them for its observables and checks, and are re-exported here.
 """
 
 import math
@@ -25,9 +30,17 @@ from spectral_sim._types import (
     check_range,
     concrete,
 )
+from spectral_sim.models.attention import (
+    STOCHASTIC_RTOL,
+    Params,
+    check_attention,
+    dobrushin,
+    stationary,
+)
 
 __all__ = [
     "attention_gap",
+    "rate",
     "closed_classes",
     "attention_rate",
     "attention_spectrum",
@@ -41,35 +54,7 @@ __all__ = [
     "stationary",
 ]
 
-# Row sums of a row-stochastic P may differ from 1 by rounding only.
-STOCHASTIC_RTOL = 1e-6
-
 Residual = Literal["mean_shift", "additive"]
-
-
-def check_attention(P: object, *, reversible: bool = True) -> None:
-    """ValueError naming P unless it is square n x n with n >= 2, positive and row-stochastic
-    (and, for the spectral functions, reversible). A no-op on tracers."""
-    array = concrete(P)
-    if array is None:
-        return
-    if array.ndim < 2 or array.shape[-1] != array.shape[-2] or array.shape[-1] < 2:
-        raise ValueError(f"P must be (..., n, n) with n >= 2 tokens; got shape {array.shape}")
-    if not np.all(np.isfinite(array)) or np.any(array <= 0):
-        raise ValueError("P must have finite, positive entries (softmax or a positive kernel)")
-    sums = array.sum(-1)
-    if np.max(np.abs(sums - 1)) > STOCHASTIC_RTOL:
-        raise ValueError(
-            f"P must be row-stochastic (row sums 1 within {STOCHASTIC_RTOL:g}); got row sums "
-            f"from {sums.min():.6g} to {sums.max():.6g}"
-        )
-    if reversible:
-        pi = np.asarray(stationary(jnp.asarray(array)))
-        flow = pi[..., :, None] * array
-        if np.max(np.abs(flow - np.swapaxes(flow, -1, -2))) > STOCHASTIC_RTOL * np.max(flow):
-            raise ValueError(
-                "P must be reversible (pi_i P_ij = pi_j P_ji, e.g. P = D^-1 K with K symmetric)"
-            )
 
 
 def _check_eps(eps: object) -> None:
@@ -89,17 +74,6 @@ def kernel_attention(kernel: Float[ArrayLike, "*batch n n"]) -> Float[Array, "*b
             raise ValueError("kernel must be symmetric (K = K^T)")
     kernel = jnp.asarray(kernel)
     return kernel / kernel.sum(-1, keepdims=True)
-
-
-def stationary(P: Float[ArrayLike, "*batch n n"]) -> Float[Array, "*batch n"]:
-    """pi with pi^T P = pi^T and sum pi = 1: the left Perron vector, from the linear system
-    pi^T (P - I) = 0 with its last equation replaced by the normalisation."""
-    P = jnp.asarray(P)
-    n = P.shape[-1]
-    system = jnp.swapaxes(P, -1, -2) - jnp.broadcast_to(jnp.eye(n, dtype=P.dtype), P.shape)
-    system = system.at[..., -1, :].set(1.0)
-    rhs = jnp.zeros(P.shape[:-1], P.dtype).at[..., -1].set(1.0)
-    return jnp.linalg.solve(system, rhs[..., None])[..., 0]
 
 
 def attention_spectrum(P: Float[ArrayLike, "*batch n n"]) -> Float[Array, "*batch n"]:
@@ -173,13 +147,24 @@ def softmax_rate(eps: Scalar, residual: Residual = "mean_shift") -> Float[Array,
     raise ValueError(f"residual must be 'mean_shift' or 'additive'; got {residual!r}")
 
 
-def dobrushin(M: Float[ArrayLike, "*batch n n"]) -> Float[Array, "*batch"]:
-    """tau(M) = 1/2 max_{i,j} ||M_i. - M_j.||_1, the Dobrushin ergodicity coefficient of a
-    row-stochastic M: diam(M X) <= tau(M) diam(X) in any norm on the rows, layer by layer
-    (THEORY.md §3.1)."""
-    M = jnp.asarray(M)
-    differences = jnp.abs(M[..., :, None, :] - M[..., None, :, :]).sum(-1)
-    return 0.5 * jnp.max(differences, axis=(-2, -1))
+def rate(params: Params) -> Float[Array, ""]:
+    """The per-layer contraction rate of the deviation from consensus for the simulator
+    `models.attention` with these Params, with V = I (no `value`; draw is not "qkv"), layer by
+    layer (integrator="layer"). Fixed P, without normalisation: exact, `attention_rate(P, eps=,
+    residual=)`; softmax attention near consensus, for any Q and K (every score is equal there,
+    so A(X) = 11^T / n): `softmax_rate(eps, residual)`. residual="none" is the layer X <- A X,
+    the mean-shift rate at eps = 1. ValueError for the other static configurations."""
+    if params.value is not None or params.draw == "qkv" or params.integrator != "layer":
+        raise ValueError("rate needs V = I (no value, draw != 'qkv') and integrator='layer'")
+    residual, eps = params.residual, params.eps
+    if residual == "none":  # X <- A X = X + 1 (A X - X)
+        residual, eps = "mean_shift", jnp.ones_like(jnp.asarray(eps))
+    if params.attention == "softmax":
+        return softmax_rate(eps, residual)
+    if params.norm != "none":
+        raise ValueError("the fixed-P rate is that of the linear layer: norm='none'")
+    assert params.P is not None  # Params with attention="fixed" always carry P
+    return attention_rate(params.P, eps=eps, residual=residual)
 
 
 def closed_classes(P: Float[ArrayLike, "*batch n n"]) -> Array:

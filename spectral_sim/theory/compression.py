@@ -4,14 +4,16 @@ complementarity of test loss and pruning damage. Losses carry the factor 1/2.
 
 Times `t` and mode counts `K` broadcast against each other (t of shape (R, 1) and K of shape
 (Q,) give an (R, Q) heat map); everything is jittable and vmappable over the spectrum's traced
-fields.
+fields. These predictors take the spectrum rather than a simulator's Params: their other inputs
+(K, w, delta, step, u) describe the compression applied by `diagnostics.compression`, not a
+simulator, and the model they compress is the gradient flow of `models.linear.gf`.
 """
 
 import jax.numpy as jnp
 
 from spectral_sim._types import Array, ArrayLike, Float, Scalar, check_range
 from spectral_sim.spectra import PowerLaw, Spectrum
-from spectral_sim.theory.linear import _exponent_c
+from spectral_sim.theory.linear import gf_exponent
 
 __all__ = [
     "dithered_quantization_loss",
@@ -77,7 +79,7 @@ def prune_loss_early(
     """The K >> k*(t) regime of `prune_loss` (THEORY.md §6.1, [A]): every pruned mode is still
     in its linear phase, Delta L ~ t sum_{k > K} lambda_k v_k^2 ~ t K^(1-a-s) / (a + s - 1),
     which grows linearly with training time (infinite spectrum)."""
-    _exponent_c(spectrum)
+    gf_exponent(spectrum)  # checks: a PowerLaw with a > 1 (an infinite spectrum)
     check_range("K", K, ge=1, le=spectrum.n_modes)  # the asymptote is infinite at K = 0
     check_range("t", t, ge=0)
     dtype = jnp.result_type(spectrum.s, float)
@@ -89,7 +91,7 @@ def prune_loss_early(
 def prune_loss_late(spectrum: PowerLaw, *, K: Float[ArrayLike, "..."]) -> Float[Array, "..."]:
     """The K << k*(t) regime of `prune_loss` (THEORY.md §6.1, [A]): the pruned modes are all
     learned, Delta L ~ 1/2 sum_{k > K} k^-a ~ K^(1-a) / (2 (a - 1)), independent of t."""
-    _exponent_c(spectrum)
+    gf_exponent(spectrum)  # checks: a PowerLaw with a > 1 (an infinite spectrum)
     check_range("K", K, ge=1, le=spectrum.n_modes)  # the asymptote is infinite at K = 0
     K = jnp.asarray(K, jnp.result_type(spectrum.s, float))
     return K ** (1 - spectrum.a) / (2 * (spectrum.a - 1))

@@ -7,18 +7,29 @@ Also the exact gradient flow of the diagonal linear network w = u * v (u = v = a
 the same quadratic loss, the simplest model whose elasticity is not put in by hand:
 dw_k/dt = -2 lambda_k w_k (w_k - w*_k), a logistic curve per mode.
 
-Functions take `rho` and optionally the time exponent `q` and `scale` (so p = rho q); all are
-jittable and vmappable over the spectrum's traced fields, rho, q and scale.
+Params forms: the predictors of `models.evolution`'s simulators take its Params first and the
+record axis second, and are named after the simulator: `flow(params, t)` (the loss of
+`models.evolution.flow`), `preconditioned(params, steps)` (of `preconditioned`) and
+`diagonal(params, t)` (the diagonal network's gradient flow, which `diagonal` approaches at
+t = lr n). Each is jax.vmap-able over a stacked grid of Params. The keyword forms
+(`evolution_loss`, `preconditioned_gd_loss`, `diagonal_loss`) build the Params and call them:
+g = scale lambda^(rho q) t^q is the flow of elasticity rho q at time scale t^q. The frontiers,
+tail energies, asymptotes, exponents and limits, which no simulator records as such, take the
+spectrum, `rho` and optionally the time exponent `q` and `scale` (so p = rho q).
+
+All are jittable and vmappable over the spectrum's traced fields, rho, q and scale.
 """
 
 import jax.numpy as jnp
 from jax.scipy.special import gamma
 
 from spectral_sim._types import Array, ArrayLike, Float, Scalar, check_range
+from spectral_sim.models.evolution import Params
 from spectral_sim.spectra import PowerLaw, Spectrum
-from spectral_sim.theory.linear import _exponent_c
+from spectral_sim.theory.linear import gf_exponent
 
 __all__ = [
+    "diagonal",
     "diagonal_frontier",
     "diagonal_loss",
     "diagonal_rho",
@@ -28,6 +39,8 @@ __all__ = [
     "evolution_loss",
     "evolution_tail_limit",
     "evolution_tail_loss",
+    "flow",
+    "preconditioned",
     "preconditioned_gd_loss",
 ]
 
@@ -44,6 +57,15 @@ def _outer(t: ArrayLike, lam: Array) -> tuple[Array, Array]:
     return t[..., None], lam.reshape((1,) * t.ndim + lam.shape[-1:])
 
 
+def flow(params: Params, t: Float[ArrayLike, "*records"]) -> Float[Array, "*records"]:
+    """L(t) = 1/2 sum_k v_k^2 exp(-2 lambda_k^rho t) ([E], THEORY.md §2.10): the loss of
+    `models.evolution.flow` with the same Params, the evolution g = lambda^rho t of elasticity
+    rho (init and lr do not enter)."""
+    check_range("t", t, ge=0)
+    t, lam = _outer(t, params.spectrum.eigenvalues())
+    return 0.5 * jnp.exp(-2 * lam**params.rho * t) @ params.spectrum.target_power()
+
+
 def evolution_loss(
     spectrum: Spectrum,
     *,
@@ -54,27 +76,31 @@ def evolution_loss(
 ) -> Float[Array, "*records"]:
     """L(t) = 1/2 sum_k v_k^2 exp(-2 scale lambda_k^(rho q) t^q), exact for the evolution
     g = scale lambda^p t^q with elasticity rho = p/q (THEORY.md §2.10). rho = q = scale = 1 is
-    gradient flow; `models.evolution.preconditioned` realises g = lambda^rho t exactly."""
+    gradient flow; `models.evolution.preconditioned` realises g = lambda^rho t exactly. It is
+    `flow(Params(spectrum, rho=rho q), scale t^q)`."""
     _check(rho, q, scale)
     check_range("t", t, ge=0)
-    lam = spectrum.eigenvalues()
-    t, lam = _outer(t, lam)
-    g = scale * lam ** (rho * q) * t**q
-    return 0.5 * jnp.exp(-2 * g) @ spectrum.target_power()
+    t = jnp.asarray(t, spectrum.eigenvalues().dtype)
+    return flow(Params(spectrum, rho=rho * q), scale * t**q)
+
+
+def preconditioned(params: Params, steps: Float[ArrayLike, "*records"]) -> Float[Array, "*records"]:
+    """L_n = 1/2 sum_k v_k^2 (1 - lr lambda_k^rho)^(2n) ([E]): the loss of
+    `models.evolution.preconditioned` with the same Params after n = `steps` updates from w = 0.
+    It tends to `flow(params, lr n)` as lr -> 0 and is stable iff lr lambda_max^rho < 2."""
+    check_range("steps", steps, ge=0)
+    steps, lam = _outer(steps, params.spectrum.eigenvalues())
+    decay = (1 - params.lr * lam**params.rho) ** 2
+    return 0.5 * decay**steps @ params.spectrum.target_power()
 
 
 def preconditioned_gd_loss(
     spectrum: Spectrum, *, rho: Scalar, lr: Scalar, steps: Float[ArrayLike, "*records"]
 ) -> Float[Array, "*records"]:
     """L_n = 1/2 sum_k v_k^2 (1 - lr lambda_k^rho)^(2n): GD with preconditioner lambda^(rho - 1)
-    after n steps from w = 0 ([E]; `models.evolution.preconditioned`). It tends to
-    `evolution_loss(t = lr n)` as lr -> 0 and is stable iff lr lambda_max^rho < 2."""
-    check_range("rho", rho, gt=0)
-    check_range("lr", lr, gt=0)
-    check_range("steps", steps, ge=0)
-    lam = spectrum.eigenvalues()
-    steps, lam = _outer(steps, lam)
-    return 0.5 * ((1 - lr * lam**rho) ** 2) ** steps @ spectrum.target_power()
+    after n steps from w = 0 ([E]): `preconditioned(Params(spectrum, rho=rho, lr=lr), steps)`.
+    It tends to `evolution_loss(t = lr n)` as lr -> 0 and is stable iff lr lambda_max^rho < 2."""
+    return preconditioned(Params(spectrum, rho=rho, lr=lr), steps)
 
 
 def evolution_frontier(
@@ -113,7 +139,7 @@ def evolution_tail_loss(
 def evolution_exponent(spectrum: PowerLaw, *, rho: Scalar) -> Float[Array, ""]:
     """(a - 1)/(s rho): L(t) ~ t^-(a-1)/(s rho) for any time exponent q ([A], §2.10)."""
     check_range("rho", rho, gt=0)
-    return jnp.asarray(_exponent_c(spectrum) / rho)
+    return jnp.asarray(gf_exponent(spectrum) / rho)
 
 
 def evolution_asymptote(
@@ -129,7 +155,7 @@ def evolution_asymptote(
     _check(rho, q, scale)
     check_range("t", t, gt=0)
     p = rho * q
-    c = _exponent_c(spectrum) / p
+    c = gf_exponent(spectrum) / p
     tau = scale * jnp.asarray(t, jnp.result_type(c, float)) ** q
     return gamma(c) * (2 * tau) ** -c / (2 * spectrum.s * p)
 
@@ -140,28 +166,34 @@ def evolution_tail_limit(spectrum: PowerLaw, *, rho: Scalar, q: Scalar = 1.0) ->
     p = rho q, not on rho alone; for q = 1 it is `tail_dominance_limit(spectrum, rho)`."""
     check_range("rho", rho, gt=0)
     check_range("q", q, gt=0)
-    c = _exponent_c(spectrum) / (rho * q)
+    c = gf_exponent(spectrum) / (rho * q)
     return gamma(1 + c) * 2.0**-c
 
 
 # --- the diagonal linear network -------------------------------------------------------------
 
 
+def diagonal(params: Params, t: Float[ArrayLike, "*records"]) -> Float[Array, "*records"]:
+    """Exact GF loss of the diagonal network w = u * v from u = v = params.init on
+    L = 1/2 sum lambda_k (w_k - w*_k)^2 (w*_k > 0): each mode follows the logistic curve
+        w_k(t) = w*_k / (1 + (w*_k / init^2 - 1) exp(-2 lambda_k w*_k t))     ([E]).
+    `models.evolution.diagonal` (GD) approaches it at t = lr n with O(lr) error."""
+    check_range("t", t, ge=0)
+    lam, target = params.spectrum.eigenvalues(), params.spectrum.target()
+    t, lam = _outer(t, lam)
+    rate = lam * target.reshape(lam.shape)
+    odds = (target / params.init**2 - 1).reshape(lam.shape)
+    # w - w* = -w* odds e / (1 + odds e), e = exp(-2 rate t)
+    decay = odds * jnp.exp(-2 * rate * t)
+    return 0.5 * (decay / (1 + decay)) ** 2 @ params.spectrum.target_power()
+
+
 def diagonal_loss(
     spectrum: Spectrum, *, t: Float[ArrayLike, "*records"], init: Scalar
 ) -> Float[Array, "*records"]:
     """Exact GF loss of w = u * v from u = v = init on L = 1/2 sum lambda_k (w_k - w*_k)^2
-    (w*_k > 0): each mode follows the logistic curve
-        w_k(t) = w*_k / (1 + (w*_k / init^2 - 1) exp(-2 lambda_k w*_k t))     ([E])."""
-    check_range("init", init, gt=0)
-    check_range("t", t, ge=0)
-    lam, target = spectrum.eigenvalues(), spectrum.target()
-    t, lam = _outer(t, lam)
-    rate = lam * target.reshape(lam.shape)
-    odds = (target / init**2 - 1).reshape(lam.shape)
-    # w - w* = -w* odds e / (1 + odds e), e = exp(-2 rate t)
-    decay = odds * jnp.exp(-2 * rate * t)
-    return 0.5 * (decay / (1 + decay)) ** 2 @ spectrum.target_power()
+    (w*_k > 0; [E], logistic per mode): `diagonal(Params(spectrum, init=init), t)`."""
+    return diagonal(Params(spectrum, init=init), t)
 
 
 def diagonal_frontier(

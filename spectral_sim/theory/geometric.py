@@ -7,6 +7,9 @@ of spacing ln rho in x = ln u; by Poisson summation the sum is
 every rho, the level is 1/(4 ln rho), and the log-periodic ripple has relative amplitude
 2 |Gamma(1 + 2 pi i m / ln rho)| in harmonic m, |Gamma(1 + i y)|^2 = pi y / sinh(pi y) ([E] for
 the two-sided lattice; a finite spectrum adds edge terms when t nears rho or rho^M).
+
+These are formulas of rho alone, not of a simulator's Params: the finite-M loss itself is
+`theory.linear.gf(linear.Params(Geometric(rho, n_modes)), t)`.
 """
 
 import jax.numpy as jnp

@@ -1,10 +1,22 @@
 """Exact and asymptotic losses of gradient flow, gradient descent and one-pass SGD on linear
 regression (THEORY.md §2.2-2.5, §2.10), with L = 1/2 sum_k lambda_k (w_k - w*_k)^2 from w = 0.
 
+Params forms: each predictor of `models.linear` takes the simulator's own Params first and the
+record axis second, and is named after the simulator it predicts: `gf(params, t)` (the loss of
+`models.linear.gf`), `gd(params, steps)` (of `gd()`) and `sgd(params, steps, schedule)` (of
+`sgd(schedule)`; also called `loss`), with SGD's `stability(params)`, `sgd_limit(params)` and
+`critical_lr(params)`. Each is jax.vmap-able over a stacked grid of Params (every leaf with a
+leading grid axis). The keyword forms (`gf_loss(spectrum, t)`, `gd_loss(spectrum, lr=, steps=)`,
+`sgd_loss(spectrum, lr=, batch=, noise=, steps=)`, `sgd_stability`, `sgd_loss_limit`,
+`sgd_critical_lr`) build those Params and call them. What no simulator records stays a function
+of the spectrum: the truncation tail beyond M, the infinite-spectrum asymptote and its exponent
+`gf_exponent`, the learning frontier, the hard tail and the tail-dominance ratio and limit.
+
 All functions are jittable and vmappable over the spectrum's traced fields and the scalars;
 `steps` of the SGD recursion must be concrete (they set the loop's record schedule).
 """
 
+import dataclasses
 import math
 from collections.abc import Callable
 from typing import NamedTuple
@@ -20,15 +32,22 @@ from spectral_sim.models.linear import Params, trainable
 from spectral_sim.spectra import PowerLaw, Spectrum
 
 __all__ = [
+    "critical_lr",
+    "gd",
     "gd_loss",
+    "gf",
+    "gf_exponent",
     "gf_loss",
     "gf_loss_asymptote",
     "learning_frontier",
     "loss",
+    "sgd",
     "sgd_critical_lr",
+    "sgd_limit",
     "sgd_loss",
     "sgd_loss_limit",
     "sgd_stability",
+    "stability",
     "tail_dominance_limit",
     "tail_dominance_ratio",
     "tail_loss",
@@ -36,8 +55,10 @@ __all__ = [
 ]
 
 
-def _exponent_c(spectrum: PowerLaw):
-    """c = (a - 1)/s, the GF loss exponent; needs a > 1 (finite signal energy)."""
+def gf_exponent(spectrum: PowerLaw) -> Scalar:
+    """c = (a - 1)/s, the exponent of L(t) ~ t^-c for gradient flow on an infinite power law
+    ([A], THEORY.md §2.2). TypeError unless `spectrum` is a PowerLaw, ValueError unless a > 1
+    (finite signal energy): every infinite-spectrum predictor needs both."""
     if not isinstance(spectrum, PowerLaw):
         raise TypeError(f"this predictor needs a PowerLaw spectrum; got {type(spectrum).__name__}")
     check_range("PowerLaw.a", spectrum.a, gt=1)
@@ -47,17 +68,25 @@ def _exponent_c(spectrum: PowerLaw):
 # --- gradient flow ---------------------------------------------------------------------------
 
 
+def gf(params: Params, t: Float[ArrayLike, " records"]) -> Float[Array, " records"]:
+    """Exact GF loss L(t) = 1/2 sum_k v_k^2 exp(-2 lambda_k t) on the trained modes, plus
+    1/2 v_k^2 for each frozen one (THEORY.md §2.2, [E]): the loss of `models.linear.gf` with the
+    same Params (lr, noise and batch do not enter)."""
+    lam, power = params.spectrum.eigenvalues(), params.spectrum.target_power()
+    t = jnp.asarray(t, lam.dtype)
+    return 0.5 * jnp.exp(-2.0 * jnp.multiply.outer(t, lam * trainable(params))) @ power
+
+
 def gf_loss(
     spectrum: Spectrum, t: Float[ArrayLike, " records"], *, tail: bool = False
 ) -> Float[Array, " records"]:
-    """Exact GF loss L(t) = 1/2 sum_{k<=M} v_k^2 exp(-2 lambda_k t) (THEORY.md §2.2, [E]).
+    """Exact GF loss L(t) = 1/2 sum_{k<=M} v_k^2 exp(-2 lambda_k t) (THEORY.md §2.2, [E]):
+    `gf(Params(spectrum), t)`.
 
     With `tail=True` (PowerLaw, a > 1) the modes k > M are added by `truncation_tail`, giving
     the loss of the infinite spectrum that the M-mode model approximates.
     """
-    lam, power = spectrum.eigenvalues(), spectrum.target_power()
-    t = jnp.asarray(t, lam.dtype)
-    out = 0.5 * jnp.exp(-2.0 * jnp.multiply.outer(t, lam)) @ power
+    out = gf(Params(spectrum), t)
     if not tail:
         return out
     if not isinstance(spectrum, PowerLaw):
@@ -74,7 +103,7 @@ def truncation_tail(
     u = 2 t m^-s (lower incomplete gamma; -> m^(1-a)/(2(a-1)) = the Hurwitz-zeta leading term
     at t = 0), plus f(m)/2 - f'(m)/12 + f'''(m)/720. The next term is O(f^(5)(m)) ~ m^-5 f(m).
     """
-    c = _exponent_c(spectrum)
+    c = gf_exponent(spectrum)
     s, a = spectrum.s, spectrum.a
     m = jnp.asarray(spectrum.n_modes + 1, jnp.result_type(s, a, float))
     t = jnp.asarray(t, m.dtype)
@@ -102,11 +131,24 @@ def gf_loss_asymptote(
     spectrum: PowerLaw, t: Float[ArrayLike, " records"]
 ) -> Float[Array, " records"]:
     """L(t) ~ Gamma(c) (2t)^-c / (2s), c = (a - 1)/s: infinite spectrum, k*(t) >> 1 ([A])."""
-    c = _exponent_c(spectrum)
+    c = gf_exponent(spectrum)
     return gamma(c) * (2.0 * jnp.asarray(t, jnp.result_type(c, float))) ** -c / (2 * spectrum.s)
 
 
 # --- gradient descent ------------------------------------------------------------------------
+
+
+def gd(params: Params, steps: Int[ArrayLike, " records"]) -> Float[Array, " records"]:
+    """L_t = 1/2 sum_k v_k^2 (1 - lr lambda_k)^(2t) on trained modes ([E], THEORY.md §2.3): the
+    loss of `models.linear.gd()` with the same Params after `steps` updates (noise and batch do
+    not enter).
+
+    Stable iff lr < 2 / lambda_max; above it the loss grows geometrically (not clipped).
+    """
+    lam, power = params.spectrum.eigenvalues(), params.spectrum.target_power()
+    steps = jnp.atleast_1d(jnp.asarray(steps, lam.dtype))
+    decay = jnp.power(((1 - params.lr * lam) ** 2)[None], steps[:, None])  # records, modes
+    return 0.5 * jnp.where(trainable(params) > 0, decay, 1.0) @ power
 
 
 def gd_loss(
@@ -116,15 +158,9 @@ def gd_loss(
     steps: Int[ArrayLike, " records"],
     n_trainable: Scalar = math.inf,
 ) -> Float[Array, " records"]:
-    """L_t = 1/2 sum_k v_k^2 (1 - lr lambda_k)^(2t) on trained modes ([E], THEORY.md §2.3).
-
-    Stable iff lr < 2 / lambda_max; above it the loss grows geometrically (not clipped).
-    """
-    params = Params(spectrum, lr=lr, n_trainable=n_trainable)
-    lam, power = spectrum.eigenvalues(), spectrum.target_power()
-    steps = jnp.atleast_1d(jnp.asarray(steps, lam.dtype))
-    decay = jnp.power(((1 - lr * lam) ** 2)[None], steps[:, None])  # records, modes
-    return 0.5 * jnp.where(trainable(params) > 0, decay, 1.0) @ power
+    """Exact full-batch GD loss ([E], THEORY.md §2.3):
+    `gd(Params(spectrum, lr=lr, n_trainable=n_trainable), steps)`."""
+    return gd(Params(spectrum, lr=lr, n_trainable=n_trainable), steps)
 
 
 # --- one-pass SGD: the exact second-moment recursion ----------------------------------------
@@ -137,8 +173,9 @@ class Moments(NamedTuple):
     t: Int[Array, ""]
 
 
-def _recursion(schedule: Callable | None):
-    """The exact SGD recursion (THEORY.md §2.4) as a deterministic Model for simulate.trajectory:
+def _recursion(schedule: Callable | None) -> Simulator:
+    """The exact SGD recursion (THEORY.md §2.4) as a deterministic Simulator for
+    simulate.trajectory:
     s_k <- (1 - eta lam_k)^2 s_k + (eta^2/B) [lam_k^2 s_k + lam_k (sum_j lam_j s_j + sigma^2)]
     on trained modes; frozen modes keep s_k = w*_k^2 and still feed the sum."""
 
@@ -155,26 +192,30 @@ def _recursion(schedule: Callable | None):
         sec = jnp.where(trainable(params) > 0, new, sec)
         return Moments(sec, state.t + 1), 0.5 * jnp.sum(lam * sec)
 
-    return init, step
+    return Simulator(init, step)
 
 
-def loss(
+def sgd(
     params: Params, steps: Int[ArrayLike, " records"], schedule: Callable | None = None
 ) -> Float[Array, " records"]:
-    """Exact expected one-pass SGD loss E L after `steps` updates (any order, 0 allowed) for
-    the simulator `models.linear` with the same Params (and lr schedule, if any)."""
+    """Exact expected one-pass SGD loss E L after `steps` updates (concrete integers >= 0, any
+    order, repeats allowed; [E] for Gaussian features, THEORY.md §2.4) of the simulator
+    `models.linear.sgd(schedule)` with the same Params."""
     requested = np.asarray(steps)
     if requested.ndim != 1 or requested.dtype.kind not in "iu" or np.any(requested < 0):
         raise ValueError(f"steps must be a 1-d array of integers >= 0; got {steps!r}")
     unique, inverse = np.unique(requested, return_inverse=True)
-    init, step = _recursion(schedule)
-    model = Simulator(init, step)
     positive = unique[unique > 0]
     start = 0.5 * jnp.sum(params.spectrum.target_power())
     parts = [start[None]] if unique[0] == 0 else []
     if positive.size:
-        parts.append(simulate.trajectory(model, params, None, steps=positive)[1])
+        parts.append(simulate.trajectory(_recursion(schedule), params, None, steps=positive)[1])
     return jnp.concatenate(parts)[inverse]
+
+
+loss = sgd
+"""`sgd(params, steps, schedule)` under its older name: the loss of the module's own simulator,
+`models.linear` (`init`, `step`)."""
 
 
 def sgd_loss(
@@ -187,12 +228,16 @@ def sgd_loss(
     n_trainable: Scalar = math.inf,
     schedule: Callable | None = None,
 ) -> Float[Array, " records"]:
-    """Exact expected one-pass SGD loss from w = 0 at `steps` ([E], Gaussian features)."""
+    """Exact expected one-pass SGD loss from w = 0 at `steps` ([E], Gaussian features):
+    `sgd(Params(spectrum, lr=, noise=, n_trainable=, batch=), steps, schedule)`."""
     params = Params(spectrum, lr=lr, noise=noise, n_trainable=n_trainable, batch=batch)
-    return loss(params, steps, schedule)
+    return sgd(params, steps, schedule)
 
 
-def _chi(params: Params) -> Float[Array, ""]:
+def stability(params: Params) -> Float[Array, ""]:
+    """chi = (lr/B) sum_k lambda_k / (2 - lr lambda_k (1 + 1/B)) over trained modes: the SGD of
+    `models.linear.sgd()` is stable in mean square iff chi < 1 (inf when some denominator is
+    <= 0; THEORY.md §2.4). The noise does not enter."""
     lam = params.spectrum.eigenvalues()
     denominator = 2 - params.lr * lam * (1 + 1 / params.batch)
     on = trainable(params) > 0
@@ -203,9 +248,19 @@ def _chi(params: Params) -> Float[Array, ""]:
 def sgd_stability(
     spectrum: Spectrum, *, lr: Float[Array, ""], batch: int, n_trainable=math.inf
 ) -> Float[Array, ""]:
-    """chi = (lr/B) sum_k lambda_k / (2 - lr lambda_k (1 + 1/B)) over trained modes; SGD is
-    stable iff chi < 1 (inf when some denominator is <= 0) (THEORY.md §2.4)."""
-    return _chi(Params(spectrum, lr=lr, batch=batch, n_trainable=n_trainable))
+    """chi, SGD stable iff chi < 1 (THEORY.md §2.4):
+    `stability(Params(spectrum, lr=lr, batch=batch, n_trainable=n_trainable))`."""
+    return stability(Params(spectrum, lr=lr, batch=batch, n_trainable=n_trainable))
+
+
+def sgd_limit(params: Params) -> Float[Array, ""]:
+    """L_inf = L_frozen + chi (2 L_frozen + sigma^2) / (2 (1 - chi)), inf if unstable: the limit
+    of `sgd(params, steps)` as steps -> inf; with all modes trained this is
+    sigma^2 chi / (2 (1 - chi)) (THEORY.md §2.4)."""
+    chi = stability(params)
+    frozen = 0.5 * jnp.sum((1 - trainable(params)) * params.spectrum.target_power())
+    limit = frozen + chi * (2 * frozen + params.noise) / (2 * (1 - chi))
+    return jnp.where(chi < 1, limit, jnp.inf)
 
 
 def sgd_loss_limit(
@@ -216,32 +271,35 @@ def sgd_loss_limit(
     noise: Scalar = 0.0,
     n_trainable=math.inf,
 ) -> Float[Array, ""]:
-    """L_inf = L_frozen + chi (2 L_frozen + sigma^2) / (2 (1 - chi)), inf if unstable; with all
-    modes trained this is sigma^2 chi / (2 (1 - chi)) (THEORY.md §2.4)."""
-    params = Params(spectrum, lr=lr, noise=noise, batch=batch, n_trainable=n_trainable)
-    chi = _chi(params)
-    frozen = 0.5 * jnp.sum((1 - trainable(params)) * spectrum.target_power())
-    limit = frozen + chi * (2 * frozen + params.noise) / (2 * (1 - chi))
-    return jnp.where(chi < 1, limit, jnp.inf)
+    """The limiting SGD loss, inf if unstable (THEORY.md §2.4):
+    `sgd_limit(Params(spectrum, lr=, noise=, batch=, n_trainable=))`."""
+    return sgd_limit(Params(spectrum, lr=lr, noise=noise, batch=batch, n_trainable=n_trainable))
+
+
+def critical_lr(params: Params, *, iterations: int = 200) -> Float[Array, ""]:
+    """The learning rate at which `stability` reaches 1 for the Params' spectrum, batch and
+    trained modes (SGD is stable below it; params.lr does not enter), by bisection on
+    lr in (0, 2 / (lambda_max (1 + 1/B))), where chi is increasing."""
+    lam_max = jnp.max(params.spectrum.eigenvalues() * trainable(params))
+    hi = 2 / (lam_max * (1 + 1 / params.batch))
+
+    def bisect(_, bracket):
+        lo, hi = bracket
+        mid = (lo + hi) / 2
+        stable = stability(dataclasses.replace(params, lr=mid)) < 1
+        return jnp.where(stable, mid, lo), jnp.where(stable, hi, mid)
+
+    lo, hi = jax.lax.fori_loop(0, iterations, bisect, (jnp.zeros_like(hi), hi))
+    return lo
 
 
 def sgd_critical_lr(
     spectrum: Spectrum, *, batch: int, n_trainable=math.inf, iterations: int = 200
 ) -> Float[Array, ""]:
-    """The learning rate at which chi = 1 (SGD stable below it), by bisection on
-    lr in (0, 2 / (lambda_max (1 + 1/B))), where chi is increasing."""
+    """The learning rate at which chi = 1 (SGD stable below it):
+    `critical_lr(Params(spectrum, batch=batch, n_trainable=n_trainable))`."""
     params = Params(spectrum, batch=batch, n_trainable=n_trainable)
-    lam_max = jnp.max(spectrum.eigenvalues() * trainable(params))
-    hi = 2 / (lam_max * (1 + 1 / batch))
-
-    def bisect(_, bracket):
-        lo, hi = bracket
-        mid = (lo + hi) / 2
-        chi = _chi(Params(spectrum, lr=mid, batch=batch, n_trainable=n_trainable))
-        return jnp.where(chi < 1, mid, lo), jnp.where(chi < 1, hi, mid)
-
-    lo, hi = jax.lax.fori_loop(0, iterations, bisect, (jnp.zeros_like(hi), hi))
-    return lo
+    return critical_lr(params, iterations=iterations)
 
 
 # --- learning frontier and tail dominance ---------------------------------------------------
@@ -273,5 +331,5 @@ def tail_dominance_ratio(spectrum: Spectrum, t: Float[ArrayLike, " records"]):
 def tail_dominance_limit(spectrum: PowerLaw, rho: float = 1.0) -> Float[Array, ""]:
     """Gamma(1 + c) 2^-c with c = (a - 1)/(s rho): the limit of the tail-dominance ratio for
     g = lambda^rho t, k*(t) -> inf, M = inf (THEORY.md §2.5, §2.10)."""
-    c = _exponent_c(spectrum) / rho
+    c = gf_exponent(spectrum) / rho
     return gamma(1 + c) * 2.0**-c

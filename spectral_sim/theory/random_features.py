@@ -6,17 +6,24 @@ theta* = K^+ F^T Sigma w* and e ~ N(0, 2 F0) is independent of z (jointly Gaussi
 F0 = 1/2 (F theta* - w*)^T Sigma (F theta* - w*). In K's eigenbasis (K = Q diag(mu) Q^T) the SGD
 is therefore linear regression with eigenvalues mu, target power mu (Q^T theta*)^2 and label
 noise sigma^2 + 2 F0, and L(theta) = F0 + 1/2 (theta - theta*)^T K (theta - theta*).
+
+Params forms: `sgd(params, steps)` (also `loss`) and `approx_error(params)` predict the simulator
+`models.random_features` with the same Params (its own F, from params.feature_seed) and are
+jax.vmap-able over a stacked grid of them. The keyword form `rf_approx_error(spectrum,
+n_features=)` is the general one, which `approx_error` calls: its width is a real, traced
+argument, while the Params' n_features is a static shape. The `*_given_features` functions take
+a feature matrix F of the caller's.
 """
 
 from typing import NamedTuple
 
 import jax.numpy as jnp
 
-from spectral_sim._types import Array, Float, Int, Scalar, check_range
-from spectral_sim.models import random_features
+from spectral_sim._types import Array, ArrayLike, Float, Int, Scalar, check_range
+from spectral_sim.models import linear, random_features
 from spectral_sim.models.random_features import Params
 from spectral_sim.spectra import Empirical, Spectrum
-from spectral_sim.theory.linear import sgd_loss
+from spectral_sim.theory import linear as linear_theory
 from spectral_sim.theory.ridge import ITERATIONS, kappa
 
 __all__ = [
@@ -27,6 +34,7 @@ __all__ = [
     "loss",
     "optimum",
     "rf_approx_error",
+    "sgd",
     "sgd_loss_given_features",
 ]
 
@@ -45,7 +53,8 @@ def rf_approx_error(
 
 
 def approx_error(params: Params) -> Float[Array, ""]:
-    """`rf_approx_error` for the simulator's Params (width n_features)."""
+    """`rf_approx_error` for the simulator's Params (width n_features; [DE], the expectation over
+    F, so feature_seed, lr, noise and batch do not enter)."""
     return rf_approx_error(params.spectrum, n_features=params.n_features)
 
 
@@ -95,7 +104,7 @@ def gf_loss_given_features(
 
 
 def sgd_loss_given_features(
-    params: Params, features: Float[Array, "modes dim"], steps: Int[Array, " records"]
+    params: Params, features: Float[Array, "modes dim"], steps: Int[ArrayLike, " records"]
 ) -> Float[Array, " records"]:
     """Exact E[L(theta_t) | F] of one-pass SGD from theta = 0 at `steps` (concrete integers >= 0,
     any order; THEORY.md §2.4, [E]): F0 plus the exact SGD recursion of `theory.linear` on
@@ -107,12 +116,15 @@ def sgd_loss_given_features(
     mu = jnp.where(live, opt.mu, jnp.finfo(opt.mu.dtype).tiny)
     power = jnp.where(live, opt.mu * opt.theta**2, 0.0)
     noise = params.noise + 2 * jnp.maximum(opt.floor, 0.0)
-    readout = sgd_loss(
-        Empirical(mu, power), lr=params.lr, batch=params.batch, noise=noise, steps=steps
-    )
-    return opt.floor + readout
+    readout = linear.Params(Empirical(mu, power), lr=params.lr, noise=noise, batch=params.batch)
+    return opt.floor + linear_theory.sgd(readout, steps)
 
 
-def loss(params: Params, steps: Int[Array, " records"]) -> Float[Array, " records"]:
-    """`sgd_loss_given_features` for the simulator's own F (drawn from params.feature_seed)."""
+def sgd(params: Params, steps: Int[ArrayLike, " records"]) -> Float[Array, " records"]:
+    """Exact E[L(theta_t) | F] of the simulator `models.random_features` with the same Params at
+    `steps` ([E]): `sgd_loss_given_features` for its own F (drawn from params.feature_seed)."""
     return sgd_loss_given_features(params, random_features.features(params), steps)
+
+
+loss = sgd
+"""`sgd(params, steps)` under its older name."""

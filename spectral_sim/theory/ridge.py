@@ -6,6 +6,13 @@ The omnibus deterministic equivalent ([DE], Bordelon-Canatar-Pehlevan 2020, Simo
     n = sum_k lambda_k / (lambda_k + kappa) + delta / kappa,    L_k = lambda_k / (lambda_k + kappa),
     E0 = n / (n - sum_k L_k^2),    risk = E0 sum_k (1 - L_k)^2 v_k^2 + (E0 - 1) sigma^2.
 
+Params forms: `risk(params)`, `equivalent(params)` and `ols(params)` predict the simulator
+`models.ridge.fit` with the same Params and are jax.vmap-able over a stacked grid of them. The
+keyword forms `ridge_risk(spectrum, n=, ridge=, noise=)`, `ridge_equivalent`, `kappa` and
+`ols_risk` are the general ones here, and the Params forms call them: their sample size n is a
+real, traced argument (a learning curve vmaps over it), while the Params' n_samples is a static
+shape. `gd_weights` takes the data themselves.
+
 Everything is jittable, vmappable over the spectrum's traced fields and the scalars (n may be a
 traced float), and differentiable: kappa carries its implicit-function derivative.
 """
@@ -23,8 +30,10 @@ from spectral_sim.spectra import Spectrum
 __all__ = [
     "ITERATIONS",
     "RidgeEquivalent",
+    "equivalent",
     "gd_weights",
     "kappa",
+    "ols",
     "ols_risk",
     "ridge_equivalent",
     "ridge_risk",
@@ -153,8 +162,16 @@ def ridge_risk(
     return parts.bias + parts.variance
 
 
+def equivalent(params: Params, *, iterations: int = ITERATIONS) -> RidgeEquivalent:
+    """`ridge_equivalent` for the simulator `models.ridge.fit` with the same Params: kappa, E0,
+    bias and variance on n_samples samples ([DE]; lr does not enter)."""
+    return ridge_equivalent(params.spectrum, n=params.n_samples, ridge=params.ridge,
+                            noise=params.noise, iterations=iterations)  # fmt: skip
+
+
 def risk(params: Params) -> Float[Array, ""]:
-    """`ridge_risk` for the simulator `models.ridge.fit` with the same Params."""
+    """`ridge_risk` for the simulator `models.ridge.fit` with the same Params: its expected
+    Obs.risk ([DE]; lr does not enter)."""
     return ridge_risk(params.spectrum, n=params.n_samples, ridge=params.ridge, noise=params.noise)
 
 
@@ -180,6 +197,19 @@ def ols_risk(
     under_risk = noise * d / jnp.where(under, n - d - 1, 1.0)
     over_risk = noise * n / jnp.where(over, d - n - 1, 1.0) + w_norm2 * (1 - n / d)
     return jnp.where(under, under_risk, jnp.where(over, over_risk, jnp.inf))
+
+
+def ols(params: Params) -> Float[Array, ""]:
+    """`ols_risk` for the simulator `models.ridge.fit` with the same Params, exact ([E]) where it
+    applies: ridge = 0, and Sigma isotropic (any multiple of I: then
+    w_norm2 = ||w*||^2_Sigma = sum_k v_k^2) unless d = n_modes < n - 1, where OLS's risk does not
+    depend on Sigma. NaN elsewhere (traced conditions: a grid may mix them); lr does not enter."""
+    lam, power = params.spectrum.eigenvalues(), params.spectrum.target_power()
+    d = params.spectrum.n_modes
+    value = ols_risk(n=params.n_samples, d=d, noise=params.noise, w_norm2=jnp.sum(power))
+    isotropic = jnp.all(lam == lam[0])
+    applies = (jnp.asarray(params.ridge) == 0) & (isotropic | (d < params.n_samples - 1))
+    return jnp.where(applies, value, jnp.nan)
 
 
 # --- gradient descent on the empirical loss, given the data ----------------------------------

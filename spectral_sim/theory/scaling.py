@@ -7,7 +7,9 @@ for a time t = D (THEORY.md §2.6), in the continuum limit
 and at fixed compute C = N t the optimum is L* = K_L C^-(a-1)/(s+1), N* = K_N C^(1/(s+1)).
 
 Everything is elementwise in s and a (arrays of one shape, or a vmap over a grid), jittable, and
-differentiable: tau* carries its implicit-function derivative.
+differentiable: tau* carries its implicit-function derivative. These are formulas of the
+exponents (and of N, t in the continuum limit), not of a simulator's Params, so they take s and
+a directly; the finite-M losses they approximate are `theory.linear`'s Params forms.
 """
 
 import functools

@@ -12,6 +12,12 @@ generation n >= 2 to fresh inputs labelled by w_(n-1) plus fresh noise xi ~ N(0,
 With a fixed design (the same X_0 every generation) replace is unchanged and accumulate becomes
 sigma^2 d / (T - d - 1) sum_(i<=n) 1 / i^2, which attains the pi^2/6 bound. Everything is
 jittable; the sample sizes may be traced floats, d and generations are static.
+
+`risk(params)` is the Params form: the prediction for the simulator `models.self_improve` with
+the same Params, jax.vmap-able over a stacked grid of them, which picks the closed form its
+static fields call for. The keyword forms (`collapse_error`, `fixed_design_error`, ...) are the
+general ones, which it calls: their sample sizes are real, traced arguments, while the Params'
+`samples` is a static shape.
 """
 
 import math
@@ -30,6 +36,7 @@ from spectral_sim._types import (
     check_range,
     concrete,
 )
+from spectral_sim.models.self_improve import Params
 from spectral_sim.spectra import Spectrum
 from spectral_sim.theory.ridge import kappa, ridge_risk
 
@@ -43,6 +50,7 @@ __all__ = [
     "mixing_coefficient",
     "mixing_coefficient_limit",
     "ridge_downstream_error",
+    "risk",
     "subsample_error",
 ]
 
@@ -187,6 +195,41 @@ def subsample_error(
     middle = np.concatenate([[0.0], np.cumsum((m - 1) / (m * (m + 1) ** 2))])
     kappa = np.cumsum(1 / n**2) + middle + (n - 1) / n
     return jnp.asarray(kappa) * jnp.asarray(noise, float) * d / (jnp.asarray(T, float) - d - 1)
+
+
+def risk(params: Params) -> Float[Array, " generations"]:
+    """E||w_n - w*||^2_Sigma for n = 1..generations of the simulator `models.self_improve` with
+    the same Params: its Obs.risk, and its Obs.error too for isotropic data (spectrum None). OLS
+    is affine-equivariant, so the isotropic closed forms hold for any spectrum (THEORY.md §4.2).
+
+    They cover learner="ols" without a verifier: on a fresh design, regime "replace"
+    (`collapse_error`; "growing" when `sizes` is given), "accumulate" and "mix" (T_real =
+    n_real, T_synth = samples - n_real), exact ([E]); on a fixed design, "replace" and
+    "accumulate" (`fixed_design_error`, [E]) and "subsample" (`subsample_error`, [A]). Other
+    static fields raise ValueError; a ridge other than 0 (traced) gives NaN."""
+    if params.learner != "ols" or params.verify:
+        raise ValueError("risk has closed forms for learner='ols' without a verifier only")
+    d, noise, generations, T = params.dim, params.noise, params.generations, params.samples
+    fresh, regime, sizes = params.design == "fresh", params.regime, params.sizes
+    if fresh and regime == "replace" and sizes is not None:
+        out = collapse_error(regime="growing", d=d, noise=noise, generations=generations,
+                             T_seq=sizes)  # fmt: skip
+    elif sizes is not None:
+        raise ValueError(f"risk has closed forms with sizes for design='fresh', regime='replace' "
+                         f"only; got design={params.design!r}, regime={regime!r}")  # fmt: skip
+    elif fresh and regime in ("replace", "accumulate"):
+        out = collapse_error(regime=regime, d=d, noise=noise, generations=generations, T=T)
+    elif fresh and regime == "mix":
+        out = collapse_error(regime="mix", d=d, noise=noise, generations=generations,
+                             T_real=params.n_real, T_synth=T - params.n_real)  # fmt: skip
+    elif not fresh and regime in ("replace", "accumulate"):
+        out = fixed_design_error(regime=regime, d=d, noise=noise, generations=generations, T=T)
+    elif not fresh and regime == "subsample":
+        out = subsample_error(d=d, noise=noise, generations=generations, T=T)
+    else:
+        raise ValueError(f"risk has no closed form for design={params.design!r}, "
+                         f"regime={regime!r}")  # fmt: skip
+    return jnp.where(jnp.asarray(params.ridge) == 0, out, jnp.nan)
 
 
 def downstream_trace(spectrum: Spectrum, *, T: Scalar, ridge: Scalar) -> Float[Array, ""]:

@@ -1,7 +1,11 @@
 """Predictions for the synthetic update windows of `models.update_stream` (THEORY.md §5.2-5.3):
 the limiting singular values sqrt(s_j^2 + sigma_xi^2) (j <= r) and sigma_xi beyond, the k* and
 gap ratio they imply, and Wedin's sin-Theta bound on the recovered top-k right singular
-subspace."""
+subspace.
+
+`singular_values(params)` and `gap(params)` take the simulator's Params (jax.vmap-able over a
+stacked grid of them); `wedin_bound` takes one drawn window's singular values and noise norm.
+"""
 
 import jax.numpy as jnp
 
