@@ -18,6 +18,7 @@ import numpy as np
 import xarray as xr
 
 from spectral_sim import Empirical, PowerLaw, claims, fit, simulate, sweep, theory
+from spectral_sim._types import Float, Leaf
 from spectral_sim.diagnostics import compression
 from spectral_sim.models import evolution, linear
 from spectral_sim.registry import quick
@@ -242,10 +243,10 @@ def regimes(cfg: Config) -> xr.Dataset:
 @jax.tree_util.register_dataclass
 @dataclasses.dataclass(frozen=True)
 class QuantPoint:
-    s: jax.Array
-    a: jax.Array
-    t: jax.Array
-    step: jax.Array
+    s: Float[Leaf, ""]
+    a: Float[Leaf, ""]
+    t: Float[Leaf, ""]
+    step: Float[Leaf, ""]
 
 
 def quantization(cfg: Config, options: sweep.Options | None = None) -> xr.Dataset:

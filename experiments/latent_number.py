@@ -16,6 +16,7 @@ import numpy as np
 import xarray as xr
 
 from spectral_sim import Empirical, Geometric, claims, fit, simulate, sweep, theory
+from spectral_sim._types import Float, Leaf
 from spectral_sim.models import linear, ridge
 from spectral_sim.registry import quick
 from spectral_sim.report import Report
@@ -140,8 +141,8 @@ def geometric_curves(cfg: Config) -> xr.Dataset:
 class Design:
     """An isotropic regression problem: N features (static: a shape), noise, ||w*||^2."""
 
-    noise: jax.Array
-    w_norm2: jax.Array
+    noise: Float[Leaf, ""]
+    w_norm2: Float[Leaf, ""]
     n_features: int = dataclasses.field(metadata=dict(static=True))
 
 

@@ -20,7 +20,7 @@ import xarray as xr
 from jax.scipy.special import zeta
 
 from spectral_sim import PowerLaw, claims, fit, simulate, sweep, theory
-from spectral_sim._types import Scalar
+from spectral_sim._types import Swept
 from spectral_sim.models import linear, random_features
 from spectral_sim.registry import quick
 from spectral_sim.report import Report
@@ -222,7 +222,7 @@ class Budget:
     gradient flow for a time t = D (one-pass SGD at lr 1), compute C = N D."""
 
     model: linear.Params
-    data: Scalar
+    data: Swept
 
 
 def _gf_point(point: Budget, key) -> dict:

@@ -7,22 +7,26 @@ Axis vocabulary: grid seeds records steps tokens modes dim batch gens window.
 
 from collections.abc import Callable
 from types import ModuleType
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import jax
 import numpy as np
-from jaxtyping import Array, ArrayLike, Bool, Float, Int, Key
+from jaxtyping import Array, ArrayLike, Bool, Float, Int, Key, Real
 
 __all__ = [
     "Array",
     "ArrayLike",
     "Bool",
+    "Count",
     "Float",
     "Int",
     "Key",
+    "Leaf",
     "Model",
+    "Real",
     "Scalar",
     "Simulator",
+    "Swept",
     "check_count",
     "check_range",
     "concrete",
@@ -30,6 +34,25 @@ __all__ = [
 
 # A swept scalar: a Python number at the call site, a traced 0-d array under jit / vmap.
 Scalar = float | Float[Array, ""]
+
+# A count (a sample size, a number of kept modes): a Scalar, or an integer one; the predictors
+# treat it as real.
+Count = float | Real[ArrayLike, ""]
+
+# An array field of a pytree dataclass (a Params): a JAX array or a tracer, and at run time also
+# a NumPy array or number, or what JAX rebuilds the dataclass with when it abstracts it (its
+# __init__ runs on every unflatten): eval_shape's ShapeDtypeStruct, the ArgInfo of
+# jit(f).trace / .lower. Statically it is what the code reads from the field, as for any JAX
+# pytree.
+if TYPE_CHECKING:
+    Leaf = Array
+else:
+    Leaf = Array | np.ndarray | np.generic | jax.ShapeDtypeStruct | jax.stages.ArgInfo
+
+# A Params field holding a swept scalar: a Scalar at one point, with the grid's leading axes (the
+# same on every leaf of one Params) when the Params is a stacked grid, which jax.vmap and the
+# sweep unstack into Scalars again.
+Swept = float | Float[Leaf, "*grid"]
 
 
 class Simulator(NamedTuple):

@@ -287,7 +287,7 @@ class NotMeasured(Exception):
     message); the claim is then INCONCLUSIVE "not measured"."""
 
 
-def z_family(m: int, family_alpha: float = FAMILY_ALPHA) -> float:
+def z_family(m: int | np.integer, family_alpha: float = FAMILY_ALPHA) -> float:
     """The two-sided normal quantile that makes m intervals hold jointly at level
     1 - family_alpha (Bonferroni): Phi^-1(1 - family_alpha / (2 m)); `fit.z_simultaneous`."""
     return fit.z_simultaneous(int(m), family_alpha)

@@ -69,9 +69,13 @@ class RunOptions:
     quick: bool = False
     """the CPU-minute version of the experiment (sets Config.quick; the Config flags given keep
     their values)"""
-    out: Annotated[pathlib.Path | None, tyro.conf.arg(metavar="DIR")] = None
-    """where the report goes (default results/NAME, or results/ for `run all`); the sweeps keep
-    their chunk files in DIR/sweeps"""
+    out: Annotated[
+        pathlib.Path | None,
+        tyro.conf.arg(
+            metavar="DIR", help_behavior_hint="(default: results/NAME; results/ for all)"
+        ),
+    ] = None
+    """where the report goes; the sweeps keep their chunk files in DIR/sweeps"""
     x64: bool = True
     """float64 for the predictors (the theory checks need it)"""
     matmul_precision: Annotated[str, tyro.conf.arg(metavar="|".join(runtime.PRECISIONS))] = (
@@ -79,10 +83,14 @@ class RunOptions:
     )
     """float32 matrix products on GPU/TPU at full precision (highest), or at the backend's
     faster default"""
-    devices: Annotated[int | None, tyro.conf.arg(metavar="N")] = None
-    """run sweeps on the first N local devices (default: all)"""
-    chunk_budget: Annotated[str | None, tyro.conf.arg(metavar="SIZE")] = None
-    """memory per device for one chunk of a sweep, e.g. 512M or 4G (default 2G)"""
+    devices: Annotated[
+        int | None, tyro.conf.arg(metavar="N", help_behavior_hint="(default: all)")
+    ] = None
+    """run sweeps on the first N local devices"""
+    chunk_budget: Annotated[
+        str | None, tyro.conf.arg(metavar="SIZE", help_behavior_hint="(default: 2G)")
+    ] = None
+    """memory per device for one chunk of a sweep, e.g. 512M or 4G"""
     overwrite: bool = False
     """discard whatever DIR/sweeps holds and compute everything; --no-overwrite (or --resume,
     the default) reuses the finished chunks, and a sweep with another config or code version
@@ -90,9 +98,14 @@ class RunOptions:
     distributed: bool = False
     """join a multi-process run (jax.distributed; SLURM, TPU pods and Open MPI are detected),
     or give all three of --coordinator, --num-processes, --process-id"""
-    coordinator: Annotated[str | None, tyro.conf.arg(metavar="HOST:PORT")] = None
-    num_processes: Annotated[int | None, tyro.conf.arg(metavar="N")] = None
-    process_id: Annotated[int | None, tyro.conf.arg(metavar="I")] = None
+    coordinator: Annotated[
+        str | None, tyro.conf.arg(metavar="HOST:PORT", help_behavior_hint="")
+    ] = None
+    """the multi-process run's coordinator (with --num-processes and --process-id)"""
+    num_processes: Annotated[int | None, tyro.conf.arg(metavar="N", help_behavior_hint="")] = None
+    """how many processes the run has"""
+    process_id: Annotated[int | None, tyro.conf.arg(metavar="I", help_behavior_hint="")] = None
+    """this process's index, 0 to N - 1"""
 
     def check(self) -> None:
         """UsageError naming the first bad option and its valid values."""

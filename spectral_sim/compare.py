@@ -65,7 +65,7 @@ def _predictions(
 _UNTRACEABLE = (jax.errors.JAXTypeError, jax.errors.NonConcreteBooleanIndexError)
 
 
-def _vmapped(params: list, predict: Callable) -> list[np.ndarray]:
+def _vmapped(params: list, predict: Callable) -> list[np.ndarray | np.generic]:
     """predict(p) for every p in `params`, by one jitted vmap over each group of Params that share
     a tree structure and leaf shapes, their leaves stacked along a leading grid axis (the Params
     are rebuilt inside the vmap, so their checks see one point's shapes)."""
@@ -73,7 +73,7 @@ def _vmapped(params: list, predict: Callable) -> list[np.ndarray]:
     for index, point in enumerate(params):
         leaves, treedef = jax.tree.flatten(point)
         groups.setdefault((treedef, tuple(map(np.shape, leaves))), []).append(index)
-    values: list[np.ndarray] = [np.empty(0)] * len(params)
+    values: list[np.ndarray | np.generic] = [np.empty(0)] * len(params)  # 1-d rows: scalars
     for (treedef, _), indices in groups.items():
         rows = [jax.tree.leaves(params[i]) for i in indices]
         stacked = [jnp.stack([jnp.asarray(row[j]) for row in rows]) for j in range(len(rows[0]))]

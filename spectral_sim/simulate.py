@@ -12,12 +12,22 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from spectral_sim._types import Array, Bool, Float, Int, Key, Model, Simulator, check_count
+from spectral_sim._types import (
+    Array,
+    ArrayLike,
+    Bool,
+    Float,
+    Int,
+    Key,
+    Model,
+    Simulator,
+    check_count,
+)
 
 __all__ = ["as_simulator", "divergence", "float32", "log_steps", "record_steps", "trajectory"]
 
 
-def as_simulator(model: Model) -> Simulator:
+def as_simulator(model: Any) -> Simulator:
     """`model` as a Simulator: a Simulator as it is, a model module (`models.linear`,
     `models.ridge`, ...) or any other object with `init` and `step` functions as
     Simulator(model.init, model.step); TypeError naming `model` otherwise."""
@@ -43,7 +53,9 @@ def float32(params: Any) -> Any:
 
 
 def record_steps(
-    n_records: int | None = None, every: int = 1, steps: Sequence[int] | np.ndarray | None = None
+    n_records: int | None = None,
+    every: int = 1,
+    steps: Sequence[int] | Int[ArrayLike, " records"] | None = None,
 ) -> np.ndarray:
     """The static, strictly increasing record steps (numbers of updates done, >= 1)."""
     if steps is None:
@@ -75,7 +87,7 @@ def trajectory(
     *,
     n_records: int | None = None,
     every: int = 1,
-    steps: Sequence[int] | np.ndarray | None = None,
+    steps: Sequence[int] | Int[ArrayLike, " records"] | None = None,
 ):
     """Final state, and observables after `steps` updates (leading axis: records).
 
@@ -109,7 +121,7 @@ def trajectory(
 
 def divergence(
     loss: Float[Array, "*batch records"],
-    steps: Int[Array, " records"],
+    steps: Int[ArrayLike, " records"],
     limit: Float[Array, "*batch"] | float,
 ) -> tuple[Bool[Array, "*batch"], Int[Array, "*batch"]]:
     """Per run: whether the recorded loss ever became non-finite or exceeded `limit`, and the

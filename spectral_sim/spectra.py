@@ -11,7 +11,16 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from spectral_sim._types import Array, ArrayLike, Float, Int, Scalar, check_count, check_range
+from spectral_sim._types import (
+    Array,
+    ArrayLike,
+    Float,
+    Int,
+    Scalar,
+    Swept,
+    check_count,
+    check_range,
+)
 
 __all__ = [
     "Empirical", "Geometric", "PowerLaw", "Spectrum", "eigh_descending", "participation_ratio",
@@ -28,8 +37,8 @@ class PowerLaw:
     predictors that take n_modes -> inf check a > 1 themselves.
     """
 
-    s: Scalar  # traced: sweepable without recompiling
-    a: Scalar
+    s: Swept  # traced: sweepable without recompiling
+    a: Swept
     n_modes: int = dataclasses.field(default=1024, metadata=dict(static=True))
 
     def __post_init__(self):
@@ -57,7 +66,7 @@ class PowerLaw:
 class Geometric:
     """lambda_k = rho^-k, unit target weights w*_k = 1 (THEORY.md §2.11): v_k^2 = lambda_k."""
 
-    rho: Scalar
+    rho: Swept
     n_modes: int = dataclasses.field(default=64, metadata=dict(static=True))
 
     def __post_init__(self):

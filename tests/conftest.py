@@ -1,6 +1,9 @@
 """Numeric policy for the test suite (docs/guide/numerics.md): float64 on, rank promotion raises, an
-8-device CPU platform so sharded code paths run, hypothesis without deadlines."""
+8-device CPU platform so sharded code paths run, hypothesis without deadlines. The annotated
+shapes and dtypes of spectral_sim are checked at every call (jaxtyping with beartype, installed
+before anything imports spectral_sim by `--jaxtyping-packages` in pyproject.toml's addopts)."""
 
+import contextlib
 import os
 import pathlib
 import subprocess
@@ -11,6 +14,7 @@ os.environ["XLA_FLAGS"] = (
 ).strip()
 
 import jax  # noqa: E402
+import jaxtyping  # noqa: E402
 import pytest  # noqa: E402
 from hypothesis import settings  # noqa: E402
 
@@ -22,6 +26,19 @@ settings.load_profile("spectral_sim")
 
 # Identity checks (one quantity computed two ways): relative tolerance by dtype.
 RTOL = {"float64": 1e-10, "float32": 1e-5}
+
+
+@contextlib.contextmanager
+def unchecked():
+    """The jaxtyping checks off inside the block: for tests of the error that a caller without
+    them gets from an argument outside its annotation (the library's own ValueError naming the
+    field), which the checks would refuse first with a TypeCheckError."""
+    before = jaxtyping.config.jaxtyping_disable
+    jaxtyping.config.update("jaxtyping_disable", True)
+    try:
+        yield
+    finally:
+        jaxtyping.config.update("jaxtyping_disable", before)
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import unchecked
 
 from spectral_sim import simulate, theory
 from spectral_sim.models import attention
@@ -180,7 +181,7 @@ def test_the_dobrushin_bound_holds_layer_by_layer(residual, key):
     ],
 )
 def test_bad_input_is_rejected_before_tracing(kwargs, message):
-    with pytest.raises(ValueError, match=message):
+    with unchecked(), pytest.raises(ValueError, match=message):
         attention.Params(**(dict(n_tokens=4, dim=2) | kwargs))
 
 

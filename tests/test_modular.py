@@ -4,6 +4,7 @@ the Gram window follows the real updates, and bad input is rejected."""
 import jax
 import numpy as np
 import pytest
+from conftest import unchecked
 
 from spectral_sim import simulate
 from spectral_sim.diagnostics import gram, grokking
@@ -81,7 +82,7 @@ def test_the_window_holds_the_optimiser_updates():
     ],
 )
 def test_bad_input_is_rejected_before_tracing(kwargs, message):
-    with pytest.raises(ValueError, match=message):
+    with unchecked(), pytest.raises(ValueError, match=message):
         modular.Params(**kwargs)
 
 

@@ -4,6 +4,7 @@ and bad input; the exact closed forms are checked in test_self_improve_theory.""
 import jax
 import numpy as np
 import pytest
+from conftest import unchecked
 
 from spectral_sim import PowerLaw, fit, simulate, theory
 from spectral_sim.models import self_improve
@@ -80,7 +81,7 @@ def test_a_verifier_is_the_external_signal():
     ],
 )
 def test_bad_input_is_rejected_before_tracing(kwargs, message):
-    with pytest.raises(ValueError, match=message):
+    with unchecked(), pytest.raises(ValueError, match=message):
         self_improve.Params(**(dict(dim=5, samples=20, generations=4) | kwargs))
 
 

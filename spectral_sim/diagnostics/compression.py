@@ -31,7 +31,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from spectral_sim._types import Array, ArrayLike, Float, Key, Scalar, check_range
+from spectral_sim._types import Array, ArrayLike, Count, Float, Key, Real, Scalar, check_range
 from spectral_sim.spectra import Spectrum
 
 __all__ = [
@@ -93,7 +93,7 @@ def register(
     _TRAINED[params_type] = (state_types, view)
 
 
-def trained(params, state) -> tuple[Quadratic, Float[Array, " dim"]]:
+def trained(params, state) -> tuple[Quadratic, Float[Array, "*batch dim"]]:
     """(Quadratic, theta) of a core simulator's final state: `models.linear` (theta = v + w*),
     `models.ridge` (w), `models.random_features` (the readout; A = F) or `models.evolution`
     (w, or u * v for the diagonal network); any model that `register`s a view."""
@@ -107,7 +107,7 @@ def trained(params, state) -> tuple[Quadratic, Float[Array, " dim"]]:
     return view(params, state)
 
 
-def _lift(vector: Float[Array, " dim"], like: Array) -> Array:
+def _lift(vector: Real[Array, " dim"], like: Array) -> Array:
     """A per-coordinate vector reshaped to broadcast against `like` (*batch, dim) under strict
     rank promotion."""
     return vector.reshape((1,) * (like.ndim - 1) + vector.shape[-1:])
@@ -169,7 +169,7 @@ def _in_eigenbasis(q: Quadratic, theta, fn):
 
 
 def truncate(
-    q: Quadratic, theta: Float[Array, "*batch dim"], *, K: Scalar
+    q: Quadratic, theta: Float[Array, "*batch dim"], *, K: Count
 ) -> Float[Array, "*batch dim"]:
     """Keep the top-K eigen-directions of H and zero the rest: spectral truncation. For A = I
     these are modes 1..K in the spectrum's order (descending for PowerLaw, Geometric and
@@ -187,7 +187,7 @@ def prune(
     q: Quadratic,
     theta: Float[Array, "*batch dim"],
     *,
-    K: Scalar,
+    K: Count,
     criterion: str = "magnitude",
     basis: str = "eigen",
 ) -> Float[Array, "*batch dim"]:

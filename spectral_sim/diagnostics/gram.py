@@ -22,7 +22,16 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from spectral_sim._types import Array, Bool, Float, Int, check_count, check_range, concrete
+from spectral_sim._types import (
+    Array,
+    ArrayLike,
+    Bool,
+    Float,
+    Int,
+    check_count,
+    check_range,
+    concrete,
+)
 
 __all__ = [
     "Edge",
@@ -121,7 +130,7 @@ def mp_edge(W: int, P: int) -> float:
 
 
 def spectral_edge_from_gram(
-    gram: Float[Array, "*batch W W"],
+    gram: Float[ArrayLike, "*batch W W"],
     *,
     tau: float | None = None,
     P: int | None = None,
@@ -148,7 +157,7 @@ def spectral_edge_from_gram(
 
 
 def spectral_edge(
-    U: Float[Array, "*batch W P"], *, tau: float | None = None, centre: bool = False
+    U: Float[ArrayLike, "*batch W P"], *, tau: float | None = None, centre: bool = False
 ) -> Edge:
     """k*, R* and the singular values of a W x P window of updates (rows in any order);
     `centre` removes the mean row first (rank W - 1: needs W >= 3). `null_ratio` is the

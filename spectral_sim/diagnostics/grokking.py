@@ -5,7 +5,7 @@ from typing import NamedTuple
 
 import jax.numpy as jnp
 
-from spectral_sim._types import Array, Bool, Float, Int, check_range
+from spectral_sim._types import Array, ArrayLike, Bool, Float, Int, check_range
 from spectral_sim.diagnostics.tokens import first_layer
 
 __all__ = ["Event", "event"]
@@ -23,9 +23,9 @@ class Event(NamedTuple):
 
 
 def event(
-    train_accuracy: Float[Array, "*batch records"],
-    test_accuracy: Float[Array, "*batch records"],
-    steps: Int[Array, " records"],
+    train_accuracy: Float[ArrayLike, "*batch records"],
+    test_accuracy: Float[ArrayLike, "*batch records"],
+    steps: Int[ArrayLike, " records"],
     *,
     threshold: float = 0.95,
     delay: int = 1000,

@@ -8,7 +8,7 @@ import math
 import jax.numpy as jnp
 import numpy as np
 
-from spectral_sim._types import Array, Bool, Float, Int, check_range
+from spectral_sim._types import Array, ArrayLike, Bool, Float, Int, check_range
 
 __all__ = [
     "asymptotic_rate",
@@ -20,7 +20,9 @@ __all__ = [
 ]
 
 
-def effective_rank(x: Float[Array, "*batch n d"], centre: bool = True) -> Float[Array, "*batch"]:
+def effective_rank(
+    x: Float[ArrayLike, "*batch n d"], centre: bool = True
+) -> Float[Array, "*batch"]:
     """exp(entropy of sigma / sum sigma) over the singular values of X (Roy and Vetterli 2007),
     with the token mean removed first when `centre`: 1 for tokens on a line through their mean,
     min(n - 1, d) for tokens spread evenly; 0 when every token is at one point."""
@@ -34,7 +36,7 @@ def effective_rank(x: Float[Array, "*batch n d"], centre: bool = True) -> Float[
     return jnp.where(total[..., 0] > 0, jnp.exp(entropy), 0.0)
 
 
-def cluster_count(x: Float[Array, "*batch n d"], tol: float) -> Int[Array, "*batch"]:
+def cluster_count(x: Float[ArrayLike, "*batch n d"], tol: float) -> Int[Array, "*batch"]:
     """The number of clusters at tolerance `tol`: connected components of the graph joining
     tokens closer than tol (single linkage), by repeated squaring of the adjacency."""
     check_range("tol", tol, gt=0)
@@ -49,7 +51,7 @@ def cluster_count(x: Float[Array, "*batch n d"], tol: float) -> Int[Array, "*bat
 
 
 def first_layer(
-    condition: Bool[Array, "*batch records"], steps: Int[Array, " records"]
+    condition: Bool[ArrayLike, "*batch records"], steps: Int[ArrayLike, " records"]
 ) -> Int[Array, "*batch"]:
     """The first recorded step at which `condition` holds (e.g. cluster_count == 1), -1 if it
     never does."""
@@ -58,14 +60,16 @@ def first_layer(
     return jnp.where(condition.any(-1), jnp.asarray(steps)[hit], -1)
 
 
-def contraction_ratios(distance: Float[Array, "*batch layers"]) -> Float[Array, "*batch layers-1"]:
+def contraction_ratios(
+    distance: Float[ArrayLike, "*batch layers"],
+) -> Float[Array, "*batch layers-1"]:
     """distance_(l+1) / distance_l per recorded layer (the per-layer contraction)."""
     distance = jnp.asarray(distance)
     return distance[..., 1:] / distance[..., :-1]
 
 
 def asymptotic_rate(
-    distance: Float[Array, "*batch records"], steps, first: int, last: int
+    distance: Float[ArrayLike, "*batch records"], steps, first: int, last: int
 ) -> Float[Array, "*batch"]:
     """(||D_last|| / ||D_first||)^(1 / (last - first)) between two recorded layers (THEORY.md
     §3.4): read it late in a run whose consensus mode is projected out; a subdominant mode with
@@ -78,7 +82,7 @@ def asymptotic_rate(
     return (distance[..., j] / distance[..., i]) ** (1 / (last - first))
 
 
-def residual_norm(x: Float[Array, "*batch n d"]) -> Float[Array, "*batch"]:
+def residual_norm(x: Float[ArrayLike, "*batch n d"]) -> Float[Array, "*batch"]:
     """||X - 1 m^T||_1,inf = sqrt(||R||_1 ||R||_inf) (max column sum times max row sum of |R|),
     the residual of Dong, Cordonnier and Loukas (arXiv 2103.03404) with m the column medians,
     the minimiser of the ||.||_1 factor: an upper bound on their minimum over m (the two

@@ -3,6 +3,7 @@ a floor by L-BFGS, on a chosen or automatic window of constant local slope, with
 intervals computed as one vmapped call over resamples."""
 
 import functools
+from collections.abc import Sequence
 from typing import NamedTuple
 
 import jax
@@ -51,8 +52,8 @@ FLOOR_STARTS = (0.0, 0.3, 0.6, 0.9)
 
 
 def power_law(
-    x: Float[ArrayLike, " n"],
-    y: Float[ArrayLike, " n"],
+    x: Float[ArrayLike, " n"] | Sequence[float],
+    y: Float[ArrayLike, " n"] | Sequence[float],
     *,
     window: tuple[float, float] | str | None = None,
     floor: bool = False,
@@ -176,7 +177,9 @@ def _ols_stderr(x, y) -> Float[Array, ""]:
     return jnp.sqrt(residual @ residual / (x.shape[0] - 2) / (dx @ dx))
 
 
-def loglog_slope(x: Float[ArrayLike, " n"], y: Float[ArrayLike, " n"]) -> float:
+def loglog_slope(
+    x: Float[ArrayLike, " n"] | Sequence[float], y: Float[ArrayLike, " n"] | Sequence[float]
+) -> float:
     """d ln y / d ln x by least squares over all points, in NumPy on the host: for loops that
     refit many small curves (a bootstrap over seeds) without a compile per shape. NaN unless
     every x and y is positive."""

@@ -4,13 +4,14 @@ resamples and restarts, and the compute-optimal frontier (N*, D*, L* per compute
 their exponents) of an iso-compute sweep."""
 
 import functools
+from collections.abc import Sequence
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from spectral_sim._types import Array, ArrayLike, Bool, Float, check_count
+from spectral_sim._types import Array, ArrayLike, Bool, Float, Real, check_count
 from spectral_sim.fit._common import (
     GRADIENT_TOL,
     LBFGS_STEPS,
@@ -86,9 +87,9 @@ def _chinchilla_starts(grid: dict, dtype) -> Float[Array, "starts 5"]:
 
 
 def chinchilla(
-    N: Float[ArrayLike, " n"],
-    D: Float[ArrayLike, " n"],
-    L: Float[ArrayLike, " n"],
+    N: Float[ArrayLike, " n"] | Sequence[float],
+    D: Float[ArrayLike, " n"] | Sequence[float],
+    L: Float[ArrayLike, " n"] | Sequence[float],
     *,
     n_boot: int = 0,
     boot_restarts: int = 1,
@@ -190,7 +191,7 @@ def _frontier_rows(log_n, loss, weights):
 
 
 def frontier(
-    n: Float[ArrayLike, "rows cols"],
+    n: Real[ArrayLike, "rows cols"],
     loss: Float[ArrayLike, "rows cols *seeds"],
     compute: Float[ArrayLike, " rows"],
     *,

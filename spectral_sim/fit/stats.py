@@ -2,15 +2,16 @@
 z of every claim's interval)."""
 
 import jax.numpy as jnp
+import numpy as np
 
-from spectral_sim._types import Array, Float
+from spectral_sim._types import Array, ArrayLike, Float
 
 __all__ = ["sem", "z_simultaneous"]
 
 
-def sem(x: Float[Array, "..."], axis: int = 0) -> Float[Array, "..."]:
+def sem(x: Float[ArrayLike, "..."], axis: int = 0) -> Float[Array, "..."]:
     """Standard error of the mean along `axis` (sample std with ddof = 1 over sqrt(n))."""
-    n = x.shape[axis]
+    n = np.shape(x)[axis]
     return jnp.std(x, axis=axis, ddof=1) / jnp.sqrt(n)
 
 

@@ -39,7 +39,8 @@ from spectral_sim._types import (
     ArrayLike,
     Float,
     Key,
-    Scalar,
+    Leaf,
+    Swept,
     check_count,
     check_range,
     concrete,
@@ -117,8 +118,8 @@ class Params:
 
     n_tokens: int = _static(16)
     dim: int = _static(4)
-    eps: Scalar = 0.1
-    beta: Scalar = 1.0
+    eps: Swept = 0.1
+    beta: Swept = 1.0
     attention: Literal["softmax", "fixed"] = _static("softmax")
     residual: Literal["mean_shift", "additive", "none"] = _static("mean_shift")
     norm: Literal["none", "sphere", "layernorm"] = _static("none")
@@ -127,10 +128,10 @@ class Params:
     draw: Literal["none", "qk", "qkv"] = _static("none")
     heads: int = _static(1)
     key_dim: int | None = _static(None)
-    P: Float[Array, "n n"] | None = None
-    value: Float[Array, "*heads d d"] | None = None
-    query: Float[Array, "*heads d k"] | None = None
-    keys: Float[Array, "*heads d k"] | None = None
+    P: Float[Leaf, "*grid n n"] | None = None
+    value: Float[Leaf, "*heads d d"] | None = None  # leading axes: grid, then heads if any
+    query: Float[Leaf, "*heads d k"] | None = None
+    keys: Float[Leaf, "*heads d k"] | None = None
 
     def __post_init__(self):
         check_count("n_tokens", self.n_tokens, low=2)

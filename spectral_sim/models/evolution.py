@@ -19,7 +19,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from spectral_sim._types import Array, Float, Key, Scalar, Simulator, check_range
+from spectral_sim._types import Array, Float, Key, Simulator, Swept, check_range
 from spectral_sim.diagnostics import compression
 from spectral_sim.spectra import Spectrum
 
@@ -36,9 +36,9 @@ class Params:
     network's factors; GD learning rate. All traced (sweepable)."""
 
     spectrum: Spectrum
-    rho: Scalar = 1.0
-    init: Scalar = 1e-3
-    lr: Scalar = 0.5
+    rho: Swept = 1.0
+    init: Swept = 1e-3
+    lr: Swept = 0.5
 
     def __post_init__(self):
         check_range("rho", self.rho, gt=0)

@@ -29,7 +29,16 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from spectral_sim._types import Array, Float, Int, Key, Scalar, Simulator, check_count, check_range
+from spectral_sim._types import (
+    Array,
+    Float,
+    Int,
+    Key,
+    Simulator,
+    Swept,
+    check_count,
+    check_range,
+)
 from spectral_sim.diagnostics import compression
 from spectral_sim.spectra import Spectrum
 
@@ -58,9 +67,9 @@ class Params:
     number of trainable modes (traced, a mask: sweep it without recompiling), batch size."""
 
     spectrum: Spectrum
-    lr: Scalar = 0.1
-    noise: Scalar = 0.0
-    n_trainable: Scalar = math.inf
+    lr: Swept = 0.1
+    noise: Swept = 0.0
+    n_trainable: Swept = math.inf
     batch: int = dataclasses.field(default=1, metadata=dict(static=True))
 
     def __post_init__(self):
@@ -90,13 +99,13 @@ def trainable(params: Params) -> Float[Array, " modes"]:
     return (k <= params.n_trainable).astype(lam.dtype)
 
 
-def loss(params: Params, v: Float[Array, " modes"]) -> Float[Array, ""]:
+def loss(params: Params, v: Float[Array, "*batch modes"]) -> Float[Array, "*batch"]:
     """L = 1/2 sum_k lambda_k v_k^2."""
     return 0.5 * v**2 @ params.spectrum.eigenvalues()
 
 
-def init(params: Params, key: Key[Array, ""]) -> State:
-    """w = 0, so v = -w*."""
+def init(params: Params, key: Key[Array, ""] | None) -> State:
+    """w = 0, so v = -w* (deterministic: `gd` passes no key)."""
     del key
     return State(-params.spectrum.target(), jnp.zeros((), jnp.int32))
 

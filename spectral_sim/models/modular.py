@@ -27,7 +27,7 @@ import jax.numpy as jnp
 import optax
 from flax import nnx
 
-from spectral_sim._types import Array, Float, Key, Scalar, check_count, check_range
+from spectral_sim._types import Array, Float, Key, Swept, check_count, check_range
 from spectral_sim.diagnostics import gram
 
 __all__ = ["MLP", "Obs", "Params", "State", "Transformer", "data", "init", "step"]
@@ -58,9 +58,9 @@ class Params:
     optimizer: Literal["adamw", "sgd", "muon"] = _static("adamw")
     window: int = _static(10)
     track: Literal["updates", "gradients"] = _static("updates")
-    train_fraction: Scalar = 0.5
-    lr: Scalar = 1e-3
-    weight_decay: Scalar = 1.0
+    train_fraction: Swept = 0.5
+    lr: Swept = 1e-3
+    weight_decay: Swept = 1.0
 
     def __post_init__(self):
         check_count("p", self.p, low=3)

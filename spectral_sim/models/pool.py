@@ -24,7 +24,7 @@ import jax.numpy as jnp
 import optax
 from flax import nnx
 
-from spectral_sim._types import Array, Float, Int, Key, Scalar, check_count, check_range
+from spectral_sim._types import Array, Float, Int, Key, Leaf, Swept, check_count, check_range
 
 __all__ = ["MLP", "MODELS", "Obs", "Params", "Pool", "fit"]
 
@@ -37,9 +37,9 @@ class Pool:
     """P points: inputs x (P x d), the kernel matrix among them (P x P; used by "kernel") and
     the targets y (P,)."""
 
-    x: Float[Array, "points dim"]
-    kernel: Float[Array, "points points"]
-    y: Float[Array, " points"]
+    x: Float[Leaf, "points dim"]
+    kernel: Float[Leaf, "points points"]
+    y: Float[Leaf, " points"]
 
     def __post_init__(self):
         x, kernel, y = (getattr(a, "shape", None) for a in (self.x, self.kernel, self.y))
@@ -64,12 +64,12 @@ class Params:
     model: Literal["kernel", "rf", "mlp"] = dataclasses.field(
         default="kernel", metadata=dict(static=True)
     )
-    n_samples: int | Int[Array, ""] = 64
+    n_samples: int | Int[Leaf, "*grid"] = 64
     capacity: int = dataclasses.field(default=256, metadata=dict(static=True))
     width: int = dataclasses.field(default=1024, metadata=dict(static=True))
     steps: int = dataclasses.field(default=500, metadata=dict(static=True))
-    ridge: Scalar = 0.0
-    lr: Scalar = 1e-2
+    ridge: Swept = 0.0
+    lr: Swept = 1e-2
 
     def __post_init__(self):
         if self.model not in MODELS:

@@ -12,7 +12,17 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from spectral_sim._types import Array, Float, Int, Key, Scalar, check_count, check_range, concrete
+from spectral_sim._types import (
+    Array,
+    Float,
+    Int,
+    Key,
+    Leaf,
+    Swept,
+    check_count,
+    check_range,
+    concrete,
+)
 from spectral_sim.diagnostics import compression
 from spectral_sim.spectra import Spectrum
 
@@ -27,9 +37,9 @@ class Params:
     N and the batch size (both static: they set shapes)."""
 
     spectrum: Spectrum
-    lr: Scalar = 0.1
-    noise: Scalar = 0.0
-    feature_seed: int | Int[Array, ""] = 0
+    lr: Swept = 0.1
+    noise: Swept = 0.0
+    feature_seed: int | Int[Leaf, "*grid"] = 0
     n_features: int = dataclasses.field(default=64, metadata=dict(static=True))
     batch: int = dataclasses.field(default=1, metadata=dict(static=True))
 

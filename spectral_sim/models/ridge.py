@@ -17,7 +17,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from spectral_sim._types import Array, Float, Key, Scalar, check_count, check_range
+from spectral_sim._types import Array, Float, Key, Swept, check_count, check_range
 from spectral_sim.diagnostics import compression
 from spectral_sim.spectra import Spectrum
 
@@ -41,9 +41,9 @@ class Params:
     sigma^2, GD learning rate, and the number of samples n (static: it sets X's shape)."""
 
     spectrum: Spectrum
-    ridge: Scalar = 0.0
-    noise: Scalar = 0.0
-    lr: Scalar = 0.1
+    ridge: Swept = 0.0
+    noise: Swept = 0.0
+    lr: Swept = 0.1
     n_samples: int = dataclasses.field(default=64, metadata=dict(static=True))
 
     def __post_init__(self):

@@ -27,7 +27,7 @@ from typing import Any, Literal, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from spectral_sim._types import Array, Float, Key, Scalar, check_count, check_range, concrete
+from spectral_sim._types import Array, Float, Key, Leaf, Swept, check_count, check_range, concrete
 from spectral_sim.spectra import Spectrum
 
 __all__ = ["Obs", "Params", "State", "init", "step", "target", "variances"]
@@ -48,17 +48,17 @@ class Params:
     dim: int = _static(10)
     samples: int = _static(100)
     generations: int = _static(10)
-    noise: Scalar = 1.0
-    ridge: Scalar = 0.0
-    n_real: Scalar = 0.0
-    verifier: Scalar = 0.0
-    threshold: Scalar = 1.0
-    sizes: Float[Array, " generations"] | None = None
+    noise: Swept = 1.0
+    ridge: Swept = 0.0
+    n_real: Swept = 0.0
+    verifier: Swept = 0.0
+    threshold: Swept = 1.0
+    sizes: Float[Leaf, "*grid generations"] | None = None
     regime: Literal["replace", "accumulate", "subsample", "mix"] = _static("replace")
     design: Literal["fresh", "fixed"] = _static("fresh")
     verify: bool = _static(False)
     learner: Literal["ols", "sgd"] = _static("ols")
-    lr: Scalar = 0.1
+    lr: Swept = 0.1
     spectrum: Spectrum | None = None
 
     def __post_init__(self):

@@ -13,7 +13,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from spectral_sim._types import Array, Float, Key, Scalar, check_count, check_range, concrete
+from spectral_sim._types import Array, Float, Key, Leaf, Swept, check_count, check_range, concrete
 
 __all__ = ["Params", "Window", "window"]
 
@@ -24,8 +24,8 @@ class Params:
     """W updates of size P with r = len(s) signal directions of strengths s (traced) and noise
     level sigma_xi (traced)."""
 
-    s: Float[Array, " r"]
-    noise: Scalar = 1.0
+    s: Float[Leaf, "*grid r"]
+    noise: Swept = 1.0
     W: int = dataclasses.field(default=10, metadata=dict(static=True))
     P: int = dataclasses.field(default=10_000, metadata=dict(static=True))
 

@@ -197,13 +197,13 @@ def closed_classes(P: Float[ArrayLike, "*batch n n"]) -> Array:
 
 
 def rank_collapse_bound(
-    residual: Float[ArrayLike, "*batch"],
+    residual: Float[ArrayLike, "*#batch"],
     *,
     layers: int,
-    weight_norm: Scalar,
+    weight_norm: float | Float[ArrayLike, "*#batch"],
     heads: int = 1,
-    gamma: Scalar = 1.0,
-) -> Float[Array, "*batch"]:
+    gamma: float | Float[ArrayLike, "*#batch"] = 1.0,
+) -> Float[Array, "*#batch"]:
     """The Dong-Cordonnier-Loukas bound (arXiv 2103.03404, Thm 2.2 and Cor. 2.3) on the
     residual of a pure self-attention network (no skip, no MLP) after `layers` layers:
 

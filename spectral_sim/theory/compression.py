@@ -11,7 +11,7 @@ simulator, and the model they compress is the gradient flow of `models.linear.gf
 
 import jax.numpy as jnp
 
-from spectral_sim._types import Array, ArrayLike, Float, Scalar, check_range
+from spectral_sim._types import Array, ArrayLike, Float, Real, Scalar, check_range
 from spectral_sim.spectra import PowerLaw, Spectrum
 from spectral_sim.theory.linear import gf_exponent
 
@@ -43,7 +43,7 @@ def _grid(spectrum: Spectrum, *values: ArrayLike):
 
 
 def prune_loss(
-    spectrum: Spectrum, *, t: Float[ArrayLike, "..."], K: Float[ArrayLike, "..."]
+    spectrum: Spectrum, *, t: Float[ArrayLike, "..."], K: Real[ArrayLike, "..."]
 ) -> Float[Array, "..."]:
     """Loss increase from keeping eigen-modes 1..K of the GF model at time t and zeroing the rest
     ([P3] pruning = spectral truncation; THEORY.md §6.1, [E]):
@@ -57,7 +57,7 @@ def prune_loss(
 
 
 def pruned_loss(
-    spectrum: Spectrum, *, t: Float[ArrayLike, "..."], K: Float[ArrayLike, "..."]
+    spectrum: Spectrum, *, t: Float[ArrayLike, "..."], K: Real[ArrayLike, "..."]
 ) -> Float[Array, "..."]:
     """The pruned model's loss, the right-hand side of the complementarity identity
     (THEORY.md §6.3, [E]):
@@ -74,7 +74,7 @@ def pruned_loss(
 
 
 def prune_loss_early(
-    spectrum: PowerLaw, *, t: Float[ArrayLike, "..."], K: Float[ArrayLike, "..."]
+    spectrum: PowerLaw, *, t: Float[ArrayLike, "..."], K: Real[ArrayLike, "..."]
 ) -> Float[Array, "..."]:
     """The K >> k*(t) regime of `prune_loss` (THEORY.md §6.1, [A]): every pruned mode is still
     in its linear phase, Delta L ~ t sum_{k > K} lambda_k v_k^2 ~ t K^(1-a-s) / (a + s - 1),
@@ -88,7 +88,7 @@ def prune_loss_early(
     return t * K**-exponent / exponent
 
 
-def prune_loss_late(spectrum: PowerLaw, *, K: Float[ArrayLike, "..."]) -> Float[Array, "..."]:
+def prune_loss_late(spectrum: PowerLaw, *, K: Real[ArrayLike, "..."]) -> Float[Array, "..."]:
     """The K << k*(t) regime of `prune_loss` (THEORY.md §6.1, [A]): the pruned modes are all
     learned, Delta L ~ 1/2 sum_{k > K} k^-a ~ K^(1-a) / (2 (a - 1)), independent of t."""
     gf_exponent(spectrum)  # checks: a PowerLaw with a > 1 (an infinite spectrum)

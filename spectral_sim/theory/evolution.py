@@ -23,7 +23,7 @@ All are jittable and vmappable over the spectrum's traced fields, rho, q and sca
 import jax.numpy as jnp
 from jax.scipy.special import gamma
 
-from spectral_sim._types import Array, ArrayLike, Float, Scalar, check_range
+from spectral_sim._types import Array, ArrayLike, Float, Real, Scalar, check_range
 from spectral_sim.models.evolution import Params
 from spectral_sim.spectra import PowerLaw, Spectrum
 from spectral_sim.theory.linear import gf_exponent
@@ -84,7 +84,7 @@ def evolution_loss(
     return flow(Params(spectrum, rho=rho * q), scale * t**q)
 
 
-def preconditioned(params: Params, steps: Float[ArrayLike, "*records"]) -> Float[Array, "*records"]:
+def preconditioned(params: Params, steps: Real[ArrayLike, "*records"]) -> Float[Array, "*records"]:
     """L_n = 1/2 sum_k v_k^2 (1 - lr lambda_k^rho)^(2n) ([E]): the loss of
     `models.evolution.preconditioned` with the same Params after n = `steps` updates from w = 0.
     It tends to `flow(params, lr n)` as lr -> 0 and is stable iff lr lambda_max^rho < 2."""
@@ -95,7 +95,7 @@ def preconditioned(params: Params, steps: Float[ArrayLike, "*records"]) -> Float
 
 
 def preconditioned_gd_loss(
-    spectrum: Spectrum, *, rho: Scalar, lr: Scalar, steps: Float[ArrayLike, "*records"]
+    spectrum: Spectrum, *, rho: Scalar, lr: Scalar, steps: Real[ArrayLike, "*records"]
 ) -> Float[Array, "*records"]:
     """L_n = 1/2 sum_k v_k^2 (1 - lr lambda_k^rho)^(2n): GD with preconditioner lambda^(rho - 1)
     after n steps from w = 0 ([E]): `preconditioned(Params(spectrum, rho=rho, lr=lr), steps)`.

@@ -18,7 +18,7 @@ All functions are jittable and vmappable over the spectrum's traced fields and t
 
 import dataclasses
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 import jax
@@ -55,7 +55,7 @@ __all__ = [
 ]
 
 
-def gf_exponent(spectrum: PowerLaw) -> Scalar:
+def gf_exponent(spectrum: PowerLaw) -> float | Float[Array, "*grid"]:
     """c = (a - 1)/s, the exponent of L(t) ~ t^-c for gradient flow on an infinite power law
     ([A], THEORY.md §2.2). TypeError unless `spectrum` is a PowerLaw, ValueError unless a > 1
     (finite signal energy): every infinite-spectrum predictor needs both."""
@@ -138,7 +138,9 @@ def gf_loss_asymptote(
 # --- gradient descent ------------------------------------------------------------------------
 
 
-def gd(params: Params, steps: Int[ArrayLike, " records"]) -> Float[Array, " records"]:
+def gd(
+    params: Params, steps: Int[ArrayLike, " records"] | Sequence[int]
+) -> Float[Array, " records"]:
     """L_t = 1/2 sum_k v_k^2 (1 - lr lambda_k)^(2t) on trained modes ([E], THEORY.md §2.3): the
     loss of `models.linear.gd()` with the same Params after `steps` updates (noise and batch do
     not enter).
@@ -155,7 +157,7 @@ def gd_loss(
     spectrum: Spectrum,
     *,
     lr: Scalar,
-    steps: Int[ArrayLike, " records"],
+    steps: Int[ArrayLike, " records"] | Sequence[int],
     n_trainable: Scalar = math.inf,
 ) -> Float[Array, " records"]:
     """Exact full-batch GD loss ([E], THEORY.md §2.3):
@@ -196,7 +198,9 @@ def _recursion(schedule: Callable | None) -> Simulator:
 
 
 def sgd(
-    params: Params, steps: Int[ArrayLike, " records"], schedule: Callable | None = None
+    params: Params,
+    steps: Int[ArrayLike, " records"] | Sequence[int],
+    schedule: Callable | None = None,
 ) -> Float[Array, " records"]:
     """Exact expected one-pass SGD loss E L after `steps` updates (concrete integers >= 0, any
     order, repeats allowed; [E] for Gaussian features, THEORY.md §2.4) of the simulator
@@ -224,7 +228,7 @@ def sgd_loss(
     lr: Scalar,
     batch: int,
     noise: Scalar = 0.0,
-    steps: Int[ArrayLike, " records"],
+    steps: Int[ArrayLike, " records"] | Sequence[int],
     n_trainable: Scalar = math.inf,
     schedule: Callable | None = None,
 ) -> Float[Array, " records"]:
@@ -246,7 +250,7 @@ def stability(params: Params) -> Float[Array, ""]:
 
 
 def sgd_stability(
-    spectrum: Spectrum, *, lr: Float[Array, ""], batch: int, n_trainable=math.inf
+    spectrum: Spectrum, *, lr: Scalar, batch: int, n_trainable=math.inf
 ) -> Float[Array, ""]:
     """chi, SGD stable iff chi < 1 (THEORY.md §2.4):
     `stability(Params(spectrum, lr=lr, batch=batch, n_trainable=n_trainable))`."""
@@ -328,7 +332,7 @@ def tail_dominance_ratio(spectrum: Spectrum, t: Float[ArrayLike, " records"]):
     return gf_loss(spectrum, t) / tail_loss(spectrum, t)
 
 
-def tail_dominance_limit(spectrum: PowerLaw, rho: float = 1.0) -> Float[Array, ""]:
+def tail_dominance_limit(spectrum: PowerLaw, rho: float = 1.0) -> Float[Array, "*grid"]:
     """Gamma(1 + c) 2^-c with c = (a - 1)/(s rho): the limit of the tail-dominance ratio for
     g = lambda^rho t, k*(t) -> inf, M = inf (THEORY.md §2.5, §2.10)."""
     c = gf_exponent(spectrum) / rho

@@ -15,6 +15,7 @@ argument, while the Params' n_features is a static shape. The `*_given_features`
 a feature matrix F of the caller's.
 """
 
+from collections.abc import Sequence
 from typing import NamedTuple
 
 import jax.numpy as jnp
@@ -91,7 +92,7 @@ def approx_error_given_features(
 
 
 def gf_loss_given_features(
-    spectrum: Spectrum, features: Float[Array, "modes dim"], times: Float[Array, " times"]
+    spectrum: Spectrum, features: Float[Array, "modes dim"], times: Float[ArrayLike, " times"]
 ) -> Float[Array, " times"]:
     """Exact loss of gradient flow on the readout from theta = 0 at `times` given F ([E]):
     theta(t) - theta* = -e^(-K t) theta*, so L(t) = F0 + 1/2 sum_j mu_j (Q^T theta*)_j^2
@@ -104,7 +105,9 @@ def gf_loss_given_features(
 
 
 def sgd_loss_given_features(
-    params: Params, features: Float[Array, "modes dim"], steps: Int[ArrayLike, " records"]
+    params: Params,
+    features: Float[Array, "modes dim"],
+    steps: Int[ArrayLike, " records"] | Sequence[int],
 ) -> Float[Array, " records"]:
     """Exact E[L(theta_t) | F] of one-pass SGD from theta = 0 at `steps` (concrete integers >= 0,
     any order; THEORY.md §2.4, [E]): F0 plus the exact SGD recursion of `theory.linear` on
@@ -120,7 +123,9 @@ def sgd_loss_given_features(
     return opt.floor + linear_theory.sgd(readout, steps)
 
 
-def sgd(params: Params, steps: Int[ArrayLike, " records"]) -> Float[Array, " records"]:
+def sgd(
+    params: Params, steps: Int[ArrayLike, " records"] | Sequence[int]
+) -> Float[Array, " records"]:
     """Exact E[L(theta_t) | F] of the simulator `models.random_features` with the same Params at
     `steps` ([E]): `sgd_loss_given_features` for its own F (drawn from params.feature_seed)."""
     return sgd_loss_given_features(params, random_features.features(params), steps)

@@ -18,12 +18,13 @@ traced float), and differentiable: kappa carries its implicit-function derivativ
 """
 
 import functools
+from collections.abc import Sequence
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 
-from spectral_sim._types import Array, Float, Int, Scalar, check_range
+from spectral_sim._types import Array, ArrayLike, Count, Float, Int, Real, Scalar, check_range
 from spectral_sim.models.ridge import Params
 from spectral_sim.spectra import Spectrum
 
@@ -94,7 +95,7 @@ def _solve_kappa_jvp(iterations, primals, tangents):
 def kappa(
     spectrum: Spectrum,
     *,
-    n: Scalar,
+    n: Count,
     ridge: Scalar = 0.0,
     iterations: int = ITERATIONS,
 ) -> Float[Array, ""]:
@@ -124,7 +125,7 @@ class RidgeEquivalent(NamedTuple):
 def ridge_equivalent(
     spectrum: Spectrum,
     *,
-    n: Scalar,
+    n: Count,
     ridge: Scalar = 0.0,
     noise: Scalar = 0.0,
     iterations: int = ITERATIONS,
@@ -150,7 +151,7 @@ def ridge_equivalent(
 def ridge_risk(
     spectrum: Spectrum,
     *,
-    n: Scalar,
+    n: Count,
     ridge: Scalar = 0.0,
     noise: Scalar = 0.0,
     iterations: int = ITERATIONS,
@@ -177,16 +178,17 @@ def risk(params: Params) -> Float[Array, ""]:
 
 def ols_risk(
     *,
-    n: Scalar,
-    d: Scalar,
-    noise: Scalar = 0.0,
-    w_norm2: Scalar = 0.0,
-) -> Float[Array, ""]:
+    n: float | Real[ArrayLike, "*#grid"],
+    d: float | Real[ArrayLike, "*#grid"],
+    noise: float | Float[ArrayLike, "*#grid"] = 0.0,
+    w_norm2: float | Float[ArrayLike, "*#grid"] = 0.0,
+) -> Float[Array, "*#grid"]:
     """Exact risk of ridgeless least squares with isotropic Gaussian design, d features, n
     samples (THEORY.md §2.9, [E]; Hastie-Montanari-Rosset-Tibshirani 2022, Belkin-Hsu-Xu 2020):
         d < n - 1:  sigma^2 d / (n - d - 1)                           (OLS),
         d > n + 1:  sigma^2 n / (d - n - 1) + ||w*||^2 (1 - n / d)    (min-norm interpolator),
-    and infinite in between. For any Sigma with d < n - 1 the OLS risk is the same."""
+    and infinite in between. For any Sigma with d < n - 1 the OLS risk is the same. Elementwise:
+    the arguments broadcast against each other."""
     for name, value in (("n", n), ("d", d)):
         check_range(name, value, gt=0)
     check_range("noise", noise, ge=0)
@@ -220,7 +222,7 @@ def gd_weights(
     y: Float[Array, " samples"],
     *,
     lr: Scalar,
-    steps: Int[Array, " records"],
+    steps: Int[ArrayLike, " records"] | Sequence[int],
     ridge: Scalar = 0.0,
 ) -> Float[Array, "records modes"]:
     """Exact GD iterates from w = 0 on L_hat(w) = (1/2n)(||X w - y||^2 + delta ||w||^2), the

@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 from jax.scipy.special import gammaincc, gammaln
 
-from spectral_sim._types import Array, ArrayLike, Float, Scalar, check_range
+from spectral_sim._types import Array, ArrayLike, Float, check_range
 from spectral_sim.spectra import PowerLaw
 from spectral_sim.theory.linear import tail_dominance_limit
 
@@ -44,6 +44,10 @@ __all__ = [
     "sa_from_plrf",
     "soft_hard_loss_ratio",
 ]
+
+# An exponent (s, a, alpha, beta): a number, or an array of the grid's shape; everything here is
+# elementwise, so the arguments broadcast against each other.
+Exponent = float | Float[ArrayLike, "*#grid"]
 
 # Bisection steps in u = log(2 tau). `_bracket`'s interval is narrower than 20 for
 # 1e-6 <= s <= 1e6 and 1e-10 <= c = (a - 1)/s <= 1e6 (measured: 3.0 to 18.2), so 64 halvings
@@ -78,7 +82,7 @@ def _train_over_tail(c, z):
     return jnp.exp(gammaln(1 + c) - c * jnp.log(z)) * gammaincc(c, z)
 
 
-def phi(tau: Float[ArrayLike, "*grid"], s: Scalar, a: Scalar) -> Float[Array, "*grid"]:
+def phi(tau: Float[ArrayLike, "*#grid"], s: Exponent, a: Exponent) -> Float[Array, "*#grid"]:
     """Phi(tau) = 1/2 int_0^1 u^-a exp(-2 tau u^-s) du + 1/(2(a-1)) = (1 + r(c, 2 tau))/(2(a-1)),
     c = (a - 1)/s (THEORY.md §2.6, [A]); decreasing from inf at tau = 0 to 1/(2(a-1))."""
     _check(s, a)
@@ -88,8 +92,8 @@ def phi(tau: Float[ArrayLike, "*grid"], s: Scalar, a: Scalar) -> Float[Array, "*
 
 
 def continuum_loss(
-    n: Float[ArrayLike, "*grid"], t: Float[ArrayLike, "*grid"], s: Scalar, a: Scalar
-) -> Float[Array, "*grid"]:
+    n: Float[ArrayLike, "*#grid"], t: Float[ArrayLike, "*#grid"], s: Exponent, a: Exponent
+) -> Float[Array, "*#grid"]:
     """L(N, t) = N^(1-a) Phi(t N^-s): the continuum limit of the loss of N ideal features
     trained by GF for a time t, 1/2 sum_{k<=N} k^-a e^(-2 k^-s t) + 1/2 sum_{k>N} k^-a
     (THEORY.md §2.6, [A]). Valid for N >> 1 and t >> 1 (modes near k = 1 learned): the
@@ -110,22 +114,22 @@ class ComputeOptimal(NamedTuple):
     L* = k_loss C^-loss_exponent, N* = k_n C^n_exponent, D* = C / N* = C^d_exponent / k_n.
     Fields have the broadcast shape of s and a."""
 
-    loss_exponent: Float[Array, "*grid"]  # (a - 1)/(s + 1)
-    n_exponent: Float[Array, "*grid"]  # 1/(s + 1)
-    d_exponent: Float[Array, "*grid"]  # s/(s + 1)
-    tau_star: Float[Array, "*grid"]  # tau* = t* N*^-s = C N*^-(s+1): lambda_N* D* at the optimum
-    k_loss: Float[Array, "*grid"]  # K_L = tau*^((a-1)/(s+1)) Phi(tau*)
-    k_n: Float[Array, "*grid"]  # K_N = tau*^(-1/(s+1))
+    loss_exponent: Float[Array, "*#grid"]  # (a - 1)/(s + 1)
+    n_exponent: Float[Array, "*#grid"]  # 1/(s + 1)
+    d_exponent: Float[Array, "*#grid"]  # s/(s + 1)
+    tau_star: Float[Array, "*#grid"]  # tau* = t* N*^-s = C N*^-(s+1): lambda_N* D* at the optimum
+    k_loss: Float[Array, "*#grid"]  # K_L = tau*^((a-1)/(s+1)) Phi(tau*)
+    k_n: Float[Array, "*#grid"]  # K_N = tau*^(-1/(s+1))
 
-    def loss(self, compute: Float[ArrayLike, "*grid"]) -> Float[Array, "*grid"]:
+    def loss(self, compute: Float[ArrayLike, "*#grid"]) -> Float[Array, "*#grid"]:
         """L*(C) = K_L C^-(a-1)/(s+1) (shapes broadcast; give C an axis per grid axis)."""
         return self.k_loss * jnp.asarray(compute) ** -self.loss_exponent
 
-    def n_star(self, compute: Float[ArrayLike, "*grid"]) -> Float[Array, "*grid"]:
+    def n_star(self, compute: Float[ArrayLike, "*#grid"]) -> Float[Array, "*#grid"]:
         """N*(C) = K_N C^(1/(s+1)), the optimal number of modes (parameters)."""
         return self.k_n * jnp.asarray(compute) ** self.n_exponent
 
-    def d_star(self, compute: Float[ArrayLike, "*grid"]) -> Float[Array, "*grid"]:
+    def d_star(self, compute: Float[ArrayLike, "*#grid"]) -> Float[Array, "*#grid"]:
         """D*(C) = t* = C / N* = C^(s/(s+1)) / K_N, the optimal number of one-pass samples."""
         return jnp.asarray(compute) ** self.d_exponent / self.k_n
 
@@ -181,8 +185,8 @@ def _tau_star(s, c, iterations: int):
 
 
 def compute_optimal(
-    s: Scalar,
-    a: Scalar,
+    s: Exponent,
+    a: Exponent,
     *,
     rule: Literal["soft", "hard"] = "soft",
     iterations: int = ITERATIONS,
@@ -224,7 +228,7 @@ def _soft_constants(s, a, iterations: int):
     return tau, k_loss, tau ** (-1 / (s + 1))
 
 
-def soft_hard_loss_ratio(s: Scalar, a: Scalar) -> Float[Array, "*grid"]:
+def soft_hard_loss_ratio(s: Exponent, a: Exponent) -> Float[Array, "*#grid"]:
     """L_soft(t) / L_hard(t) -> Gamma(1 + c) 2^-c, c = (a - 1)/s, as t -> inf (THEORY.md §2.5):
     the prefactor that soft truncation changes while the exponent (a-1)/s stays.
 
@@ -233,13 +237,14 @@ def soft_hard_loss_ratio(s: Scalar, a: Scalar) -> Float[Array, "*grid"]:
     `theory.linear.tail_dominance_limit` (the mode count plays no role in it).
     """
     _check(s, a)
+    s, a = _as_float(s, a)
     return tail_dominance_limit(PowerLaw(s=s, a=a, n_modes=1))
 
 
 # --- exponents of other training regimes ---------------------------------------------------
 
 
-def rf_saturation_exponent(s: Scalar, a: Scalar) -> Float[Array, "*grid"]:
+def rf_saturation_exponent(s: Exponent, a: Exponent) -> Float[Array, "*#grid"]:
     """Random-feature approximation error ~ d^-min(a - 1, s) at width d, infinite data
     (THEORY.md §2.8, [DE]): it saturates at d^-s when a - 1 > s (PLRF 2 beta > 1), where ideal
     truncation would give d^-(a - 1)."""
@@ -248,7 +253,7 @@ def rf_saturation_exponent(s: Scalar, a: Scalar) -> Float[Array, "*grid"]:
     return jnp.minimum(a - 1, s)
 
 
-def ridge_data_exponent(s: Scalar, a: Scalar) -> Float[Array, "*grid"]:
+def ridge_data_exponent(s: Exponent, a: Exponent) -> Float[Array, "*#grid"]:
     """Ridgeless / small-ridge bias ~ n^-min(a - 1, 2s) in the sample count n (THEORY.md §2.7,
     [DE]); the 2s cap is the saturation of Tikhonov regularisation."""
     _check(s, a)
@@ -256,7 +261,7 @@ def ridge_data_exponent(s: Scalar, a: Scalar) -> Float[Array, "*grid"]:
     return jnp.minimum(a - 1, 2 * s)
 
 
-def paper_loss_exponent(s: Scalar) -> Float[Array, "*grid"]:
+def paper_loss_exponent(s: Exponent) -> Float[Array, "*#grid"]:
     """[P0]'s compute-optimal loss exponent (s - 1)/(s + 1) (THEORY.md §1 row 1): the s = a
     special case of `compute_optimal(s, a).loss_exponent` = (a - 1)/(s + 1)."""
     check_range("s", s, gt=0)
@@ -305,25 +310,25 @@ def plrf_compute_optimal(s: float, a: float) -> PLRFPhase:
 class SpectrumExponents(NamedTuple):
     """lambda_k = k^-s, v_k^2 = lambda_k w*_k^2 = k^-a (THEORY.md §0)."""
 
-    s: Float[Array, "*grid"]
-    a: Float[Array, "*grid"]
+    s: Float[Array, "*#grid"]
+    a: Float[Array, "*#grid"]
 
 
 class PLRFExponents(NamedTuple):
     """Paquette et al. 2024: lambda_j = j^-2 alpha, b_j = j^-beta."""
 
-    alpha: Float[Array, "*grid"]
-    beta: Float[Array, "*grid"]
+    alpha: Float[Array, "*#grid"]
+    beta: Float[Array, "*#grid"]
 
 
 class ChinchillaExponents(NamedTuple):
     """Hoffmann et al. 2022: L(N, D) = E + A N^-alpha + B D^-beta."""
 
-    alpha: Float[Array, "*grid"]
-    beta: Float[Array, "*grid"]
+    alpha: Float[Array, "*#grid"]
+    beta: Float[Array, "*#grid"]
 
 
-def plrf_from_sa(s: Scalar, a: Scalar) -> PLRFExponents:
+def plrf_from_sa(s: Exponent, a: Exponent) -> PLRFExponents:
     """(alpha, beta) = (s/2, (a - s)/2), from s = 2 alpha, a = 2 alpha + 2 beta (THEORY.md §0,
     §2.6.1)."""
     _check(s, a)
@@ -331,7 +336,7 @@ def plrf_from_sa(s: Scalar, a: Scalar) -> PLRFExponents:
     return PLRFExponents(s / 2, (a - s) / 2)
 
 
-def sa_from_plrf(alpha: Scalar, beta: Scalar) -> SpectrumExponents:
+def sa_from_plrf(alpha: Exponent, beta: Exponent) -> SpectrumExponents:
     """(s, a) = (2 alpha, 2 alpha + 2 beta) (THEORY.md §0); a > 1 needs alpha + beta > 1/2."""
     check_range("alpha", alpha, gt=0)
     check_range("alpha + beta", alpha + beta, gt=0.5)
@@ -339,7 +344,7 @@ def sa_from_plrf(alpha: Scalar, beta: Scalar) -> SpectrumExponents:
     return SpectrumExponents(2 * alpha, 2 * alpha + 2 * beta)
 
 
-def chinchilla_from_sa(s: Scalar, a: Scalar) -> ChinchillaExponents:
+def chinchilla_from_sa(s: Exponent, a: Exponent) -> ChinchillaExponents:
     """(alpha, beta) = (a - 1, (a - 1)/s) (THEORY.md §1 row 3): in L(N, t) of §2.6 the
     finite-N term is N^(1-a)/(2(a-1)) and the finite-data term the GF decay ~ t^-(a-1)/s."""
     _check(s, a)
@@ -347,7 +352,7 @@ def chinchilla_from_sa(s: Scalar, a: Scalar) -> ChinchillaExponents:
     return ChinchillaExponents(a - 1, (a - 1) / s)
 
 
-def sa_from_chinchilla(alpha: Scalar, beta: Scalar) -> SpectrumExponents:
+def sa_from_chinchilla(alpha: Exponent, beta: Exponent) -> SpectrumExponents:
     """(s, a) = (alpha/beta, 1 + alpha), the inverse of `chinchilla_from_sa` (THEORY.md §1
     row 3: Hoffmann et al.'s (0.34, 0.28) gives (s, a) = (1.21, 1.34), so N* ~ C^0.45 and
     L - E ~ C^-0.154). Chinchilla's own optimum, N* ~ C^(beta/(alpha+beta)) and

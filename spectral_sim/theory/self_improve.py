@@ -30,6 +30,7 @@ import numpy as np
 from spectral_sim._types import (
     Array,
     ArrayLike,
+    Count,
     Float,
     Scalar,
     check_count,
@@ -63,7 +64,7 @@ def _check_ols(name: str, T: object, d: int) -> None:
     check_range(name, T, gt=d + 1)
 
 
-def mixing_coefficient(d: int, T_real: Scalar, T_synth: Scalar) -> Float[Array, ""]:
+def mixing_coefficient(d: int, T_real: Count, T_synth: Count) -> Float[Array, ""]:
     """c = E||S^-1 B||_F^2 / d, S = A + B, A ~ W_d(T_real, I), B ~ W_d(T_synth, I), exactly.
 
     U = S^-1/2 B S^-1/2 is independent of S ~ W_d(T, I), and E[S_ij (S^-1)_kl] =
@@ -88,7 +89,7 @@ def mixing_coefficient(d: int, T_real: Scalar, T_synth: Scalar) -> Float[Array, 
     return ((T - 1) * x - y) / ((T - d - 1) * d)
 
 
-def mixing_coefficient_limit(T_real: Scalar, T_synth: Scalar) -> Float[Array, ""]:
+def mixing_coefficient_limit(T_real: Count, T_synth: Count) -> Float[Array, ""]:
     """The large-T / d limit (T_synth / (T_real + T_synth))^2 of the mixing coefficient."""
     T_r, T_s = jnp.asarray(T_real, float), jnp.asarray(T_synth, float)
     return (T_s / (T_r + T_s)) ** 2
@@ -100,9 +101,9 @@ def collapse_error(
     d: int,
     noise: Scalar,
     generations: int,
-    T: Scalar | None = None,
-    T_real: Scalar | None = None,
-    T_synth: Scalar | None = None,
+    T: Count | None = None,
+    T_real: Count | None = None,
+    T_synth: Count | None = None,
     T_seq: Sequence[float] | Float[ArrayLike, " generations"] | None = None,
 ) -> Float[Array, " generations"]:
     """E||w_n - w*||^2 for n = 1..generations, OLS on isotropic Gaussian data (THEORY.md §4.2).
@@ -144,7 +145,7 @@ def collapse_error(
     raise ValueError(f"regime must be one of {REGIMES}; got {regime!r}")
 
 
-def accumulate_bound(*, d: int, noise: Scalar, T: Scalar) -> Float[Array, ""]:
+def accumulate_bound(*, d: int, noise: Scalar, T: Count) -> Float[Array, ""]:
     """(pi^2 / 6) sigma^2 d / (T - d - 1): the accumulate error's bound over all generations
     (Gerstgrasser et al. 2024; attained by the fixed design)."""
     check_count("d", d)
@@ -153,7 +154,7 @@ def accumulate_bound(*, d: int, noise: Scalar, T: Scalar) -> Float[Array, ""]:
     return math.pi**2 / 6 * jnp.asarray(noise, float) * d / (jnp.asarray(T, float) - d - 1)
 
 
-def mix_fixed_point(*, d: int, noise: Scalar, T_real: Scalar, T_synth: Scalar) -> Float[Array, ""]:
+def mix_fixed_point(*, d: int, noise: Scalar, T_real: Count, T_synth: Count) -> Float[Array, ""]:
     """lim E_n = sigma^2 d / ((T - d - 1)(1 - c)) of the mixing loop (finite iff T_real > 0)."""
     c = mixing_coefficient(d, T_real, T_synth)
     T = jnp.asarray(T_real, float) + jnp.asarray(T_synth, float)
@@ -161,7 +162,7 @@ def mix_fixed_point(*, d: int, noise: Scalar, T_real: Scalar, T_synth: Scalar) -
 
 
 def fixed_design_error(
-    *, regime: Literal["replace", "accumulate"], d: int, noise: Scalar, generations: int, T: Scalar
+    *, regime: Literal["replace", "accumulate"], d: int, noise: Scalar, generations: int, T: Count
 ) -> Float[Array, " generations"]:
     """The same loops on one fixed design X_0 (THEORY.md §4.2): replace is unchanged; accumulate
     (n stacked copies of X_0) gives sigma^2 d / (T - d - 1) sum_(i<=n) 1 / i^2."""
@@ -179,7 +180,7 @@ def fixed_design_error(
 
 
 def subsample_error(
-    *, d: int, noise: Scalar, generations: int, T: Scalar
+    *, d: int, noise: Scalar, generations: int, T: Count
 ) -> Float[Array, " generations"]:
     """Accumulate-subsample on a fixed design (T rows drawn without replacement from the n T
     stacked rows; THEORY.md §4.2 [A], leading order in d / T): kappa_n sigma^2 d / (T - d - 1),
@@ -232,7 +233,7 @@ def risk(params: Params) -> Float[Array, " generations"]:
     return jnp.where(jnp.asarray(params.ridge) == 0, out, jnp.nan)
 
 
-def downstream_trace(spectrum: Spectrum, *, T: Scalar, ridge: Scalar) -> Float[Array, ""]:
+def downstream_trace(spectrum: Spectrum, *, T: Count, ridge: Scalar) -> Float[Array, ""]:
     """E tr(Sigma A Sigma^-1 A^T), A = (X^T X + delta I)^-1 X^T X on T samples of N(0, Sigma)
     (THEORY.md §4.2 [DE]): df2(kappa) [1 + kappa^2 tr((Sigma + kappa)^-2) / (T - df2(kappa))],
     df2 = sum_k lambda_k^2 / (lambda_k + kappa)^2, kappa from `theory.ridge.kappa`. It is d at
@@ -246,13 +247,13 @@ def downstream_trace(spectrum: Spectrum, *, T: Scalar, ridge: Scalar) -> Float[A
 def ridge_downstream_error(
     spectrum: Spectrum,
     *,
-    T: Scalar,
+    T: Count,
     ridge: Scalar,
     noise: Scalar,
     generations: int,
-    T_gen: Scalar,
+    T_gen: Count,
     noise_gen: Scalar,
-) -> Float[Array, " generations+1"]:
+) -> Float[Array, " gens"]:
     """E_test(n) = E||w_ridge - w*||^2_Sigma for n = 0..generations (Dohmatob, Feng, Kempe 2024;
     THEORY.md §4.2): n OLS generators, each fitted on T_gen fresh samples (noise_gen) labelled by
     the one before (the first by w*), then ridge delta on T downstream samples (noise) labelled
