@@ -82,6 +82,9 @@ def test_the_wheel_ships_the_data_and_no_top_level_experiments(wheel):
         next(n for n in names if n.endswith("entry_points.txt"))
     )
     assert b"[spectral_sim.experiments]" in entry_points
+    metadata = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith("METADATA")))
+    assert b"License-Expression: Apache-2.0" in metadata
+    assert any(n.endswith("licenses/LICENSE") for n in names)
 
 
 def test_the_installed_wheel_lists_and_runs_a_data_experiment(wheel, tmp_path):
