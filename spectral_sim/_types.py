@@ -71,16 +71,18 @@ Simulator."""
 
 
 def concrete(value: object) -> np.ndarray | None:
-    """`value` as a NumPy array if it is a concrete number, else None (tracers, placeholders).
+    """`value` as a NumPy array if it is a concrete number or a list of them, else None
+    (tracers, placeholders, non-numbers).
 
     Params dataclasses are rebuilt by JAX on every unflatten, with tracers under jit/vmap and
     sometimes with non-array placeholders; validation only applies to concrete numbers.
     """
-    if isinstance(value, int | float | np.ndarray | np.generic | jax.Array):
+    if isinstance(value, int | float | np.ndarray | np.generic | jax.Array | list | tuple):
         try:  # tracers refuse conversion (TracerArrayConversionError is a TypeError)
-            return np.asarray(value)
-        except (TypeError, jax.errors.ConcretizationTypeError):
-            return None
+            array = np.asarray(value)
+        except (TypeError, ValueError, jax.errors.ConcretizationTypeError):
+            return None  # a tracer, or a ragged list
+        return array if array.dtype.kind in "biufc" else None
     return None
 
 
@@ -103,7 +105,9 @@ def check_range(
 ) -> None:
     """Raise ValueError naming `name`, its bad value and the valid range, if `value` is concrete
     and any element lies outside the range (NaN always, +-inf unless finite=False); a no-op on
-    tracers."""
+    tracers. A string (`PowerLaw(s="2")`) is a TypeError naming `name`."""
+    if isinstance(value, str | bytes):
+        raise TypeError(f"{name} must be a number; got the string {value!r}")
     array = concrete(value)
     if array is None:
         return

@@ -2,6 +2,7 @@
 
 import functools
 import math
+import warnings
 
 import chex
 import jax
@@ -168,9 +169,35 @@ def test_recursion_grows_beyond_critical_lr():
     lr_c = float(theory.sgd_critical_lr(spectrum, batch=1))
     assert theory.sgd_loss_limit(spectrum, lr=1.01 * lr_c, batch=1, noise=0.1) == jnp.inf
     below = theory.sgd_loss(spectrum, lr=0.99 * lr_c, batch=1, noise=0.1, steps=[5000, 50_000])
-    above = theory.sgd_loss(spectrum, lr=1.2 * lr_c, batch=1, noise=0.1, steps=[100, 1000])
+    with pytest.warns(RuntimeWarning, match=r"SGD: lr = .* past the stability limit \(chi"):
+        above = theory.sgd_loss(spectrum, lr=1.2 * lr_c, batch=1, noise=0.1, steps=[100, 1000])
     limit = theory.sgd_loss_limit(spectrum, lr=0.99 * lr_c, batch=1, noise=0.1)
     assert below[0] < below[1] <= limit and above[1] > 1e10 * above[0]
+
+
+@pytest.mark.parametrize(
+    "call, field",
+    [
+        (lambda spec: theory.gd_loss(spec, lr=0.5, steps=-3), "steps"),
+        (lambda spec: theory.gd_loss(spec, lr=0.5, steps=2.5), "steps"),
+        (lambda spec: theory.gd_loss(spec, lr=0.5, steps=[1, float("nan")]), "steps"),
+        (lambda spec: theory.gf_loss(spec, t=-1.0), "t"),
+        (lambda spec: theory.gf_loss(spec, t=[0.0, float("inf")]), "t"),
+    ],
+)
+def test_predictors_refuse_negative_or_fractional_times(call, field):
+    with unchecked(), pytest.raises(ValueError, match=f"^{field} must be"):
+        call(PowerLaw(s=2.0, a=2.0, n_modes=8))
+
+
+def test_gd_past_its_stability_edge_warns_naming_lr():
+    spectrum = PowerLaw(s=2.0, a=2.0, n_modes=8)  # lambda_max = 1: the edge is lr = 2
+    with pytest.warns(RuntimeWarning, match=r"GD: lr = 1e\+09 is past the stability limit"):
+        assert theory.gd_loss(spectrum, lr=1e9, steps=[10])[0] > 1e100
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # below the edge: silent, and silent under jit
+        theory.gd_loss(spectrum, lr=1.9, steps=[10])
+        jax.jit(lambda lr: theory.gd_loss(spectrum, lr=lr, steps=[10]))(5.0)
 
 
 def test_divergence_is_flagged_per_grid_point(key):

@@ -98,3 +98,16 @@ def test_bad_spectrum_raises_naming_the_field(build, field):
 def test_grid_with_one_bad_point_is_rejected():
     with pytest.raises(ValueError, match=r"PowerLaw.s must be finite and > 0; got \[-0.5\]"):
         PowerLaw(s=jnp.array([1.0, -0.5, 2.0]), a=2.0, n_modes=8)
+
+
+@pytest.mark.parametrize(
+    "build, field",
+    [
+        (lambda: PowerLaw(s="2", a=2.0, n_modes=10), "PowerLaw.s"),
+        (lambda: PowerLaw(s=2.0, a="2", n_modes=10), "PowerLaw.a"),
+        (lambda: Geometric(rho="1.5", n_modes=10), "Geometric.rho"),
+    ],
+)
+def test_a_string_for_a_number_is_a_type_error_naming_the_field(build, field):
+    with unchecked(), pytest.raises(TypeError, match=f"^{field} must be a number"):
+        build()

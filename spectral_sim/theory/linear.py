@@ -18,6 +18,7 @@ All functions are jittable and vmappable over the spectrum's traced fields and t
 
 import dataclasses
 import math
+import warnings
 from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
@@ -27,7 +28,16 @@ import numpy as np
 from jax.scipy.special import gamma, gammainc
 
 from spectral_sim import simulate
-from spectral_sim._types import Array, ArrayLike, Float, Int, Scalar, Simulator, check_range
+from spectral_sim._types import (
+    Array,
+    ArrayLike,
+    Float,
+    Int,
+    Scalar,
+    Simulator,
+    check_range,
+    concrete,
+)
 from spectral_sim.models.linear import Params, trainable
 from spectral_sim.spectra import PowerLaw, Spectrum
 
@@ -65,13 +75,40 @@ def gf_exponent(spectrum: PowerLaw) -> float | Float[Array, "*grid"]:
     return (spectrum.a - 1) / spectrum.s
 
 
+def _check_steps(steps: object) -> None:
+    """ValueError naming `steps` unless its concrete values are integers >= 0 (a count of
+    updates); a no-op on tracers."""
+    array = concrete(np.asarray(steps) if isinstance(steps, list | tuple) else steps)
+    if array is None:
+        return
+    ok = np.isfinite(array) & (array >= 0) & (array == np.round(array))
+    if not np.all(ok):
+        shown = np.atleast_1d(array)[~np.atleast_1d(ok)][:3].tolist()
+        raise ValueError(f"steps must be integers >= 0 (numbers of updates); got {shown}")
+
+
+def _warn_unstable(what: str, lr: object, measure: object, limit: float, name: str) -> None:
+    """One RuntimeWarning naming lr and the stability limit when a concrete `measure` of the
+    run is at or past `limit` (the prediction then grows without bound); silent on tracers."""
+    value, rate = concrete(measure), concrete(lr)
+    if value is None or rate is None or not np.any(value >= limit):
+        return
+    warnings.warn(
+        f"{what}: lr = {np.ravel(rate)[0]:g} is past the stability limit ({name} = "
+        f"{np.ravel(value)[0]:g} >= {limit:g}); the predicted loss grows without bound",
+        RuntimeWarning,
+        stacklevel=3,
+    )
+
+
 # --- gradient flow ---------------------------------------------------------------------------
 
 
 def gf(params: Params, t: Float[ArrayLike, " records"]) -> Float[Array, " records"]:
     """Exact GF loss L(t) = 1/2 sum_k v_k^2 exp(-2 lambda_k t) on the trained modes, plus
     1/2 v_k^2 for each frozen one (THEORY.md §2.2, [E]): the loss of `models.linear.gf` with the
-    same Params (lr, noise and batch do not enter)."""
+    same Params (lr, noise and batch do not enter). ValueError unless t >= 0 (finite)."""
+    check_range("t", t, ge=0)
     lam, power = params.spectrum.eigenvalues(), params.spectrum.target_power()
     t = jnp.asarray(t, lam.dtype)
     return 0.5 * jnp.exp(-2.0 * jnp.multiply.outer(t, lam * trainable(params))) @ power
@@ -145,9 +182,13 @@ def gd(
     loss of `models.linear.gd()` with the same Params after `steps` updates (noise and batch do
     not enter).
 
-    Stable iff lr < 2 / lambda_max; above it the loss grows geometrically (not clipped).
+    Stable iff lr < 2 / lambda_max; above it the loss grows geometrically (not clipped), with a
+    RuntimeWarning naming lr. ValueError unless steps are integers >= 0.
     """
+    _check_steps(steps)
     lam, power = params.spectrum.eigenvalues(), params.spectrum.target_power()
+    trained = jnp.where(trainable(params) > 0, lam, 0.0)
+    _warn_unstable("GD", params.lr, params.lr * jnp.max(trained), 2.0, "lr lambda_max")
     steps = jnp.atleast_1d(jnp.asarray(steps, lam.dtype))
     decay = jnp.power(((1 - params.lr * lam) ** 2)[None], steps[:, None])  # records, modes
     return 0.5 * jnp.where(trainable(params) > 0, decay, 1.0) @ power
@@ -204,7 +245,11 @@ def sgd(
 ) -> Float[Array, " records"]:
     """Exact expected one-pass SGD loss E L after `steps` updates (concrete integers >= 0, any
     order, repeats allowed; [E] for Gaussian features, THEORY.md §2.4) of the simulator
-    `models.linear.sgd(schedule)` with the same Params."""
+    `models.linear.sgd(schedule)` with the same Params. At constant lr past the mean-square
+    stability limit (`stability(params)` >= 1) the loss grows without bound, with a
+    RuntimeWarning naming lr."""
+    if schedule is None and concrete(params.lr) is not None:
+        _warn_unstable("SGD", params.lr, stability(params), 1.0, "chi")
     requested = np.asarray(steps)
     if requested.ndim != 1 or requested.dtype.kind not in "iu" or np.any(requested < 0):
         raise ValueError(f"steps must be a 1-d array of integers >= 0; got {steps!r}")
