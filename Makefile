@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench lint docs figures
+.PHONY: run test bench lint docs figures pages
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,9 +15,16 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/spectral-sim run all --quick --out results --overwrite
 
-# The README's "Results at quick scale" section and docs/figures/, from a fresh quick run.
+# docs/results.md and docs/figures/, from a fresh quick run.
 figures: run
-	$(BIN)/python -m spectral_sim.gallery results README.md docs/figures
+	$(BIN)/python -m spectral_sim.gallery summary results docs
+
+# The full-scale tables of docs/experiments/<name>.md, from full runs saved under FULL
+# (spectral-sim run NAME --out $(FULL)/NAME); the reports are kept in docs/reports/.
+# FULL=docs/reports re-renders the pages from the kept reports.
+FULL ?= results-full
+pages: $(STAMP)
+	$(BIN)/python -m spectral_sim.gallery pages $(FULL) docs
 
 # Two pytest workers (one per CI core), each test file kept on one worker so that its
 # module-scoped experiment fixture runs once (about 9 min for 620 tests on 2 cores; one

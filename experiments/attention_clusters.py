@@ -565,13 +565,14 @@ CLAIMS = claims.Table(
         "additive run", claims.exact, _fixed(_gap_form, "additive"), tolerance_kind="derived"),
     claims.Spec("attention.consensus_point", "THEORY.md §3.1 [E]",
         f"fixed P, {MEAN_SHIFT}: every token ends at the single point pi^T X_0 "
-        "(||pi^T (X_L - X_0)|| / ||X_0|| = 0 to float64 rounding, L n u) at every mean-shift run",
+        "(||pi^T (X_L - X_0)|| / ||X_0|| = 0 to float64 rounding L n u: L = {cfg.layers} layers, "
+        "n = {cfg.n_tokens} tokens, u = 2^-53) at every mean-shift run",
         claims.exact, _consensus_point, tolerance_kind="derived"),
     claims.Spec("attention.softmax_rate", "THEORY.md §3.3, §8",
         f"softmax attention X + eps (A(X) X - X) (V = I) contracts asymptotically at 1 - eps in "
-        f"every run that reaches consensus, i.e. the window {WINDOW} (runs that do not, e.g. "
-        f"beta = 2, d = 8 within softmax_layers, are left out and listed in the notes), at every "
-        f"(eps, beta, n, d, seed)", claims.exact, _softmax("softmax_theory")),
+        f"every run that reaches consensus, i.e. the window {WINDOW} within {{cfg.softmax_layers}} "
+        f"layers (runs that do not, e.g. at the larger beta and d, are left out and listed in the "
+        f"notes), at every (eps, beta, n, d, seed)", claims.exact, _softmax("softmax_theory")),
     claims.Spec("attention.softmax_additive",
         "THEORY.md §3.2 carried over to softmax attention; §8",
         f"softmax attention X + eps A(X) X (V = I), (1 + eps)^l divided out, contracts at "
@@ -587,11 +588,11 @@ CLAIMS = claims.Table(
         f"tokens' size) at every layer of softmax attention: the share of seeds whose run keeps "
         f"it at every layer {EVERY} (residual, eps, beta, n, d)", claims.share, _dobrushin),
     claims.Spec("attention.pure_cubic", "Dong, Cordonnier, Loukas 2021 (arXiv 2103.03404)",
-        "pure attention (no skip) shrinks its residual as r -> c r^3 (doubly exponential): the "
-        "order at the last resolved triple of layers is 3 within 0.1, seed mean of the "
-        "within-seed average over the runs with two or more triples (Q = K = V = I and drawn per "
-        "seed), at beta in {0.1, 0.3} (the pure-attention grid, pure_beta: larger beta leaves "
-        "the local cubic regime, metastable clusters keep the residual from collapsing)",
+        f"pure attention (no skip) shrinks its residual as r -> c r^3 (doubly exponential): the "
+        f"order at the last resolved triple of layers is 3 within {ORDER_TOL:g}, seed mean of the "
+        f"within-seed average over the runs with two or more triples (Q = K = V = I and drawn per "
+        f"seed), at every beta of {{cfg.pure_beta}} (larger beta leaves the local cubic regime: "
+        f"metastable clusters keep the residual from collapsing)",
         claims.seed_mean, _pure_cubic),
     claims.Spec("attention.rank_collapse_bound", "Dong, Cordonnier, Loukas 2021, Thm 2.2",
         f"r_(l+1) <= 4 gamma w r_l^3 with gamma = 1 at every pure-attention layer in the bound's "
@@ -599,15 +600,16 @@ CLAIMS = claims.Table(
         f"whose run keeps it at every such layer {EVERY} (beta, weights)",
         claims.share, _rank_collapse_bound),
     claims.Spec("attention.sphere_consensus", "THEORY.md §3.3; Geshkovski et al. 2023",
-        f"sphere dynamics (V = I) end in one cluster by t = sphere_time: the share of seeds "
-        f"{EVERY} (beta, n, d) with d >= 3 and beta <= consensus_beta ({Config.consensus_beta:g} "
-        f"by default)", claims.share, _one_cluster("consensus_beta", operator.le, "<=")),
+        f"sphere dynamics (V = I) end in one cluster by t = {{cfg.sphere_time}}: the share of "
+        f"seeds {EVERY} (beta, n, d) with d >= 3 and beta <= {{cfg.consensus_beta}}",
+        claims.share, _one_cluster("consensus_beta", operator.le, "<=")),
     claims.Spec("attention.sphere_large_beta", "THEORY.md §3.1, §3.3; Geshkovski et al.",
         f"sphere dynamics at large beta also reach the single consensus point by t = "
-        f"sphere_time: the share of seeds ending in one cluster {EVERY} (beta, n, d) with d >= 3 "
-        f"and beta >= metastable_beta ({Config.metastable_beta:g} by default; below 1: "
-        f"metastable multi-cluster states at this depth)",
+        f"{{cfg.sphere_time}}: the share of seeds ending in one cluster {EVERY} (beta, n, d) with "
+        f"d >= 3 and beta >= {{cfg.metastable_beta}} (a share below 1: metastable multi-cluster "
+        f"states still there at that time)",
         claims.share, _one_cluster("metastable_beta", operator.ge, ">=")),
+    config=Config,
 )  # fmt: skip
 
 
@@ -741,9 +743,9 @@ def run(cfg: Config, options: sweep.Options | None = None) -> Report:
                         combine_attrs="drop_conflicts")  # fmt: skip
     # the sphere claims' beta ranges travel with the data the claims are decided on
     data = data.assign_attrs(consensus_beta=cfg.consensus_beta, metastable_beta=cfg.metastable_beta)
-    return Report(experiment="attention_clusters", claims=CLAIMS.evaluate(data), data=data,
-                  figures=figures(data, cfg), config=dataclasses.asdict(cfg), seed=cfg.seed,
-                  notes=notes(data, cfg))  # fmt: skip
+    return Report(experiment="attention_clusters", claims=CLAIMS.evaluate(data, config=cfg),
+                  data=data, figures=figures(data, cfg), config=dataclasses.asdict(cfg),
+                  seed=cfg.seed, notes=notes(data, cfg))  # fmt: skip
 
 
 if __name__ == "__main__":  # the same as `spectral-sim run attention_clusters [flags]`

@@ -583,7 +583,7 @@ def _derived(id: str, source: str, measure, statement: str) -> claims.Spec:
 
 _PRUNE = "P3 pruning = spectral truncation; THEORY.md §6.1"
 _EXCESS = ("(damage minus truncation damage, relative to the initial loss, is 0 within float64 "
-           "rounding) at every (s, a, K, t) with K < M")  # fmt: skip
+           "rounding) at every (s, a, K, t) with K < M (M = {cfg.n_modes} modes)")  # fmt: skip
 _SAME_K = f"in the eigenbasis costs what truncation to the same K costs {_EXCESS}"
 _RANDOM = "in expectation over random targets w*_k = k^((s-a)/2) |xi_k|, at every (s, a, t, Delta)"
 _RATIO = f"within {QUANT_MARGIN:.0%} (ratio of the two seed means)"
@@ -602,14 +602,14 @@ CLAIMS = claims.Table(
              "between consecutive records goes against its direction by more than float64 "
              "rounding, at every (s, a, K) and step"),
     _derived("compression.prune_linear_growth", "THEORY.md §6.1 (K >> k*)", _linear_growth,
-             "pruning damage at K = M/8 >> k*(t) grows linearly in t: its exponent fitted over t "
-             "in [1e-3, 1e-2] K^s is 1 within the bound from 1 - exp(-x) >= x - x^2/2, at every "
-             "(s, a)"),
+             "pruning damage at K = M/8 >> k*(t) (M = {cfg.n_modes} modes) grows linearly in "
+             "t: its exponent fitted over t in [1e-3, 1e-2] K^s is 1 within the bound from "
+             "1 - exp(-x) >= x - x^2/2, at every (s, a)"),
     _derived("compression.prune_saturation", "THEORY.md §6.1 (K << k*)", _saturation,
-             "pruning damage at K = M/8 << k*(t) saturates at the tail energy 1/2 "
-             "sum_(K<k<=M) v_k^2: Delta L / tail lies in [1 - L(t) / tail, 1] (the unlearned kept "
-             "modes' loss bounds the deficit; shown as its midpoint ± half-width), at every "
-             "(s, a) and t = 1e2, 1e3, 1e4 K^s"),
+             "pruning damage at K = M/8 << k*(t) (M = {cfg.n_modes} modes) saturates at the "
+             "tail energy 1/2 sum_(K<k<=M) v_k^2: Delta L / tail lies in [1 - L(t) / tail, 1] "
+             "(the unlearned kept modes' loss bounds the deficit; shown as its midpoint ± "
+             "half-width), at every (s, a) and t = 1e2, 1e3, 1e4 K^s"),
     _derived("compression.saliency", f"{_PRUNE} (OBD)", _excess("saliency", None),
              f"[P3] saliency (OBD) pruning {_SAME_K}"),
     _derived("compression.magnitude_a_gt_s", _PRUNE, _excess("magnitude", True),
@@ -641,7 +641,8 @@ CLAIMS = claims.Table(
       for name, format in FLOAT_FORMATS.items()),
     claims.Spec("evolution.preconditioned_exact", "THEORY.md §2.10 [E]",
                 "preconditioned GD (float32) follows 1/2 sum v_k^2 (1 - lambda_k^rho)^(2n) within "
-                "2 n u32 relative (u32 = 2^-24, n = the last step), at every record of every rho",
+                "2 n u32 relative (u32 = 2^-24, n = {cfg.evo_steps}, the last step), at every "
+                "record of every rho",
                 claims.exact, _preconditioned_exact),
     _derived("evolution.exponent", "P3; THEORY.md §2.10 [A]", _exponent,
              "[P3] L(t) ~ t^-(a-1)/(s rho) under g = lambda^rho t (preconditioned GD, the loss "
@@ -655,11 +656,13 @@ CLAIMS = claims.Table(
     _derived("evolution.diagonal_rho", "THEORY.md §2.10 (our derivation for w = u * v)",
              _diagonal_rho,
              "the diagonal network's elasticity, measured from the frontier's motion, is "
-             "(s + a)/(2s) to leading order in 1/ln(1/init^2), at every target exponent a"),
+             "(s + a)/(2s) to leading order in 1/ln(1/init^2) (u = v = init = {cfg.diag_init} "
+             "at the start), at every target exponent a"),
     _derived("evolution.diagonal_exponent", "P3 (the exponent depends only on rho)",
              _diagonal_exponent,
              "[P3] the diagonal network's loss decays as t^-(a-1)/(s rho) with its measured rho, "
              "i.e. L ~ k*^(1-a) as tail dominance says, at every target exponent a"),
+    config=Config,
 )  # fmt: skip
 
 
@@ -758,7 +761,7 @@ def run(cfg: Config, options: sweep.Options | None = None) -> Report:
         fits = evolution_fits(cfg, evo)
     data = xr.merge([prune, reg, quant, evo, fits], combine_attrs="drop")
     data.attrs.update(n_modes=cfg.n_modes, evo_s=cfg.evo_s, evo_a=cfg.evo_a)  # for the claims
-    return Report(experiment="compression", claims=CLAIMS.evaluate(data), data=data,
+    return Report(experiment="compression", claims=CLAIMS.evaluate(data, config=cfg), data=data,
                   figures=figures(prune, evo, cfg), config=dataclasses.asdict(cfg), seed=cfg.seed,
                   notes=notes(quant, fits, cfg.n_modes))  # fmt: skip
 

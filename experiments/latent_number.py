@@ -277,7 +277,8 @@ CLAIMS = claims.Table(
         f"tolerance: the ripple and edges)", claims.exact, _exponent, tolerance_kind="derived"),
     claims.Spec("latent.p1_alpha_log_rho", "P1: alpha = beta log rho",
         f"[P1] the loss exponent scales as log rho: alpha(rho) / alpha(rho_min) = ln rho / ln "
-        f"rho_min within {P1_MARGIN:.0%} at every rho above the smallest (exact-flow exponents)",
+        f"rho_min within {P1_MARGIN:.0%} at every rho in {{cfg.rho}} above the smallest, rho_min "
+        f"(exact-flow exponents)",
         claims.exact, _alpha_log_rho),
     claims.Spec("latent.level", "THEORY.md §2.11 (Poisson summation)",
         "the period average of t L(t) is 1/(4 ln rho) at every rho: rho sets the level, which "
@@ -288,26 +289,31 @@ CLAIMS = claims.Table(
         "at every rho (tolerance: harmonics >= 2, edges and sampling the period at m points, "
         "1 - cos(pi/m))", claims.exact, _ripple, tolerance_kind="derived"),
     claims.Spec("latent.gd_exponent", "THEORY.md §2.3, §2.11",
-        f"full-batch GD (float32) on the same spectra decays as (lr n)^-1 over t in "
-        f"[{T_LO:g}, {T_LO * 10**GD_SPAN:g}] at every rho (tolerance adds GD's O(lr/t) departure "
-        f"from GF and float32 rounding)", claims.exact, _gd_exponent, tolerance_kind="derived"),
+        f"full-batch GD (float32, lr = {{cfg.gd_lr}}) on the same spectra decays as (lr n)^-1 "
+        f"after n steps, over t = lr n in [{T_LO:g}, {T_LO * 10**GD_SPAN:g}] at every rho "
+        f"(tolerance adds GD's O(lr/t) departure from GF and float32 rounding)", claims.exact,
+        _gd_exponent, tolerance_kind="derived"),
     claims.Spec("latent.double_descent_exact", "THEORY.md §2.9 [E]",
-        f"min-norm / OLS risk on n isotropic samples is sigma^2 N/(n-N-1) below and "
-        f"sigma^2 n/(N-n-1) + |w*|^2 (1 - n/N) above the peak: the seed-mean risk equals it "
+        f"min-norm / OLS risk on n = {{cfg.n_samples}} isotropic samples of N features (noise "
+        f"variance sigma^2 = {{cfg.noise}}, |w*|^2 = {{cfg.w_norm2}}) is sigma^2 N/(n-N-1) below "
+        f"and sigma^2 n/(N-n-1) + |w*|^2 (1 - n/N) above the peak: the seed-mean risk equals it "
         f"within {DD_MARGIN:.0%} (relative) at every N with |N - n| > {VARIANCE_GAP} (nearer n "
         f"the risk has no finite variance, so no standard error)",
         claims.seed_mean, lambda d: _risk_mean(d, d.dd_exact.where(_tested(d)))),
     claims.Spec("latent.p1_leading_order", "P1: variance saturates at sigma^2 N*/n",
-        f"[P1] the variance is sigma^2 N/n: below the interpolation threshold, where the OLS "
-        f"risk is all variance, the seed-mean risk equals it within {DD_MARGIN:.0%} (relative) "
-        f"at every N < n - {VARIANCE_GAP} (the exact variance is sigma^2 N/(n-N-1))",
+        f"[P1] the variance is sigma^2 N/n (N features, n = {{cfg.n_samples}} samples): below "
+        f"the interpolation threshold, where the OLS risk is all variance, the seed-mean risk "
+        f"equals it within {DD_MARGIN:.0%} (relative) at every N < n - {VARIANCE_GAP} (the "
+        f"exact variance is sigma^2 N/(n-N-1))",
         claims.seed_mean, _leading_order),
     claims.Spec("latent.peak", "THEORY.md §1 row 10",
-        f"the seed-mean risk peaks at the interpolation threshold N = n: the vertex of a parabola "
-        f"fitted to its log at the two N nearest n on each side with |N - n| > {VARIANCE_GAP} "
-        f"is n within half the gap between the inner two (SE: seeds resampled jointly; not "
-        f"measured where that fit to the exact risk misses n by more than half of it)",
+        f"the seed-mean risk peaks at the interpolation threshold N = n (N features, n = "
+        f"{{cfg.n_samples}} samples): the vertex of a parabola fitted to its log at the two N "
+        f"nearest n on each side with |N - n| > {VARIANCE_GAP} is n within half the gap between "
+        f"the inner two (SE: seeds resampled jointly; not measured where that fit to the exact "
+        f"risk misses n by more than half of it)",
         claims.seed_statistic, _peak),
+    config=Config,
 )  # fmt: skip
 
 
@@ -369,7 +375,7 @@ def run(cfg: Config, options: sweep.Options | None = None) -> Report:
              f"{float(g.geo_level_theory):.5f}, ripple {float(g.geo_ripple):.3g} vs "
              f"{float(g.geo_ripple_theory):.3g}, {_n_modes(float(g.rho))} modes"
              for g in (geo.sel(rho=r) for r in geo.rho.values)]  # fmt: skip
-    return Report(experiment="latent_number", claims=CLAIMS.evaluate(data), data=data,
+    return Report(experiment="latent_number", claims=CLAIMS.evaluate(data, config=cfg), data=data,
                   figures=figures(geo, dd, cfg), config=dataclasses.asdict(cfg), seed=cfg.seed,
                   notes=notes)  # fmt: skip
 

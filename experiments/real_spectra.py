@@ -356,9 +356,10 @@ def _curve_specs(prefix: str, what: str, curve, over: tuple[str, ...]) -> tuple:
 
     return (
         spec("erm_exponent", "THEORY.md §2.7",
-             f"{what}: {_CURVE_EXPONENT} (least squares on log-log over every n) equals "
-             f"min(a - 1, 2s), (s, a) fitted to the pool's spectrum and target power on the modes "
-             f"the curve probes, within {EXPONENT_MARGIN} ({_SE_NOTE})", _erm),
+             f"{what}: {_CURVE_EXPONENT} (least squares on log-log over every n in "
+             f"{{cfg.samples}}) equals min(a - 1, 2s), (s, a) fitted to the pool's spectrum and "
+             f"target power on the modes the curve probes, within {EXPONENT_MARGIN} ({_SE_NOTE})",
+             _erm),
         spec("p0_exponent", "P0: L ~ D^-(a-1)/s (s_data)",
              f"[P0] {what}: {_CURVE_EXPONENT} equals (a - 1)/s_data within {EXPONENT_MARGIN} "
              f"({_SE_NOTE})", _p0),
@@ -386,8 +387,8 @@ CLAIMS = claims.Table(
         "real_data.{set}.{kernel}.omnibus", "THEORY.md §2.7 (eigenlearning)",
         f"{{set}}, {{kernel}} kernel: kernel ridge's seed-mean test MSE over the pool equals the "
         f"omnibus prediction from the pool's measured spectrum and target power within "
-        f"{OMNIBUS_MARGIN:.0%} at every n (measured / predicted; the seeds are independent "
-        f"draws of the nested training sets)",
+        f"{OMNIBUS_MARGIN:.0%} at every training-set size n in {{cfg.samples}} (measured / "
+        f"predicted; the seeds are independent draws of the nested training sets)",
         claims.seed_mean, lambda d: dict(samples=d.mse, predicted=d.predicted,  # every n an entry
                                          tolerance=OMNIBUS_MARGIN, relative=True),
         over=("set", "kernel"),
@@ -398,6 +399,7 @@ CLAIMS = claims.Table(
         f"real_data.{{network_set}}.{network}",
         f"{{network_set}}, {network} (predictions from the arc-cosine kernel's spectrum)",
         _network_curve(network), ("network_set",))),
+    config=Config,
 )  # fmt: skip
 
 
@@ -468,7 +470,7 @@ def run(cfg: Config, options: sweep.Options | None = None) -> Report:
     check(cfg)
     with jax.enable_x64(True):  # kernel ridge solves and inversions need float64 (MLP: float32)
         ds = measure(cfg, options)
-        verdicts = CLAIMS.evaluate(ds)
+        verdicts = CLAIMS.evaluate(ds, config=cfg)
     return Report(experiment="real_spectra", claims=verdicts, data=ds, figures=figures(ds),
                   config=dataclasses.asdict(cfg), seed=cfg.seed, notes=_table(ds))  # fmt: skip
 

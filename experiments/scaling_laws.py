@@ -680,8 +680,8 @@ def _constant(value: float):
 _S, _A = CHINCHILLA_SA
 _AT_CHINCHILLA = (lambda d: d.chinchilla, "the Chinchilla pair is not simulated (chinchilla off)")
 _SGD_RANGE = (
-    f"checked only at lr <= {RECURSION_LR_FRAC:g} lr_c (the runs use lr_frac x the "
-    "critical lr; THEORY.md §8: nearer chi = 1 the Monte Carlo loss is heavy-tailed)"
+    f"checked only at lr <= {RECURSION_LR_FRAC:g} lr_c (the runs use lr = {{cfg.lr_frac}} lr_c, "
+    "lr_c the critical lr; THEORY.md §8: nearer chi = 1 the Monte Carlo loss is heavy-tailed)"
 )
 _ALPHA_BETA = CHINCHILLA[0] * CHINCHILLA[1] / sum(CHINCHILLA)
 _SE_F = "(SE: bootstrap over the draws of F)"
@@ -735,8 +735,9 @@ CLAIMS = claims.Table(
           f"C^-(a-1)/(s+1) at every SGD pair (SE: seed bootstrap); {_SGD_RANGE}",
           claims.seed_statistic),
     _spec("sgd_frontier_recursion", _sgd_recursion, "THEORY.md §2.4 [E]",
-          "one-pass SGD's seed-mean frontier L* equals the exact recursion's within 10 % at "
-          "every row of every SGD pair where both minima are interior (SE: seed bootstrap); "
+          f"one-pass SGD's seed-mean frontier L* equals the exact recursion's within "
+          f"{RECURSION_MARGIN:.0%} at every row of every SGD pair where both minima are interior "
+          "(SE: seed bootstrap); "
           f"{_SGD_RANGE}", claims.seed_statistic, "judgement"),
     _spec("rf_saturation", _rf_saturation,
           "THEORY.md §1 row 2, §2.8 [DE]: random features saturate at d^-min(a-1, s)",
@@ -745,6 +746,7 @@ CLAIMS = claims.Table(
           f"random-feature pair with a - 1 > s {_SE_F}", claims.seed_statistic, "judgement"),
     _rf_frontier("loss", "loss ~ C^-eta", "loss_exponent", "loss_exponent"),
     _rf_frontier("width", "width d* ~ C^xi", "n_exponent", "d_exponent"),
+    config=Config,
 )  # fmt: skip
 
 
@@ -908,7 +910,7 @@ def run(cfg: Config, options: sweep.Options | None = None) -> Report:
     parts += [random_feature_error(cfg, options), random_feature_frontier(cfg, options)]
     data = xr.merge(parts, combine_attrs="drop").assign_attrs(n_boot=cfg.n_boot, seed=cfg.seed)
     data = with_frontiers(data)
-    return Report(experiment="scaling_laws", claims=CLAIMS.evaluate(data), data=data,
+    return Report(experiment="scaling_laws", claims=CLAIMS.evaluate(data, config=cfg), data=data,
                   figures=figures(data), config=dataclasses.asdict(cfg), seed=cfg.seed,
                   notes=notes(data))  # fmt: skip
 

@@ -306,7 +306,8 @@ def _verifier(d: xr.Dataset) -> dict:
 
 _SOURCE = "THEORY.md §4.2 [E]"
 _WITHIN = f"within {CLOSED_FORM_MARGIN:.0%} (relative)"
-_EVERY = f"at every (T, generation), {_WITHIN}"
+_EVERY = (f"at every (T, generation) (d = {{cfg.dim}}, T in {{cfg.samples}}, generations "
+          f"1..{{cfg.generations}}), {_WITHIN}")  # fmt: skip
 _P0_FIXED = "P0 (fixed compute); THEORY.md §4.3"
 _P0_GROWING = "P0 (growing compute); THEORY.md §4.3"
 _BAND = (f"at most {1 - IMPROVED:g} (one-sided: PASS means significantly at least {IMPROVED:.0%} "
@@ -321,23 +322,26 @@ CLAIMS = claims.Table(
         f"{_EVERY}",
         claims.seed_mean, functools.partial(_closed_form, regime="accumulate")),
     claims.Spec("self_improvement.mix", f"{_SOURCE} (exact finite-T c)",
-        f"mix loop (a share `mix_real` of each generation's rows real): the seed-mean E_n equals "
-        f"c E_(n-1) + sigma^2 d / (T - d - 1), c exact at finite T, {_EVERY}",
+        f"mix loop (a share {{cfg.mix_real}} of each generation's rows real): the seed-mean E_n "
+        f"equals c E_(n-1) + sigma^2 d / (T - d - 1), c exact at finite T, {_EVERY}",
         claims.seed_mean, functools.partial(_closed_form, regime="mix")),
     claims.Spec("self_improvement.growing", _SOURCE,
-        f"replace loop with growing T_n (n T, T 2^(n-1)): the seed-mean E_n equals "
-        f"sigma^2 d sum_(i <= n) 1/(T_i - d - 1) at every (schedule, generation), {_WITHIN}",
+        f"replace loop with growing T_n (n T, T 2^(n-1), T = {{cfg.growth_samples}}; d = "
+        f"{{cfg.dim}}): the seed-mean E_n equals sigma^2 d sum_(i <= n) 1/(T_i - d - 1) at every "
+        f"(schedule, generation), {_WITHIN}",
         claims.seed_mean, lambda d: _relative(d.growth_error, d.growth_theory,
                                               d.growth_nonfinite, seed_dim="growth_seed")),
     claims.Spec("self_improvement.p0_converges_{regime}", _P0_FIXED,
         f"[P0] at fixed compute per generation the {{regime}} loop converges: the seed-mean "
-        f"least-squares slope of E_n / E_1 (E_1 exact) over generations G/2..G is 0 within "
-        f"{CONVERGED} per generation at every T (a diverged run fails it)",
+        f"least-squares slope of E_n / E_1 (E_1 exact) over generations G/2..G (G = "
+        f"{{cfg.generations}}) is 0 within {CONVERGED} per generation at every T (a diverged run "
+        f"fails it)",
         claims.seed_mean, _converges, over=("regime",)),
     claims.Spec("self_improvement.p0_improves_with_compute", _P0_GROWING,
-        f"[P0] with growing compute per generation (T_n = n T, T 2^(n-1)) the replace loop "
-        f"improves on generation 1, read as: the ratio of seed means E_G / E_1 at the last "
-        f"generation G is {_BAND} for every schedule (P0's 'no ceiling', "
+        f"[P0] with growing compute per generation (T_n = n T, T 2^(n-1), T = "
+        f"{{cfg.growth_samples}}) the replace loop improves on generation 1, read as: the ratio "
+        f"of seed means E_G / E_1 at the last generation G = {{cfg.growth_generations}} is "
+        f"{_BAND} for every schedule (P0's 'no ceiling', "
         f"E_n -> 0, is a limit no finite G tests; this is its testable part)",
         claims.seed_statistic, _improves),
     claims.Spec("self_improvement.sgd_generation_one", "THEORY.md §2.4 [E] (exact one-pass SGD)",
@@ -349,19 +353,21 @@ CLAIMS = claims.Table(
     claims.Spec("self_improvement.p0_converges_sgd", _P0_FIXED,
         f"[P0] at fixed compute (the same SGD steps every generation, fitted to a subsample of "
         f"all data so far) the loop converges: the least-squares slope of the seed-mean E_n over "
-        f"generations G/2..G, over the seed-mean E_1, is 0 within {CONVERGED} per generation "
-        f"(a diverged run fails it)",
+        f"generations G/2..G (G = {{cfg.generations}}), over the seed-mean E_1, is 0 within "
+        f"{CONVERGED} per generation (a diverged run fails it)",
         claims.seed_statistic, _converges_sgd),
     claims.Spec("self_improvement.p0_improves_with_compute_sgd", _P0_GROWING,
-        f"[P0] with growing compute (n x T SGD steps at generation n) the SGD loop improves on "
-        f"generation 1: the ratio of seed means E_G / E_1 at the last generation G is "
-        f"{_BAND}",
+        f"[P0] with growing compute (n T SGD steps at generation n, T = {{cfg.sgd_samples}}) the "
+        f"SGD loop improves on generation 1: the ratio of seed means E_G / E_1 at the last "
+        f"generation G = {{cfg.generations}} is {_BAND}",
         claims.seed_statistic, _improves_sgd),
     claims.Spec("self_improvement.verifier", "THEORY.md §4.3; Feng et al. 2024",
         f"with the most accurate verifier of the run (it keeps a synthetic row iff "
-        f"|y - x.w*| <= `threshold` sigma) the accumulate loop ends below generation 1: the ratio "
-        f"of seed means E_G / E_1 is {_BAND}",
+        f"|y - x.w*| <= {{cfg.threshold}} sigma) the accumulate loop ends below generation 1: "
+        f"the ratio of seed means E_G / E_1 at the last generation G = {{cfg.generations}} is "
+        f"{_BAND}",
         claims.seed_statistic, _verifier),
+    config=Config,
 )  # fmt: skip
 
 
@@ -450,9 +456,9 @@ def run(cfg: Config, options: sweep.Options | None = None) -> Report:
     data = xr.merge([simulate_loops(cfg, options), simulate_growing(cfg, options),
                      simulate_verifier(cfg, options), simulate_sgd(cfg, options)],
                     combine_attrs="drop_conflicts")  # fmt: skip
-    return Report(experiment="self_improvement", claims=CLAIMS.evaluate(data), data=data,
-                  figures=figures(data, cfg), config=dataclasses.asdict(cfg), seed=cfg.seed,
-                  notes=notes(data, cfg))  # fmt: skip
+    return Report(experiment="self_improvement", claims=CLAIMS.evaluate(data, config=cfg),
+                  data=data, figures=figures(data, cfg), config=dataclasses.asdict(cfg),
+                  seed=cfg.seed, notes=notes(data, cfg))  # fmt: skip
 
 
 if __name__ == "__main__":  # the same as `spectral-sim run self_improvement [flags]`

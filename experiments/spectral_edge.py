@@ -311,11 +311,11 @@ def _adiabatic(d: xr.Dataset, *, phase: str, predicted: float) -> dict:
                 predicted=predicted, tolerance=DECADE)  # fmt: skip
 
 
-_EVENT = ("a grokking event (test accuracy >= `threshold` at least `delay` steps after train "
-          "accuracy did, within `steps`)")  # fmt: skip
-_RESOLVABLE = ("of the resolvable events (at least `horizon` steps after the change-point rule's "
-               "first defined record) of the AdamW runs with weight decay")  # fmt: skip
-_A = "A = ||dSigma||_F / (eta ||g||^2), AdamW at `lr`"
+_EVENT = ("a grokking event (test accuracy >= {cfg.threshold} at least {cfg.delay} steps after "
+          "train accuracy did, within {cfg.steps} steps)")  # fmt: skip
+_RESOLVABLE = ("of the resolvable events (at least {cfg.horizon} steps after the change-point "
+               "rule's first defined record) of the AdamW runs with weight decay")  # fmt: skip
+_A = "A = ||dSigma||_F / (eta ||g||^2), eta = {cfg.lr} AdamW's learning rate"
 
 
 def _share(value: int, no_outcome: str) -> str:
@@ -334,7 +334,7 @@ CLAIMS = claims.Table(
     *(claims.Spec(
         f"spectral_edge.precedes_{window}", "P2 (abstract); THEORY.md §5.1",
         f"[P2] gap dynamics precede every grokking event: {_RESOLVABLE}, the share with a "
-        f"change point of log R* ({window} window) in the `horizon` steps before the event "
+        f"change point of log R* ({window} window) in the {{cfg.horizon}} steps before the event "
         f"{_share(1, 'without a resolvable event')}",
         claims.share, partial(_precedes, window=window),
     ) for window in WINDOWS),
@@ -342,16 +342,17 @@ CLAIMS = claims.Table(
         f"spectral_edge.beyond_null_{window}", "THEORY.md §5; this experiment",
         f"events are preceded more often than random times of the same runs ({window} window): "
         f"per run with a resolvable event (weight decay), d = (event preceded: 1 or 0) - (share "
-        f"of its eligible record times t with a change point in [t - horizon, t]); the seed mean "
-        f"of d lies in the band [0, 1] (predicted 0.5 ± 0.5), so PASS means significantly "
-        f"positive and FAIL significantly negative",
+        f"of its eligible record times t with a change point in [t - {{cfg.horizon}}, t]); the "
+        f"seed mean of d lies in the band [0, 1] (predicted 0.5 ± 0.5), so PASS means "
+        f"significantly positive and FAIL significantly negative",
         claims.seed_mean, partial(_beyond_null, window=window), tolerance_kind="derived",
     ) for window in WINDOWS),
     *(claims.Spec(
         f"spectral_edge.k_star_{opt}", "P2 (abstract)",
         f"[P2] k* = {K_STAR[opt]} under {name}: {arms}the share of {name} runs whose modal "
-        f"raw-window k* (W = `window`, over the records after train accuracy >= `threshold`, "
-        f"{span}`muon_steps` steps) is {K_STAR[opt]} {_share(1, 'that never fits')}",
+        f"raw-window k* (W = {{cfg.window}} updates, over the records after train accuracy >= "
+        f"{{cfg.threshold}}, {span}{{cfg.muon_steps}} steps) is {K_STAR[opt]} "
+        f"{_share(1, 'that never fits')}",
         claims.share, partial(_k_star, optimiser=opt),
     ) for opt, name, arms, span in (("adamw", "AdamW", "at each weight-decay arm, ", "first "),
                                      ("muon", "Muon", "", ""))),
@@ -361,9 +362,11 @@ CLAIMS = claims.Table(
         f"{span} steps before the event; the seed mean lies {band} ({_A})",
         claims.seed_mean, partial(_adiabatic, phase=phase, predicted=predicted),
     ) for phase, predicted, claim, span, band in (
-        ("transition", 0.0, "A ~ 1 at a transition", "over the `horizon`",
+        ("transition", 0.0, "A ~ 1 at a transition", "over the {cfg.horizon}",
          f"within {DECADE:g} decade of 0"),
-        ("plateau", -2.0, "A << 1 on the plateau", "from the fit to `horizon`", "in [-3, -1]"))),
+        ("plateau", -2.0, "A << 1 on the plateau", "from the fit to {cfg.horizon}",
+         "in [-3, -1]"))),
+    config=Config,
 )  # fmt: skip
 
 
@@ -478,7 +481,7 @@ def run(cfg: Config, options: sweep.Options | None = None) -> Report:
         # internals would otherwise round differently under x64, and the runs would differ)
         data = simulate_runs(cfg, options)
     data = analyse(data, cfg)
-    return Report(experiment="spectral_edge", claims=CLAIMS.evaluate(data), data=data,
+    return Report(experiment="spectral_edge", claims=CLAIMS.evaluate(data, config=cfg), data=data,
                   figures=figures(data, cfg), config=dataclasses.asdict(cfg), seed=cfg.seed,
                   notes=notes(data, cfg))  # fmt: skip
 

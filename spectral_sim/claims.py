@@ -35,9 +35,11 @@ Every claim says where its tolerance comes from (`tolerance_kind`): "derived" (c
 with the derivation beside it), "paper" (the margin the source states) or "judgement" (a margin
 we chose; the report then also gives the verdict at half and at twice the margin).
 
-An experiment declares its claims once, as a `Table` of `Spec`s; `Table.evaluate(data)` decides
-them from the experiment's dataset and `spectral-sim list` reads the same table. `shift=k`
-moves every prediction by k tolerances: the power check that a wrong predictor is caught.
+An experiment declares its claims once, as a `Table` of `Spec`s; `Table.evaluate(data,
+config=cfg)` decides them from the experiment's dataset and `spectral-sim list` reads the same
+table. A statement never bakes in a number of one scale: it names the Config field, as
+{cfg.<field>}, which a report fills with the run's value and the listing shows at both scales.
+`shift=k` moves every prediction by k tolerances: the power check that a wrong predictor is caught.
 
 Every rule returns a `Claim`, the record of one decided claim (one row of a verdict table; a
 `spectral_sim.report.Report` bundles an experiment's claims with its data). A Claim checks that
@@ -874,6 +876,32 @@ def _quiet() -> Iterator[None]:
 
 # --- declared claims -----------------------------------------------------------------------------
 
+# A statement names a field of the experiment's Config as {cfg.<field>} ({{cfg.<field>}} inside
+# an f-string), never a number of one scale: a report shows the value the run used, `spectral-sim
+# list` the field with its value at full scale and, where it differs, at --quick:
+# "by t = {cfg.sphere_time}" reads "by t = 100" in a quick run's report and "by t = sphere_time
+# (1000; --quick 100)" in the listing.
+_CONFIG_FIELD = re.compile(r"\{cfg\.([A-Za-z_]\w*)\}")
+
+
+def _shown(value: Any) -> str:
+    """A Config value as a statement shows it: floats by :g, sequences as (v1, v2, ...)."""
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, tuple | list):
+        return f"({', '.join(map(_shown, value))})"
+    return str(value)
+
+
+def _config_fields(config: Any) -> Mapping[str, Any]:
+    """field -> value of a Config instance, or the mapping itself (e.g. a Report's config)."""
+    if isinstance(config, type):
+        raise TypeError(f"config must be a Config instance or a mapping of its fields, not the "
+                        f"class {config.__name__}")  # fmt: skip
+    if dataclasses.is_dataclass(config):
+        return {f.name: getattr(config, f.name) for f in dataclasses.fields(config)}
+    return config
+
 
 @dataclasses.dataclass(frozen=True)
 class Spec:
@@ -884,7 +912,9 @@ class Spec:
     not the id/source/statement/tolerance_kind, which the Spec supplies), or raises
     `NotMeasured`. With `over` (names of data dims), the claim is made once per coordinate
     of those dims: `id` and `statement` are format strings over them (e.g.
-    "real_data.{set}.omnibus") and `measure` gets the data selected there.
+    "real_data.{set}.omnibus") and `measure` gets the data selected there. The statement names
+    a value of the experiment's Config as {cfg.<field>} (e.g. "one cluster by t =
+    {cfg.sphere_time}"), filled with the run's value when the claim is decided.
     """
 
     id: str
@@ -899,11 +929,42 @@ class Spec:
         if self.tolerance_kind not in TOLERANCE_KINDS:
             raise ValueError(f"tolerance_kind must be one of {TOLERANCE_KINDS}; got "
                              f"{self.tolerance_kind!r} ({self.id})")  # fmt: skip
+        for name in ("id", "source"):
+            if _CONFIG_FIELD.search(getattr(self, name)):
+                raise ValueError(f"claim {self.id!r}: a Config field ({{cfg.<field>}}) may be "
+                                 f"named in the statement only, not in the {name}")  # fmt: skip
 
     @property
     def pattern(self) -> str:
         """The id with every {field} as * (the form `spectral-sim list` shows)."""
         return re.sub(r"\{[^}]*\}", "*", self.id)
+
+    @property
+    def config_fields(self) -> tuple[str, ...]:
+        """The Config fields the statement names ({cfg.<field>}), in order of appearance."""
+        return tuple(dict.fromkeys(_CONFIG_FIELD.findall(self.statement)))
+
+    def check_config(self, config: Any) -> None:
+        """ValueError naming this claim if its statement names a field `config` (a Config class
+        or instance, or a mapping of fields) does not have."""
+        if dataclasses.is_dataclass(config):
+            owner = config.__name__ if isinstance(config, type) else type(config).__name__
+            names = {f.name for f in dataclasses.fields(config)}
+        else:
+            owner, names = "the config", set(config)
+        for name in self.config_fields:
+            if name not in names:
+                raise ValueError(f"claim {self.id!r}: its statement names {{cfg.{name}}}, but "
+                                 f"{owner} has no field {name!r}")  # fmt: skip
+
+    def stated(self, config: Any = None) -> str:
+        """The statement with each {cfg.<field>} as its value in `config` (the Config the run
+        used, or a mapping of its fields); without a config, as the field's name."""
+        if config is None:
+            return _CONFIG_FIELD.sub(lambda m: m[1], self.statement)
+        self.check_config(config)
+        values = _config_fields(config)
+        return _CONFIG_FIELD.sub(lambda m: _shown(values[m[1]]), self.statement)
 
     def _one(self, data: Any, shift: float, id: str, statement: str) -> Claim:
         try:
@@ -914,25 +975,27 @@ class Spec:
         return self.rule(**kwargs, id=id, source=self.source, statement=statement,
                          tolerance_kind=self.tolerance_kind, shift=shift)  # fmt: skip
 
-    def evaluate(self, data: Any, *, shift: float = 0.0) -> list[Claim]:
-        """The claim(s) decided on `data` (one per coordinate of `over`)."""
+    def evaluate(self, data: Any, *, shift: float = 0.0, config: Any = None) -> list[Claim]:
+        """The claim(s) decided on `data` (one per coordinate of `over`), stated with the values
+        of `config`, the Config the run used (see `stated`)."""
+        statement = self.stated(config)
         if not self.over:
-            return [self._one(data, shift, self.id, self.statement)]
+            return [self._one(data, shift, self.id, statement)]
         missing = [d for d in self.over if d not in getattr(data, "dims", ())]
         if missing:
-            return [not_measured(id=self.pattern, source=self.source, statement=self.statement,
+            return [not_measured(id=self.pattern, source=self.source, statement=statement,
                                  why=f"the data have no dim {missing}",
                                  tolerance_kind=self.tolerance_kind)]  # fmt: skip
         out = []
         if any(data.sizes[d] == 0 for d in self.over):
-            return [not_measured(id=self.pattern, source=self.source, statement=self.statement,
+            return [not_measured(id=self.pattern, source=self.source, statement=statement,
                                  why=f"no coordinates along {list(self.over)}",
                                  tolerance_kind=self.tolerance_kind)]  # fmt: skip
         for combo in itertools.product(*(data[d].values for d in self.over)):
             where = {d: v.item() if hasattr(v, "item") else v
                      for d, v in zip(self.over, combo, strict=True)}  # fmt: skip
             out.append(self._one(data.sel(where), shift, _fill(self.id, where),
-                                 _fill(self.statement, where)))  # fmt: skip
+                                 _fill(statement, where)))  # fmt: skip
         return out
 
 
@@ -943,23 +1006,30 @@ def _fill(text: str, values: Mapping[str, Any]) -> str:
     return text
 
 
-def _placeholders(spec: Spec) -> str:
-    """The statement with each {field} of `over` shown as <field>."""
-    return _fill(spec.statement, {name: f"<{name}>" for name in spec.over})
-
-
 @dataclasses.dataclass(frozen=True)
 class Table:
-    """An experiment's claims: `evaluate(data)` decides every one (in order)."""
+    """An experiment's claims: `evaluate(data, config=cfg)` decides every one (in order).
+
+    `config`, the experiment's Config class, is what the statements' {cfg.<field>} name: each is
+    checked against it when the table is built, so a misspelt field fails at import, not when a
+    run ends.
+    """
 
     specs: tuple[Spec, ...]
+    config: type | None = None
 
-    def __init__(self, *specs: Spec):
+    def __init__(self, *specs: Spec, config: type | None = None):
         ids = [spec.id for spec in specs]
         repeated = sorted({i for i in ids if ids.count(i) > 1})
         if repeated:
             raise ValueError(f"claim ids must be unique; repeated: {repeated}")
+        if config is not None:
+            if not (isinstance(config, type) and dataclasses.is_dataclass(config)):
+                raise TypeError(f"config must be the experiment's Config class; got {config!r}")
+            for spec in specs:
+                spec.check_config(config)
         object.__setattr__(self, "specs", tuple(specs))
+        object.__setattr__(self, "config", config)
 
     def __iter__(self) -> Iterator[Spec]:
         return iter(self.specs)
@@ -967,20 +1037,54 @@ class Table:
     def __len__(self) -> int:
         return len(self.specs)
 
-    def evaluate(self, data: Any, *, shift: float = 0.0) -> list[Claim]:
-        """Every claim decided on `data`; `shift=k` moves each prediction by k tolerances."""
-        return [claim for spec in self.specs for claim in spec.evaluate(data, shift=shift)]
+    def evaluate(self, data: Any, *, shift: float = 0.0, config: Any = None) -> list[Claim]:
+        """Every claim decided on `data`; `shift=k` moves each prediction by k tolerances.
+        `config` is the Config the run used (or a mapping of its fields, e.g. a Report's
+        config): each {cfg.<field>} of a statement shows its value (without it: the field's
+        name)."""
+        return [claim for spec in self.specs
+                for claim in spec.evaluate(data, shift=shift, config=config)]  # fmt: skip
 
-    def power(self, data: Any, shift: float = 2.0) -> list[tuple[Claim, Claim, Claim]]:
+    def power(
+        self, data: Any, shift: float = 2.0, *, config: Any = None
+    ) -> list[tuple[Claim, Claim, Claim]]:
         """Each claim with its verdicts when every prediction is moved down and up by `shift`
         tolerances: a claim with power catches such a wrong predictor (FAIL both ways)."""
-        moved = [self.evaluate(data, shift=k) for k in (0.0, -shift, shift)]
+        moved = [self.evaluate(data, shift=k, config=config) for k in (0.0, -shift, shift)]
         return list(zip(*moved, strict=True))
 
-    def listing(self) -> dict[str, str]:
-        """id pattern -> "statement [rule, tolerance kind]" (what `spectral-sim list` shows)."""
-        return {spec.pattern: f"{_placeholders(spec)} [{getattr(spec.rule, '__name__', 'rule')}"
-                f", {spec.tolerance_kind} tolerance]" for spec in self.specs}  # fmt: skip
+    def listing(self, config: Any = None, quick: Any = None) -> dict[str, str]:
+        """id pattern -> "statement [rule, tolerance kind]" (what `spectral-sim list` shows).
+
+        Each {cfg.<field>} shows as the field with its value in `config` (default: the table's
+        Config(), the full scale) and in `quick` (the --quick config) where that differs:
+        "t = sphere_time (1000; --quick 100)". Each {dim} of `over` shows as <dim>.
+        """
+        if config is None and self.config is not None:
+            config = self.config()
+        for spec in self.specs:
+            for scale in (config, quick):
+                if scale is not None:
+                    spec.check_config(scale)
+        full = None if config is None else _config_fields(config)
+        fast = None if quick is None else _config_fields(quick)
+
+        def show(match: re.Match) -> str:
+            name = match[1]
+            if full is None:
+                return name
+            value = _shown(full[name])
+            if fast is None or _shown(fast[name]) == value:
+                return f"{name} ({value})"
+            return f"{name} ({value}; --quick {_shown(fast[name])})"
+
+        out = {}
+        for spec in self.specs:
+            statement = _CONFIG_FIELD.sub(show, spec.statement)
+            statement = _fill(statement, {name: f"<{name}>" for name in spec.over})
+            rule = getattr(spec.rule, "__name__", "rule")
+            out[spec.pattern] = f"{statement} [{rule}, {spec.tolerance_kind} tolerance]"
+        return out
 
     def ids(self) -> Sequence[str]:
         return [spec.id for spec in self.specs]

@@ -2,11 +2,14 @@
 or print a saved report's verdict table.
 
 A FAIL verdict is a scientific result, not an error: `run` exits 0 whatever the verdicts, and
-non-zero only for usage errors (unknown experiment, bad config value), with a message.
+non-zero only for usage errors (unknown experiment, bad flag or config value: one line,
+`spectral-sim: error: ...`, exit code 2; `--debug` shows the traceback and tyro's full message)
+or a failure of the run itself (exit code 1).
 """
 
 import contextlib
 import dataclasses
+import io
 import os
 import pathlib
 import re
@@ -19,6 +22,7 @@ from typing import Annotated
 import tyro
 
 from spectral_sim import registry, runtime, sweep
+from spectral_sim.checks import all_of
 from spectral_sim.report import Report, count_verdicts, counts_line, reproduction_summary
 from spectral_sim.runtime import compilation_cache_dir
 
@@ -47,14 +51,20 @@ a package of one's own adds its experiments there.
 """
 
 _SIZE = re.compile(r"(\d+(?:\.\d*)?(?:e\d+)?)\s*([kmgt]?)(?:i?b)?", re.IGNORECASE)
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 class UsageError(Exception):
-    """A mistake in the command line or the config: reported in one line, exit code 2."""
+    """A mistake in the command line or the config: reported in one line, exit code 2; `detail`
+    (tyro's whole message) is shown with --debug."""
+
+    def __init__(self, message: str, detail: str = ""):
+        super().__init__(message)
+        self.detail = detail
 
 
 class _Exit(Exception):
-    """tyro has already printed its help or error message; exit with this code."""
+    """tyro has already printed its help; exit with this code."""
 
     def __init__(self, code: int):
         super().__init__(code)
@@ -108,22 +118,26 @@ class RunOptions:
     """this process's index, 0 to N - 1"""
 
     def check(self) -> None:
-        """UsageError naming the first bad option and its valid values."""
-        if self.matmul_precision not in runtime.PRECISIONS:
-            raise UsageError(f"--matmul-precision must be one of {', '.join(runtime.PRECISIONS)}; "
-                             f"got {self.matmul_precision!r}")  # fmt: skip
-        for flag, value, low in (("--devices", self.devices, 1),
-                                 ("--num-processes", self.num_processes, 1),
-                                 ("--process-id", self.process_id, 0)):  # fmt: skip
-            if value is not None and value < low:
-                raise UsageError(f"{flag} must be an integer >= {low}; got {value}")
-        if self.chunk_budget is not None:
-            _size(self.chunk_budget)
-        given = [v is not None for v in (self.coordinator, self.num_processes, self.process_id)]
-        if (self.distributed and any(given)) or (any(given) and not all(given)):
-            raise UsageError(
-                "give either --distributed or all of --coordinator, --num-processes, --process-id"
-            )
+        """UsageError naming every bad option and its valid values, on one line."""
+        try:
+            with all_of() as check:
+                check.that(self.matmul_precision in runtime.PRECISIONS, f"--matmul-precision "
+                           f"must be one of {', '.join(runtime.PRECISIONS)}; got "
+                           f"{self.matmul_precision!r}")  # fmt: skip
+                for flag, value, low in (("--devices", self.devices, 1),
+                                         ("--num-processes", self.num_processes, 1),
+                                         ("--process-id", self.process_id, 0)):  # fmt: skip
+                    if value is not None:
+                        check.count(flag, value, low=low)
+                if self.chunk_budget is not None:
+                    _size(self.chunk_budget)
+                given = [v is not None for v in (self.coordinator, self.num_processes,
+                                                 self.process_id)]  # fmt: skip
+                check.that(not (self.distributed and any(given)) and all(given) == any(given),
+                           "give either --distributed or all of --coordinator, --num-processes, "
+                           "--process-id")  # fmt: skip
+        except ValueError as error:
+            raise UsageError(str(error)) from None
 
     def sweep(self, out: pathlib.Path) -> sweep.Options:
         budget = None if self.chunk_budget is None else _size(self.chunk_budget)
@@ -146,10 +160,10 @@ class RunOptions:
 
 
 def _size(text: str) -> float:
-    """Bytes from '2G', '512M', '1.5GiB', '1e9' (binary multiples)."""
+    """Bytes from '2G', '512M', '1.5GiB', '1e9' (binary multiples); ValueError otherwise."""
     match = _SIZE.fullmatch(text.strip())
     if match is None or float(match[1]) <= 0:
-        raise UsageError(f"--chunk-budget must be a positive size like 512M or 4G; got {text!r}")
+        raise ValueError(f"--chunk-budget must be a positive size like 512M or 4G; got {text!r}")
     return float(match[1]) * 1024 ** "_kmgt".index(match[2].lower() or "_")
 
 
@@ -159,14 +173,70 @@ def _headless_matplotlib() -> None:
     matplotlib.use("Agg")  # figures are only written to files; no display is needed
 
 
-def _tyro(parse, *, what: str):
-    """Run a tyro parse; its help and its error messages are printed by tyro itself."""
+@contextlib.contextmanager
+def _unwrapped(wide: bool):
+    """tyro wraps its messages at the terminal width, which shutil.get_terminal_size reads from
+    COLUMNS first: a wide one keeps each paragraph of an error on one line (help keeps the
+    real width)."""
+    before = os.environ.get("COLUMNS")
+    if wide:
+        os.environ["COLUMNS"] = "100000"
     try:
-        return parse()
+        yield
+    finally:
+        if wide:
+            if before is None:
+                del os.environ["COLUMNS"]
+            else:
+                os.environ["COLUMNS"] = before
+
+
+def _one_line(box: str) -> str:
+    """The message of a tyro error box on one line: its first paragraph (a prefix "Error parsing
+    Config: " dropped), with the argument's usage or tyro's suggestion if it gives one."""
+    text = _ANSI.sub("", box)
+    rows = [line.strip().strip("│").strip() for line in text.splitlines()
+            if not line.strip().startswith(("╭", "╰"))]  # fmt: skip
+    if "│" not in text:  # a plain box (no UTF-8): its first row is the title
+        rows = rows[next((i for i, row in enumerate(rows) if row), 0) + 1 :]
+    sections: list[list[str]] = [[]]
+    for row in rows:
+        if len(row) >= 3 and set(row) <= set("─-"):  # a rule between sections
+            sections.append([])
+        elif row or sections[-1]:  # blank rows end a paragraph, except at the start
+            sections[-1].append(row)
+    sections = [section for section in sections if section]
+    if not sections:
+        return " ".join(text.split()) or "invalid arguments"
+    first = sections[0]
+    message = " ".join(first[: first.index("")] if "" in first else first)
+    message = re.sub(r"^Error parsing [^-\s][^:]*: ", "", message)
+    for section in sections[1:]:
+        if section[0] == "Argument helptext:" and len(section) > 1:
+            message += f" (usage: {section[1]})"
+        elif section[0] == "Perhaps you meant:" and len(section) > 1:
+            message += f" (perhaps you meant {section[1]})"
+    return message
+
+
+def _tyro(parse, *, what: str, args: Sequence[str]):
+    """Run a tyro parse. Help is printed by tyro itself; an error is a UsageError of one line
+    (`_one_line`), with tyro's whole message kept for --debug."""
+    captured = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(captured), _unwrapped("--help" not in args):
+            result = parse()
     except SystemExit as exit_:
-        raise _Exit(exit_.code if isinstance(exit_.code, int) else 2) from None
+        code = exit_.code if isinstance(exit_.code, int) else 2
+        if code == 0:  # --help
+            sys.stderr.write(captured.getvalue())
+            raise _Exit(0) from None
+        box = captured.getvalue()
+        raise UsageError(f"{what}: {_one_line(box)}", detail=box) from None
     except ValueError as error:  # raised by a Config's own validation
         raise UsageError(f"{what}: {error}") from None
+    sys.stderr.write(captured.getvalue())  # anything else tyro said (warnings)
+    return result
 
 
 def _split_run_options(args: Sequence[str]) -> tuple[RunOptions, list[str]]:
@@ -176,10 +246,19 @@ def _split_run_options(args: Sequence[str]) -> tuple[RunOptions, list[str]]:
     options, rest = _tyro(
         lambda: tyro.cli(RunOptions, args=args, return_unknown_args=True,
                          prog="spectral-sim run NAME"),
-        what="run options",
+        what="run options", args=args,
     )  # fmt: skip
     options.check()
     return options, rest
+
+
+def _first_line(error: BaseException) -> str:
+    """An error's message on one line: its first line, and a pointer to --debug for the rest
+    (a message of several lines comes from a library below spectral_sim)."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    if len(lines) <= 1:
+        return lines[0] if lines else type(error).__name__
+    return f"{lines[0]} (more with --debug)"
 
 
 def _where(error: BaseException) -> str:
@@ -205,6 +284,7 @@ def _config(module: ModuleType, name: str, args: list[str], quick: bool):
             module.Config, args=args, prog=f"spectral-sim run {name}", description=description
         ),
         what=name,
+        args=args,
     )
     return dataclasses.replace(cfg, quick=True) if quick else cfg
 
@@ -223,8 +303,8 @@ def _run_one(name: str, args: list[str], options: RunOptions, out: pathlib.Path)
     try:
         with registry.explicit(_flagged_fields(cfg, args)):  # --quick keeps what was given
             report = module.run(cfg, options.sweep(out))
-    except ValueError as error:  # invalid input is a ValueError naming the field
-        raise UsageError(f"{name}: {error} (raised at {_where(error)})") from None
+    except (ValueError, TypeError) as error:  # bad input: a ValueError naming the field
+        raise UsageError(f"{name}: {error}") from error  # where it was raised: --debug
     if not isinstance(report, Report):
         raise TypeError(f"experiment {name}: run returned {type(report).__name__}, not a Report")
     import jax
@@ -240,7 +320,7 @@ def _run_one(name: str, args: list[str], options: RunOptions, out: pathlib.Path)
 def _run(args: list[str]) -> int:
     if args and args[0] in ("-h", "--help"):
         _tyro(lambda: tyro.cli(RunOptions, args=["--help"], prog="spectral-sim run NAME"),
-              what="run options")  # fmt: skip
+              what="run options", args=["--help"])  # fmt: skip
     if not args or args[0].startswith("-"):
         names = ", ".join(registry.names())
         raise UsageError(f"run needs an experiment name (one of: {names}) or 'all'")
@@ -265,7 +345,7 @@ def _run(args: list[str]) -> int:
         try:
             reports.append(_run_one(name, [], options, root / name))
         except UsageError as error:  # report it and go on with the other experiments
-            print(f"spectral-sim: error: {error}", file=sys.stderr)
+            print(f"spectral-sim: error: {_first_line(error)}", file=sys.stderr)
             failed.append(name)
     total = counts_line(count_verdicts(c for r in reports for c in r.claims))
     ran = len(reports)
@@ -329,8 +409,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return commands[args[0]](args[1:])
     except UsageError as error:
         if debug:
+            if error.detail:
+                print(error.detail, file=sys.stderr)
             raise
-        print(f"spectral-sim: error: {error}", file=sys.stderr)
+        print(f"spectral-sim: error: {_first_line(error)}", file=sys.stderr)
         return 2
     except _Exit as exit_:
         return exit_.code
@@ -345,8 +427,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as error:  # a bug or an environment problem: one line unless --debug
         if debug:
             raise
-        print(f"spectral-sim: error: {type(error).__name__}: {error} (at {_where(error)}; rerun "
-              "with --debug for the traceback)", file=sys.stderr)  # fmt: skip
+        print(f"spectral-sim: error: {type(error).__name__}: {_first_line(error)} (at "
+              f"{_where(error)}; rerun with --debug for the traceback)",
+              file=sys.stderr)  # fmt: skip
         return 1
 
 

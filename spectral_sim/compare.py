@@ -154,8 +154,13 @@ def compare(
     correlation that common random
     numbers put between the points of a curve.
     """
+    if not isinstance(grid, sweep.Grid):
+        raise TypeError(f"grid must be a sweep.Grid; got {type(grid).__name__}")
+    if not callable(predict):
+        raise TypeError(f"predict must be a function of the Params; got {type(predict).__name__}")
     if not callable(make):  # a Params template: the axes are its fields
         make = sweep.make_from(make)
+    sweep.check_axes(make, grid)  # before any Params is built from them
     schedule = None
     if isinstance(simulate, Simulator) or not callable(simulate):  # a model (module)
         simulate, schedule = _runner(simulate, steps)
@@ -182,6 +187,8 @@ def compare(
         ndims = [len(leaf.shape) for leaf in jax.tree.leaves(shapes)]
         dims = dims or {n: ("step",) for n, nd in zip(outputs, ndims, strict=True) if nd == 1}
         coords = coords or dict(step=schedule.tolist())
+    if dims or coords:
+        sweep.check_outputs(simulate, make, grid, dims or {}, coords or {})
     observed = jax.tree.leaves(shapes)[outputs.index(observable)].shape
     predicted = _predictions(make, grid, predict, observed)
     data = (options or sweep.Options()).run(

@@ -1,22 +1,29 @@
-"""The README's results section, written from saved reports (what `make figures` runs): the
-verdict counts per experiment and per paper, every claim, and a gallery of the figures, copied
-(downscaled) next to the page that shows them.
+"""The docs pages written from saved reports (what `make figures` and `make pages` run).
 
-    python -m spectral_sim.gallery results README.md docs/figures
+    python -m spectral_sim.gallery summary results docs   # a quick run: docs/results.md
+    python -m spectral_sim.gallery pages runs/full docs   # full runs: docs/experiments/<name>.md
 
-replaces the text between the README's `<!-- results:begin ... -->` and `<!-- results:end -->`
-markers; nothing else in the file changes.
+`summary` writes the verdict counts per experiment and per paper, every claim, and a gallery of
+the figures (downscaled into docs/figures/) into docs/results.md. `pages` keeps each full-scale
+report (report.json with its notes, and its figures, downscaled) under docs/reports/<name>/ and
+writes each experiment page's table of claims from it. Each page changes only between its
+`<!-- results:begin ... -->` and `<!-- results:end -->` markers; nothing else in docs/ is touched.
 """
 
 import argparse
+import json
+import math
 import os
 import pathlib
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+
+import xarray as xr
 
 from spectral_sim import registry
 from spectral_sim.report import (
     VERDICTS,
+    Claim,
     Report,
     claims_by_paper,
     claims_table,
@@ -24,10 +31,16 @@ from spectral_sim.report import (
     counts_line,
 )  # fmt: skip
 
-__all__ = ["BEGIN", "END", "copy_figures", "main", "section", "splice"]
+__all__ = [
+    "BEGIN", "END", "copy_figures", "experiment_block", "load_all", "load_saved", "main",
+    "pages", "section", "splice", "summary",
+]  # fmt: skip
 
 BEGIN = "<!-- results:begin (written by `make figures` from results/; do not edit by hand) -->"
 END = "<!-- results:end -->"
+PAGE_BEGIN = (
+    "<!-- results:begin (written by `make pages` from docs/reports/; do not edit by hand) -->"
+)
 WIDTH = 900  # pixels: gallery images are downscaled to this width to keep the repository small
 COLUMNS = 2
 
@@ -41,7 +54,7 @@ def load_all(root: pathlib.Path) -> list[tuple[Report, list[str]]]:
         directory = root / name
         if not (directory / "report.json").is_file():
             continue
-        report = Report.load(directory)
+        report = load_saved(directory)
         if report.experiment != name:
             raise ValueError(f"{directory} holds a report of {report.experiment!r}, not {name!r}")
         saved.append((report, sorted(f.stem for f in directory.glob("*.png"))))
@@ -50,22 +63,38 @@ def load_all(root: pathlib.Path) -> list[tuple[Report, list[str]]]:
     return saved
 
 
+def load_saved(directory: pathlib.Path) -> Report:
+    """The report saved in `directory`: `Report.load` where the run's data.nc is there, else
+    report.json alone (a page's kept copy: claims, config, provenance and its notes)."""
+    if (directory / "data.nc").is_file():
+        return Report.load(directory)
+    record = json.loads((directory / "report.json").read_text())
+    return Report(experiment=record["experiment"],
+                  claims=[Claim.from_dict(claim) for claim in record["claims"]],
+                  data=xr.Dataset(), config=record["config"], notes=record.get("notes", []),
+                  saved_provenance=record["provenance"])  # fmt: skip
+
+
+def _downscale(source: pathlib.Path, target: pathlib.Path) -> None:
+    from PIL import Image
+
+    with Image.open(source) as image:
+        if image.width > WIDTH:
+            height = round(image.height * WIDTH / image.width)
+            image = image.resize((WIDTH, height), Image.Resampling.LANCZOS)
+        image.save(target, optimize=True)
+
+
 def copy_figures(root: pathlib.Path, saved: Sequence[tuple[Report, list[str]]],
                  target: pathlib.Path) -> dict[tuple[str, str], pathlib.Path]:  # fmt: skip
     """Each report's figures as target/<experiment>_<figure>.png, at most WIDTH pixels wide;
     stale <experiment>_*.png files of these experiments are removed, other files kept."""
-    from PIL import Image
-
     target.mkdir(parents=True, exist_ok=True)
     written = {}
     for report, figures in saved:
         for figure in figures:
             path = target / f"{report.experiment}_{figure}.png"
-            with Image.open(root / report.experiment / f"{figure}.png") as image:
-                if image.width > WIDTH:
-                    height = round(image.height * WIDTH / image.width)
-                    image = image.resize((WIDTH, height), Image.Resampling.LANCZOS)
-                image.save(path, optimize=True)
+            _downscale(root / report.experiment / f"{figure}.png", path)
             written[(report.experiment, figure)] = path
     ours = {p for report, _ in saved for p in target.glob(f"{report.experiment}_*.png")}
     for stale in ours - set(written.values()):
@@ -78,11 +107,32 @@ def _short(commit: str) -> str:
     return commit[:12] + ("+dirty" if commit.endswith("+dirty") else "")
 
 
+def _scale(report: Report) -> str:
+    return "Quick-scale" if dict(report.config).get("quick") else "Full-scale"
+
+
+def _gallery(
+    figures: Mapping[tuple[str, str], pathlib.Path], relative_to: pathlib.Path
+) -> list[str]:
+    """The figures as a table of COLUMNS images, each captioned "experiment: figure"."""
+    if not figures:
+        return []
+    lines = ["| " + " | ".join([" "] * COLUMNS) + " |", "|" + "---|" * COLUMNS]
+    cells = [
+        f"![{name}: {figure}]({os.path.relpath(path, relative_to)})<br>{name}: {figure}"
+        for (name, figure), path in figures.items()
+    ]
+    cells += [" "] * (-len(cells) % COLUMNS)
+    for i in range(0, len(cells), COLUMNS):
+        lines.append("| " + " | ".join(cells[i : i + COLUMNS]) + " |")
+    return lines
+
+
 def section(saved: Sequence[tuple[Report, list[str]]], figures: dict,
             relative_to: pathlib.Path) -> str:  # fmt: skip
-    """The Markdown between the markers: counts, every claim (folded), the gallery. `figures`
-    maps (experiment, figure) to a file; links are relative to `relative_to` (the page's
-    directory)."""
+    """The Markdown between docs/results.md's markers: counts, every claim (folded), the
+    gallery. `figures` maps (experiment, figure) to a file; links are relative to `relative_to`
+    (the page's directory)."""
     reports = [report for report, _ in saved]
     commits = sorted({_short((r.saved_provenance or {}).get("git_commit", "?")) for r in reports})
     quick = all(bool(dict(r.config).get("quick")) for r in reports)
@@ -108,25 +158,105 @@ def section(saved: Sequence[tuple[Report, list[str]]], figures: dict,
     lines += ["", "<details><summary>Every claim: predicted, measured, verdict</summary>", ""]
     for title, rows in groups.items():
         lines += [f"**{title}**", "", *claims_table(rows, link=False), ""]
-    lines += ["</details>", "", "| " + " | ".join([" "] * COLUMNS) + " |",
-              "|" + "---|" * COLUMNS]  # fmt: skip
-    cells = [
-        f"![{name}: {figure}]({os.path.relpath(path, relative_to)})<br>{name}: {figure}"
-        for (name, figure), path in figures.items()
-    ]
-    cells += [" "] * (-len(cells) % COLUMNS)
-    for i in range(0, len(cells), COLUMNS):
-        lines.append("| " + " | ".join(cells[i : i + COLUMNS]) + " |")
+    lines += ["</details>", "", *_gallery(figures, relative_to)]
     return "\n".join(lines)
 
 
-def splice(text: str, body: str) -> str:
-    """`text` with the part between BEGIN and END replaced by `body`."""
-    if text.count(BEGIN) != 1 or text.count(END) != 1 or text.index(BEGIN) > text.index(END):
-        raise ValueError(f"the page needs exactly one {BEGIN!r} line before one {END!r} line")
-    head, rest = text.split(BEGIN)
+def _number(value: float) -> str:
+    return "nan" if math.isnan(value) else f"{value:.4g}"
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def experiment_block(report: Report, figures: Mapping[str, pathlib.Path], *,
+                     record: pathlib.Path, relative_to: pathlib.Path) -> str:  # fmt: skip
+    """The Markdown between an experiment page's markers: the run's scale, commit and counts,
+    every claim (deciding entry, entries held, verdict), each claim's statement and what would
+    decide it, the report's notes, and its figures. `record` is the kept report.json; links
+    are relative to `relative_to` (the page's directory)."""
+    provenance = report.saved_provenance or {}
+    date = str(provenance.get("utc_time", "?"))[:10]
+    lines = [
+        f"{_scale(report)} run at commit {_short(provenance.get('git_commit', '?'))} ({date}, "
+        f"JAX {provenance.get('jax_version', '?')}, {', '.join(provenance.get('devices', ['?']))}"
+        f"): {report.summary_line()}. The run's config, provenance and every number are in "
+        f"[report.json]({os.path.relpath(record, relative_to)}).",
+        "",
+        "| claim | predicted | measured | ± stderr | tolerance | deciding entry | holds "
+        "| verdict |",
+        "|---|---:|---:|---:|---:|---|---:|---|",
+    ]
+    for c in report.claims:
+        tolerance = f"{_number(c.tolerance)} ({c.tolerance_kind})"
+        lines.append(f"| `{c.id}` | {_number(c.predicted)} | {_number(c.measured)} | "
+                     f"{_number(c.stderr)} | {tolerance} | {_cell(c.where) or '—'} | "
+                     f"{c.holds}/{c.entries} | {c.verdict} |")  # fmt: skip
+    lines += ["", "What each claim states (source in brackets):", ""]
+    for c in report.claims:
+        settle = ""
+        if c.verdict == "INCONCLUSIVE" and c.seeds_needed:
+            settle = f" *About {c.seeds_needed:,} seeds would decide it.*"
+        lines.append(f"- `{c.id}` ({c.source}): {c.statement}.{settle}")
+    if report.notes:
+        lines += ["", f"<details><summary>Notes of the run ({len(report.notes)})</summary>", "",
+                  *(f"- {note}" for note in report.notes), "", "</details>"]  # fmt: skip
+    gallery = _gallery({(report.experiment, f): p for f, p in figures.items()}, relative_to)
+    return "\n".join(lines + ([""] + gallery if gallery else []))
+
+
+def splice(text: str, body: str, begin: str = BEGIN) -> str:
+    """`text` with the part between `begin` and END replaced by `body`."""
+    if text.count(begin) != 1 or text.count(END) != 1 or text.index(begin) > text.index(END):
+        raise ValueError(f"the page needs exactly one {begin!r} line before one {END!r} line")
+    head, rest = text.split(begin)
     tail = rest.split(END)[1]
-    return f"{head}{BEGIN}\n{body}\n{END}{tail}"
+    return f"{head}{begin}\n{body}\n{END}{tail}"
+
+
+def summary(results: pathlib.Path, docs: pathlib.Path) -> str:
+    """Rewrite docs/results.md's marked part and docs/figures/ from the quick run saved under
+    `results`; returns what was written, in one line."""
+    page = docs / "results.md"
+    text = page.read_text()
+    splice(text, "")  # the markers are checked before anything is written
+    saved = load_all(results)
+    figures = copy_figures(results, saved, docs / "figures")
+    page.write_text(splice(text, section(saved, figures, page.parent)))
+    return f"{page}: {len(saved)} experiments, {len(figures)} figures in {docs / 'figures'}"
+
+
+def pages(runs: pathlib.Path, docs: pathlib.Path) -> str:
+    """For each experiment with a full-scale run saved under runs/<name>: keep its report.json
+    (with the notes) and figures under docs/reports/<name>/ and rewrite the marked part of
+    docs/experiments/<name>.md from them. `runs` may be docs/reports itself (re-render)."""
+    saved = load_all(runs)
+    quick = [report.experiment for report, _ in saved if dict(report.config).get("quick")]
+    if quick:
+        raise ValueError(f"{quick} under {runs} ran with --quick; the experiment pages show "
+                         f"full-scale runs (spectral-sim run NAME --out {runs}/NAME)")  # fmt: skip
+    texts = {}
+    for report, _ in saved:
+        page = docs / "experiments" / f"{report.experiment}.md"
+        texts[page] = page.read_text()
+        splice(texts[page], "", PAGE_BEGIN)  # every page's markers before anything is written
+    for report, figure_names in saved:
+        source, kept = runs / report.experiment, docs / "reports" / report.experiment
+        kept.mkdir(parents=True, exist_ok=True)
+        if source.resolve() != kept.resolve():
+            record = json.loads((source / "report.json").read_text())
+            record["notes"] = report.notes
+            (kept / "report.json").write_text(json.dumps(record, indent=1) + "\n")
+            for stale in kept.glob("*.png"):
+                stale.unlink()
+            for figure in figure_names:
+                _downscale(source / f"{figure}.png", kept / f"{figure}.png")
+        page = docs / "experiments" / f"{report.experiment}.md"
+        body = experiment_block(report, {f: kept / f"{f}.png" for f in figure_names},
+                                record=kept / "report.json", relative_to=page.parent)  # fmt: skip
+        page.write_text(splice(texts[page], body, PAGE_BEGIN))
+    return f"{docs / 'experiments'}: {len(saved)} pages from {runs}"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -134,17 +264,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="python -m spectral_sim.gallery", description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )  # fmt: skip
-    parser.add_argument("results", type=pathlib.Path, help="the reports (spectral-sim run all)")
-    parser.add_argument("page", type=pathlib.Path, help="the Markdown page to update")
-    parser.add_argument("figures", type=pathlib.Path, help="where the gallery's PNGs go")
+    commands = parser.add_subparsers(dest="command", required=True)
+    for name, what in (("summary", "a quick run (spectral-sim run all --quick)"),
+                       ("pages", "full runs, or docs/reports to re-render")):  # fmt: skip
+        command = commands.add_parser(name, help=f"write docs from {what}")
+        command.add_argument("results", type=pathlib.Path, help=f"the saved reports: {what}")
+        command.add_argument("docs", type=pathlib.Path, help="the docs folder")
     args = parser.parse_args(argv)
-    text = args.page.read_text()
-    splice(text, "")  # the markers are checked before anything is written
-    saved = load_all(args.results)
-    figures = copy_figures(args.results, saved, args.figures)
-    body = section(saved, figures, args.page.parent)
-    args.page.write_text(splice(text, body))
-    print(f"{args.page}: {len(saved)} experiments, {len(figures)} figures in {args.figures}")
+    print((summary if args.command == "summary" else pages)(args.results, args.docs))
     return 0
 
 

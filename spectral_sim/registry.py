@@ -12,7 +12,9 @@ The module has a frozen dataclass `Config` whose fields all have defaults, one o
 `quick: bool` (the CPU-minute version of the run), and `run(cfg, options=None)` returning a
 `spectral_sim.report.Report`; a claim table `CLAIMS` (a `spectral_sim.claims.Table`) is
 optional and is what `spectral-sim list` shows. `quick(cfg, values)` applies an experiment's
-quick sizes to the fields the user left at their defaults.
+quick sizes to the fields the user left at their defaults; a module that keeps them in a dict
+`QUICK` (as spectral_sim's own do: `run` starts with `cfg = quick(cfg, QUICK)`) has its claims
+listed at both scales.
 """
 
 import contextlib
@@ -91,10 +93,17 @@ def describe(name: str) -> str:
 
 def claims(name: str) -> dict[str, str]:
     """The experiment's claims (its optional `CLAIMS` table): id pattern (fnmatch; ids may name
-    a data set or an optimizer) -> what the claim tests. Imports the module."""
-    table = getattr(load(name), "CLAIMS", {})
+    a data set or an optimizer) -> what the claim tests, each Config field a statement names
+    shown with its default and, where `QUICK` changes it, its --quick value. Imports the
+    module."""
+    module = load(name)
+    table = getattr(module, "CLAIMS", {})
     listing = getattr(table, "listing", None)
-    return listing() if listing else dict(table)
+    if not listing:
+        return dict(table)
+    values = getattr(module, "QUICK", None)
+    fast = None if values is None else quick(module.Config(quick=True), values)
+    return listing(module.Config(), fast)
 
 
 _EXPLICIT: contextvars.ContextVar[frozenset[str]] = contextvars.ContextVar(

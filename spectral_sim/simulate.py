@@ -12,19 +12,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from spectral_sim._types import (
-    Array,
-    ArrayLike,
-    Bool,
-    Float,
-    Int,
-    Key,
-    Model,
-    Simulator,
-    check_count,
-)
+from spectral_sim._types import Array, ArrayLike, Bool, Float, Int, Key, Model, Simulator
+from spectral_sim.checks import check_count
 
-__all__ = ["as_simulator", "divergence", "float32", "log_steps", "record_steps", "trajectory"]
+__all__ = [
+    "Simulator", "as_simulator", "divergence", "float32", "log_steps", "record_steps", "trajectory",
+]  # fmt: skip
 
 
 def as_simulator(model: Any) -> Simulator:

@@ -11,16 +11,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from spectral_sim._types import (
-    Array,
-    ArrayLike,
-    Float,
-    Int,
-    Scalar,
-    Swept,
-    check_count,
-    check_range,
-)
+from spectral_sim._types import Array, ArrayLike, Float, Int, Scalar, Swept
+from spectral_sim.checks import all_of, check_count, check_leaf, check_range
 
 __all__ = [
     "Empirical", "Geometric", "PowerLaw", "Spectrum", "eigh_descending", "participation_ratio",
@@ -42,9 +34,12 @@ class PowerLaw:
     n_modes: int = dataclasses.field(default=1024, metadata=dict(static=True))
 
     def __post_init__(self):
-        check_range("PowerLaw.s", self.s, gt=0)
-        check_range("PowerLaw.a", self.a)
-        check_count("PowerLaw.n_modes", self.n_modes)
+        check_leaf("PowerLaw.s", self.s)
+        check_leaf("PowerLaw.a", self.a)
+        with all_of() as check:
+            check.range("PowerLaw.s", self.s, gt=0)
+            check.range("PowerLaw.a", self.a)
+            check.count("PowerLaw.n_modes", self.n_modes)
 
     def modes(self) -> Float[Array, " modes"]:
         """k = 1..n_modes in the spectrum's float dtype."""
@@ -70,8 +65,10 @@ class Geometric:
     n_modes: int = dataclasses.field(default=64, metadata=dict(static=True))
 
     def __post_init__(self):
-        check_range("Geometric.rho", self.rho, gt=0)
-        check_count("Geometric.n_modes", self.n_modes)
+        check_leaf("Geometric.rho", self.rho)
+        with all_of() as check:
+            check.range("Geometric.rho", self.rho, gt=0)
+            check.count("Geometric.n_modes", self.n_modes)
 
     def eigenvalues(self) -> Float[Array, " modes"]:
         k = jnp.arange(1, self.n_modes + 1, dtype=jnp.result_type(self.rho, float))
@@ -95,16 +92,15 @@ class Empirical:
     __slots__ = ("_lam", "_power")
 
     def __init__(self, eigenvalues: Float[Array, " modes"], target_power: Float[Array, " modes"]):
-        check_range("Empirical.eigenvalues", eigenvalues, gt=0)
-        check_range("Empirical.target_power", target_power, ge=0)
-        lam_shape = getattr(eigenvalues, "shape", None)
-        power_shape = getattr(target_power, "shape", None)
-        if lam_shape is not None and power_shape is not None:
-            if lam_shape != power_shape or len(lam_shape) < 1:
-                raise ValueError(
-                    f"Empirical.target_power must have the eigenvalues' shape (..., modes) = "
-                    f"{lam_shape}; got {power_shape}"
-                )
+        with all_of() as check:
+            check.range("Empirical.eigenvalues", eigenvalues, gt=0)
+            check.range("Empirical.target_power", target_power, ge=0)
+            lam_shape = getattr(eigenvalues, "shape", None)
+            power_shape = getattr(target_power, "shape", None)
+            if lam_shape is not None and power_shape is not None:
+                check.that(lam_shape == power_shape and len(lam_shape) >= 1,
+                           f"Empirical.target_power must have the eigenvalues' shape (..., modes) "
+                           f"= {lam_shape}; got {power_shape}")  # fmt: skip
         object.__setattr__(self, "_lam", eigenvalues)
         object.__setattr__(self, "_power", target_power)
 

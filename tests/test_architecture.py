@@ -12,7 +12,15 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 # Lowest first; a module belongs to the first layer with a prefix matching its name.
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("foundation", ("spectral_sim._types", "spectral_sim.runtime", "spectral_sim.provenance")),
+    (
+        "foundation",
+        (
+            "spectral_sim._types",
+            "spectral_sim.checks",
+            "spectral_sim.runtime",
+            "spectral_sim.provenance",
+        ),
+    ),
     ("spectra", ("spectral_sim.spectra",)),
     ("diagnostics", ("spectral_sim.diagnostics",)),
     ("models", ("spectral_sim.models", "spectral_sim.simulate")),

@@ -2,6 +2,7 @@
 against scipy, the seed bootstrap against the analytic SE of a mean, divergence, missing data,
 tolerance provenance and the seeds that would settle an INCONCLUSIVE claim."""
 
+import dataclasses
 import math
 
 import numpy as np
@@ -257,6 +258,89 @@ def test_table_declares_evaluates_and_never_drops_a_claim(tmp_path):
     # Engine claims survive report.json with every field and their verdicts.
     saved = Report("toy", made, data).save(tmp_path)
     assert Report.load(saved).claims == made
+
+
+@dataclasses.dataclass(frozen=True)
+class Scales:
+    """An experiment's Config: full-scale defaults; QUICK_SCALES is its --quick."""
+
+    sphere_time: float = 1000.0
+    beta: tuple[float, ...] = (0.5, 1.0)
+    n_seeds: int = 64
+    quick: bool = False
+
+
+QUICK_SCALES = Scales(sphere_time=100.0, n_seeds=8, quick=True)
+
+
+def _cluster_table() -> claims.Table:
+    """Two claims naming Config fields: one plain, one an f-string over a dim (escaped braces)
+    beside a literal set, which stays as it is."""
+    tolerance = 0.1
+    return claims.Table(
+        claims.Spec("toy.cluster", "THEORY.md", "one cluster by t = {cfg.sphere_time} at every "
+                    "beta in {cfg.beta} ({cfg.n_seeds} seeds)", claims.seed_mean,
+                    lambda d: dict(samples=d.loss.isel(set=0), predicted=1.0, tolerance=0.1)),
+        claims.Spec("toy.{set}.loss", "THEORY.md", f"the loss of {{set}} is 1 within {tolerance} "
+                    f"by t = {{cfg.sphere_time}}, beta in {{0.1, 0.3}}", claims.seed_mean,
+                    lambda d: dict(samples=d.loss, predicted=1.0, tolerance=0.1), over=("set",)),
+        config=Scales,
+    )  # fmt: skip
+
+
+def test_a_report_states_the_config_the_run_used():
+    rng = np.random.default_rng(11)
+    data = xr.Dataset(dict(loss=(("set", "seed"), rng.normal(1.0, 0.01, (2, 32)))),
+                      coords=dict(set=["a", "b"]))  # fmt: skip
+    table = _cluster_table()
+    quick = [c.statement for c in table.evaluate(data, config=QUICK_SCALES)]
+    assert quick == ["one cluster by t = 100 at every beta in (0.5, 1) (8 seeds)",
+                     "the loss of a is 1 within 0.1 by t = 100, beta in {0.1, 0.3}",
+                     "the loss of b is 1 within 0.1 by t = 100, beta in {0.1, 0.3}"]  # fmt: skip
+    full = table.evaluate(data, config=Scales())
+    assert full[0].statement == "one cluster by t = 1000 at every beta in (0.5, 1) (64 seeds)"
+    # A Report's config (report.json: tuples read back as lists) states the same.
+    recorded = {"sphere_time": 100.0, "beta": [0.5, 1.0], "n_seeds": 8, "quick": True}
+    assert [c.statement for c in table.evaluate(data, config=recorded)] == quick
+    assert [c.statement for _, c, _ in table.power(data, config=recorded)] == quick
+    # Without the run's config a statement names the field, never a value of one scale.
+    unstated = "one cluster by t = sphere_time at every beta in beta (n_seeds seeds)"
+    assert table.evaluate(data)[0].statement == unstated
+    assert [c.verdict for c in full] == [c.verdict for c in table.evaluate(data)]
+
+
+def test_listing_shows_the_config_field_at_both_scales():
+    table = _cluster_table()
+    assert table.listing(quick=QUICK_SCALES) == {
+        "toy.cluster": "one cluster by t = sphere_time (1000; --quick 100) at every beta in beta "
+                       "((0.5, 1)) (n_seeds (64; --quick 8) seeds) [seed_mean, judgement "
+                       "tolerance]",
+        "toy.*.loss": "the loss of <set> is 1 within 0.1 by t = sphere_time (1000; --quick 100), "
+                      "beta in {0.1, 0.3} [seed_mean, judgement tolerance]",
+    }  # fmt: skip
+    # One scale: its values only; the default is the table's Config().
+    assert table.listing()["toy.*.loss"].startswith("the loss of <set> is 1 within 0.1 by t = "
+                                                    "sphere_time (1000), beta")  # fmt: skip
+    assert "sphere_time (100)" in table.listing(QUICK_SCALES)["toy.*.loss"]
+    bare = claims.Table(*table.specs)  # no Config known: the field's name
+    assert bare.listing()["toy.cluster"].startswith("one cluster by t = sphere_time at every")
+
+
+def test_a_statement_naming_a_field_the_config_lacks_is_refused_up_front():
+    typo = claims.Spec("toy.typo", "THEORY.md", "by t = {cfg.sphere_tme}", claims.seed_mean,
+                       lambda d: {})  # fmt: skip
+    with pytest.raises(ValueError, match=r"claim 'toy.typo'.*\{cfg.sphere_tme\}.*Scales has no "
+                                         r"field 'sphere_tme'"):  # fmt: skip
+        claims.Table(typo, config=Scales)  # when the table is built (at import)
+    table = claims.Table(typo)  # no Config given: refused when listed
+    with pytest.raises(ValueError, match="claim 'toy.typo'.*sphere_tme"):
+        table.listing(Scales(), QUICK_SCALES)
+    with pytest.raises(ValueError, match="claim 'toy.typo'.*the config has no field"):
+        table.evaluate(xr.Dataset(), config={"sphere_time": 1.0})
+    with pytest.raises(ValueError, match="claim 'toy.{cfg.n}': a Config field.*not in the id"):
+        claims.Spec("toy.{cfg.n}", "THEORY.md", "n", claims.seed_mean, lambda d: {})
+    with unchecked(), pytest.raises(TypeError, match="Config class"):
+        claims.Table(typo, config=Scales())  # type: ignore[arg-type]
 
 
 def test_claim_refuses_a_verdict_its_fields_contradict():

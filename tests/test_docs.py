@@ -4,9 +4,16 @@
 import os
 import pathlib
 import re
+import shlex
 import shutil
 import subprocess
 import sys
+
+import jax
+import xarray as xr
+
+from spectral_sim import cli, registry
+from spectral_sim.report import Report
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
@@ -77,17 +84,164 @@ for i, block in enumerate(sys.argv[1:]):
 
 
 def test_the_guides_code_runs(tmp_path):
-    """Each Python block of concepts, numerics and accelerators runs as written (in a fresh
-    namespace, in an empty working directory; one process for all, to import JAX once). Blocks
-    that are scripts taking command-line arguments are left to the text; extending.md's example
-    adds files to the package and was checked in a scratch copy."""
+    """Each Python block of README, the experiment pages, concepts, numerics and accelerators
+    runs as written (in a fresh namespace, in an empty working directory; one process for all,
+    to import JAX once). Blocks that are scripts taking command-line arguments are left to the
+    text; extending.md's prototype has a test of its own, and its package example adds files to
+    the package and was checked in a scratch copy."""
     blocks = []
-    for page in ("concepts", "numerics", "accelerators"):
-        text = (ROOT / "docs" / "guide" / f"{page}.md").read_text()
-        found = re.findall(r"```python\n(.*?)```", text, re.S)
-        assert found, page
-        blocks += [f"# {page}.md\n{b}" for b in found if "sys.argv" not in b]
+    guide = ROOT / "docs" / "guide"
+    pages = [
+        ROOT / "README.md",
+        *(guide / f"{p}.md" for p in ("concepts", "numerics", "accelerators")),
+    ]
+    pages += sorted((ROOT / "docs" / "experiments").glob("*.md"))
+    for page in pages:
+        found = re.findall(r"```python\n(.*?)```", page.read_text(), re.S)
+        assert found or page.parent.name == "experiments", page
+        blocks += [f"# {page.name}\n{b}" for b in found if "sys.argv" not in b]
     env = {"PATH": os.environ["PATH"], "MPLBACKEND": "Agg", "HOME": str(tmp_path)}
     result = subprocess.run([sys.executable, "-c", RUNNER, *blocks], cwd=tmp_path, env=env,
                             capture_output=True, text=True, timeout=300)  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
+
+
+# --- the front page and references --------------------------------------------------------------
+
+# Names the docs use for files that are not in a clone under that name: the theory spec is
+# docs/theory.md, cited as THEORY.md; SUMMARY.md and report.md are what runs write.
+ALIASES = {"THEORY.md", "SUMMARY.md"}
+# Outputs of the project's own commands: a fresh clone does not have them until they run.
+OUTPUTS = ("results/", "results-full/", "runs/", "site/", ".venv/")
+LINK = re.compile(r"\]\(([^)\s#]+)(?:#[^)]*)?\)")
+BARE = re.compile(r"(?<![\w./-])([A-Z][A-Z_]*\.md)\b")
+ROOTED = re.compile(r"`((?:spectral_sim|experiments|docs|benchmarks|tests|notebooks)/[^`\s]*)`")
+
+
+def tracked(*suffixes: str) -> list[pathlib.Path]:
+    listed = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True)
+    return [ROOT / p for p in listed.stdout.split() if p.endswith(suffixes)]
+
+
+def dangling(path: pathlib.Path, text: str) -> list[str]:
+    """References in `text` (of the file `path`) to files a clone does not have: a relative
+    Markdown link, a `dir/file` path rooted at a top folder (in a README), or an upper-case
+    *.md name (anywhere, code included) that is neither a file nor one of ALIASES."""
+
+    def exists(ref: str) -> bool:
+        return (path.parent / ref).exists() or (ROOT / ref).exists()
+
+    bad = [name for name in BARE.findall(text) if name not in ALIASES and not exists(name)]
+    if path.suffix == ".md":
+        bad += [ref for ref in LINK.findall(text) if "://" not in ref and not exists(ref)]
+    if path.name == "README.md":
+        bad += [ref for ref in ROOTED.findall(text)
+                if not ref.startswith(OUTPUTS) and "*" not in ref and not exists(ref)]  # fmt: skip
+    return bad
+
+
+def test_no_reference_to_a_file_a_clone_does_not_have():
+    found = {}
+    for path in tracked(".md", ".py", ".toml", ".yml", ".cff", "Makefile"):
+        bad = dangling(path, path.read_text())
+        if bad:
+            found[str(path.relative_to(ROOT))] = sorted(set(bad))
+    assert not found, f"references to files a clone does not have: {found}"
+
+
+def test_the_reference_check_can_fail(tmp_path):
+    page = tmp_path / "README.md"
+    missing = "PLAN" + ".md"  # split, so that this file does not cite it itself
+    text = (f"See {missing}, [the abstract](papers/P0-spectral.txt), `docs/missing.md` and "
+            "THEORY.md §2; outputs go to `results/x/report.md`.")  # fmt: skip
+    assert dangling(page, text) == [missing, "papers/P0-spectral.txt", "docs/missing.md"]
+
+
+def test_the_readme_is_a_front_page():
+    """At most about two screens, no results in it (they live in docs/), and it leads into the
+    guide: install, the first command, the papers, the findings."""
+    text = (ROOT / "README.md").read_text()
+    assert len(text.splitlines()) <= 200
+    assert "results:begin" not in text
+    for needed in ("Python 3.11", "pip install -e .", '".[cuda]"', "make run", "make test",
+                   "spectral-sim run learning_curves --quick", "docs/guide/extending.md",
+                   "docs/findings.md", "docs/papers.md", "**P0**", "**P3**"):  # fmt: skip
+        assert needed in text, needed
+
+
+def commands(page: pathlib.Path) -> list[list[str]]:
+    """The `spectral-sim` command lines of a page's bash blocks (comments dropped), less those
+    sent to the background (the multi-process example, which tests/test_sweep.py runs)."""
+    found = []
+    for block in re.findall(r"```bash\n(.*?)```", page.read_text(), re.S):
+        for line in block.splitlines():
+            line = re.split(r"\s#\s", line)[0].strip()
+            command = line.startswith(("spectral-sim ", ".venv/bin/spectral-sim "))
+            if command and not line.endswith("&"):
+                found.append(shlex.split(line)[1:])
+    return found
+
+
+def test_the_commands_of_the_readme_and_the_docs_run(monkeypatch, tmp_path, capsys):
+    """Every `spectral-sim` command in README, the experiment pages and the guide runs as written,
+    in order, in an empty directory: the real CLI and each experiment's real Config, with each
+    experiment's `run` replaced by one that records its Config and returns an empty report (the
+    experiments' own tests run them). Commands for an experiment a guide page builds itself
+    (extending.md's) are left out."""
+    ran = []
+
+    def recorder(name: str):
+        def run(cfg, options=None):
+            ran.append((name, cfg))
+            return Report(name, [], xr.Dataset(), config=cfg)
+
+        return run
+
+    for name in registry.names():
+        monkeypatch.setattr(registry.load(name), "run", recorder(name))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SPECTRAL_SIM_CACHE", "off")
+    x64 = jax.config.values["jax_enable_x64"]
+    precision = jax.config.values["jax_default_matmul_precision"]
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs" / "experiments").glob("*.md")),
+             *sorted((ROOT / "docs" / "guide").glob("*.md"))]  # fmt: skip
+    tried = 0
+    try:
+        for page in pages:
+            for argv in commands(page):
+                if argv[0] == "run" and argv[1] not in (*registry.names(), "all", "--help"):
+                    continue
+                try:
+                    code = cli.main(argv)
+                except SystemExit as exit:  # --help
+                    code = exit.code
+                assert code in (0, None), (page.name, argv, capsys.readouterr().err)
+                tried += 1
+    finally:
+        jax.config.update("jax_enable_x64", x64)
+        jax.config.update("jax_default_matmul_precision", precision)
+    assert tried >= 20 and {name for name, _ in ran} == set(registry.names())
+    quick = [cfg for name, cfg in ran if name == "learning_curves" and cfg.s == (1.5, 2.0)]
+    assert quick and quick[0].quick  # README's "--quick --s 1.5 2" reached the Config
+
+
+def test_the_prototype_in_ones_own_file_decides_as_the_guide_says(monkeypatch, tmp_path):
+    """extending.md's first script runs as written (in an empty directory) and PASSes, and the
+    same script with the noise term dropped from its formula FAILs."""
+    page = (ROOT / "docs" / "guide" / "extending.md").read_text()
+    section = page.split("## Prototype in your own file")[1].split("\n## ")[0]
+    (script,) = re.findall(r"```python\n(.*?)```", section, re.S)
+    monkeypatch.chdir(tmp_path)
+    x64 = jax.config.values["jax_enable_x64"]
+    broken = script.replace("target()[None] ** 2 + noise)", "target()[None] ** 2)")
+    assert broken != script
+    try:
+        verdicts = []
+        for text in (script, broken):
+            namespace = {"__name__": "__main__"}
+            exec(compile(text, "noisy_gd_check.py", "exec"), namespace)
+            verdicts.append(namespace["report"].claims[0].verdict)
+    finally:
+        jax.config.update("jax_enable_x64", x64)
+    assert verdicts == ["PASS", "FAIL"]
+    assert (tmp_path / "runs" / "noisy_gd_check" / "report.json").is_file()

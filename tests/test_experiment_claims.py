@@ -1,6 +1,8 @@
 """Every experiment states its claims once, as a claims.Table, and makes none by hand: the engine
-(spectral_sim.claims) decides every verdict."""
+(spectral_sim.claims) decides every verdict. A statement names the Config fields it depends on
+({cfg.<field>}), so a report says the scale it ran at and `spectral-sim list` shows both."""
 
+import dataclasses
 import inspect
 import re
 
@@ -20,3 +22,41 @@ def test_claims_are_one_table_decided_by_the_engine(name):
         assert spec.statement and spec.source, spec.id
     listing = registry.claims(name)
     assert list(listing) == [spec.pattern for spec in module.CLAIMS]
+
+
+def _scales(module):
+    """The experiment's Config at full scale and at --quick (its QUICK on the defaults)."""
+    return module.Config(), registry.quick(module.Config(quick=True), module.QUICK)
+
+
+@pytest.mark.parametrize("name", registry.names())
+def test_statements_name_real_config_fields_and_say_their_scale(name):
+    module = registry.load(name)
+    full, quick = _scales(module)
+    # The table knows its Config, so a misspelt field fails when the module is imported.
+    assert module.CLAIMS.config is module.Config
+    fields = {f.name for f in dataclasses.fields(module.Config)}
+    # run states its claims with the config it ran with
+    calls = re.findall(r"CLAIMS\.evaluate\(([^)]*)\)", inspect.getsource(module.run))
+    assert calls and all("config=cfg" in call for call in calls), calls
+    at_full, at_quick = module.CLAIMS.listing(full), module.CLAIMS.listing(quick)
+    both = registry.claims(name)
+    for spec in module.CLAIMS:
+        assert set(spec.config_fields) <= fields, spec.id
+        assert "{cfg." not in both[spec.pattern] and "{cfg." not in spec.stated(quick), spec.id
+        differ = [f for f in spec.config_fields if getattr(full, f) != getattr(quick, f)]
+        # the listings at the two scales differ exactly where the configs differ
+        assert (at_full[spec.pattern] != at_quick[spec.pattern]) == bool(differ), spec.id
+        assert (spec.stated(full) != spec.stated(quick)) == bool(differ), spec.id
+        for field in differ:  # `spectral-sim list` shows both values of each such field
+            assert re.search(rf"\b{field} \([^;]+; --quick ", both[spec.pattern]), (spec.id, field)
+
+
+def test_some_statement_differs_between_the_scales():
+    """The test above is not vacuous: the quick runs' reports state other values."""
+    differ = []
+    for name in registry.names():
+        module = registry.load(name)
+        full, quick = _scales(module)
+        differ += [spec.id for spec in module.CLAIMS if spec.stated(full) != spec.stated(quick)]
+    assert "attention.sphere_consensus" in differ and len(differ) > 10

@@ -1,4 +1,4 @@
-"""spectral_sim.gallery: the README's results section written from saved reports."""
+"""spectral_sim.gallery: docs/results.md and the experiment pages written from saved reports."""
 
 import pathlib
 import re
@@ -12,7 +12,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from spectral_sim import gallery  # noqa: E402
+from spectral_sim import gallery, registry  # noqa: E402
 from spectral_sim.report import Claim, Report  # noqa: E402
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -65,34 +65,113 @@ def test_section_counts_every_claim_and_shows_every_figure(results, tmp_path):
     assert gallery._short("0123456789abcdef+dirty") == "0123456789ab+dirty"  # not a clean commit
 
 
-def test_main_rewrites_only_the_marked_part(results, tmp_path):
-    page = tmp_path / "README.md"
-    page.write_text(f"# Title\n\nkept\n\n{gallery.BEGIN}\nold text\n{gallery.END}\n\nalso kept\n")
-    assert gallery.main([str(results), str(page), str(tmp_path / "figs")]) == 0
-    text = page.read_text()
-    assert text.startswith("# Title\n\nkept\n\n") and text.endswith(f"{gallery.END}\n\nalso kept\n")
+def docs_folder(root: pathlib.Path, *names: str) -> pathlib.Path:
+    """A docs/ with results.md and experiments/<name>.md pages, each with its markers."""
+    docs = root / "docs"
+    (docs / "experiments").mkdir(parents=True)
+    results = f"# Results\n\nkept\n\n{gallery.BEGIN}\nold text\n{gallery.END}\n"
+    (docs / "results.md").write_text(results)
+    for name in names:
+        (docs / "experiments" / f"{name}.md").write_text(
+            f"# {name}\n\nprose\n\n{gallery.PAGE_BEGIN}\nold text\n{gallery.END}\n\nmore prose\n"
+        )
+    return docs
+
+
+def test_summary_rewrites_only_the_marked_part(results, tmp_path):
+    docs = docs_folder(tmp_path)
+    assert gallery.main(["summary", str(results), str(docs)]) == 0
+    text = (docs / "results.md").read_text()
+    assert text.startswith("# Results\n\nkept\n\n") and text.endswith(f"{gallery.END}\n")
     assert "old text" not in text and "| latent_number | 1 |" in text
-    assert (tmp_path / "figs" / "learning_curves_curves.png").is_file()
+    assert (docs / "figures" / "learning_curves_curves.png").is_file()
 
 
 def test_a_page_without_markers_is_refused_before_anything_is_written(results, tmp_path):
-    page = tmp_path / "README.md"
-    page.write_text("# Title\n")
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "results.md").write_text("# Title\n")
     with pytest.raises(ValueError, match="results:begin"):
-        gallery.main([str(results), str(page), str(tmp_path / "figs")])
-    assert not (tmp_path / "figs").exists()
+        gallery.main(["summary", str(results), str(docs)])
+    assert not (docs / "figures").exists()
     with pytest.raises(ValueError, match="no saved reports"):
         gallery.load_all(tmp_path / "nothing")
 
 
-def test_the_readme_gallery_is_whole():
-    """The committed section (written by `make figures`): its images are in the repository and
-    docs/figures holds nothing it does not show."""
-    text = (ROOT / "README.md").read_text()
+@pytest.fixture
+def full_runs(tmp_path) -> pathlib.Path:
+    """A full-scale run of `learning_curves` (a PASS, a FAIL with notes, one wide figure)."""
+    fig, ax = plt.subplots(figsize=(20, 4), dpi=100)
+    ax.plot([0, 1], [0, 1])
+    claims = [
+        Claim("lc.pass", "THEORY.md §2", "exact", 1.0, 1.0, 0.0, 0.01, where="s = 2"),
+        Claim("lc.unsure", "P0: a claim", "a | b", 1.0, 1.5, 0.4, 0.1, seeds_needed=4096),
+    ]
+    data = xr.Dataset({"x": ("n", np.arange(3.0))})
+    Report("learning_curves", claims, data, {"curves": fig}, dict(quick=False),
+           notes=["one run diverged"]).save(tmp_path / "runs" / "learning_curves")  # fmt: skip
+    return tmp_path / "runs"
+
+
+def test_pages_keep_the_report_and_write_the_page_from_it(full_runs, tmp_path):
+    docs = docs_folder(tmp_path, "learning_curves")
+    assert gallery.main(["pages", str(full_runs), str(docs)]) == 0
+    kept = docs / "reports" / "learning_curves"
+    assert sorted(p.name for p in kept.iterdir()) == ["curves.png", "report.json"]
+    with Image.open(kept / "curves.png") as image:
+        assert image.width == gallery.WIDTH
+    page = (docs / "experiments" / "learning_curves.md").read_text()
+    assert page.startswith("# learning_curves\n\nprose\n\n") and page.endswith("more prose\n")
+    assert "Full-scale run at commit" in page and "1 PASS, 0 FAIL, 1 INCONCLUSIVE" in page
+    assert "| `lc.unsure` | 1 | 1.5 | 0.4 | 0.1 (judgement) | — | 0/1 | INCONCLUSIVE |" in page
+    assert "*About 4,096 seeds would decide it.*" in page and "a \\| b" not in page
+    assert "- one run diverged" in page  # the notes, kept in report.json without data.nc
+    assert "![learning_curves: curves](../reports/learning_curves/curves.png)" in page
+    assert gallery.load_saved(kept).notes == ["one run diverged"]
+    rendered = page
+    assert gallery.main(["pages", str(docs / "reports"), str(docs)]) == 0  # re-render: the same
+    assert (docs / "experiments" / "learning_curves.md").read_text() == rendered
+
+
+def test_pages_refuse_a_quick_run(results, tmp_path):
+    docs = docs_folder(tmp_path, "learning_curves", "latent_number")
+    with pytest.raises(ValueError, match="ran with --quick"):
+        gallery.main(["pages", str(results), str(docs)])
+    assert not (docs / "reports").exists()
+
+
+def test_the_results_page_gallery_is_whole():
+    """The committed docs/results.md (written by `make figures`): its images are in the
+    repository and docs/figures holds nothing it does not show."""
+    page = ROOT / "docs" / "results.md"
+    text = page.read_text()
     gallery.splice(text, "")  # exactly one pair of markers
     section = text.split(gallery.BEGIN)[1].split(gallery.END)[0]
     images = re.findall(r"!\[[^]]*\]\(([^)]+)\)", section)
     assert images, "run `make figures`"
     for image in images:
-        assert (ROOT / image).is_file(), f"{image} is missing: run `make figures`"
-    assert {ROOT / i for i in images} == set((ROOT / "docs" / "figures").glob("*.png"))
+        assert (page.parent / image).is_file(), f"{image} is missing: run `make figures`"
+    assert {(page.parent / i).resolve() for i in images} == {
+        p.resolve() for p in (ROOT / "docs" / "figures").glob("*.png")
+    }
+
+
+def test_every_experiment_page_shows_its_kept_report():
+    """Each registered experiment has a page whose table is what `make pages` writes from its
+    report kept in docs/reports/ (or nothing, where no full run is kept): no hand-copied table."""
+    for name in registry.names():
+        page = ROOT / "docs" / "experiments" / f"{name}.md"
+        text = page.read_text()
+        gallery.splice(text, "", gallery.PAGE_BEGIN)
+        block = text.split(gallery.PAGE_BEGIN)[1].split(gallery.END)[0].strip("\n")
+        kept = ROOT / "docs" / "reports" / name
+        if not (kept / "report.json").is_file():
+            assert block == "", f"{page.name} has a table but no kept report"
+            continue
+        report = gallery.load_saved(kept)
+        assert not dict(report.config).get("quick"), f"{name}'s kept report is a quick run"
+        figures = {f.stem: f for f in sorted(kept.glob("*.png"))}
+        expected = gallery.experiment_block(report, figures, record=kept / "report.json",
+                                            relative_to=page.parent)  # fmt: skip
+        rerun = "run `make pages FULL=docs/reports`"
+        assert block == expected, f"{page.name} differs from its kept report: {rerun}"

@@ -80,7 +80,9 @@ def test_gd_simulator_matches_closed_form(key):
 def test_gd_above_two_over_lambda_max_diverges(key):
     spectrum = PowerLaw(s=2.0, a=2.0, n_modes=16)
     params = linear.Params(spectrum, lr=2.1)
-    _, obs = simulate.trajectory(linear.gd, params, key, steps=[10, 100, 1000])
+    with pytest.warns(RuntimeWarning, match=r"GD: lr = 2.1 is past the stability limit") as caught:
+        _, obs = simulate.trajectory(linear.gd, params, key, steps=[10, 100, 1000])
+    assert len(caught) == 1
     assert obs.loss[2] > obs.loss[1] > obs.loss[0]
     diverged, step = simulate.divergence(obs.loss, jnp.array([10, 100, 1000]), limit=1e3)
     # Mode 1 grows by |1 - 2.1|^2 = 1.21 per step: 1/2 1.21^10 = 3.4 < 1e3 < 1/2 1.21^100.

@@ -24,7 +24,8 @@ from typing import TYPE_CHECKING
 import jax.numpy as jnp
 import numpy as np
 
-from spectral_sim._types import ArrayLike, Float, check_count
+from spectral_sim._types import ArrayLike, Float
+from spectral_sim.checks import check_count
 from spectral_sim.spectra import Empirical, eigh_descending
 
 if TYPE_CHECKING:

@@ -31,7 +31,8 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from spectral_sim._types import Array, ArrayLike, Count, Float, Key, Real, Scalar, check_range
+from spectral_sim._types import Array, ArrayLike, Count, Float, Key, Real, Scalar
+from spectral_sim.checks import check_range
 from spectral_sim.spectra import Spectrum
 
 __all__ = [

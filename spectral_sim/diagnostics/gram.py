@@ -22,16 +22,8 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from spectral_sim._types import (
-    Array,
-    ArrayLike,
-    Bool,
-    Float,
-    Int,
-    check_count,
-    check_range,
-    concrete,
-)
+from spectral_sim._types import Array, ArrayLike, Bool, Float, Int
+from spectral_sim.checks import check_count, check_range, concrete
 
 __all__ = [
     "Edge",

@@ -5,7 +5,8 @@ from typing import NamedTuple
 
 import jax.numpy as jnp
 
-from spectral_sim._types import Array, ArrayLike, Bool, Float, Int, check_range
+from spectral_sim._types import Array, ArrayLike, Bool, Float, Int
+from spectral_sim.checks import check_range
 from spectral_sim.diagnostics.tokens import first_layer
 
 __all__ = ["Event", "event"]

@@ -8,7 +8,8 @@ import math
 import jax.numpy as jnp
 import numpy as np
 
-from spectral_sim._types import Array, ArrayLike, Bool, Float, Int, check_range
+from spectral_sim._types import Array, ArrayLike, Bool, Float, Int
+from spectral_sim.checks import check_range
 
 __all__ = [
     "asymptotic_rate",

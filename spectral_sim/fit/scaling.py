@@ -11,7 +11,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from spectral_sim._types import Array, ArrayLike, Bool, Float, Real, check_count
+from spectral_sim._types import Array, ArrayLike, Bool, Float, Real
+from spectral_sim.checks import check_count
 from spectral_sim.fit._common import (
     GRADIENT_TOL,
     LBFGS_STEPS,

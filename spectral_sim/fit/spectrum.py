@@ -10,7 +10,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import ndtri
 
-from spectral_sim._types import Array, ArrayLike, Float, check_count
+from spectral_sim._types import Array, ArrayLike, Float
+from spectral_sim.checks import check_count
 
 __all__ = [
     "BINS_PER_OCTAVE", "MIN_OCTAVES", "SPECTRUM_RTOL", "DecayComparison", "SpectrumFit",

@@ -34,17 +34,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from spectral_sim._types import (
-    Array,
-    ArrayLike,
-    Float,
-    Key,
-    Leaf,
-    Swept,
-    check_count,
-    check_range,
-    concrete,
-)
+from spectral_sim._types import Array, ArrayLike, Float, Key, Leaf, Swept
+from spectral_sim.checks import all_of, concrete
 
 __all__ = [
     "Obs", "Params", "State", "check_attention", "dobrushin", "init", "stationary", "step",
@@ -55,6 +46,7 @@ ATTENTION = ("softmax", "fixed")
 RESIDUAL = ("mean_shift", "additive", "none")
 NORM = ("none", "sphere", "layernorm")
 DRAW = ("none", "qk", "qkv")
+INTEGRATOR = ("layer", "euler", "rk4")
 LAYERNORM_EPS = 1e-12  # variance floor of "layernorm" (keeps a collapsed token finite)
 
 # Row sums of a row-stochastic P may differ from 1 by rounding only.
@@ -134,13 +126,20 @@ class Params:
     keys: Float[Leaf, "*heads d k"] | None = None
 
     def __post_init__(self):
-        check_count("n_tokens", self.n_tokens, low=2)
-        check_count("dim", self.dim)
-        check_range("eps", self.eps, gt=0)
-        check_range("beta", self.beta, ge=0)
-        for name, allowed in (("attention", ATTENTION), ("residual", RESIDUAL), ("norm", NORM)):
-            if getattr(self, name) not in allowed:
-                raise ValueError(f"{name} must be one of {allowed}; got {getattr(self, name)!r}")
+        with all_of() as check:  # the fields one by one, then how they fit together
+            check.count("n_tokens", self.n_tokens, low=2)
+            check.count("dim", self.dim)
+            check.range("eps", self.eps, gt=0)
+            check.range("beta", self.beta, ge=0)
+            for name, allowed in (("attention", ATTENTION), ("residual", RESIDUAL), ("norm", NORM),
+                                  ("integrator", INTEGRATOR), ("draw", DRAW)):  # fmt: skip
+                check.one_of(name, getattr(self, name), allowed)
+            check.count("heads", self.heads)
+            if self.key_dim is not None:
+                check.count("key_dim", self.key_dim)
+            self._check_shapes()
+
+    def _check_shapes(self) -> None:
         n, d = self.n_tokens, self.dim
         if self.attention == "fixed":
             if self.P is None:
@@ -168,19 +167,10 @@ class Params:
             heads = (shapes["query"][:-2] or (1,))[0], (shapes["value"][:-2] or (1,))[0]
             if heads[0] != heads[1]:
                 raise ValueError(f"query/keys and value must have one head count; got {heads}")
-        if self.integrator not in ("layer", "euler", "rk4"):
-            raise ValueError(
-                f"integrator must be one of ('layer', 'euler', 'rk4'); got {self.integrator!r}"
-            )
         if self.integrator != "layer" and self.norm != "sphere":
             raise ValueError("integrator='euler' or 'rk4' steps the sphere dynamics: norm='sphere'")
         if self.deviation and (self.attention != "fixed" or self.norm != "none"):
             raise ValueError("deviation=True needs attention='fixed' and norm='none' (linear)")
-        if self.draw not in DRAW:
-            raise ValueError(f"draw must be one of {DRAW}; got {self.draw!r}")
-        check_count("heads", self.heads)
-        if self.key_dim is not None:
-            check_count("key_dim", self.key_dim)
         if self.draw != "none":
             if self.attention != "softmax":
                 raise ValueError("draw='qk' or 'qkv' draws softmax weights: attention='softmax'")

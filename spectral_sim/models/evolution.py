@@ -19,7 +19,8 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from spectral_sim._types import Array, Float, Key, Simulator, Swept, check_range
+from spectral_sim._types import Array, Float, Key, Simulator, Swept
+from spectral_sim.checks import all_of, check_range, check_spectrum, concrete, warn_unstable
 from spectral_sim.diagnostics import compression
 from spectral_sim.spectra import Spectrum
 
@@ -41,9 +42,11 @@ class Params:
     lr: Swept = 0.5
 
     def __post_init__(self):
-        check_range("rho", self.rho, gt=0)
-        check_range("init", self.init, gt=0)
-        check_range("lr", self.lr, gt=0)
+        check_spectrum("spectrum", self.spectrum)
+        with all_of() as check:
+            check.range("rho", self.rho, gt=0)
+            check.range("init", self.init, gt=0)
+            check.range("lr", self.lr, gt=0)
 
 
 class State(NamedTuple):
@@ -94,8 +97,14 @@ def observe(params: Params, w: Float[Array, " modes"]) -> Obs:
 
 
 def _init(params: Params, key: Key[Array, ""] | None) -> State:
+    """w = 0; warns once when a concrete lr is at or past the stability limit,
+    lr lambda_max^rho >= 2."""
     del key
-    return State(jnp.zeros_like(params.spectrum.eigenvalues()))
+    lam = params.spectrum.eigenvalues()
+    if concrete(params.lr) is not None:
+        edge = params.lr * jnp.max(lam**params.rho)
+        warn_unstable("preconditioned GD", params.lr, edge, 2.0, "lr lambda_max^rho")
+    return State(jnp.zeros_like(lam))
 
 
 def _step(params: Params, state: State, key: Key[Array, ""] | None) -> tuple[State, Obs]:
@@ -112,7 +121,9 @@ preconditioned = Simulator(_init, _step)
 
 def flow(params: Params, t: Float[Array, " records"]) -> tuple[State, Obs]:
     """The preconditioned gradient flow at times t, w_k(t) = w*_k (1 - exp(-lambda_k^rho t)),
-    with a leading records axis: GD at step n approaches it at t = lr n as lr -> 0."""
+    with a leading records axis: GD at step n approaches it at t = lr n as lr -> 0. ValueError
+    unless t >= 0 (finite)."""
+    check_range("t", t, ge=0)
     lam = params.spectrum.eigenvalues()
     t = jnp.asarray(t, lam.dtype)
     w = -jnp.expm1(-jnp.multiply.outer(t, lam**params.rho)) * params.spectrum.target()[None]

@@ -14,6 +14,8 @@ One factory per simulator over the same Params, each returning a `Simulator` for
 
 `gf(params, t)` is not a simulator but its deterministic limit, exact gradient flow at arbitrary
 times, v(t) = -w* exp(-lambda t), evaluated without a time loop (`theory.linear.gf` is its loss).
+Constant-rate SGD and GD warn once, from their `init`, when a concrete lr is past their stability
+limit (SGD's `stability(params)` >= 1, GD's lr lambda_max >= 2).
 
 Older spellings stay: the module itself is constant-rate SGD (`init`, `step`: what `sgd()`
 returns), `scheduled(schedule)` is `sgd(schedule)`, `with_optimizer(make)` is `optimizer(make)`,
@@ -29,15 +31,14 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from spectral_sim._types import (
-    Array,
-    Float,
-    Int,
-    Key,
-    Simulator,
-    Swept,
-    check_count,
+from spectral_sim._types import Array, Float, Int, Key, Simulator, Swept
+from spectral_sim.checks import (
+    all_of,
+    check_leaf,
     check_range,
+    check_spectrum,
+    concrete,
+    warn_unstable,
 )
 from spectral_sim.diagnostics import compression
 from spectral_sim.spectra import Spectrum
@@ -54,6 +55,7 @@ __all__ = [
     "optimizer",
     "scheduled",
     "sgd",
+    "stability",
     "step",
     "trainable",
     "with_optimizer",
@@ -73,10 +75,14 @@ class Params:
     batch: int = dataclasses.field(default=1, metadata=dict(static=True))
 
     def __post_init__(self):
-        check_range("lr", self.lr, gt=0)
-        check_range("noise", self.noise, ge=0)
-        check_range("n_trainable", self.n_trainable, ge=1, finite=False)
-        check_count("batch", self.batch)
+        check_spectrum("spectrum", self.spectrum)
+        for name in ("lr", "noise", "n_trainable"):
+            check_leaf(name, getattr(self, name))
+        with all_of() as check:
+            check.range("lr", self.lr, gt=0)
+            check.range("noise", self.noise, ge=0)
+            check.range("n_trainable", self.n_trainable, ge=1, finite=False)
+            check.count("batch", self.batch)
 
 
 class State(NamedTuple):
@@ -104,10 +110,28 @@ def loss(params: Params, v: Float[Array, "*batch modes"]) -> Float[Array, "*batc
     return 0.5 * v**2 @ params.spectrum.eigenvalues()
 
 
-def init(params: Params, key: Key[Array, ""] | None) -> State:
-    """w = 0, so v = -w* (deterministic: `gd` passes no key)."""
+def stability(params: Params) -> Float[Array, ""]:
+    """chi = (lr/B) sum_k lambda_k / (2 - lr lambda_k (1 + 1/B)) over trained modes: the SGD of
+    `sgd()` is stable in mean square iff chi < 1 (inf when some denominator is <= 0; THEORY.md
+    §2.4). The noise does not enter."""
+    lam = params.spectrum.eigenvalues()
+    denominator = 2 - params.lr * lam * (1 + 1 / params.batch)
+    on = trainable(params) > 0
+    chi = params.lr / params.batch * jnp.sum(jnp.where(on, lam / denominator, 0.0))
+    return jnp.where(jnp.any(on & (denominator <= 0)), jnp.inf, chi)
+
+
+def _start(params: Params, key: Key[Array, ""] | None) -> State:
     del key
     return State(-params.spectrum.target(), jnp.zeros((), jnp.int32))
+
+
+def init(params: Params, key: Key[Array, ""] | None) -> State:
+    """w = 0, so v = -w*. Warns once (RuntimeWarning naming lr) when a concrete lr is past the
+    constant-rate SGD's mean-square stability limit, `stability(params)` >= 1."""
+    if concrete(params.lr) is not None:
+        warn_unstable("SGD", params.lr, stability(params), 1.0, "chi")
+    return _start(params, key)
 
 
 def _gradient(params: Params, v: Float[Array, " modes"], key: Key[Array, ""]):
@@ -139,7 +163,7 @@ def sgd(schedule: Callable[[Int[Array, ""]], Float[Array, ""]] | None = None) ->
     def scheduled_step(params: Params, state: State, key: Key[Array, ""]):
         return _sgd_step(params, state, key, params.lr * schedule(state.t))
 
-    return Simulator(init, scheduled_step)
+    return Simulator(_start, scheduled_step)
 
 
 scheduled = sgd
@@ -162,7 +186,7 @@ def optimizer(
     `optimizer(lambda p: optax.adam(p.lr))`. Frozen modes receive no update."""
 
     def opt_init(params: Params, key: Key[Array, ""]) -> OptState:
-        v = init(params, key).v
+        v = _start(params, key).v
         return OptState(v, make(params).init(v), jnp.zeros((), jnp.int32))
 
     def opt_step(params: Params, state: OptState, key: Key[Array, ""]):
@@ -176,6 +200,14 @@ def optimizer(
 
 with_optimizer = optimizer
 """`optimizer(make)` under its older name."""
+
+
+def _gd_init(params: Params, key: Key[Array, ""] | None) -> State:
+    """`init` of GD, which warns once when a concrete lr is at or past 2 / lambda_max."""
+    if concrete(params.lr) is not None:
+        lam = jnp.where(trainable(params) > 0, params.spectrum.eigenvalues(), 0.0)
+        warn_unstable("GD", params.lr, params.lr * jnp.max(lam), 2.0, "lr lambda_max")
+    return _start(params, key)
 
 
 def _gd_step(params: Params, state: State, key: Key[Array, ""] | None) -> tuple[State, Obs]:
@@ -195,15 +227,18 @@ class _GD(Simulator):
         return Simulator(self.init, self.step)
 
 
-gd = _GD(init, _gd_step)
+gd = _GD(_gd_init, _gd_step)
 """`gd()`: full-batch gradient descent on the population loss (deterministic; the key is
-unused). `gd` without the call is the same simulator."""
+unused). `gd` without the call is the same simulator. Its `init` warns once (RuntimeWarning
+naming lr) when a concrete lr is at or past the stability limit 2 / lambda_max."""
 
 
 def gf(params: Params, t: Float[Array, " records"]) -> tuple[State, Obs]:
     """Exact gradient flow from w = 0 at times t: v_k(t) = -w*_k exp(-lambda_k t) on trained
     modes. Returns the states and observables with a leading records axis. Deterministic and
-    loop-free, so not a Simulator: GD at step n approaches it at t = lr n."""
+    loop-free, so not a Simulator: GD at step n approaches it at t = lr n. ValueError unless
+    t >= 0 (finite)."""
+    check_range("t", t, ge=0)
     lam = params.spectrum.eigenvalues()
     t = jnp.asarray(t, lam.dtype)
     decay = jnp.exp(-jnp.multiply.outer(t, lam * trainable(params)))

@@ -27,7 +27,8 @@ import jax.numpy as jnp
 import optax
 from flax import nnx
 
-from spectral_sim._types import Array, Float, Key, Swept, check_count, check_range
+from spectral_sim._types import Array, Float, Key, Swept
+from spectral_sim.checks import all_of
 from spectral_sim.diagnostics import gram
 
 __all__ = ["MLP", "Obs", "Params", "State", "Transformer", "data", "init", "step"]
@@ -63,30 +64,23 @@ class Params:
     weight_decay: Swept = 1.0
 
     def __post_init__(self):
-        check_count("p", self.p, low=3)
-        check_count("width", self.width)
-        check_count("hidden", self.hidden)
-        if self.model not in MODELS:
-            raise ValueError(f"model must be one of {MODELS}; got {self.model!r}")
-        if self.model == "transformer":
-            check_count("layers", self.layers)
-            if self.layers > 2:
-                raise ValueError(f"layers must be 1 or 2; got {self.layers}")
-            check_count("heads", self.heads)
-            if self.width % self.heads:
-                raise ValueError(
-                    f"width must be a multiple of heads ({self.heads}); got {self.width}"
-                )
-        check_count("window", self.window, low=3)  # the centred window has rank W - 1
-        check_range("train_fraction", self.train_fraction, gt=0, lt=1)
-        check_range("lr", self.lr, gt=0)
-        check_range("weight_decay", self.weight_decay, ge=0)
-        if self.op not in OPS:
-            raise ValueError(f"op must be one of {OPS}; got {self.op!r}")
-        if self.track not in ("updates", "gradients"):
-            raise ValueError(f"track must be 'updates' or 'gradients'; got {self.track!r}")
-        if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"optimizer must be one of {OPTIMIZERS}; got {self.optimizer!r}")
+        with all_of() as check:
+            check.count("p", self.p, low=3)
+            width = check.count("width", self.width)
+            check.count("hidden", self.hidden)
+            if check.one_of("model", self.model, MODELS) and self.model == "transformer":
+                if check.count("layers", self.layers):
+                    check.that(self.layers <= 2, f"layers must be 1 or 2; got {self.layers}")
+                if check.count("heads", self.heads) and width:
+                    check.that(self.width % self.heads == 0, f"width must be a multiple of heads "
+                               f"({self.heads}); got {self.width}")  # fmt: skip
+            check.count("window", self.window, low=3)  # the centred window has rank W - 1
+            check.range("train_fraction", self.train_fraction, gt=0, lt=1)
+            check.range("lr", self.lr, gt=0)
+            check.range("weight_decay", self.weight_decay, ge=0)
+            check.one_of("op", self.op, OPS)
+            check.one_of("track", self.track, ("updates", "gradients"))
+            check.one_of("optimizer", self.optimizer, OPTIMIZERS)
 
 
 class MLP(nnx.Module):

@@ -24,7 +24,8 @@ import jax.numpy as jnp
 import optax
 from flax import nnx
 
-from spectral_sim._types import Array, Float, Int, Key, Leaf, Swept, check_count, check_range
+from spectral_sim._types import Array, Float, Int, Key, Leaf, Swept
+from spectral_sim.checks import all_of
 
 __all__ = ["MLP", "MODELS", "Obs", "Params", "Pool", "fit"]
 
@@ -72,14 +73,14 @@ class Params:
     lr: Swept = 1e-2
 
     def __post_init__(self):
-        if self.model not in MODELS:
-            raise ValueError(f"model must be one of {MODELS}; got {self.model!r}")
-        check_count("capacity", self.capacity)
-        check_range("n_samples", self.n_samples, ge=1, le=self.capacity)
-        check_count("width", self.width)
-        check_count("steps", self.steps)
-        check_range("ridge", self.ridge, ge=0)
-        check_range("lr", self.lr, gt=0)
+        with all_of() as check:
+            check.one_of("model", self.model, MODELS)
+            if check.count("capacity", self.capacity):
+                check.range("n_samples", self.n_samples, ge=1, le=self.capacity)
+            check.count("width", self.width)
+            check.count("steps", self.steps)
+            check.range("ridge", self.ridge, ge=0)
+            check.range("lr", self.lr, gt=0)
 
 
 class Obs(NamedTuple):

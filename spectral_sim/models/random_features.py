@@ -12,17 +12,8 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from spectral_sim._types import (
-    Array,
-    Float,
-    Int,
-    Key,
-    Leaf,
-    Swept,
-    check_count,
-    check_range,
-    concrete,
-)
+from spectral_sim._types import Array, Float, Int, Key, Leaf, Swept
+from spectral_sim.checks import all_of, check_spectrum, concrete
 from spectral_sim.diagnostics import compression
 from spectral_sim.spectra import Spectrum
 
@@ -44,14 +35,16 @@ class Params:
     batch: int = dataclasses.field(default=1, metadata=dict(static=True))
 
     def __post_init__(self):
-        check_range("lr", self.lr, gt=0)
-        check_range("noise", self.noise, ge=0)
-        seed = concrete(self.feature_seed)
-        if seed is not None and seed.dtype.kind not in "iu":
-            raise ValueError(f"feature_seed must be an integer >= 0; got {self.feature_seed!r}")
-        check_range("feature_seed", self.feature_seed, ge=0)
-        check_count("n_features", self.n_features)
-        check_count("batch", self.batch)
+        check_spectrum("spectrum", self.spectrum)
+        with all_of() as check:
+            check.range("lr", self.lr, gt=0)
+            check.range("noise", self.noise, ge=0)
+            seed = concrete(self.feature_seed)
+            message = f"feature_seed must be an integer >= 0; got {self.feature_seed!r}"
+            if check.that(seed is None or seed.dtype.kind in "iu", message):
+                check.range("feature_seed", self.feature_seed, ge=0)
+            check.count("n_features", self.n_features)
+            check.count("batch", self.batch)
 
 
 class State(NamedTuple):

@@ -17,7 +17,8 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from spectral_sim._types import Array, Float, Key, Swept, check_count, check_range
+from spectral_sim._types import Array, Float, Key, Swept
+from spectral_sim.checks import all_of, check_spectrum
 from spectral_sim.diagnostics import compression
 from spectral_sim.spectra import Spectrum
 
@@ -47,10 +48,12 @@ class Params:
     n_samples: int = dataclasses.field(default=64, metadata=dict(static=True))
 
     def __post_init__(self):
-        check_range("ridge", self.ridge, ge=0)
-        check_range("noise", self.noise, ge=0)
-        check_range("lr", self.lr, gt=0)
-        check_count("n_samples", self.n_samples)
+        check_spectrum("spectrum", self.spectrum)
+        with all_of() as check:
+            check.range("ridge", self.ridge, ge=0)
+            check.range("noise", self.noise, ge=0)
+            check.range("lr", self.lr, gt=0)
+            check.count("n_samples", self.n_samples)
 
 
 class State(NamedTuple):

@@ -27,7 +27,8 @@ from typing import Any, Literal, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from spectral_sim._types import Array, Float, Key, Leaf, Swept, check_count, check_range, concrete
+from spectral_sim._types import Array, Float, Key, Leaf, Swept
+from spectral_sim.checks import all_of, check_spectrum, concrete
 from spectral_sim.spectra import Spectrum
 
 __all__ = ["Obs", "Params", "State", "init", "step", "target", "variances"]
@@ -62,38 +63,41 @@ class Params:
     spectrum: Spectrum | None = None
 
     def __post_init__(self):
-        check_count("dim", self.dim)
-        check_count("samples", self.samples)
-        check_count("generations", self.generations)
-        check_range("noise", self.noise, ge=0)
-        check_range("ridge", self.ridge, ge=0)
-        check_range("n_real", self.n_real, ge=0, le=self.samples)
-        check_range("verifier", self.verifier, ge=0, le=1)
-        check_range("threshold", self.threshold, gt=0)
-        if self.regime not in REGIMES:
-            raise ValueError(f"regime must be one of {REGIMES}; got {self.regime!r}")
-        if self.learner not in ("ols", "sgd"):
-            raise ValueError(f"learner must be 'ols' or 'sgd'; got {self.learner!r}")
-        check_range("lr", self.lr, gt=0)
-        if self.design not in ("fresh", "fixed"):
-            raise ValueError(f"design must be 'fresh' or 'fixed'; got {self.design!r}")
-        if self.spectrum is not None and self.spectrum.n_modes != self.dim:
-            raise ValueError(f"spectrum.n_modes must equal dim = {self.dim}")
-        sizes = concrete(self.sizes)
-        if sizes is not None:  # leading axes, if any, are a stacked grid of Params
-            if sizes.shape[-1:] != (self.generations,):
-                raise ValueError(f"sizes must hold one size per generation ({self.generations})")
-            check_range("sizes", sizes, ge=1, le=self.samples)
-        ols = concrete(self.ridge)
-        if self.learner == "sgd" and ols is not None and ols.any():
-            raise ValueError("ridge applies to learner='ols'; learner='sgd' takes ridge = 0")
-        if self.learner == "ols" and ols is not None and not ols.any():
-            smallest = self.samples if sizes is None else sizes.min()
-            if self.regime in ("replace", "mix") and smallest <= self.dim:
-                raise ValueError(
-                    f"OLS (ridge = 0) needs more rows per generation than dim = {self.dim}; got "
-                    f"{smallest:g} (samples or sizes)"
-                )
+        if self.spectrum is not None:
+            check_spectrum("spectrum", self.spectrum)
+        with all_of() as check:
+            dim = check.count("dim", self.dim)
+            samples = check.count("samples", self.samples)
+            generations = check.count("generations", self.generations)
+            check.range("noise", self.noise, ge=0)
+            check.range("ridge", self.ridge, ge=0)
+            if samples:
+                check.range("n_real", self.n_real, ge=0, le=self.samples)
+            check.range("verifier", self.verifier, ge=0, le=1)
+            check.range("threshold", self.threshold, gt=0)
+            check.one_of("regime", self.regime, REGIMES)
+            check.one_of("learner", self.learner, ("ols", "sgd"))
+            check.range("lr", self.lr, gt=0)
+            check.one_of("design", self.design, ("fresh", "fixed"))
+            if self.spectrum is not None and dim:
+                check.that(self.spectrum.n_modes == self.dim, f"spectrum.n_modes must equal dim "
+                           f"= {self.dim}; got {self.spectrum.n_modes}")  # fmt: skip
+            sizes = concrete(self.sizes)
+            if sizes is not None and generations and samples:  # leading axes: a stacked grid
+                if check.that(sizes.shape[-1:] == (self.generations,), f"sizes must hold one "
+                              f"size per generation ({self.generations}); got shape "
+                              f"{sizes.shape}"):  # fmt: skip
+                    check.range("sizes", sizes, ge=1, le=self.samples)
+            ols = concrete(self.ridge)
+            if self.learner == "sgd" and ols is not None:
+                check.that(not ols.any(), "ridge applies to learner='ols'; learner='sgd' takes "
+                           f"ridge = 0; got {ols.max():g}")  # fmt: skip
+            if self.learner == "ols" and ols is not None and not ols.any() and dim and samples:
+                smallest = self.samples if sizes is None else sizes.min()
+                if self.regime in ("replace", "mix"):
+                    check.that(smallest > self.dim, f"OLS (ridge = 0) needs more rows per "
+                               f"generation than dim = {self.dim}; got {smallest:g} (samples or "
+                               f"sizes)")  # fmt: skip
 
 
 class State(NamedTuple):

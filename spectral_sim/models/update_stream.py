@@ -13,7 +13,8 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from spectral_sim._types import Array, Float, Key, Leaf, Swept, check_count, check_range, concrete
+from spectral_sim._types import Array, Float, Key, Leaf, Swept
+from spectral_sim.checks import all_of, concrete
 
 __all__ = ["Params", "Window", "window"]
 
@@ -30,14 +31,17 @@ class Params:
     P: int = dataclasses.field(default=10_000, metadata=dict(static=True))
 
     def __post_init__(self):
-        check_count("W", self.W, low=2)
-        check_count("P", self.P, low=self.W + 1)
-        check_range("noise", self.noise, ge=0)
-        s = concrete(self.s)
-        if s is not None:  # leading axes, if any, are a stacked grid of Params
-            if s.ndim < 1 or not 1 <= s.shape[-1] < self.W:
-                raise ValueError(f"s must list 1 to W - 1 = {self.W - 1} strengths; got {s.shape}")
-            check_range("s", s, ge=0)
+        with all_of() as check:
+            window = check.count("W", self.W, low=2)
+            if window:
+                check.count("P", self.P, low=self.W + 1)
+            check.range("noise", self.noise, ge=0)
+            s = concrete(self.s)
+            if s is not None and window:  # leading axes, if any, are a stacked grid of Params
+                if check.that(s.ndim >= 1 and 1 <= s.shape[-1] < self.W,
+                              f"s must list 1 to W - 1 = {self.W - 1} strengths; got shape "
+                              f"{s.shape}"):  # fmt: skip
+                    check.range("s", s, ge=0)
 
 
 class Window(NamedTuple):

@@ -18,12 +18,13 @@ import numpy as np
 import xarray as xr
 from jax.sharding import NamedSharding, PartitionSpec
 
+from spectral_sim.checks import all_of
 from spectral_sim.provenance import provenance
 from spectral_sim.sweep import store
 from spectral_sim.sweep.grid import Grid
 from spectral_sim.sweep.planning import DEFAULT_BUDGET, Group, Plan, fit_budget, plan, resumed
 
-__all__ = ["Options", "leaf_names", "run"]
+__all__ = ["Options", "check_outputs", "leaf_names", "run"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,10 +40,11 @@ class Options:
     progress: bool = True
 
     def __post_init__(self):
-        if self.devices is not None and (not isinstance(self.devices, int) or self.devices < 1):
-            raise ValueError(f"devices must be an integer >= 1; got {self.devices!r}")
-        if self.chunk_budget is not None and not self.chunk_budget > 0:
-            raise ValueError(f"chunk_budget must be > 0 bytes; got {self.chunk_budget!r}")
+        with all_of() as check:
+            if self.devices is not None:
+                check.count("devices", self.devices)
+            if self.chunk_budget is not None:
+                check.range("chunk_budget (bytes)", self.chunk_budget, gt=0)
 
     def run(self, name: str, simulate: Callable, make: Callable, grid: Grid, **kwargs):
         """`run(simulate, make, grid, **kwargs)` with these options; chunk files in out/name."""
@@ -138,6 +140,8 @@ def run(
         make, grid, simulate=simulate, chunk_budget=chunk_budget, chunk_size=chunk_size,
         devices=devices,
     )  # fmt: skip
+    if dims or coords:
+        check_outputs(simulate, make, grid, dims or {}, coords or {})
     process, n_processes = jax.process_index(), jax.process_count()
     if n_processes > 1 and out is None:
         raise ValueError("a multi-process sweep needs `out` (a directory every process sees)")
@@ -215,6 +219,34 @@ def _progress_bar(the_plan: Plan, enabled: bool):
 
     total = sum(g.indices.size for g in the_plan.groups)
     return tqdm(total=total, unit="pt", disable=not enabled or None, desc="sweep", leave=False)
+
+
+def check_outputs(
+    simulate: Callable, make: Callable, grid: Grid, dims: Mapping, coords: Mapping
+) -> None:
+    """ValueError, before anything compiles, where `dims` or `coords` do not fit the outputs of
+    the grid's first point (by jax.eval_shape, which traces but does not compile): a dims entry
+    must name every trailing axis of its output, a dim must have one size in every output, and
+    its coords one value per index."""
+    shapes = jax.eval_shape(simulate, make(**grid.points()[0]), jax.random.key(0))
+    sizes: dict[str, tuple[int, str]] = {}  # dim -> (size, the output it was seen in)
+    leaves = jax.tree.leaves(shapes)
+    for name, leaf in zip(leaf_names(jax.tree.structure(shapes)), leaves, strict=True):
+        if name not in dims:
+            continue
+        names = tuple(dims[name])
+        if len(names) != len(leaf.shape):
+            raise ValueError(f"dims[{name!r}] = {names} must name the {len(leaf.shape)} axes of "
+                             f"the output {name!r} (shape {leaf.shape})")  # fmt: skip
+        for dim, size in zip(names, leaf.shape, strict=True):
+            seen, where = sizes.setdefault(dim, (size, name))
+            if seen != size:
+                raise ValueError(f"dim {dim!r} has size {size} in the output {name!r} but "
+                                 f"{seen} in {where!r}")  # fmt: skip
+    for dim, values in coords.items():
+        if dim in sizes and len(values) != sizes[dim][0]:
+            raise ValueError(f"coords[{dim!r}] has {len(values)} values; the dim has size "
+                             f"{sizes[dim][0]} in the output {sizes[dim][1]!r}")  # fmt: skip
 
 
 def leaf_names(treedef) -> list[str]:

@@ -6,6 +6,8 @@ import itertools
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from spectral_sim.checks import all_of
+
 __all__ = ["Grid", "make_from"]
 
 
@@ -19,19 +21,27 @@ class Grid:
     n_seeds: int = 1
 
     def __post_init__(self):
+        with all_of() as check:
+            for field in ("product", "zipped"):
+                axes = getattr(self, field)
+                if check.that(isinstance(axes, Mapping), f"{field} must map axis names to "
+                              f"values; got {type(axes).__name__}"):  # fmt: skip
+                    for name, values in axes.items():
+                        check.that(isinstance(name, str), f"{field} axis names must be strings; "
+                                   f"got {name!r}")  # fmt: skip
+                        if check.that(_sequence(values), f"sweep axis {name!r} must be a "
+                                      f"sequence of values; got {values!r}"):  # fmt: skip
+                            check.that(len(values) > 0, f"sweep axis {name!r} is empty; give it "
+                                       "at least one value")  # fmt: skip
+            check.count("n_seeds", self.n_seeds)
         object.__setattr__(self, "product", {k: list(v) for k, v in self.product.items()})
         object.__setattr__(self, "zipped", {k: list(v) for k, v in self.zipped.items()})
-        for name, values in {**self.product, **self.zipped}.items():
-            if len(values) == 0:
-                raise ValueError(f"sweep axis {name!r} is empty; give it at least one value")
-        both = set(self.product) & set(self.zipped)
-        if both:
-            raise ValueError(f"axes {sorted(both)} are both product and zipped axes")
-        lengths = {len(v) for v in self.zipped.values()}
-        if len(lengths) > 1:
-            raise ValueError(f"zipped axes must have equal lengths; got {self.zipped_lengths()}")
-        if not isinstance(self.n_seeds, int) or self.n_seeds < 1:
-            raise ValueError(f"n_seeds must be an integer >= 1; got {self.n_seeds!r}")
+        with all_of() as check:
+            both = set(self.product) & set(self.zipped)
+            check.that(not both, f"axes {sorted(both)} are both product and zipped axes")
+            lengths = {len(v) for v in self.zipped.values()}
+            check.that(len(lengths) <= 1, f"zipped axes must have equal lengths; got "
+                       f"{self.zipped_lengths()}")  # fmt: skip
 
     def zipped_lengths(self) -> dict[str, int]:
         return {k: len(v) for k, v in self.zipped.items()}
@@ -62,6 +72,14 @@ class Grid:
         return dict(product=self.product, zipped=self.zipped, n_seeds=self.n_seeds)
 
 
+def _sequence(values: object) -> bool:
+    """Whether an axis' values are a sequence of points (a list, tuple, range or an array, whose
+    leading axis is the points; not a string or a single number)."""
+    if isinstance(values, str | bytes):
+        return False
+    return isinstance(values, Sequence | range) or getattr(values, "ndim", 0) >= 1
+
+
 def _field_paths(params, prefix: str = "") -> list[str]:
     """Dotted paths of a dataclass's fields and of its nested dataclasses' fields."""
     paths = []
@@ -84,6 +102,9 @@ def make_from(template) -> Callable:
     """A `make` for `run` whose axes are the fields of a Params `template`, nested ones dotted
     ("spectrum.s", "lr", "batch"): each point is the template with those fields replaced (and
     validated by the Params). An axis naming no field is refused before anything compiles."""
+    if not dataclasses.is_dataclass(template) or isinstance(template, type):
+        raise TypeError(f"make_from needs a Params instance (a dataclass) as its template; got "
+                        f"{type(template).__name__}")  # fmt: skip
     fields = _field_paths(template)
 
     def make(**values):

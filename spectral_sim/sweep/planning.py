@@ -4,6 +4,7 @@ devices; `Plan` records it, `plan` makes it, `fit_budget` corrects it once the c
 report their memory and `resumed` adopts the chunk size of a stored sweep."""
 
 import dataclasses
+import difflib
 import functools
 import importlib.metadata
 import inspect
@@ -21,7 +22,7 @@ from spectral_sim.sweep.grid import Grid
 
 __all__ = [
     "BATCH_DEPENDENT_PRNGS", "DEFAULT_BUDGET", "LAPACK_POOL_FIXED", "MIN_PER_DEVICE", "Group",
-    "Plan", "fit_budget", "plan", "prng_impl", "resumed",
+    "Plan", "check_axes", "fit_budget", "plan", "prng_impl", "resumed",
 ]  # fmt: skip
 
 DEFAULT_BUDGET = 2 * 2**30  # bytes of memory a chunk may use on each device
@@ -86,14 +87,24 @@ class Plan:
         )
 
 
-def _check_axes(make: Callable, grid: Grid) -> None:
+def _suggest(unknown: list[str], valid: list[str]) -> str:
+    """The hint ` (did you mean ...?)`: the valid names an unknown one is the last part of (`s`
+    for `spectrum.s`) or close to; "" if none."""
+    close = [v for name in unknown for v in valid if v.rsplit(".", 1)[-1] == name]
+    close = close or [v for name in unknown for v in difflib.get_close_matches(name, valid, 2)]
+    return f" (did you mean {', '.join(map(repr, dict.fromkeys(close)))}?)" if close else ""
+
+
+def check_axes(make: Callable, grid: Grid) -> None:
+    """ValueError naming the grid's axes that `make` cannot take: for `make_from(template)`, the
+    names that are no (dotted) field of the template; for a function, the names that are not
+    its arguments (unless it takes **kwargs). Nothing is built or traced."""
     fields = getattr(make, "fields", None)
     if fields is not None:  # from make_from
         unknown = [name for name in grid.names if name not in fields]
         if unknown:
-            raise ValueError(
-                f"sweep axes {unknown} do not match a field of the Params; valid: {fields}"
-            )
+            raise ValueError(f"sweep axes {unknown} do not match a field of the Params; valid: "
+                             f"{fields}{_suggest(unknown, fields)}")  # fmt: skip
         return
     try:
         parameters = inspect.signature(make).parameters
@@ -102,10 +113,10 @@ def _check_axes(make: Callable, grid: Grid) -> None:
     takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
     unknown = [name for name in grid.names if name not in parameters and not takes_any]
     if unknown:
-        raise ValueError(
-            f"sweep axes {unknown} are not arguments of {getattr(make, '__name__', 'make')}; "
-            f"valid names: {[n for n in parameters]}"
-        )
+        valid = list(parameters)
+        raise ValueError(f"sweep axes {unknown} are not arguments of "
+                         f"{getattr(make, '__name__', 'make')}; valid names: {valid}"
+                         f"{_suggest(unknown, valid)}")  # fmt: skip
 
 
 def _static_axes(make: Callable, grid: Grid) -> tuple[str, ...]:
@@ -161,7 +172,7 @@ def plan(
     seeds, with a 4x allowance for scan carries and temporaries) fits `chunk_budget` bytes;
     `run` then checks the compiled programs' own memory analysis and shrinks the chunk if needed.
     """
-    _check_axes(make, grid)
+    check_axes(make, grid)
     if prng_impl() in BATCH_DEPENDENT_PRNGS:
         raise ValueError(
             f"jax_default_prng_impl = {prng_impl()!r} draws a vmapped batch's bits from its "

@@ -21,15 +21,8 @@ from typing import Literal
 import jax.numpy as jnp
 import numpy as np
 
-from spectral_sim._types import (
-    Array,
-    ArrayLike,
-    Float,
-    Scalar,
-    check_count,
-    check_range,
-    concrete,
-)
+from spectral_sim._types import Array, ArrayLike, Float, Scalar
+from spectral_sim.checks import check_count, check_range, concrete
 from spectral_sim.models.attention import (
     STOCHASTIC_RTOL,
     Params,

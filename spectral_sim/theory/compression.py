@@ -11,7 +11,8 @@ simulator, and the model they compress is the gradient flow of `models.linear.gf
 
 import jax.numpy as jnp
 
-from spectral_sim._types import Array, ArrayLike, Float, Real, Scalar, check_range
+from spectral_sim._types import Array, ArrayLike, Float, Real, Scalar
+from spectral_sim.checks import check_range
 from spectral_sim.spectra import PowerLaw, Spectrum
 from spectral_sim.theory.linear import gf_exponent
 

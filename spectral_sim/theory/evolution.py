@@ -23,7 +23,8 @@ All are jittable and vmappable over the spectrum's traced fields, rho, q and sca
 import jax.numpy as jnp
 from jax.scipy.special import gamma
 
-from spectral_sim._types import Array, ArrayLike, Float, Real, Scalar, check_range
+from spectral_sim._types import Array, ArrayLike, Float, Real, Scalar
+from spectral_sim.checks import check_range, warn_unstable
 from spectral_sim.models.evolution import Params
 from spectral_sim.spectra import PowerLaw, Spectrum
 from spectral_sim.theory.linear import gf_exponent
@@ -87,8 +88,11 @@ def evolution_loss(
 def preconditioned(params: Params, steps: Real[ArrayLike, "*records"]) -> Float[Array, "*records"]:
     """L_n = 1/2 sum_k v_k^2 (1 - lr lambda_k^rho)^(2n) ([E]): the loss of
     `models.evolution.preconditioned` with the same Params after n = `steps` updates from w = 0.
-    It tends to `flow(params, lr n)` as lr -> 0 and is stable iff lr lambda_max^rho < 2."""
-    check_range("steps", steps, ge=0)
+    It tends to `flow(params, lr n)` as lr -> 0 and is stable iff lr lambda_max^rho < 2 (past
+    that, a RuntimeWarning naming lr). ValueError unless steps are integers >= 0."""
+    check_range("steps", steps, ge=0, integer=True)
+    edge = params.lr * jnp.max(params.spectrum.eigenvalues() ** params.rho)
+    warn_unstable("preconditioned GD", params.lr, edge, 2.0, "lr lambda_max^rho")
     steps, lam = _outer(steps, params.spectrum.eigenvalues())
     decay = (1 - params.lr * lam**params.rho) ** 2
     return 0.5 * decay**steps @ params.spectrum.target_power()

@@ -14,7 +14,8 @@ These are formulas of rho alone, not of a simulator's Params: the finite-M loss 
 
 import jax.numpy as jnp
 
-from spectral_sim._types import Array, Float, Scalar, check_range
+from spectral_sim._types import Array, Float, Scalar
+from spectral_sim.checks import check_range
 
 __all__ = ["geometric_level", "geometric_ripple"]
 

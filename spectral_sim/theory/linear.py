@@ -18,7 +18,6 @@ All functions are jittable and vmappable over the spectrum's traced fields and t
 
 import dataclasses
 import math
-import warnings
 from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
@@ -28,17 +27,9 @@ import numpy as np
 from jax.scipy.special import gamma, gammainc
 
 from spectral_sim import simulate
-from spectral_sim._types import (
-    Array,
-    ArrayLike,
-    Float,
-    Int,
-    Scalar,
-    Simulator,
-    check_range,
-    concrete,
-)
-from spectral_sim.models.linear import Params, trainable
+from spectral_sim._types import Array, ArrayLike, Float, Int, Scalar, Simulator
+from spectral_sim.checks import check_range, concrete, warn_unstable
+from spectral_sim.models.linear import Params, stability, trainable
 from spectral_sim.spectra import PowerLaw, Spectrum
 
 __all__ = [
@@ -73,32 +64,6 @@ def gf_exponent(spectrum: PowerLaw) -> float | Float[Array, "*grid"]:
         raise TypeError(f"this predictor needs a PowerLaw spectrum; got {type(spectrum).__name__}")
     check_range("PowerLaw.a", spectrum.a, gt=1)
     return (spectrum.a - 1) / spectrum.s
-
-
-def _check_steps(steps: object) -> None:
-    """ValueError naming `steps` unless its concrete values are integers >= 0 (a count of
-    updates); a no-op on tracers."""
-    array = concrete(np.asarray(steps) if isinstance(steps, list | tuple) else steps)
-    if array is None:
-        return
-    ok = np.isfinite(array) & (array >= 0) & (array == np.round(array))
-    if not np.all(ok):
-        shown = np.atleast_1d(array)[~np.atleast_1d(ok)][:3].tolist()
-        raise ValueError(f"steps must be integers >= 0 (numbers of updates); got {shown}")
-
-
-def _warn_unstable(what: str, lr: object, measure: object, limit: float, name: str) -> None:
-    """One RuntimeWarning naming lr and the stability limit when a concrete `measure` of the
-    run is at or past `limit` (the prediction then grows without bound); silent on tracers."""
-    value, rate = concrete(measure), concrete(lr)
-    if value is None or rate is None or not np.any(value >= limit):
-        return
-    warnings.warn(
-        f"{what}: lr = {np.ravel(rate)[0]:g} is past the stability limit ({name} = "
-        f"{np.ravel(value)[0]:g} >= {limit:g}); the predicted loss grows without bound",
-        RuntimeWarning,
-        stacklevel=3,
-    )
 
 
 # --- gradient flow ---------------------------------------------------------------------------
@@ -139,8 +104,10 @@ def truncation_tail(
     Euler-Maclaurin from m = M + 1: the integral (1/2s) m^(1-a) u^-c gamma(c, u) with
     u = 2 t m^-s (lower incomplete gamma; -> m^(1-a)/(2(a-1)) = the Hurwitz-zeta leading term
     at t = 0), plus f(m)/2 - f'(m)/12 + f'''(m)/720. The next term is O(f^(5)(m)) ~ m^-5 f(m).
+    ValueError unless t >= 0 (finite).
     """
     c = gf_exponent(spectrum)
+    check_range("t", t, ge=0)
     s, a = spectrum.s, spectrum.a
     m = jnp.asarray(spectrum.n_modes + 1, jnp.result_type(s, a, float))
     t = jnp.asarray(t, m.dtype)
@@ -167,8 +134,10 @@ def truncation_tail(
 def gf_loss_asymptote(
     spectrum: PowerLaw, t: Float[ArrayLike, " records"]
 ) -> Float[Array, " records"]:
-    """L(t) ~ Gamma(c) (2t)^-c / (2s), c = (a - 1)/s: infinite spectrum, k*(t) >> 1 ([A])."""
+    """L(t) ~ Gamma(c) (2t)^-c / (2s), c = (a - 1)/s: infinite spectrum, k*(t) >> 1 ([A]).
+    ValueError unless t > 0 (finite)."""
     c = gf_exponent(spectrum)
+    check_range("t", t, gt=0)
     return gamma(c) * (2.0 * jnp.asarray(t, jnp.result_type(c, float))) ** -c / (2 * spectrum.s)
 
 
@@ -185,10 +154,10 @@ def gd(
     Stable iff lr < 2 / lambda_max; above it the loss grows geometrically (not clipped), with a
     RuntimeWarning naming lr. ValueError unless steps are integers >= 0.
     """
-    _check_steps(steps)
+    check_range("steps", steps, ge=0, integer=True)
     lam, power = params.spectrum.eigenvalues(), params.spectrum.target_power()
     trained = jnp.where(trainable(params) > 0, lam, 0.0)
-    _warn_unstable("GD", params.lr, params.lr * jnp.max(trained), 2.0, "lr lambda_max")
+    warn_unstable("GD", params.lr, params.lr * jnp.max(trained), 2.0, "lr lambda_max")
     steps = jnp.atleast_1d(jnp.asarray(steps, lam.dtype))
     decay = jnp.power(((1 - params.lr * lam) ** 2)[None], steps[:, None])  # records, modes
     return 0.5 * jnp.where(trainable(params) > 0, decay, 1.0) @ power
@@ -249,11 +218,14 @@ def sgd(
     stability limit (`stability(params)` >= 1) the loss grows without bound, with a
     RuntimeWarning naming lr."""
     if schedule is None and concrete(params.lr) is not None:
-        _warn_unstable("SGD", params.lr, stability(params), 1.0, "chi")
-    requested = np.asarray(steps)
-    if requested.ndim != 1 or requested.dtype.kind not in "iu" or np.any(requested < 0):
-        raise ValueError(f"steps must be a 1-d array of integers >= 0; got {steps!r}")
-    unique, inverse = np.unique(requested, return_inverse=True)
+        warn_unstable("SGD", params.lr, stability(params), 1.0, "chi")
+    check_range("steps", steps, ge=0, integer=True)
+    requested = concrete(steps)
+    if requested is None or requested.ndim > 1 or requested.size == 0:
+        got = "a tracer" if requested is None else f"shape {requested.shape}"
+        raise ValueError(f"steps must be concrete integers >= 0 in a non-empty 1-d sequence (they "
+                         f"set the recursion's records); got {got}")  # fmt: skip
+    unique, inverse = np.unique(np.atleast_1d(requested).astype(np.int64), return_inverse=True)
     positive = unique[unique > 0]
     start = 0.5 * jnp.sum(params.spectrum.target_power())
     parts = [start[None]] if unique[0] == 0 else []
@@ -281,17 +253,6 @@ def sgd_loss(
     `sgd(Params(spectrum, lr=, noise=, n_trainable=, batch=), steps, schedule)`."""
     params = Params(spectrum, lr=lr, noise=noise, n_trainable=n_trainable, batch=batch)
     return sgd(params, steps, schedule)
-
-
-def stability(params: Params) -> Float[Array, ""]:
-    """chi = (lr/B) sum_k lambda_k / (2 - lr lambda_k (1 + 1/B)) over trained modes: the SGD of
-    `models.linear.sgd()` is stable in mean square iff chi < 1 (inf when some denominator is
-    <= 0; THEORY.md §2.4). The noise does not enter."""
-    lam = params.spectrum.eigenvalues()
-    denominator = 2 - params.lr * lam * (1 + 1 / params.batch)
-    on = trainable(params) > 0
-    chi = params.lr / params.batch * jnp.sum(jnp.where(on, lam / denominator, 0.0))
-    return jnp.where(jnp.any(on & (denominator <= 0)), jnp.inf, chi)
 
 
 def sgd_stability(
@@ -358,7 +319,9 @@ def learning_frontier(
     spectrum: Spectrum, t: Float[ArrayLike, " records"]
 ) -> tuple[Float[Array, " records"], Float[Array, " records"]]:
     """lambda*(t) = 1/t and k*(t) = #{k : lambda_k t >= 1}, the hard-truncation frontier of GF
-    (for a power law k* = floor(t^(1/s)) until it reaches M). For GD at step n use t = lr n."""
+    (for a power law k* = floor(t^(1/s)) until it reaches M). For GD at step n use t = lr n.
+    ValueError unless t > 0 (finite)."""
+    check_range("t", t, gt=0)
     lam = spectrum.eigenvalues()
     t = jnp.asarray(t, lam.dtype)
     k_star = (jnp.multiply.outer(t, lam) >= 1).astype(lam.dtype).sum(axis=-1)
@@ -366,7 +329,9 @@ def learning_frontier(
 
 
 def tail_loss(spectrum: Spectrum, t: Float[ArrayLike, " records"]) -> Float[Array, " records"]:
-    """The hard-truncation loss 1/2 sum_{k : lambda_k t < 1} v_k^2: the energy beyond k*(t)."""
+    """The hard-truncation loss 1/2 sum_{k : lambda_k t < 1} v_k^2: the energy beyond k*(t).
+    ValueError unless t >= 0 (finite)."""
+    check_range("t", t, ge=0)
     lam, power = spectrum.eigenvalues(), spectrum.target_power()
     t = jnp.asarray(t, lam.dtype)
     return 0.5 * (jnp.multiply.outer(t, lam) < 1).astype(lam.dtype) @ power

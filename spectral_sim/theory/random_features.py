@@ -20,7 +20,8 @@ from typing import NamedTuple
 
 import jax.numpy as jnp
 
-from spectral_sim._types import Array, ArrayLike, Float, Int, Scalar, check_range
+from spectral_sim._types import Array, ArrayLike, Float, Int, Scalar
+from spectral_sim.checks import check_range
 from spectral_sim.models import linear, random_features
 from spectral_sim.models.random_features import Params
 from spectral_sim.spectra import Empirical, Spectrum
@@ -97,7 +98,8 @@ def gf_loss_given_features(
     """Exact loss of gradient flow on the readout from theta = 0 at `times` given F ([E]):
     theta(t) - theta* = -e^(-K t) theta*, so L(t) = F0 + 1/2 sum_j mu_j (Q^T theta*)_j^2
     e^(-2 mu_j t). The modes of `spectrum` are all there is (add 1/2 zeta(a, M + 1) for the
-    modes beyond a PowerLaw's M, which no feature sees)."""
+    modes beyond a PowerLaw's M, which no feature sees). ValueError unless times >= 0 (finite)."""
+    check_range("times", times, ge=0)
     opt = optimum(spectrum, features)
     times = jnp.asarray(times, opt.mu.dtype)
     decay = jnp.exp(-2 * opt.mu[:, None] * times[None])

@@ -24,7 +24,8 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from spectral_sim._types import Array, ArrayLike, Count, Float, Int, Real, Scalar, check_range
+from spectral_sim._types import Array, ArrayLike, Count, Float, Int, Real, Scalar
+from spectral_sim.checks import all_of, check_range, warn_unstable
 from spectral_sim.models.ridge import Params
 from spectral_sim.spectra import Spectrum
 
@@ -228,9 +229,16 @@ def gd_weights(
     """Exact GD iterates from w = 0 on L_hat(w) = (1/2n)(||X w - y||^2 + delta ||w||^2), the
     simulator `models.ridge` ([E]): with (X^T X + delta I)/n = V diag(mu) V^T,
         w_t = V diag((1 - (1 - lr mu_i)^t) / mu_i) V^T X^T y / n,
-    whose limit for lr < 2/mu_max is the ridge estimator (at delta = 0, n < M: min-norm)."""
+    whose limit for lr < 2/mu_max is the ridge estimator (at delta = 0, n < M: min-norm); past
+    that limit the iterates grow geometrically, with a RuntimeWarning naming lr. ValueError
+    unless lr > 0, ridge >= 0 and steps are integers >= 0."""
+    with all_of() as check:
+        check.range("lr", lr, gt=0)
+        check.range("ridge", ridge, ge=0)
+        check.range("steps", steps, ge=0, integer=True)
     n, m = x.shape
     mu, vecs = jnp.linalg.eigh((x.T @ x + ridge * jnp.eye(m, dtype=x.dtype)) / n)
+    warn_unstable("GD", lr, lr * jnp.max(mu), 2.0, "lr mu_max")
     moment = vecs.T @ (x.T @ y) / n
     t = jnp.atleast_1d(jnp.asarray(steps, mu.dtype))
     rate = lr * mu

@@ -20,7 +20,8 @@ import jax
 import jax.numpy as jnp
 from jax.scipy.special import gammaincc, gammaln
 
-from spectral_sim._types import Array, ArrayLike, Float, check_range
+from spectral_sim._types import Array, ArrayLike, Float
+from spectral_sim.checks import check_range
 from spectral_sim.spectra import PowerLaw
 from spectral_sim.theory.linear import tail_dominance_limit
 

@@ -27,16 +27,8 @@ from typing import Literal
 import jax.numpy as jnp
 import numpy as np
 
-from spectral_sim._types import (
-    Array,
-    ArrayLike,
-    Count,
-    Float,
-    Scalar,
-    check_count,
-    check_range,
-    concrete,
-)
+from spectral_sim._types import Array, ArrayLike, Count, Float, Scalar
+from spectral_sim.checks import check_count, check_range, concrete
 from spectral_sim.models.self_improve import Params
 from spectral_sim.spectra import Spectrum
 from spectral_sim.theory.ridge import kappa, ridge_risk

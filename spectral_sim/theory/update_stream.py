@@ -10,6 +10,7 @@ stacked grid of them); `wedin_bound` takes one drawn window's singular values an
 import jax.numpy as jnp
 
 from spectral_sim._types import Array, Float, Int
+from spectral_sim.checks import check_range
 from spectral_sim.models.update_stream import Params
 
 __all__ = ["gap", "singular_values", "wedin_bound"]
@@ -37,7 +38,9 @@ def wedin_bound(
 ) -> Float[Array, ""]:
     """Wedin: ||sin Theta(V_hat_k, V_k)|| <= ||Xi||_op / (sigma_k(U) - s_(k+1)) (s_(r+1) = 0),
     for the top-k right singular subspace of U = C S V^T + Xi against V's first k columns;
-    infinite (vacuous) when the denominator is not positive."""
+    infinite (vacuous) when the denominator is not positive. ValueError unless k is an integer
+    in [1, W]."""
+    check_range("k", k, ge=1, le=jnp.shape(singular_values_u)[-1], integer=True)
     s = jnp.sort(jnp.asarray(s))[::-1]
     following = jnp.where(k < s.shape[0], s[jnp.minimum(k, s.shape[0] - 1)], 0.0)
     denominator = jnp.asarray(singular_values_u)[k - 1] - following
