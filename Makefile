@@ -43,6 +43,7 @@ bench: $(STAMP)
 	$(BIN)/python -m benchmarks.compression
 	$(BIN)/python -m benchmarks.spectra
 	$(BIN)/python -m benchmarks.fit
+	$(BIN)/python -m benchmarks.compiles
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

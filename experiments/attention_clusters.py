@@ -17,6 +17,7 @@ simulates in float64 (inside `jax.enable_x64`) whatever the global setting.
 """
 
 import dataclasses
+import functools
 import operator
 import sys
 
@@ -166,14 +167,22 @@ def kernel_p(n_tokens: int, bandwidth, draw, seed: int = 0) -> jax.Array:
     return theory.attention.kernel_attention(jnp.exp(-distance / bandwidth))
 
 
+@functools.partial(jax.jit, static_argnames=("n_tokens", "seed"))
+def _fixed_p(n_tokens: int, bandwidth, draw, eps_frac, seed: int) -> tuple[jax.Array, jax.Array]:
+    """`kernel_p` and the step eps_frac x 2 / (1 - mu_n) it takes, as one program: the sweep
+    builds the Params of concrete grid points while it plans (eagerly, every operation compiled
+    on its own) and traces the same function inside its program."""
+    P = kernel_p(n_tokens, bandwidth, draw, seed=seed)
+    return P, eps_frac * 2 / (1 - theory.attention.attention_spectrum(P)[-1])  # mu_n
+
+
 def simulate_fixed(cfg: Config, options: sweep.Options | None = None) -> xr.Dataset:
     """Per (bandwidth, draw, eps_frac, residual): the deviation's distance to consensus at every
     layer, the exact rate, the gap, the eps limit of the gap form, the next-slowest modulus and,
     for the mean-shift form, the consensus-point error of a plain (unprojected) run."""
 
     def make(bandwidth, draw, eps_frac, residual):
-        P = kernel_p(cfg.n_tokens, bandwidth, draw, seed=cfg.seed)
-        eps = eps_frac * 2 / (1 - theory.attention.attention_spectrum(P)[-1])  # mu_n
+        P, eps = _fixed_p(cfg.n_tokens, bandwidth, draw, eps_frac, cfg.seed)
         return attention.Params(n_tokens=cfg.n_tokens, dim=cfg.dim, eps=eps, attention="fixed",
                                 P=P, residual=residual, deviation=True)  # fmt: skip
 
@@ -372,11 +381,14 @@ def pure_orders(data: xr.Dataset) -> tuple[np.ndarray, np.ndarray]:
     return np.where(last >= 0, picked, np.nan), valid.sum(-1)
 
 
+_collapse_bound = jax.jit(theory.attention.rank_collapse_bound, static_argnames=("layers", "heads"))
+
+
 def pure_bound_holds(data: xr.Dataset) -> np.ndarray:
     """r_(l+1) <= rank_collapse_bound(r_l, layers=1, w) with gamma = 1, for the resolved layers
     inside the bound's local regime 4 w r_l^2 < 1 (elsewhere NaN)."""
     r, r_next, w, ok = _pure_pairs(data)
-    bound = np.asarray(theory.attention.rank_collapse_bound(r, layers=1, weight_norm=w))
+    bound = np.asarray(_collapse_bound(r, layers=1, weight_norm=w))
     return np.where(ok & (4 * w * r**2 < 1), r_next <= bound, np.nan)
 
 

@@ -9,6 +9,7 @@ several rho; the elasticity and exponent of the diagonal network w = u * v (feat
 """
 
 import dataclasses
+import functools
 import itertools
 import sys
 
@@ -16,6 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import xarray as xr
+from jax.scipy.special import zeta
 
 from spectral_sim import Empirical, PowerLaw, claims, fit, simulate, sweep, theory
 from spectral_sim._types import Float, Leaf
@@ -163,47 +165,65 @@ def _rotation_rounding(q, rotated, theta, loss):
     return jnp.sqrt(2 * lam_max * loss) * e + lam_max * e**2 / 2 + (n_modes + 12) * U64 * loss
 
 
+@jax.jit
+def _pruned(spectrum: PowerLaw, t: jax.Array, keep: jax.Array, key: jax.Array) -> dict:
+    """`pruning`'s arrays at one (s, a): one program for every (s, a) (they are traced)."""
+    q, theta = _gf_weights(spectrum, t)
+    rotated, phi = compression.rotate(q, theta, key)
+    base = compression.loss(q, theta)
+
+    def damage(K):
+        def pruned(model, w, **how):
+            return compression.loss(model, compression.prune(model, w, K=K, **how)) - base
+
+        return dict(truncated=compression.loss(q, compression.truncate(q, theta, K=K)),
+                    magnitude=pruned(q, theta), saliency=pruned(q, theta, criterion="saliency"),
+                    weight_basis=pruned(rotated, phi, basis="weight"))  # fmt: skip
+
+    parts = jax.vmap(damage)(keep)
+    grid = dict(t=t[None], K=keep[:, None])
+    rounding = _rounding(spectrum, **grid)
+    rotation = _rotation_rounding(q, rotated, theta, parts["weight_basis"] + base[None])
+    return dict(
+        gf_loss=base, pruned_loss=parts["truncated"], prune_damage=parts["truncated"] - base[None],
+        prune_theory=theory.prune_loss(spectrum, **grid),
+        pruned_theory=theory.pruned_loss(spectrum, **grid), prune_rounding=rounding,
+        magnitude_damage=parts["magnitude"], saliency_damage=parts["saliency"],
+        weight_basis_damage=parts["weight_basis"], weight_basis_rounding=rounding + rotation,
+    )  # fmt: skip
+
+
 def pruning(cfg: Config) -> xr.Dataset:
     """Per (s, a, K, t): truncation damage and pruned loss against prune_loss / pruned_loss,
     magnitude and saliency pruning damage in the eigenbasis and magnitude pruning in a random
     orthonormal weight basis, with their float64 rounding bounds; the GF loss per (s, a, t)."""
     t = np.geomspace(*cfg.t_range, cfg.n_times)
     keep = np.unique(np.r_[0, np.round(np.geomspace(1, cfg.n_modes, cfg.n_keep))]).astype(int)
+    key = jax.random.key(cfg.seed)
     out = []
     for s, a in itertools.product(cfg.s, cfg.a):
-        spectrum = PowerLaw(s=s, a=a, n_modes=cfg.n_modes)
-        q, theta = _gf_weights(spectrum, t)
-        rotated, phi = compression.rotate(q, theta, jax.random.key(cfg.seed))
-
-        def damage(K, q=q, theta=theta, rotated=rotated, phi=phi):
-            base = compression.loss(q, theta)
-
-            def pruned(model, w, **how):
-                return compression.loss(model, compression.prune(model, w, K=K, **how)) - base
-
-            return dict(truncated=compression.loss(q, compression.truncate(q, theta, K=K)),
-                        magnitude=pruned(q, theta), saliency=pruned(q, theta, criterion="saliency"),
-                        weight_basis=pruned(rotated, phi, basis="weight"))  # fmt: skip
-
-        parts = jax.vmap(damage)(jnp.asarray(keep))
-        loss = compression.loss(q, theta)
-        grid = dict(t=t[None], K=keep[:, None])
-        rounding = _rounding(spectrum, **grid)
-        rotation = _rotation_rounding(q, rotated, theta, parts["weight_basis"] + loss[None])
-        arrays = dict(
-            pruned_loss=parts["truncated"], prune_damage=parts["truncated"] - loss[None],
-            prune_theory=theory.prune_loss(spectrum, **grid),
-            pruned_theory=theory.pruned_loss(spectrum, **grid), prune_rounding=rounding,
-            magnitude_damage=parts["magnitude"], saliency_damage=parts["saliency"],
-            weight_basis_damage=parts["weight_basis"], weight_basis_rounding=rounding + rotation,
-        )  # fmt: skip
-        per_kt = {k: (("K", "t"), np.asarray(v)) for k, v in arrays.items()}
-        out.append(xr.Dataset(dict(gf_loss=("t", np.asarray(loss)), **per_kt),
+        arrays = _pruned(PowerLaw(s=s, a=a, n_modes=cfg.n_modes), t, keep, key)
+        per_kt = {k: (("K", "t"), np.asarray(v)) for k, v in arrays.items() if k != "gf_loss"}
+        out.append(xr.Dataset(dict(gf_loss=("t", np.asarray(arrays["gf_loss"])), **per_kt),
                               coords=dict(K=keep, t=t)).expand_dims(s=[s], a=[a]))  # fmt: skip
     return xr.combine_by_coords(out)  # type: ignore[return-value]
 
 
 LATE = (1e2, 1e3, 1e4)  # times t / K^s of the saturation regime: k*(t) = t^(1/s) >> K
+
+
+@functools.partial(jax.jit, static_argnames=("K",))
+def _regime(spectrum: PowerLaw, t: jax.Array, K: int) -> dict:
+    """`regimes`' arrays at one (s, a), t = early then LATE times: the damage of truncating to
+    K, its rounding bound, the tail energy, L(t) and the late asymptote (one program)."""
+    q, theta = _gf_weights(spectrum, t)
+    truncated = compression.loss(q, compression.truncate(q, theta, K=K))
+    return dict(
+        damage=truncated - compression.loss(q, theta), rounding=_rounding(spectrum, t=t, K=K),
+        tail=0.5 * jnp.sum(spectrum.target_power()[K:]),  # 1/2 sum_(K<k<=M) v_k^2
+        loss=theory.gf_loss(spectrum, t[-len(LATE) :]),
+        asymptote=theory.compression.prune_loss_late(spectrum, K=K),
+    )  # fmt: skip
 
 
 def regimes(cfg: Config) -> xr.Dataset:
@@ -214,14 +234,11 @@ def regimes(cfg: Config) -> xr.Dataset:
     K = cfg.n_modes // 8
     out = []
     for s, a in itertools.product(cfg.s, cfg.a):
-        spectrum = PowerLaw(s=s, a=a, n_modes=cfg.n_modes)
         t = np.r_[np.geomspace(1e-3, 1e-2, 10), LATE] * K**s
-        q, theta = _gf_weights(spectrum, t)
-        truncated = compression.loss(q, compression.truncate(q, theta, K=K))
-        damage = np.asarray(truncated - compression.loss(q, theta))
-        tail = 0.5 * float(jnp.sum(spectrum.target_power()[K:]))  # 1/2 sum_(K<k<=M) v_k^2
+        arrays = {k: np.asarray(v) for k, v in _regime(PowerLaw(s=s, a=a, n_modes=cfg.n_modes),
+                                                        t, K=K).items()}  # fmt: skip
+        damage, rounding, tail = arrays["damage"], arrays["rounding"], float(arrays["tail"])
         early, late = slice(0, 10), slice(10, None)
-        rounding = np.asarray(_rounding(spectrum, t=t, K=K))
         out.append(xr.Dataset(dict(
             early_damage=("early", damage[early]), early_t=("early", t[early]),
             early_slope=((), float(fit.power_law(t[early], damage[early]).exponent)),
@@ -230,9 +247,9 @@ def regimes(cfg: Config) -> xr.Dataset:
             early_rounding=((), float(np.max(rounding[early] / damage[early]))),
             late_ratio=("late", damage[late] / tail),
             # tail - Delta L = 1/2 sum_(k>K) v_k^2 exp(-2 lambda_k t) <= L(t)
-            late_bound=("late", np.asarray(theory.gf_loss(spectrum, t[late])) / tail),
+            late_bound=("late", arrays["loss"] / tail),
             late_rounding=("late", rounding[late] / tail),
-            late_asymptote=((), float(theory.compression.prune_loss_late(spectrum, K=K)) / tail),
+            late_asymptote=((), float(arrays["asymptote"]) / tail),
         ), coords=dict(late=list(LATE))).expand_dims(s=[s], a=[a]))  # fmt: skip
     return xr.combine_by_coords(out)  # type: ignore[return-value]
 
@@ -353,15 +370,27 @@ def evolution_runs(cfg: Config, options: sweep.Options | None = None) -> xr.Data
     return xr.merge(merged, combine_attrs="drop").astype(float)
 
 
+@jax.jit
+def _evolution_theory(spectrum: PowerLaw, rho: jax.Array, end: jax.Array) -> dict:
+    """The preconditioned flow's predictions at one rho (traced: one program for every rho):
+    the energy beyond the frontier and k* at the fit window's end, the loss exponent and the
+    tail-dominance limit."""
+    _, frontier_end = theory.evolution_frontier(spectrum, t=end, rho=rho)
+    return dict(tail=theory.evolution.evolution_tail_loss(spectrum, t=end, rho=rho),
+                frontier_end=frontier_end, exponent=theory.evolution_exponent(spectrum, rho=rho),
+                tail_limit=theory.evolution_tail_limit(spectrum, rho=rho))  # fmt: skip
+
+
+_zeta = jax.jit(zeta)  # Hurwitz zeta(a, m) = sum_(k>=m) k^-a: one program for every call
+
+
 def evolution_fits(cfg: Config, evo: xr.Dataset) -> xr.Dataset:
     """Per rho (preconditioned GD) and per diag_a (diagonal network): fit windows, the fitted
     loss and frontier slopes, the tail-dominance ratio at the window's end and the predictions."""
-    from jax.scipy.special import zeta
-
     s = cfg.evo_s
     evo_rows, diag_rows = [], []
     spectrum = PowerLaw(s=s, a=cfg.evo_a, n_modes=cfg.evo_modes)
-    beyond = 0.5 * float(zeta(cfg.evo_a, cfg.evo_modes + 1))  # unlearned modes past M
+    beyond = 0.5 * float(_zeta(cfg.evo_a, cfg.evo_modes + 1.0))  # unlearned modes past M
     for rho in evo.rho.values:
         run = evo.sel(rho=rho)
         t = run.step.values * 1.0  # lr = 1
@@ -372,14 +401,13 @@ def evolution_fits(cfg: Config, evo: xr.Dataset) -> xr.Dataset:
             raise ValueError(f"rho = {rho}: fewer than 3 records in the fit window; raise "
                              f"evo_steps or evo_modes")  # fmt: skip
         t_fit, end = t[inside], t[inside][-1]
-        tail = float(theory.evolution.evolution_tail_loss(spectrum, t=end, rho=rho))
-        _, frontier_end = theory.evolution_frontier(spectrum, t=end, rho=rho)
+        predicted = {k: float(v) for k, v in _evolution_theory(spectrum, rho, end).items()}
         evo_rows.append(dict(
             t_lo=t_fit[0], t_hi=end, loss_slope=-fit.loglog_slope(t_fit, loss[inside]),
             frontier_slope=fit.loglog_slope(t_fit, k_star[inside]), k_lo=k_star[inside][0],
-            tail_ratio=loss[inside][-1] / tail, tail_k_star=float(frontier_end),
-            exponent=float(theory.evolution_exponent(spectrum, rho=rho)),
-            tail_limit=float(theory.evolution_tail_limit(spectrum, rho=rho)),
+            tail_ratio=loss[inside][-1] / predicted["tail"],
+            tail_k_star=predicted["frontier_end"], exponent=predicted["exponent"],
+            tail_limit=predicted["tail_limit"],
             exact_error=float(np.max(np.abs(loss / run.evo_exact.values - 1))),
         ))  # fmt: skip
 
@@ -395,7 +423,7 @@ def evolution_fits(cfg: Config, evo: xr.Dataset) -> xr.Dataset:
         m = cfg.diag_modes + 1.0
         w_m, rate_m = m ** ((s - a) / 2), 2 * m ** ((s + a) / -2)
         learned = 1 / (1 + (w_m / cfg.diag_init**2 - 1) * np.exp(-rate_m * t))
-        loss = run.diag_loss.values + 0.5 * float(zeta(a, m))
+        loss = run.diag_loss.values + 0.5 * float(_zeta(float(a), m))
         log_max = np.log(max(1.0, m ** ((s - a) / 2)) / cfg.diag_init**2)
         gd_shift = cfg.diag_lr * log_max / (2 * np.maximum(t, 1e-300))
         inside = (k_star >= K_LO) & (learned <= TAIL_LEARNED) & (gd_shift <= GD_SHARE)

@@ -8,6 +8,7 @@ exact risks sigma^2 N/(n - N - 1), sigma^2 n/(N - n - 1) + ||w*||^2 (1 - n/N), [
 """
 
 import dataclasses
+import functools
 import sys
 
 import jax
@@ -105,6 +106,19 @@ def _times(rho: float, n_times: int) -> tuple[np.ndarray, int]:
     return T_LO * rho ** (np.arange(periods * per_period) / per_period), per_period
 
 
+@functools.partial(jax.jit, static_argnames=("steps",))
+def _geometric(spectrum: Geometric, times: jax.Array, lr: jax.Array, steps: tuple) -> dict:
+    """At one rho (one program per rho: it sets the number of modes): the exact GF loss at
+    `times`, float32 GD's at `steps`, and the level and ripples (harmonics 1, 2) predicted."""
+    rho = spectrum.rho
+    loss = linear.gf(linear.Params(spectrum), times)[1].loss
+    params32 = simulate.float32(linear.Params(spectrum, lr=lr))
+    gd = simulate.trajectory(linear.gd, params32, None, steps=steps)[1].loss
+    return dict(loss=loss, gd=gd, level_theory=geometric_level(rho),
+                ripple_theory=geometric_ripple(rho),
+                ripple_next=geometric_ripple(rho, harmonic=2))  # fmt: skip
+
+
 def geometric_curves(cfg: Config) -> xr.Dataset:
     """Per rho: exact GF loss over whole periods of ln t from T_LO, float32 GD at t = lr n to
     GD_SPAN decades past it, fitted exponents, level, ripple and predictions (geo_point: times)."""
@@ -112,18 +126,17 @@ def geometric_curves(cfg: Config) -> xr.Dataset:
     for rho in cfg.rho:
         spectrum = Geometric(rho=rho, n_modes=_n_modes(rho))
         times, per_period = _times(rho, cfg.n_times)
-        loss = np.asarray(linear.gf(linear.Params(spectrum), jnp.asarray(times))[1].loss)
         steps = np.unique(np.round(times[times <= T_LO * 10**GD_SPAN] / cfg.gd_lr).astype(int))
-        params32 = simulate.float32(linear.Params(spectrum, lr=cfg.gd_lr))
-        gd = np.asarray(simulate.trajectory(linear.gd, params32, None, steps=steps)[1].loss, float)
+        arrays = _geometric(spectrum, times, cfg.gd_lr, steps=tuple(steps.tolist()))
+        loss, gd = np.asarray(arrays["loss"]), np.asarray(arrays["gd"], float)
         scaled = times * loss
         scalars = dict(
             exponent=fit.power_law(times, loss).exponent, span=np.log(times[-1] / times[0]),
             gd_exponent=fit.power_law(cfg.gd_lr * steps, gd).exponent,
             gd_span=np.log(steps[-1] / steps[0]), gd_steps=steps[-1], level=scaled.mean(),
             ripple=(scaled.max() - scaled.min()) / (2 * scaled.mean()),
-            sampling=1 - np.cos(np.pi / per_period), level_theory=geometric_level(rho),
-            ripple_theory=geometric_ripple(rho), ripple_next=geometric_ripple(rho, harmonic=2),
+            sampling=1 - np.cos(np.pi / per_period), level_theory=arrays["level_theory"],
+            ripple_theory=arrays["ripple_theory"], ripple_next=arrays["ripple_next"],
         )  # fmt: skip
         variables = dict(geo_time=("geo_point", times), geo_loss=("geo_point", loss),
                          geo_gd_time=("geo_step", cfg.gd_lr * steps), geo_gd_loss=("geo_step", gd),
@@ -146,6 +159,11 @@ class Design:
     n_features: int = dataclasses.field(metadata=dict(static=True))
 
 
+# One program per shape of N, not one per operation (the figure's curves included).
+_ols_risk = jax.jit(theory.ols_risk)
+_ripple_curve = jax.jit(jax.vmap(geometric_ripple))
+
+
 def double_descent(cfg: Config, options: sweep.Options | None = None) -> xr.Dataset:
     """Per N: the Monte Carlo excess risk ||w_hat - w*||^2 of min-norm / OLS on n samples (one
     compile group per N), with the exact risk and [P1]'s leading order sigma^2 N / n."""
@@ -164,9 +182,8 @@ def double_descent(cfg: Config, options: sweep.Options | None = None) -> xr.Data
     data = (options or sweep.Options()).run("double_descent", run, make, grid, seed=cfg.seed,
                                             config=dataclasses.asdict(cfg))  # fmt: skip
     data = data.drop_vars("nonfinite").rename(n_features="dd_features", seed="dd_seed")
-    features = jnp.asarray(cfg.features, float)
-    exact = theory.ols_risk(n=float(cfg.n_samples), d=features, noise=cfg.noise,
-                            w_norm2=cfg.w_norm2)  # fmt: skip
+    features = np.asarray(cfg.features, float)
+    exact = _ols_risk(n=float(cfg.n_samples), d=features, noise=cfg.noise, w_norm2=cfg.w_norm2)
     p1 = cfg.noise * features / cfg.n_samples
     return data.assign(dd_exact=("dd_features", np.asarray(exact)),
                        dd_p1=("dd_features", np.asarray(p1)), dd_samples=cfg.n_samples)  # fmt: skip
@@ -339,7 +356,7 @@ def figures(geo: xr.Dataset, dd: xr.Dataset, cfg: Config) -> dict:
     ax_exp.set(xscale="log", xlabel="ρ", ylabel="loss exponent α", title="exponent against ρ")
     ax_ripple.plot(rho, geo.geo_ripple, "o", label="measured")
     grid = np.geomspace(rho.min(), rho.max(), 100)
-    ax_ripple.plot(grid, [float(geometric_ripple(r)) for r in grid], "k-",
+    ax_ripple.plot(grid, _ripple_curve(grid), "k-",
                    label="2|Γ(1 + 2πi/ln ρ)|")  # fmt: skip
     ax_ripple.set(xscale="log", yscale="log", xlabel="ρ", ylabel="relative ripple of t L(t)",
                   title="log-periodic ripple")  # fmt: skip
@@ -351,8 +368,7 @@ def figures(geo: xr.Dataset, dd: xr.Dataset, cfg: Config) -> dict:
     sem = dd.dd_risk.std("dd_seed", ddof=1) / np.sqrt(dd.sizes["dd_seed"])
     ax.errorbar(ratio, mean, yerr=sem, fmt="o", ms=4, label="Monte Carlo (mean ± SEM)")
     fine = np.linspace(0.05, ratio.max(), 400) * cfg.n_samples
-    exact = theory.ols_risk(n=float(cfg.n_samples), d=jnp.asarray(fine), noise=cfg.noise,
-                            w_norm2=cfg.w_norm2)  # fmt: skip
+    exact = _ols_risk(n=float(cfg.n_samples), d=fine, noise=cfg.noise, w_norm2=cfg.w_norm2)
     ax.plot(fine / cfg.n_samples, exact, "k-", lw=1, label="exact (THEORY.md §2.9)")
     ax.plot(ratio, dd.dd_p1, "r--", label="P1: σ² N / n")
     ax.axvline(1.0, color="grey", lw=0.5)

@@ -7,9 +7,11 @@ tail dominance L(t) / (1/2 sum_{k>k*} k^-a) -> Gamma(1 + c) 2^-c (THEORY.md §2.
 """
 
 import dataclasses
+import functools
 import itertools
 import sys
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import xarray as xr
@@ -95,6 +97,14 @@ def check(cfg: Config) -> None:
 # --- SGD and GD over the grid ----------------------------------------------------------------
 
 
+@functools.partial(jax.jit, static_argnames=("batch",))
+def _lr(spectrum: PowerLaw, lr_frac, batch: int) -> jax.Array:
+    """lr_frac x the mean-square critical lr (chi = 1), which does not depend on a. Jitted: the
+    sweeps build the Params of concrete grid points while they plan, where the bisection would
+    compile at every call; inside a sweep's program it is inlined."""
+    return lr_frac * theory.sgd_critical_lr(spectrum, batch=batch)
+
+
 def simulate_grid(cfg: Config, options: sweep.Options | None = None) -> xr.Dataset:
     """SGD (all seeds) and GD losses with their predictions, dims (batch, s, a, lr_frac, noise,
     [seed], step), plus per-run divergence flags. Two sweeps (simulations with seeds, and the
@@ -102,10 +112,8 @@ def simulate_grid(cfg: Config, options: sweep.Options | None = None) -> xr.Datas
     steps = tuple(int(t) for t in simulate.log_steps(cfg.n_steps, cfg.n_records))
 
     def make(batch, s, a, lr_frac, noise):
-        """lr is a fraction of the mean-square critical lr (chi = 1), which does not depend
-        on a."""
         spectrum = PowerLaw(s=s, a=a, n_modes=cfg.n_modes)
-        lr = lr_frac * theory.sgd_critical_lr(spectrum, batch=batch)
+        lr = _lr(spectrum, lr_frac, batch=batch)
         return linear.Params(spectrum, lr=lr, noise=noise, batch=batch)
 
     def sgd(params, key):
@@ -141,6 +149,9 @@ def simulate_grid(cfg: Config, options: sweep.Options | None = None) -> xr.Datas
     return _flag_divergence(data.astype(float), cfg.n_modes)
 
 
+_divergence = jax.jit(simulate.divergence)  # one program per shape, not one per operation
+
+
 def _flag_divergence(data: xr.Dataset, n_modes: int) -> xr.Dataset:
     """Per SGD run and GD run: whether it diverged (non-finite, or above BLOWUP (L_0 + L_inf))
     and the first recorded step at which it did (-1 if never)."""
@@ -152,9 +163,7 @@ def _flag_divergence(data: xr.Dataset, n_modes: int) -> xr.Dataset:
         loss = data[f"{name}_loss"]
         dims = loss.dims[:-1]
         bound = limit.broadcast_like(loss.isel(step=0)).transpose(*dims)
-        diverged, step = simulate.divergence(
-            jnp.asarray(loss.values), jnp.asarray(data.step.values), jnp.asarray(bound.values)
-        )
+        diverged, step = _divergence(loss.values, data.step.values, bound.values)
         flags[f"{name}_diverged"] = (dims, np.asarray(diverged))
         flags[f"{name}_diverged_step"] = (dims, np.asarray(step))
     return data.assign(flags)
@@ -163,17 +172,36 @@ def _flag_divergence(data: xr.Dataset, n_modes: int) -> xr.Dataset:
 # --- exact GF on a large spectrum ------------------------------------------------------------
 
 
+@jax.jit
+def _tail_share(spectrum: PowerLaw, t: jax.Array) -> jax.Array:
+    """The share of the infinite spectrum's GF loss carried by the modes beyond M."""
+    return theory.truncation_tail(spectrum, t) / theory.gf_loss(spectrum, t, tail=True)
+
+
 def _gf_window(spectrum: PowerLaw) -> np.ndarray:
     """30 times with K_LO <= k*(t) and a truncated-tail share of the loss <= TAIL_SHARE."""
-    t = jnp.asarray(np.geomspace(K_LO, spectrum.n_modes, 200) ** spectrum.s)
-    share = theory.truncation_tail(spectrum, t) / theory.gf_loss(spectrum, t, tail=True)
-    inside = np.asarray(share) <= TAIL_SHARE
+    t = np.geomspace(K_LO, spectrum.n_modes, 200) ** spectrum.s
+    inside = np.asarray(_tail_share(spectrum, t)) <= TAIL_SHARE
     if inside.sum() < 3:
         raise ValueError(
             f"gf_modes = {spectrum.n_modes} leaves no fit window at s = {spectrum.s}, "
             f"a = {spectrum.a} (need k* >= {K_LO:g} and a tail share <= {TAIL_SHARE}); raise it"
         )
     return np.geomspace(float(t[0]), float(t[inside][-1]), 30)
+
+
+@jax.jit
+def _gf_curves(spectrum: PowerLaw, t: jax.Array) -> dict:
+    """The exact GF simulator's loss over the window and its Gamma asymptote; k* at the
+    window's end and the tail-dominance ratio and limit there (one program for every (s, a))."""
+    _, obs = linear.gf(linear.Params(spectrum), t)
+    k_star = theory.learning_frontier(spectrum, t[-1:])[1][0]
+    t_tail = (k_star + 0.5) ** spectrum.s  # mid-way between jumps of floor(t^(1/s))
+    return dict(
+        gf_loss=obs.loss, gf_asymptote=theory.gf_loss_asymptote(spectrum, t), gf_k_star=k_star,
+        tail_ratio=theory.tail_dominance_ratio(spectrum, t_tail[None])[0],
+        tail_ratio_theory=theory.tail_dominance_limit(spectrum),
+    )  # fmt: skip
 
 
 def gradient_flow(cfg: Config) -> xr.Dataset:
@@ -183,23 +211,20 @@ def gradient_flow(cfg: Config) -> xr.Dataset:
     for s, a in itertools.product(cfg.s, cfg.a):
         spectrum = PowerLaw(s=s, a=a, n_modes=cfg.gf_modes)
         t = _gf_window(spectrum)
-        _, obs = linear.gf(linear.Params(spectrum), jnp.asarray(t))  # the exact GF simulator
-        slope = fit.power_law(t, obs.loss)
-        k_star = float(theory.learning_frontier(spectrum, jnp.asarray(t[-1:]))[1][0])
-        t_tail = jnp.array([(k_star + 0.5) ** s])  # mid-way between jumps of floor(t^(1/s))
+        curves = {k: np.asarray(v) for k, v in _gf_curves(spectrum, t).items()}
+        slope = fit.power_law(t, curves["gf_loss"])
         out.append(
             xr.Dataset(
                 dict(
-                    gf_loss=("window", np.asarray(obs.loss)),
-                    gf_asymptote=("window", np.asarray(theory.gf_loss_asymptote(spectrum, t))),
+                    gf_loss=("window", curves["gf_loss"]),
+                    gf_asymptote=("window", curves["gf_asymptote"]),
                     gf_time=("window", t),
                     gf_exponent=((), float(slope.exponent)),
-                    gf_k_star=((), k_star),
-                    tail_ratio=((), float(theory.tail_dominance_ratio(spectrum, t_tail)[0])),
-                    tail_ratio_theory=((), float(theory.tail_dominance_limit(spectrum))),
+                    **{k: ((), float(curves[k])) for k in ("gf_k_star", "tail_ratio",
+                                                           "tail_ratio_theory")},
                 )
             ).expand_dims(s=[s], a=[a])
-        )
+        )  # fmt: skip
     return xr.combine_by_coords(out)  # type: ignore[return-value]
 
 
@@ -332,7 +357,7 @@ def figures(data: xr.Dataset, gf: xr.Dataset) -> dict:
                 continue  # divergent runs are listed in the notes, not plotted
             color = f"C{j}"
             mean = sel.sgd_loss.mean("seed").values
-            band = np.asarray(fit.sem(jnp.asarray(sel.sgd_loss.values), axis=0))
+            band = sel.sgd_loss.std("seed", ddof=1).values / np.sqrt(sel.sizes["seed"])
             label = f"lr = {frac:g} lr_c"
             ax.fill_between(step, mean - band, mean + band, color=color, alpha=0.3, lw=0)
             ax.plot(step, mean, color=color, lw=1, label=f"SGD {label} (mean ± SEM)")

@@ -17,7 +17,6 @@ import dataclasses
 import sys
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import xarray as xr
 from scipy.special import ndtri
@@ -26,7 +25,7 @@ from spectral_sim import claims, data, fit, sweep, theory
 from spectral_sim.models import pool as pool_model
 from spectral_sim.registry import quick
 from spectral_sim.report import Report
-from spectral_sim.spectra import Empirical, participation_ratio
+from spectral_sim.spectra import Empirical
 
 SETS = ("digits", "words", "ngrams")
 TEXT_SETS = ("words", "ngrams")
@@ -156,7 +155,7 @@ def measure_spectrum(k: np.ndarray, y: np.ndarray, cfg: Config, n_modes: int) ->
         lam=lam, power=power, s=s.exponent, s_lo=s.ci[0], s_hi=s.ci[1], prefactor=s.prefactor,
         a=a.exponent, a_lo=a.ci[0], a_hi=a.ci[1], s_auto=s_auto, auto_lo=auto_lo,
         auto_hi=auto_hi, rho=decay.rho, power_law_preferred=decay.preferred == "power law",
-        participation=float(participation_ratio(lam)),
+        participation=float(lam.sum() ** 2 / (lam**2).sum()),  # participation_ratio, on the host
         noise=max(float(np.mean(y**2) - power.sum()), 0.0),
     )  # fmt: skip
 
@@ -201,11 +200,17 @@ def _inverted(mean: xr.DataArray, spec, steps: int) -> tuple[float, float]:
     return float(inv.s), float(inv.a)
 
 
+@jax.jit
+def _omnibus(lam: jax.Array, power: jax.Array, n: jax.Array, ridge, noise) -> jax.Array:
+    """The omnibus ridge risk of the spectrum (lam, power) at every n: one program per kernel
+    (eager, the solver for kappa compiled at every n)."""
+    empirical = Empirical(lam, power)
+    return jax.vmap(lambda m: theory.ridge_risk(empirical, n=m, ridge=ridge, noise=noise))(n)
+
+
 def _kernel_row(out: xr.Dataset, spec: dict, cfg: Config) -> xr.Dataset:
     """One kernel's curve (dims n, seed) with the omnibus prediction, spectrum numbers and s_eff."""
-    empirical = Empirical(jnp.asarray(spec["lam"]), jnp.asarray(spec["power"]))
-    risk = [float(theory.ridge_risk(empirical, n=m, ridge=spec["ridge"], noise=spec["noise"]))
-            for m in out.n.values]  # fmt: skip
+    risk = _omnibus(spec["lam"], spec["power"], out.n.values, spec["ridge"], spec["noise"])
     s_eff, a_eff = _inverted(out.mse.mean("seed"), spec, cfg.invert_steps)
     numbers = {k: v for k, v in spec.items() if k not in ("lam", "power")}
     return out.assign(
@@ -243,7 +248,7 @@ def measure(cfg: Config, options: sweep.Options | None = None) -> xr.Dataset:
             k = kernel(x, kind)
             spec = measure_spectrum(k, y, cfg, x.shape[1] if kind == "linear" else len(y))
             spec["ridge"] = cfg.ridge * float(spec["lam"].sum())
-            pool = pool_model.Pool(jnp.asarray(x), jnp.asarray(k), jnp.asarray(y))
+            pool = pool_model.Pool(*jax.device_put((x, k, y)))  # no compile, unlike jnp.asarray
             out = curve(f"{name}_{kind}", pool, cfg, options, model="kernel", ridge=spec["ridge"])
             rows.append(_kernel_row(out, spec, cfg).expand_dims(kernel=[kind]))
             if kind == "arccos" and name in cfg.networks_on:  # rf's infinite-width kernel

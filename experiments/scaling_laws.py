@@ -37,7 +37,7 @@ PAPER_HARD_GAP = 50.0
 PAPER_N_EXPONENT = 0.5
 # Hoffmann et al. 2022's fit L = E + A N^-0.34 + B D^-0.28 (THEORY.md §1 row 3).
 CHINCHILLA = (0.34, 0.28)
-_SA = theory.sa_from_chinchilla(*CHINCHILLA)
+_SA = jax.jit(theory.sa_from_chinchilla)(*CHINCHILLA)  # one program, not one per operation
 CHINCHILLA_SA = (float(_SA.s), float(_SA.a))  # (1.21, 1.34)
 # Allocation tolerance (derived, one measured constant): the discrete optimum lies within 0.9
 # modes of K_N C^(1/(s+1)) (the 1/N correction, measured for N* in [44, 1e5] in
@@ -163,8 +163,16 @@ def _gf_pairs(cfg: Config) -> list[tuple[float, float]]:
 def _gf_centres(s: float, a: float, cfg: Config) -> np.ndarray:
     """Row centres sqrt(K_N^soft K_N^hard) C^(1/(s+1)): between the two rules' optima (K_N^hard
     = 1), so that both minima are interior."""
-    k_n = float(theory.compute_optimal(s=s, a=a).k_n)
+    k_n = float(_compute_optimal(s=s, a=a).k_n)
     return np.sqrt(k_n) * np.geomspace(*cfg.compute, cfg.n_compute) ** (1 / (s + 1))
+
+
+# Eager calls of these predictors compile every operation on its own (at every new shape):
+# jitted, each compiles once (per spectrum size and batch), whatever the pair.
+_critical_lr = jax.jit(theory.sgd_critical_lr, static_argnames=("batch", "iterations"))
+_stability = jax.jit(theory.sgd_stability, static_argnames=("batch",))
+_compute_optimal = jax.jit(theory.compute_optimal, static_argnames=("rule", "iterations"))
+_zeta = jax.jit(zeta)
 
 
 @functools.lru_cache(maxsize=64)
@@ -174,14 +182,14 @@ def _sgd_lr(s: float, a: float, cfg: Config) -> float:
     lr lambda_1 (1 + 1/B) < 2, so lr / B < 1 and the centres at lr = B bound every N."""
     modes = 2 * int(_sgd_centres(s, a, cfg, lr=float(cfg.batch)).max() * cfg.sgd_span)
     spectrum = PowerLaw(s=s, a=a, n_modes=_bucket(modes))
-    return cfg.lr_frac * float(theory.sgd_critical_lr(spectrum, batch=cfg.batch))
+    return cfg.lr_frac * float(_critical_lr(spectrum, batch=cfg.batch))
 
 
 def _sgd_centres(s: float, a: float, cfg: Config, lr: float | None = None) -> np.ndarray:
     """K_N (lr C / B)^(1/(s+1)): SGD at step lr with batch B runs the gradient flow for a time
     lr D / B, so its frontier is GF's at the compute lr C / B."""
     lr = _sgd_lr(s, a, cfg) if lr is None else lr
-    k_n = float(theory.compute_optimal(s=s, a=a).k_n)
+    k_n = float(_compute_optimal(s=s, a=a).k_n)
     compute = np.geomspace(*cfg.sgd_compute, cfg.sgd_n_compute)
     return k_n * (lr * compute / cfg.batch) ** (1 / (s + 1))
 
@@ -320,7 +328,7 @@ def simulate_sgd(cfg: Config, options: sweep.Options | None = None) -> xr.Datase
         "spectrum.s": [pairs[p][0] for p, _ in runs], "spectrum.a": [pairs[p][1] for p, _ in runs],
         "spectrum.n_modes": [_bucket(m) for _, m in runs],
         "n_trainable": [float(m) for _, m in runs],
-        "noise": [float(zeta(pairs[p][1], _bucket(m) + 1.0)) for p, m in runs],
+        "noise": [float(_zeta(pairs[p][1], _bucket(m) + 1.0)) for p, m in runs],
         "lr": [lrs[p] for p, _ in runs],
     }  # fmt: skip
     template = linear.Params(PowerLaw(s=2.0, a=2.0, n_modes=8), batch=cfg.batch)
@@ -350,10 +358,10 @@ def _chi(s: float, a: float, lr: float, batch: int, n: np.ndarray | None = None)
     one vmapped call); with n = None every mode, the first 2^16 standing in for the spectrum."""
     if n is None:
         spectrum = PowerLaw(s=s, a=a, n_modes=2**16)
-        return np.asarray(theory.sgd_stability(spectrum, lr=jnp.asarray(lr), batch=batch))
+        return np.asarray(_stability(spectrum, lr=float(lr), batch=batch))
     spectrum = PowerLaw(s=s, a=a, n_modes=_bucket(int(np.max(n))))
-    one = functools.partial(theory.sgd_stability, spectrum, lr=jnp.asarray(lr), batch=batch)
-    return np.asarray(jax.vmap(lambda trained: one(n_trainable=trained))(jnp.asarray(n, float)))
+    one = functools.partial(_stability, spectrum, lr=float(lr), batch=batch)
+    return np.asarray(jax.vmap(lambda trained: one(n_trainable=trained))(np.asarray(n, float)))
 
 
 # --- random features at infinite data ------------------------------------------------------
@@ -508,7 +516,8 @@ def with_frontiers(data: xr.Dataset) -> xr.Dataset:
     )))  # fmt: skip
     derived = [_prefixed(gf, "gf_front_"), _prefactor(data, gf.sel(rule="soft"))]
     if "sgd_pair" in data.dims:
-        initial = xr.DataArray(0.5 * np.asarray(zeta(data.sgd_a.values, 1.0)), dims="sgd_pair")
+        initial = xr.DataArray([0.5 * float(_zeta(float(a), 1.0)) for a in data.sgd_a.values],
+                               dims="sgd_pair")  # fmt: skip
         diverged = ~np.isfinite(data.sgd_loss) | (data.sgd_loss > BLOWUP * initial)
         curves = (data.sgd_loss.where(~diverged).mean("seed"), data.sgd_theory)
         sgd = xr.concat([_frontier(c, data.sgd_n, data.sgd_compute) for c in curves], "sgd_curve")
@@ -539,7 +548,7 @@ def _boot(d: xr.Dataset) -> dict:
 
 def _per_pair(d: xr.Dataset, dim: str, prefix: str, f) -> xr.DataArray:
     """f(s, a) at every pair along `dim` (s, a: the coordinates prefix + "s", prefix + "a")."""
-    s_a = zip(d[f"{prefix}s"].values, d[f"{prefix}a"].values, strict=True)
+    s_a = zip(d[f"{prefix}s"].values.tolist(), d[f"{prefix}a"].values.tolist(), strict=True)
     return xr.DataArray([float(f(s, a)) for s, a in s_a], coords={dim: d[dim].values})
 
 
@@ -586,7 +595,7 @@ def _hard_gap(d: xr.Dataset) -> dict:
 
 
 def _soft_prefactor(d: xr.Dataset) -> dict:
-    k_loss = _per_pair(d, "pair", "", lambda s, a: theory.compute_optimal(s=s, a=a).k_loss)
+    k_loss = _per_pair(d, "pair", "", lambda s, a: _compute_optimal(s=s, a=a).k_loss)
     return dict(measured=d.gf_k_loss, predicted=k_loss, tolerance=d.gf_k_loss_rtol * k_loss)
 
 
@@ -832,7 +841,8 @@ def _iso_figure(data: xr.Dataset):
                     "k" + marker + "-", ms=4, lw=1, gid=f"frontier-{rule}",
                     label=f"frontier ({rule}), fit {exponent:.4f}")  # fmt: skip
         compute = point["compute"].values
-        ax.plot(compute, np.asarray(theory.compute_optimal(s=s, a=a).loss(compute)), "r:",
+        optimum = _compute_optimal(s=s, a=a)  # L* = K_L C^-(a-1)/(s+1)
+        ax.plot(compute, float(optimum.k_loss) * compute ** -float(optimum.loss_exponent), "r:",
                 lw=1.5, label=f"K_L C^-{(a - 1) / (s + 1):.4g} (theory)")  # fmt: skip
         ax.set(xscale="log", yscale="log", xlabel="compute C = N D", ylabel="loss",
                title=f"s = {s:.3g}, a = {a:.3g}")  # fmt: skip

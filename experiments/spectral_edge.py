@@ -191,11 +191,15 @@ def _preceded(fired: np.ndarray, steps: np.ndarray, at: np.ndarray, horizon: int
     return np.where(np.isfinite(first), at - first, np.nan)
 
 
+# One program for the whole read-out (eagerly, every operation of it compiles on its own).
+_event = jax.jit(grokking.event, static_argnames=("threshold", "delay"))
+
+
 def analyse(data: xr.Dataset, cfg: Config) -> xr.Dataset:
     """Events, change points, leads and the random-time null per run, then `_per_run`."""
     steps = data.step.values
-    found = grokking.event(data.train_accuracy.values, data.test_accuracy.values, steps,
-                           threshold=cfg.threshold, delay=cfg.delay)  # fmt: skip
+    found = _event(data.train_accuracy.values, data.test_accuracy.values, steps,
+                   threshold=cfg.threshold, delay=cfg.delay)  # fmt: skip
     grokked = np.asarray(found.grokked) & ~data.nonfinite.values
     event = np.asarray(found.step)
     first = steps[_first_defined(cfg)] + cfg.horizon  # earliest time the horizon is defined

@@ -15,14 +15,16 @@ CLAIMS = {
 }
 
 
+# Smaller than --quick: one batch size, 128 seeds (0/n within 0.05 needs n > 90), seconds.
+CONFIG = learning_curves.Config(
+    s=(2.0,), a=(2.0,), lr_frac=(0.5, 0.9, 1.1, 2.0), batch=(2,), noise=(0.0,), n_modes=32,
+    n_steps=200, n_records=8, n_seeds=128, gf_modes=2**15, quick=True,
+)  # fmt: skip
+
+
 @pytest.fixture(scope="module")
 def report():
-    # Smaller than --quick: one batch size, 128 seeds (0/n within 0.05 needs n > 90), seconds.
-    cfg = learning_curves.Config(
-        s=(2.0,), a=(2.0,), lr_frac=(0.5, 0.9, 1.1, 2.0), batch=(2,), noise=(0.0,), n_modes=32,
-        n_steps=200, n_records=8, n_seeds=128, gf_modes=2**15, quick=True,
-    )  # fmt: skip
-    return learning_curves.run(cfg)
+    return learning_curves.run(CONFIG)
 
 
 def test_report_has_every_claim_and_diverged_points(report, tmp_path):

@@ -54,19 +54,21 @@ NO_POWER = {
 }
 
 
+# Smaller than --quick: 5 budgets over 2 decades, one SGD pair with 16 seeds, a 512-mode
+# random-feature spectrum; every claim still has the pairs it needs. n_boot = 50 is the claim
+# engine's smallest seed bootstrap.
+CONFIG = scaling_laws.Config(
+    pairs=((2.0, 2.0), (3.0, 3.0), (3.0, 1.5)), compute=(1e6, 1e8), n_compute=5, n_cols=9,
+    sgd_pairs=((2.0, 2.0),), sgd_compute=(3e3, 1e5), sgd_n_compute=5, sgd_cols=5,
+    n_seeds=16, n_boot=50, rf_pairs=((1.5, 3.5),), rf_features=(16, 32, 64), rf_modes=512,
+    rf_seeds=8, rff_compute=(3e2, 3e4), rff_widths=(4, 128), rff_cols=12, rff_modes=512,
+    rff_seeds=8, quick=True,
+)  # fmt: skip
+
+
 @pytest.fixture(scope="module")
 def report():
-    # Smaller than --quick: 5 budgets over 2 decades, one SGD pair with 16 seeds, a 512-mode
-    # random-feature spectrum; every claim still has the pairs it needs. n_boot = 50 is the
-    # claim engine's smallest seed bootstrap.
-    cfg = scaling_laws.Config(
-        pairs=((2.0, 2.0), (3.0, 3.0), (3.0, 1.5)), compute=(1e6, 1e8), n_compute=5, n_cols=9,
-        sgd_pairs=((2.0, 2.0),), sgd_compute=(3e3, 1e5), sgd_n_compute=5, sgd_cols=5,
-        n_seeds=16, n_boot=50, rf_pairs=((1.5, 3.5),), rf_features=(16, 32, 64), rf_modes=512,
-        rf_seeds=8, rff_compute=(3e2, 3e4), rff_widths=(4, 128), rff_cols=12, rff_modes=512,
-        rff_seeds=8, quick=True,
-    )  # fmt: skip
-    return scaling_laws.run(cfg, sweep.Options(progress=False))
+    return scaling_laws.run(CONFIG, sweep.Options(progress=False))
 
 
 def _claims(data) -> dict:

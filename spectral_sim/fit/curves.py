@@ -1,6 +1,6 @@
-"""Power laws of a curve: y ~ A x^-alpha by least squares on log y, or y ~ E + A x^-alpha with
-a floor by L-BFGS, on a chosen or automatic window of constant local slope, with bootstrap
-intervals computed as one vmapped call over resamples."""
+"""Power laws of a curve: y ~ A x^-alpha by least squares on log y (NumPy, on the host), or
+y ~ E + A x^-alpha with a floor by L-BFGS (one jitted, vmapped call over resamples and starts), on
+a chosen or automatic window of constant local slope, with bootstrap intervals."""
 
 import functools
 from collections.abc import Sequence
@@ -68,7 +68,8 @@ def power_law(
     `window` = (x_lo, x_hi) keeps the points inside it, "auto" picks the widest window of
     constant local slope (WINDOW_RTOL), None keeps all; the result says which window was used.
     With `n_boot`, percentile intervals at `level` from n_boot resamples of the window's points
-    (drawn from `seed`), all refitted in one vmapped call.
+    (drawn from `seed`), all refitted at once (least squares on the host, the floor fit in one
+    vmapped call).
     """
     x_np, y_np = check_points(("x", "y"), x, y, n_params=3 if floor else 2)
     check_count("n_boot", n_boot, low=0)
@@ -79,27 +80,33 @@ def power_law(
         raise ValueError(f"window {window} keeps {int(inside.sum())} points; a fit needs >= 3")
     x_np, y_np = x_np[inside], y_np[inside]
     dtype = jnp.result_type(float)
-    lx, ly = jnp.asarray(np.log(x_np), dtype), jnp.asarray(np.log(y_np), dtype)
-    weights = jnp.ones((1, x_np.size), dtype)
+    host = np.dtype(dtype)  # float64, or float32 when JAX runs without x64
+    lx, ly = np.log(x_np).astype(host), np.log(y_np).astype(host)
+    weights = np.ones((1, x_np.size), host)
     if n_boot:
-        weights = jnp.concatenate([weights, resample_counts(seed, n_boot, x_np.size, dtype)])
+        counts = np.asarray(resample_counts(seed, n_boot, x_np.size, dtype))
+        weights = np.concatenate([weights, counts])
     if floor:
-        alpha, prefactor, e, gradient = _floor_fits(lx, ly, weights, steps)
+        alpha, prefactor, e, gradient = map(np.asarray, _floor_fits(lx, ly, weights, steps))
         converged = gradient[0] < GRADIENT_TOL
-    else:
+    else:  # least squares on the host: a compile per window size would cost more than the fit
         alpha, prefactor = ols_fits(lx, ly, weights)
-        e, converged = jnp.zeros_like(alpha), jnp.asarray(True)
-    stderr = _ols_stderr(jnp.asarray(x_np, dtype), jnp.asarray(y_np, dtype))
-    nan = jnp.full(2, jnp.nan, dtype)
+        e, converged = np.zeros_like(alpha), np.True_
+    nan = np.full(2, np.nan, host)
     exponent_ci, floor_ci = nan, nan
     if n_boot:
-        q = jnp.array([50 * (1 - level), 100 - 50 * (1 - level)])
-        exponent_ci = jnp.percentile(alpha[1:], q)
-        floor_ci = jnp.percentile(e[1:], q) if floor else nan
+        q = np.array([50 * (1 - level), 100 - 50 * (1 - level)])
+        exponent_ci = np.percentile(alpha[1:], q).astype(host)
+        floor_ci = np.percentile(e[1:], q).astype(host) if floor else nan
     used = (float(x_np.min()), float(x_np.max()))
+
+    def array(value) -> Array:  # a JAX array as before; device_put compiles nothing
+        return jax.device_put(np.asarray(value, host))
+
     return PowerLawFit(
-        alpha[0], prefactor[0], stderr, e[0], exponent_ci, floor_ci, used, converged, level
-    )
+        array(alpha[0]), array(prefactor[0]), array(_ols_stderr(lx, ly)), array(e[0]),
+        array(exponent_ci), array(floor_ci), used, jax.device_put(converged), level,
+    )  # fmt: skip
 
 
 def _window(x: np.ndarray, y: np.ndarray, window) -> np.ndarray:
@@ -168,14 +175,12 @@ def _floor_fits(lx, ly, weights, steps):
     return theta[:, 1], jnp.exp(theta[:, 0]), jnp.exp(theta[:, 2]), gradient
 
 
-@jax.jit
-def _ols_stderr(x, y) -> Float[Array, ""]:
-    """The OLS standard error of the log-log slope."""
-    lx, ly = jnp.log(x), jnp.log(y)
+def _ols_stderr(lx: np.ndarray, ly: np.ndarray) -> float:
+    """The OLS standard error of the log-log slope (on the host)."""
     dx = lx - lx.mean()
     slope = dx @ (ly - ly.mean()) / (dx @ dx)
     residual = ly - ly.mean() - slope * dx
-    return jnp.sqrt(residual @ residual / (x.shape[0] - 2) / (dx @ dx))
+    return float(np.sqrt(residual @ residual / (lx.size - 2) / (dx @ dx)))
 
 
 def loglog_slope(

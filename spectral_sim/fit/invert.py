@@ -55,7 +55,8 @@ def _natural_curve(theta: Array) -> Array:
 @functools.partial(jax.jit, static_argnames=("n_modes", "steps"))
 def _invert_fits(starts, n, log_risk, weights, ridge, noise, n_modes, steps):
     """Best of the starts for each row of weights (one bootstrap resample each): least squares
-    of log(C ridge_risk) against log risk, one compiled optimisation (`best_of_starts`)."""
+    of log(C ridge_risk) against log risk, one compiled optimisation (`best_of_starts`); the
+    optima also as (s, a, sigma^2, C)."""
 
     def predicted(theta):
         s, a, fitted, scale = _natural_curve(theta)
@@ -68,7 +69,8 @@ def _invert_fits(starts, n, log_risk, weights, ridge, noise, n_modes, steps):
     def objective(theta, weight):
         return weight @ (predicted(theta) - log_risk) ** 2
 
-    return best_of_starts(objective, starts, weights, steps)
+    theta, value, gradient = best_of_starts(objective, starts, weights, steps)
+    return theta, jax.vmap(_natural_curve)(theta), value, gradient
 
 
 def invert_ridge_curve(
@@ -102,7 +104,7 @@ def invert_ridge_curve(
         raise ValueError(f"noise must be >= 0 (or None: fitted); got {noise!r}")
     if not 0 < level < 1:
         raise ValueError(f"level must be in (0, 1); got {level!r}")
-    dtype = jnp.result_type(float)
+    host = np.dtype(jnp.result_type(float))  # float64, or float32 without x64
     starts = INVERT_STARTS if starts is None else starts
     if set(starts) != set(INVERT_STARTS) or min(min(v) for v in starts.values()) <= 0:
         raise ValueError(f"starts must give positive values for {sorted(INVERT_STARTS)}; got "
@@ -111,26 +113,25 @@ def invert_ridge_curve(
         raise ValueError(f"starts must have a > 1; got {starts['a']}")
     grid = np.array(np.meshgrid(*(starts[k] for k in INVERT_STARTS), indexing="ij"))
     grid = grid.reshape(3, -1).T
-    x0 = jnp.asarray(np.column_stack([np.log(grid[:, 0]), np.log(grid[:, 1] - 1),
-                                      np.log(grid[:, 2]), np.zeros(len(grid))]), dtype)  # fmt: skip
-    data = (jnp.asarray(n_np, dtype), jnp.asarray(np.log(risk_np), dtype))
-    fixed = (jnp.asarray(ridge, dtype), jnp.asarray(-1.0 if noise is None else noise, dtype))
-    theta, value, gradient = _invert_fits(
-        x0, *data, jnp.ones((1, n_np.size), dtype), *fixed, n_modes, steps
-    )
-    natural = _natural_curve(theta[0])
-    nan = jnp.full(2, jnp.nan, dtype)
-    s_ci, a_ci = nan, nan
+    x0 = np.column_stack([np.log(grid[:, 0]), np.log(grid[:, 1] - 1), np.log(grid[:, 2]),
+                          np.zeros(len(grid))]).astype(host)  # fmt: skip
+    # NumPy in, NumPy out: the compiled fit is the only program (an eager JAX operation on its
+    # inputs or results would compile one more each)
+    data = (n_np.astype(host), np.log(risk_np).astype(host))
+    fixed = (host.type(ridge), host.type(-1.0 if noise is None else noise))
+    theta, natural, value, gradient = map(np.asarray, _invert_fits(
+        x0, *data, np.ones((1, n_np.size), host), *fixed, n_modes, steps))  # fmt: skip
+    s_ci = a_ci = np.full(2, np.nan, host)
     if n_boot:
         spread = x0[:: max(1, x0.shape[0] // boot_restarts)][: boot_restarts - 1]
-        weights = resample_counts(seed, n_boot, n_np.size, dtype)
-        boot = _invert_fits(jnp.concatenate([theta, spread]), *data, weights, *fixed, n_modes,
-                            steps)[0]  # fmt: skip
-        boot = jax.vmap(_natural_curve)(boot)
-        q = jnp.array([50 * (1 - level), 100 - 50 * (1 - level)])
-        s_ci, a_ci = jnp.percentile(boot[:, 0], q), jnp.percentile(boot[:, 1], q)
-    s, a, fitted, scale = natural
+        weights = np.asarray(resample_counts(seed, n_boot, n_np.size, host))
+        boot = np.asarray(_invert_fits(np.concatenate([theta, spread]), *data, weights, *fixed,
+                                       n_modes, steps)[1])  # fmt: skip
+        q = [50 * (1 - level), 100 - 50 * (1 - level)]
+        s_ci, a_ci = (np.percentile(boot[:, i], q).astype(host) for i in (0, 1))
+    s, a, fitted, scale = natural[0]
     if noise is not None:
-        fitted = jnp.asarray(noise, dtype)
-    return InvertedCurve(s, a, fitted, scale, s_ci, a_ci, value[0], gradient[0] < GRADIENT_TOL,
-                         level)  # fmt: skip
+        fitted = host.type(noise)
+    put = jax.device_put  # JAX arrays as before, without a compile per field (jnp.asarray's)
+    return InvertedCurve(put(s), put(a), put(fitted), put(scale), put(s_ci), put(a_ci),
+                         put(value[0]), put(gradient[0] < GRADIENT_TOL), level)  # fmt: skip

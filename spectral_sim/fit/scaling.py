@@ -162,33 +162,24 @@ class Frontier(NamedTuple):
     loss_exponent: PowerLawFit
 
 
-def _vertex(log_n: Float[Array, " n"], loss: Float[Array, " n"]):
-    """The minimum of a row refined by the parabola in log N through the smallest loss and its
-    neighbours: (log N*, L*, whether the minimum is interior)."""
-    i = jnp.argmin(loss)
-    interior = (i > 0) & (i < loss.shape[0] - 1)
-    j = jnp.clip(i, 1, loss.shape[0] - 2)
-    x = jax.lax.dynamic_slice(log_n, (j - 1,), (3,))
-    y = jax.lax.dynamic_slice(loss, (j - 1,), (3,))
-    a, b, c = jnp.polyfit(x - x[1], y, 2)
-    shift = jnp.where(a > 0, jnp.clip(-b / (2 * a), x[0] - x[1], x[2] - x[1]), 0.0)
-    refined = (x[1] + shift, a * shift**2 + b * shift + c)
-    return (
-        jnp.where(interior, refined[0], log_n[i]),
-        jnp.where(interior, refined[1], loss[i]),
-        interior,
-    )
-
-
-@jax.jit
-def _frontier_rows(log_n, loss, weights):
-    """Vertices of every row for every seed weighting (rows x seeds losses)."""
-
-    def one(w):
-        mean = loss @ w / w.sum()
-        return jax.vmap(_vertex)(log_n, mean)
-
-    return jax.vmap(one)(weights)
+def _vertices(log_n: np.ndarray, loss: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Every row's minimum for every seed weighting (rows of `weights`), refined by the parabola
+    in log N through the smallest loss and its neighbours: log N*, L* and whether the minimum is
+    interior, each (weightings, rows). NumPy on the host, like the fits of the exponents."""
+    mean = np.moveaxis(loss @ weights.T, -1, 0) / weights.sum(1)[:, None, None]  # w, rows, cols
+    log_n = np.broadcast_to(log_n, mean.shape)
+    i = np.argmin(mean, axis=-1)[..., None]
+    interior = (i > 0) & (i < mean.shape[-1] - 1)
+    near = np.clip(i, 1, mean.shape[-1] - 2) + np.arange(-1, 2)
+    x, y = np.take_along_axis(log_n, near, -1), np.take_along_axis(mean, near, -1)
+    u = x - x[..., 1:2]
+    vandermonde = np.stack([u**2, u, np.ones_like(u)], axis=-1)  # the parabola through all three
+    a, b, c = np.moveaxis(np.linalg.solve(vandermonde, y[..., None])[..., 0], -1, 0)[..., None]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        shift = np.where(a > 0, np.clip(-b / (2 * a), u[..., :1], u[..., 2:]), 0.0)
+    best_x = np.where(interior, x[..., 1:2] + shift, np.take_along_axis(log_n, i, -1))
+    best_y = np.where(interior, a * shift**2 + b * shift + c, np.take_along_axis(mean, i, -1))
+    return best_x[..., 0], best_y[..., 0], interior[..., 0]
 
 
 def frontier(
@@ -222,19 +213,17 @@ def frontier(
     if np.any(np.diff(n_np, axis=1) <= 0):
         raise ValueError("each row of n must be strictly increasing")
     check_count("n_boot", n_boot, low=0)
-    seeds, dtype = loss_np.shape[-1], jnp.result_type(float)
-    weights = jnp.ones((1, seeds), dtype)
+    seeds, host = loss_np.shape[-1], np.dtype(jnp.result_type(float))
+    weights = np.ones((1, seeds), host)
     if n_boot and seeds > 1:
-        weights = jnp.concatenate([weights, resample_counts(seed, n_boot, seeds, dtype)])
-    log_n, best, interior = _frontier_rows(
-        jnp.asarray(np.log(n_np), dtype), jnp.asarray(loss_np, dtype), weights
-    )
-    n_star, loss_star = np.exp(np.asarray(log_n[0])), np.asarray(best[0])
-    inside = np.asarray(interior[0])
+        counts = np.asarray(resample_counts(seed, n_boot, seeds, host))
+        weights = np.concatenate([weights, counts])
+    log_n, best, interior = _vertices(np.log(n_np).astype(host), loss_np.astype(host), weights)
+    n_star, loss_star, inside = np.exp(log_n[0]), best[0], interior[0]
     q = [50 * (1 - level), 100 - 50 * (1 - level)]
     if weights.shape[0] > 1:
-        n_ci = np.percentile(np.exp(np.asarray(log_n[1:])), q, axis=0).T
-        loss_ci = np.percentile(np.asarray(best[1:]), q, axis=0).T
+        n_ci = np.percentile(np.exp(log_n[1:]), q, axis=0).T
+        loss_ci = np.percentile(best[1:], q, axis=0).T
     else:
         n_ci = loss_ci = np.full((compute_np.size, 2), np.nan)
     if inside.sum() < 3:
@@ -247,21 +236,17 @@ def frontier(
         power_law(c_in, v) for v in (1 / n_star[inside], n_star[inside] / c_in, loss_star[inside])
     ]  # N* ~ C^xi is fitted as 1/N* ~ C^-xi, so every exponent is reported with its sign
     if weights.shape[0] > 1:  # seed-bootstrap intervals: every resample's rows refitted at once
-        log_c = jnp.asarray(np.log(c_in), dtype)
-        ones = jnp.ones((1, c_in.size), dtype)
+        log_c = np.log(c_in).astype(host)
         log_n_in = log_n[1:, inside]
-        targets = (-log_n_in, log_n_in - log_c[None], jnp.log(best[1:, inside]))
+        targets = (-log_n_in, log_n_in - log_c[None], np.log(best[1:, inside]))
+        ones = np.ones((1, c_in.size), host)
         fits = [
             fitted._replace(
-                exponent_ci=jnp.percentile(
-                    jax.vmap(lambda y: ols_fits(log_c, y, ones)[0][0])(target), jnp.asarray(q)
-                ),
+                exponent_ci=jax.device_put(np.percentile(
+                    [ols_fits(log_c, y, ones)[0][0] for y in target], q).astype(host)),
                 level=level,
             )
             for fitted, target in zip(fits, targets, strict=True)
-        ]
-    return Frontier(
-        jnp.asarray(compute_np), jnp.asarray(n_star), jnp.asarray(compute_np / n_star),
-        jnp.asarray(loss_star), jnp.asarray(n_ci), jnp.asarray(loss_ci), jnp.asarray(inside),
-        *fits,
-    )  # fmt: skip
+        ]  # fmt: skip
+    arrays = (compute_np, n_star, compute_np / n_star, loss_star, n_ci, loss_ci, inside)
+    return Frontier(*(jax.device_put(x) for x in arrays), *fits)

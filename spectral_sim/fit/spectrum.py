@@ -8,7 +8,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.scipy.special import ndtri
+from scipy.special import ndtri
 
 from spectral_sim._types import Array, ArrayLike, Float
 from spectral_sim.checks import check_count
@@ -161,9 +161,15 @@ def _sample_eigenvalues(lam: Array, key: Array, n_samples: int, n_boot: int) -> 
     accelerators in one compiled loop."""
     if jax.default_backend() != "cpu":
         return np.asarray(_sample_eigenvalues_mapped(lam, key, n_samples, n_boot))
-    keys = jax.random.split(key, n_boot)
-    return np.stack([np.linalg.eigvalsh(np.asarray(_sample_gram(lam, k, n_samples)))[::-1]
-                     for k in keys])  # fmt: skip
+    grams = (_resampled_gram(lam, key, i, n_samples, n_boot) for i in range(n_boot))
+    return np.stack([np.linalg.eigvalsh(np.asarray(gram))[::-1] for gram in grams])
+
+
+@functools.partial(jax.jit, static_argnames=("n_samples", "n_boot"))
+def _resampled_gram(lam: Array, key: Array, index, n_samples: int, n_boot: int) -> Array:
+    """`_sample_gram` from the index-th of n_boot keys split from `key`: splitting and indexing
+    inside the one program (eagerly, each is a program of its own)."""
+    return _sample_gram(lam, jax.random.split(key, n_boot)[index], n_samples)
 
 
 def spectrum_exponent(
@@ -202,7 +208,7 @@ def spectrum_exponent(
         return SpectrumFit(float(s_hat), prefactor, (float(s_hat - half), float(s_hat + half)),
                            float(s_hat), 0.0, used, int(inside.sum()), "ols", level)  # fmt: skip
     d = lam.size if n_modes is None else n_modes
-    population = jnp.asarray(prefactor * np.arange(1, d + 1, dtype=float) ** -s_hat)
+    population = jax.device_put(prefactor * np.arange(1, d + 1, dtype=float) ** -s_hat)
     key = jax.random.key(seed)
     resampled = _sample_eigenvalues(population, key, n_samples, n_boot)
     # the resamples' bins must be the original's: same number of modes (pad a short one)
