@@ -224,3 +224,85 @@ def test_mix_risk_vmaps_over_n_real():
 def test_risk_refuses_what_no_closed_form_covers(kwargs):
     with pytest.raises(ValueError, match="risk has"):
         closed.risk(self_improve.Params(dim=D, samples=T, generations=G, **kwargs))
+
+
+# --- T <= d + 1: minimum-norm fits -----------------------------------------------------------
+
+OVER = [("fresh", "replace"), ("fixed", "replace"), ("fixed", "accumulate")]
+
+
+@pytest.mark.parametrize("noise", [0.0, 1.0])
+@pytest.mark.parametrize("design, regime", OVER)
+def test_overparameterised_forms_match_monte_carlo(design, regime, noise):
+    """T = 4 rows in d = 10 (20,000 runs, 8 generations): the minimum-norm loops against
+    overparameterised_error, within z_simultaneous(every generation of every case) SEMs
+    (d - T - 3 = 3 > 0: the error has a finite variance). Without noise a fixed design keeps
+    the projection of w* on its rows; a fresh one loses (1 - T / d) of what is left each time."""
+    params = self_improve.Params(dim=10, samples=4, generations=G, noise=noise, regime=regime,
+                                 design=design)  # fmt: skip
+    mean, sem = _monte_carlo(params, seed=3)
+    predicted = closed.overparameterised_error(design=design, regime=regime, d=10, noise=noise,
+                                               generations=G, T=4)  # fmt: skip
+    np.testing.assert_array_equal(closed.risk(params), predicted)
+    z = (mean - np.asarray(predicted)) / sem
+    assert np.all(np.abs(z) < fit.z_simultaneous(2 * len(OVER) * G)), z
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if c != "growing"])
+def test_risk_reads_n_samples(case):
+    """n_samples is T: the same prediction as a Params whose static samples is T (bit for bit:
+    the same operations on the same numbers)."""
+    kwargs, _ = CASES[case]
+    padded = self_improve.Params(dim=D, samples=3 * T, generations=G, n_samples=float(T),
+                                 **kwargs)  # fmt: skip
+    exact = self_improve.Params(dim=D, samples=T, generations=G, **kwargs)
+    np.testing.assert_array_equal(closed.risk(padded), closed.risk(exact))
+
+
+def test_risk_vmaps_over_n_samples_across_d():
+    """A traced T grid through d (d = 5): T = 2 follows overparameterised_error, T = 4, 5, 6
+    (d - 1 <= T <= d + 1) diverge (+inf) with noise, T = 12 is the OLS form; loops without a
+    minimum-norm form give NaN for T <= d + 1. One vmap equals the point-by-point evaluation
+    (1e-10 relative, as above)."""
+    sizes = (2.0, 4.0, 5.0, 6.0, 12.0)
+    for regime, design in [("replace", "fresh"), ("accumulate", "fixed"), ("accumulate", "fresh")]:
+        points = [self_improve.Params(dim=D, samples=T, generations=G, regime=regime,
+                                      design=design, n_samples=n) for n in sizes]  # fmt: skip
+        stacked = jax.tree.map(lambda *leaves: jnp.stack(leaves), *points)
+        batched = np.asarray(jax.vmap(closed.risk)(stacked))
+        np.testing.assert_allclose(batched, np.stack([closed.risk(p) for p in points]),
+                                   rtol=1e-10)  # fmt: skip
+        np.testing.assert_allclose(batched[-1], closed.risk(points[-1]), rtol=1e-10)
+        if (regime, design) == ("accumulate", "fresh"):
+            assert np.all(np.isnan(batched[:-1]))
+            continue
+        over = closed.overparameterised_error(design=design, regime=regime, d=D, noise=1.0,
+                                              generations=G, T=2)  # fmt: skip
+        np.testing.assert_allclose(batched[0], over, rtol=1e-10)
+        assert np.all(np.isposinf(batched[1:4]))
+
+
+def test_noise_free_fits_of_d_rows_recover_w_star():
+    """Without noise, T >= d rows fit w* exactly (rho = 1): zero error, not the +inf of the
+    noisy mean."""
+    for design, regime in OVER:
+        errors = closed.overparameterised_error(design=design, regime=regime, d=D, noise=0.0,
+                                                generations=G, T=D)  # fmt: skip
+        np.testing.assert_array_equal(errors, np.zeros(G))
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(T=7), "T"),
+        (dict(T=0), "T"),
+        (dict(design="fresh", regime="accumulate"), "accumulate"),
+        (dict(design="random"), "design"),
+        (dict(regime="subsample"), "regime"),
+        (dict(signal=-1.0), "signal"),
+    ],
+)
+def test_overparameterised_error_rejects_bad_input(kwargs, message):
+    base = dict(design="fixed", regime="replace", d=5, noise=1.0, generations=3, T=2)
+    with unchecked(), pytest.raises(ValueError, match=message):
+        closed.overparameterised_error(**(base | kwargs))

@@ -89,6 +89,18 @@ def test_zipped_axes_and_independent_keys():
     np.testing.assert_array_equal(data.s, [1.5, 3.0])
 
 
+def test_a_zipped_axis_holding_one_value_is_static(reference):
+    """batch sets a shape: zipped beside s with the same value at every point it is one compile
+    group's static value (it used to be vmapped, and the Params refused a traced batch)."""
+    grid = sweep.Grid(product=dict(lr=[0.1, 0.3]), zipped=dict(s=[1.5, 3.0], batch=[4, 4]),
+                      n_seeds=3)  # fmt: skip
+    the_plan = sweep.plan(make, grid)
+    assert the_plan.static_axes == ("batch",) and len(the_plan.groups) == 1
+    data = sweep.run(run_sgd, make, grid, devices=1, progress=False)
+    expected = reference.loss.sel(s=[1.5, 3.0], batch=4).transpose("lr", "s", "seed", "step")
+    np.testing.assert_array_equal(data.loss.values, expected.values)
+
+
 def test_axes_can_be_params_fields(reference):
     template = make(2.0, 0.1)
     grid = sweep.Grid(

@@ -121,19 +121,32 @@ def check_axes(make: Callable, grid: Grid) -> None:
 
 def _static_axes(make: Callable, grid: Grid) -> tuple[str, ...]:
     """The axes whose values change the Params' tree structure (static fields): vary one axis at
-    a time from the first point and compare tree definitions. A one-value axis is static too:
-    there is nothing to vmap over, and it may set a shape."""
+    a time from the first point and compare tree definitions. An axis holding one value (once,
+    or repeated: a zipped axis that stays put while the others vary) is static too: there is
+    nothing to vmap over, and it may set a shape."""
     first = grid.points()[0]
     reference = jax.tree.structure(make(**first))
     static = []
     for name, values in {**grid.product, **grid.zipped}.items():
-        if len(values) == 1:
+        if all(_same(value, values[0]) for value in values[1:]):
             static.append(name)
+            continue
         for value in values[1:]:
             if jax.tree.structure(make(**{**first, name: value})) != reference:
                 static.append(name)
                 break
     return tuple(static)
+
+
+def _same(a: object, b: object) -> bool:
+    """Whether two axis values are equal: element-wise for numbers and arrays (of one shape),
+    by == for anything else (strings, None)."""
+    if isinstance(a, str | bytes) or isinstance(b, str | bytes) or a is None or b is None:
+        return a == b
+    try:
+        return bool(np.array_equal(np.asarray(a), np.asarray(b)))
+    except (TypeError, ValueError):  # ragged sequences, objects without an array form
+        return a is b
 
 
 def _groups(grid: Grid, static_axes: Sequence[str]) -> tuple[Group, ...]:

@@ -10,14 +10,20 @@ generation n >= 2 to fresh inputs labelled by w_(n-1) plus fresh noise xi ~ N(0,
     growing     E_n = sigma^2 d sum_(i<=n) 1 / (T_i - d - 1)
 
 With a fixed design (the same X_0 every generation) replace is unchanged and accumulate becomes
-sigma^2 d / (T - d - 1) sum_(i<=n) 1 / i^2, which attains the pi^2/6 bound. Everything is
-jittable; the sample sizes may be traced floats, d and generations are static.
+sigma^2 d / (T - d - 1) sum_(i<=n) 1 / i^2, which attains the pi^2/6 bound. With T < d - 1 the
+minimum-norm fits project onto the T-dimensional row space (rho = T / d, c = T / (d - T - 1)):
+
+    replace, fresh  E_n = ||w*||^2 (1 - rho^n) + sigma^2 c sum_(i<n) rho^i
+    replace, fixed  E_n = ||w*||^2 (1 - rho) + n sigma^2 c
+    accumulate, fixed     ||w*||^2 (1 - rho) + sigma^2 c sum_(i<=n) 1 / i^2
+
+Everything is jittable; the sample sizes may be traced floats, d and generations are static.
 
 `risk(params)` is the Params form: the prediction for the simulator `models.self_improve` with
 the same Params, jax.vmap-able over a stacked grid of them, which picks the closed form its
 static fields call for. The keyword forms (`collapse_error`, `fixed_design_error`, ...) are the
-general ones, which it calls: their sample sizes are real, traced arguments, while the Params'
-`samples` is a static shape.
+general ones, which it calls: their sample sizes are real, traced arguments, as is the Params'
+`n_samples` (its `samples` is a static shape).
 """
 
 import math
@@ -28,7 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from spectral_sim._types import Array, ArrayLike, Count, Float, Scalar
-from spectral_sim.checks import check_count, check_range, concrete
+from spectral_sim.checks import check_count, check_one_of, check_range, concrete
 from spectral_sim.models.self_improve import Params
 from spectral_sim.spectra import Spectrum
 from spectral_sim.theory.ridge import kappa, ridge_risk
@@ -42,6 +48,7 @@ __all__ = [
     "mix_fixed_point",
     "mixing_coefficient",
     "mixing_coefficient_limit",
+    "overparameterised_error",
     "ridge_downstream_error",
     "risk",
     "subsample_error",
@@ -190,20 +197,72 @@ def subsample_error(
     return jnp.asarray(kappa) * jnp.asarray(noise, float) * d / (jnp.asarray(T, float) - d - 1)
 
 
+def overparameterised_error(
+    *,
+    design: Literal["fresh", "fixed"],
+    regime: Literal["replace", "accumulate"],
+    d: int,
+    noise: Scalar,
+    generations: int,
+    T: Count,
+    signal: Scalar = 1.0,
+) -> Float[Array, " generations"]:
+    """E||w_n - w*||^2 for n = 1..generations of minimum-norm fits to T <= d + 1 isotropic
+    Gaussian rows, ||w*||^2 = signal: replace on a fresh or a fixed design, accumulate on a fixed
+    one. THEORY.md §4.2 gives the noise-free forms [E]; the noise terms follow the same way. The
+    fit of T < d rows is P w + X^+ xi, with P the projection onto the row space of X (uniformly
+    random, E P = rho I, rho = T / d) and E||X^+ xi||^2 = sigma^2 E tr (X X^T)^-1 = sigma^2 c,
+    c = T / (d - T - 1) (inverse Wishart). Fresh replace: e_n = P_n e_(n-1) - (I - P_n) w* +
+    X_n^+ xi_n has orthogonal terms, so E_n = rho E_(n-1) + (1 - rho) signal + sigma^2 c. Fixed
+    replace: e_n = -(I - P) w* + X^+ (xi_1 + ... + xi_n). Fixed accumulate fits X^+ to the mean
+    label, the recursion of the fixed-design accumulate form with X^+ in place of X^-1. The
+    noise term is infinite (+inf) for d - 1 <= T <= d + 1 and sigma^2 > 0; T >= d then fits
+    w* exactly without noise (rho = 1)."""
+    check_one_of("design", design, ("fresh", "fixed"))
+    check_one_of("regime", regime, ("replace", "accumulate"))
+    if design == "fresh" and regime == "accumulate":
+        raise ValueError("overparameterised_error covers replace (either design) and accumulate "
+                         "on a fixed design; got design='fresh', regime='accumulate'")  # fmt: skip
+    check_count("d", d)
+    check_count("generations", generations)
+    check_range("noise", noise, ge=0)
+    check_range("signal", signal, ge=0)
+    check_range("T", T, ge=1, le=d + 1)
+    T = jnp.asarray(T, float)
+    sigma2 = jnp.asarray(noise, float)
+    rho = jnp.minimum(T / d, 1.0)
+    n = np.arange(1, generations + 1, dtype=float)
+    if design == "fresh":
+        kept = rho ** jnp.asarray(n)
+        powers = jnp.cumsum(rho ** jnp.arange(generations, dtype=float))  # sum_(i<n) rho^i
+    else:
+        kept = jnp.full(generations, rho)
+        powers = jnp.asarray(n if regime == "replace" else np.cumsum(1 / n**2))
+    c = T / jnp.where(T < d - 1, d - T - 1, 1.0)
+    noisy = jnp.where(T < d - 1, sigma2 * c, jnp.where(sigma2 > 0, jnp.inf, 0.0))
+    return jnp.asarray(signal, float) * (1 - kept) + noisy * powers
+
+
 def risk(params: Params) -> Float[Array, " generations"]:
     """E||w_n - w*||^2_Sigma for n = 1..generations of the simulator `models.self_improve` with
     the same Params: its Obs.risk, and its Obs.error too for isotropic data (spectrum None). OLS
     is affine-equivariant, so the isotropic closed forms hold for any spectrum (THEORY.md §4.2).
 
-    They cover learner="ols" without a verifier: on a fresh design, regime "replace"
-    (`collapse_error`; "growing" when `sizes` is given), "accumulate" and "mix" (T_real =
-    n_real, T_synth = samples - n_real), exact ([E]); on a fixed design, "replace" and
-    "accumulate" (`fixed_design_error`, [E]) and "subsample" (`subsample_error`, [A]). Other
-    static fields raise ValueError; a ridge other than 0 (traced) gives NaN."""
+    They cover learner="ols" without a verifier, with T = n_samples (traced) or samples: on a
+    fresh design, regime "replace" (`collapse_error`; "growing" when `sizes` is given),
+    "accumulate" and "mix" (T_real = n_real, T_synth = T - n_real), exact ([E]); on a fixed
+    design, "replace" and "accumulate" (`fixed_design_error`, [E]) and "subsample"
+    (`subsample_error`, [A]). Those need T > d + 1. For T <= d + 1 the minimum-norm fits of
+    isotropic data follow `overparameterised_error` in replace and fixed-design accumulate (+inf
+    where the mean error diverges); the other loops, and any spectrum (a minimum-norm fit is not
+    affine-equivariant), give NaN there. Other static fields raise ValueError; a ridge other
+    than 0 (traced) gives NaN."""
     if params.learner != "ols" or params.verify:
         raise ValueError("risk has closed forms for learner='ols' without a verifier only")
-    d, noise, generations, T = params.dim, params.noise, params.generations, params.samples
+    d, noise, generations = params.dim, params.noise, params.generations
     fresh, regime, sizes = params.design == "fresh", params.regime, params.sizes
+    T = jnp.asarray(params.samples if params.n_samples is None else params.n_samples, float)
+    large = jnp.maximum(T, d + 2)  # T within the OLS forms' range; T <= d + 1 is replaced below
     if fresh and regime == "replace" and sizes is not None:
         out = collapse_error(regime="growing", d=d, noise=noise, generations=generations,
                              T_seq=sizes)  # fmt: skip
@@ -211,17 +270,27 @@ def risk(params: Params) -> Float[Array, " generations"]:
         raise ValueError(f"risk has closed forms with sizes for design='fresh', regime='replace' "
                          f"only; got design={params.design!r}, regime={regime!r}")  # fmt: skip
     elif fresh and regime in ("replace", "accumulate"):
-        out = collapse_error(regime=regime, d=d, noise=noise, generations=generations, T=T)
+        out = collapse_error(regime=regime, d=d, noise=noise, generations=generations, T=large)
     elif fresh and regime == "mix":
         out = collapse_error(regime="mix", d=d, noise=noise, generations=generations,
-                             T_real=params.n_real, T_synth=T - params.n_real)  # fmt: skip
+                             T_real=params.n_real, T_synth=large - params.n_real)  # fmt: skip
     elif not fresh and regime in ("replace", "accumulate"):
-        out = fixed_design_error(regime=regime, d=d, noise=noise, generations=generations, T=T)
+        out = fixed_design_error(regime=regime, d=d, noise=noise, generations=generations,
+                                 T=large)  # fmt: skip
     elif not fresh and regime == "subsample":
-        out = subsample_error(d=d, noise=noise, generations=generations, T=T)
+        out = subsample_error(d=d, noise=noise, generations=generations, T=large)
     else:
         raise ValueError(f"risk has no closed form for design={params.design!r}, "
                          f"regime={regime!r}")  # fmt: skip
+    if sizes is None:
+        small = jnp.full(generations, jnp.nan)
+        covered = regime == "replace" or not fresh  # fresh accumulate has no such form
+        if params.spectrum is None and covered and regime in ("replace", "accumulate"):
+            small = overparameterised_error(
+                design=params.design, regime=regime, d=d, noise=noise, generations=generations,
+                T=jnp.minimum(T, d + 1),
+            )  # fmt: skip
+        out = jnp.where(T > d + 1, out, small)
     return jnp.where(jnp.asarray(params.ridge) == 0, out, jnp.nan)
 
 
