@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench lint docs figures pages
+.PHONY: run test test-all bench lint docs figures pages
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,12 +27,19 @@ pages: $(STAMP)
 	$(BIN)/python -m spectral_sim.gallery pages $(FULL) docs
 
 # Two pytest workers (one per CI core), each test file kept on one worker so that its
-# module-scoped experiment fixture runs once (about 9 min for 620 tests on 2 cores; one
-# worker took 9 min already for the 562 tests before the spectrum estimators).
+# module-scoped experiment fixture runs once. The workers, and the processes the tests start,
+# share one compilation cache (tests/conftest.py), kept in .venv so that the next run reads it.
 TEST_WORKERS ?= 2
+PYTEST := SPECTRAL_SIM_TEST_CACHE=$(abspath $(VENV))/jax-test-cache \
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
+	$(PYTEST)
+
+# Then the slow checks (marked `slow`: large Monte Carlo runs, full-size benchmark smoke runs):
+# `make test-all` runs every test, `make test` first.
+test-all: test
+	$(PYTEST) -m slow
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.learning_curves

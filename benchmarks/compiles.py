@@ -7,7 +7,8 @@ last line); a full run merges it into benchmarks/results/<machine>.json. --quick
 QUICK_SUBSET. Ratios: compile seconds / wall (target <= MAX_COMPILE_SHARE) and compiles /
 MAX_COMPILES.
 
-`counting()` is the counter itself, shared with tests/test_compile_budget.py:
+`counting()` is the counter itself, shared with the experiments' compile budgets in the test
+suite (tests/conftest.py):
 
     with counting() as compiles:
         run(cfg)

@@ -18,6 +18,7 @@ import dataclasses
 import functools
 import sys
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import xarray as xr
@@ -107,6 +108,15 @@ def schedule(kind: str, samples: int, generations: int) -> np.ndarray:
     return (n * samples if kind == "linear" else samples * 2.0 ** (n - 1)).astype(float)
 
 
+# The closed forms and figure bands, compiled once per regime or shape rather than once per
+# jnp operation (eagerly, each operation is a program of its own: 54 of the 79 programs of a
+# --quick run).
+_collapse_error = jax.jit(theory.collapse_error, static_argnames=("regime", "d", "generations"))
+_accumulate_bound = jax.jit(theory.self_improve.accumulate_bound, static_argnames=("d",))
+_sgd_loss = jax.jit(theory.sgd_loss, static_argnames=("batch", "steps"))  # steps: a tuple
+_sem = jax.jit(fit.sem, static_argnames=("axis",))
+
+
 def _trajectory(params, key):
     """The per-generation records; sweeps simulate in float32 (docs/guide/numerics.md), the
     closed forms are float64."""
@@ -144,9 +154,9 @@ def simulate_loops(cfg: Config, options: sweep.Options | None = None) -> xr.Data
 
     def closed_form(regime, T):
         sizes = dict(T_real=cfg.mix_real * T, T_synth=(1 - cfg.mix_real) * T)
-        return theory.collapse_error(regime=regime, d=cfg.dim, noise=cfg.noise,
-                                     generations=cfg.generations,
-                                     **(sizes if regime == "mix" else dict(T=T)))  # fmt: skip
+        return _collapse_error(regime=regime, d=cfg.dim, noise=cfg.noise,
+                               generations=cfg.generations,
+                               **(sizes if regime == "mix" else dict(T=T)))  # fmt: skip
 
     data = _sweep(cfg, options, "loops", _errors, make, cfg.n_seeds, regime=regimes,
                   samples=cfg.samples).drop_vars("accepted")  # fmt: skip
@@ -169,8 +179,8 @@ def simulate_growing(cfg: Config, options: sweep.Options | None = None) -> xr.Da
                   generations, schedule_index=list(range(len(cfg.growth))))  # fmt: skip
     data = data.drop_vars("accepted").rename(schedule_index="growth")
     data = data.assign_coords(growth=list(cfg.growth))
-    predicted = [np.asarray(theory.collapse_error(regime="growing", d=cfg.dim, noise=cfg.noise,
-                                                  generations=generations, T_seq=sizes))
+    predicted = [np.asarray(_collapse_error(regime="growing", d=cfg.dim, noise=cfg.noise,
+                                            generations=generations, T_seq=sizes))
                  for sizes in table]  # fmt: skip
     data = data.rename(error="growth_error", nonfinite="growth_nonfinite", seed="growth_seed")
     return data.assign(growth_theory=(("growth", "growth_generation"), np.stack(predicted)),
@@ -202,8 +212,8 @@ def simulate_sgd(cfg: Config, options: sweep.Options | None = None) -> xr.Datase
 
     data = _sweep(cfg, options, "sgd", run, make, cfg.n_seeds, outputs=("sgd_risk",),
                   loop=list(SGD_LOOPS))  # fmt: skip
-    exact = 2 * float(theory.sgd_loss(spectrum, lr=cfg.sgd_lr, batch=1, noise=cfg.noise,
-                                      steps=np.array([cfg.sgd_samples]))[0])  # fmt: skip
+    exact = 2 * float(_sgd_loss(spectrum, lr=cfg.sgd_lr, batch=1, noise=cfg.noise,
+                                steps=(cfg.sgd_samples,))[0])  # fmt: skip
     return data.rename(nonfinite="sgd_nonfinite").assign(sgd_first_theory=exact)
 
 
@@ -414,7 +424,7 @@ def figures(data: xr.Dataset, cfg: Config) -> dict:
             ax.plot(data.generation, data.theory.sel(regime=regime, samples=T), "k--", lw=0.8)
         if regime == "accumulate":
             for T in data.samples.values:
-                bound = float(theory.self_improve.accumulate_bound(d=cfg.dim, noise=cfg.noise, T=T))
+                bound = float(_accumulate_bound(d=cfg.dim, noise=cfg.noise, T=T))
                 ax.axhline(bound, color="0.6", ls=":", lw=0.8)
         ax.set(title=f"{regime} (closed form dashed)", ylabel="E_n", yscale="log")
     ax = axes[3]
@@ -445,7 +455,7 @@ def figures(data: xr.Dataset, cfg: Config) -> dict:
 def _band(ax, x, runs: xr.DataArray, color: str, label: str) -> None:
     """Seed mean with a +-SEM band."""
     mean = runs.mean("seed").values
-    sem = np.asarray(fit.sem(jnp.asarray(runs.values), axis=runs.dims.index("seed")))
+    sem = np.asarray(_sem(runs.values, axis=runs.dims.index("seed")))
     ax.fill_between(x, mean - sem, mean + sem, color=color, alpha=0.3, lw=0)
     ax.plot(x, mean, color=color, lw=1.5, label=label)
 

@@ -3,8 +3,8 @@ import json
 
 import numpy as np
 import pytest
+from conftest import assert_within_budget, run_counted
 
-from spectral_sim import sweep
 from spectral_sim.experiments import attention_clusters
 
 CLAIMS = {
@@ -48,7 +48,11 @@ CONFIG = attention_clusters.Config(
 
 @pytest.fixture(scope="module")
 def report():
-    return attention_clusters.run(CONFIG, sweep.Options(progress=False))
+    return run_counted(attention_clusters, CONFIG)
+
+
+def test_compiles_within_its_budget(report):
+    assert_within_budget("attention_clusters")
 
 
 def evaluate(data) -> dict:

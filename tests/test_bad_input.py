@@ -423,16 +423,10 @@ def fake(monkeypatch):
     module.Config, module.run = Config, _run  # type: ignore[attr-defined]
     monkeypatch.setattr(registry, "_entry_points", lambda: {"fake": "fake_bad_input"})
     monkeypatch.setitem(sys.modules, "fake_bad_input", module)
-    monkeypatch.setenv("SPECTRAL_SIM_CACHE", "off")
 
 
-@pytest.fixture(autouse=True)
-def jax_policy():
-    """main() sets the numeric policy globally; put back the suite's for the other tests."""
-    precision = jax.config.values["jax_default_matmul_precision"]
-    yield
-    jax.config.update("jax_enable_x64", True)
-    jax.config.update("jax_default_matmul_precision", precision)
+# main() sets the numeric policy globally: the suite's is put back after each test.
+pytestmark = pytest.mark.usefixtures("jax_policy")
 
 
 CLI_CASES = [

@@ -57,13 +57,8 @@ def fake_experiment(name: str, measured: float, seen: list) -> types.ModuleType:
     return module
 
 
-@pytest.fixture(autouse=True)
-def jax_policy():
-    """main() sets the numeric policy globally; put back the suite's for the other tests."""
-    precision = jax.config.values["jax_default_matmul_precision"]
-    yield
-    jax.config.update("jax_enable_x64", True)
-    jax.config.update("jax_default_matmul_precision", precision)
+# main() sets the numeric policy globally: the suite's is put back after each test.
+pytestmark = pytest.mark.usefixtures("jax_policy")
 
 
 @pytest.fixture
@@ -74,7 +69,6 @@ def seen(monkeypatch) -> list:
     monkeypatch.setattr(registry, "_entry_points", lambda: registered)
     for name, measured in (("fake", 1.25), ("fake2", 3.0)):
         monkeypatch.setitem(sys.modules, registered[name], fake_experiment(name, measured, configs))
-    monkeypatch.setenv("SPECTRAL_SIM_CACHE", "off")  # leave JAX's global cache setting alone
     return configs
 
 

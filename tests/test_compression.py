@@ -3,6 +3,7 @@ import json
 
 import numpy as np
 import pytest
+from conftest import assert_within_budget, run_counted
 
 from spectral_sim.experiments import compression
 
@@ -38,7 +39,11 @@ CONFIG = compression.Config(
 
 @pytest.fixture(scope="module")
 def report():
-    return compression.run(CONFIG)
+    return run_counted(compression, CONFIG)
+
+
+def test_compiles_within_its_budget(report):
+    assert_within_budget("compression")
 
 
 def test_report_has_every_claim_figure_and_saves(report, tmp_path):

@@ -9,7 +9,7 @@ import shutil
 import subprocess
 import sys
 
-import jax
+import pytest
 import xarray as xr
 
 from spectral_sim import cli, registry
@@ -184,6 +184,7 @@ def commands(page: pathlib.Path) -> list[list[str]]:
     return found
 
 
+@pytest.mark.usefixtures("jax_policy")
 def test_the_commands_of_the_readme_and_the_docs_run(monkeypatch, tmp_path, capsys):
     """Every `spectral-sim` command in README, the experiment pages and the guide runs as written,
     in order, in an empty directory: the real CLI and each experiment's real Config, with each
@@ -203,30 +204,25 @@ def test_the_commands_of_the_readme_and_the_docs_run(monkeypatch, tmp_path, caps
         monkeypatch.setattr(registry.load(name), "run", recorder(name))
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("SPECTRAL_SIM_CACHE", "off")
-    x64 = jax.config.values["jax_enable_x64"]
-    precision = jax.config.values["jax_default_matmul_precision"]
     pages = [ROOT / "README.md", *sorted((ROOT / "docs" / "experiments").glob("*.md")),
              *sorted((ROOT / "docs" / "guide").glob("*.md"))]  # fmt: skip
     tried = 0
-    try:
-        for page in pages:
-            for argv in commands(page):
-                if argv[0] == "run" and argv[1] not in (*registry.names(), "all", "--help"):
-                    continue
-                try:
-                    code = cli.main(argv)
-                except SystemExit as exit:  # --help
-                    code = exit.code
-                assert code in (0, None), (page.name, argv, capsys.readouterr().err)
-                tried += 1
-    finally:
-        jax.config.update("jax_enable_x64", x64)
-        jax.config.update("jax_default_matmul_precision", precision)
+    for page in pages:
+        for argv in commands(page):
+            if argv[0] == "run" and argv[1] not in (*registry.names(), "all", "--help"):
+                continue
+            try:
+                code = cli.main(argv)
+            except SystemExit as exit:  # --help
+                code = exit.code
+            assert code in (0, None), (page.name, argv, capsys.readouterr().err)
+            tried += 1
     assert tried >= 20 and {name for name, _ in ran} == set(registry.names())
     quick = [cfg for name, cfg in ran if name == "learning_curves" and cfg.s == (1.5, 2.0)]
     assert quick and quick[0].quick  # README's "--quick --s 1.5 2" reached the Config
 
 
+@pytest.mark.usefixtures("jax_policy")
 def test_the_prototype_in_ones_own_file_decides_as_the_guide_says(monkeypatch, tmp_path):
     """extending.md's first script runs as written (in an empty directory) and PASSes, and the
     same script with the noise term dropped from its formula FAILs."""
@@ -234,16 +230,12 @@ def test_the_prototype_in_ones_own_file_decides_as_the_guide_says(monkeypatch, t
     section = page.split("## Prototype in your own file")[1].split("\n## ")[0]
     (script,) = re.findall(r"```python\n(.*?)```", section, re.S)
     monkeypatch.chdir(tmp_path)
-    x64 = jax.config.values["jax_enable_x64"]
     broken = script.replace("target()[None] ** 2 + noise)", "target()[None] ** 2)")
     assert broken != script
-    try:
-        verdicts = []
-        for text in (script, broken):
-            namespace = {"__name__": "__main__"}
-            exec(compile(text, "noisy_gd_check.py", "exec"), namespace)
-            verdicts.append(namespace["report"].claims[0].verdict)
-    finally:
-        jax.config.update("jax_enable_x64", x64)
+    verdicts = []
+    for text in (script, broken):
+        namespace = {"__name__": "__main__"}
+        exec(compile(text, "noisy_gd_check.py", "exec"), namespace)
+        verdicts.append(namespace["report"].claims[0].verdict)
     assert verdicts == ["PASS", "FAIL"]
     assert (tmp_path / "runs" / "noisy_gd_check" / "report.json").is_file()

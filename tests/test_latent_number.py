@@ -4,6 +4,7 @@ import json
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import assert_within_budget, run_counted
 
 from spectral_sim import theory
 from spectral_sim.experiments import latent_number
@@ -31,7 +32,11 @@ NOT_MEASURED = {"latent.peak"}
 
 @pytest.fixture(scope="module")
 def report():
-    return latent_number.run(CONFIG)
+    return run_counted(latent_number, CONFIG)
+
+
+def test_compiles_within_its_budget(report):
+    assert_within_budget("latent_number")
 
 
 def by_id(claims) -> dict:

@@ -3,6 +3,7 @@ import json
 
 import numpy as np
 import pytest
+from conftest import assert_within_budget, run_counted
 
 from spectral_sim.experiments import learning_curves
 
@@ -24,7 +25,11 @@ CONFIG = learning_curves.Config(
 
 @pytest.fixture(scope="module")
 def report():
-    return learning_curves.run(CONFIG)
+    return run_counted(learning_curves, CONFIG)
+
+
+def test_compiles_within_its_budget(report):
+    assert_within_budget("learning_curves")
 
 
 def test_report_has_every_claim_and_diverged_points(report, tmp_path):

@@ -5,7 +5,6 @@ import os
 import pathlib
 import runpy
 
-import jax
 import jupytext
 import matplotlib
 import pytest
@@ -18,6 +17,7 @@ def test_there_are_notebooks():
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+@pytest.mark.usefixtures("jax_policy")
 def test_notebook_runs(path, monkeypatch):
     import matplotlib.pyplot as plt
 
@@ -27,12 +27,10 @@ def test_notebook_runs(path, monkeypatch):
     # sweeps_at_scale asks for virtual CPU devices before JAX starts (too late here, where the
     # suite's 8 devices are up): keep its setting out of later tests' subprocesses
     monkeypatch.setenv("XLA_FLAGS", os.environ.get("XLA_FLAGS", ""))
-    x64 = jax.config.read("jax_enable_x64")  # a notebook may choose its float width
-    try:
+    try:  # a notebook may choose its float width (jax_policy puts the suite's back)
         runpy.run_path(str(path), run_name="__main__")
     finally:
         plt.close("all")
-        jax.config.update("jax_enable_x64", x64)
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)

@@ -3,6 +3,7 @@ import json
 
 import numpy as np
 import pytest
+from conftest import assert_within_budget, run_counted
 
 from spectral_sim import fit
 from spectral_sim.experiments import real_spectra
@@ -35,7 +36,11 @@ Z95 = 1.959963984540054
 
 @pytest.fixture(scope="module")
 def report():
-    return real_spectra.run(CONFIG)
+    return run_counted(real_spectra, CONFIG)
+
+
+def test_compiles_within_its_budget(report):
+    assert_within_budget("real_spectra")
 
 
 def _spec(id: str):

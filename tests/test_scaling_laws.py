@@ -5,7 +5,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import RTOL
+from conftest import RTOL, assert_within_budget, run_counted
 from jax.scipy.special import zeta
 
 from spectral_sim import PowerLaw, sweep, theory
@@ -68,7 +68,11 @@ CONFIG = scaling_laws.Config(
 
 @pytest.fixture(scope="module")
 def report():
-    return scaling_laws.run(CONFIG, sweep.Options(progress=False))
+    return run_counted(scaling_laws, CONFIG)
+
+
+def test_compiles_within_its_budget(report):
+    assert_within_budget("scaling_laws")
 
 
 def _claims(data) -> dict:

@@ -3,8 +3,8 @@ import json
 
 import numpy as np
 import pytest
+from conftest import assert_within_budget, run_counted
 
-from spectral_sim import sweep
 from spectral_sim.experiments import self_improvement
 
 CLAIMS = {
@@ -37,7 +37,11 @@ CONFIG = self_improvement.Config(
 
 @pytest.fixture(scope="module")
 def report():
-    return self_improvement.run(CONFIG, sweep.Options(progress=False))
+    return run_counted(self_improvement, CONFIG)
+
+
+def test_compiles_within_its_budget(report):
+    assert_within_budget("self_improvement")
 
 
 def evaluate(data, *ids: str) -> dict:

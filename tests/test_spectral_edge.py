@@ -6,8 +6,8 @@ import json
 
 import numpy as np
 import pytest
+from conftest import assert_within_budget, run_counted
 
-from spectral_sim import sweep
 from spectral_sim.experiments import spectral_edge
 
 CLAIMS = {
@@ -32,7 +32,11 @@ CONFIG = spectral_edge.Config(
 
 @pytest.fixture(scope="module")
 def report():
-    return spectral_edge.run(CONFIG, sweep.Options(progress=False))
+    return run_counted(spectral_edge, CONFIG)
+
+
+def test_compiles_within_its_budget(report):
+    assert_within_budget("spectral_edge")
 
 
 def test_report_has_every_claim_and_saves(report, tmp_path):
