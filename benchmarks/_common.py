@@ -5,6 +5,7 @@ import json
 import os
 import pathlib
 import platform
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterable
@@ -26,6 +27,20 @@ def best_of(fn: Callable[[], object], repeats: int = 3, warmup: bool = True) -> 
         fn()
         times.append(time.perf_counter() - start)
     return min(times)
+
+
+def one_blas_thread(module: str, call: str) -> float:
+    """The float that `call` (a call of a function of benchmarks.<module>, as text) returns,
+    evaluated in a fresh process whose BLAS runs on one thread (set before NumPy loads): a
+    NumPy or SciPy baseline at its best on a shared 2-core machine, where the default BLAS
+    threads contend with the other load (a fixed-design OLS run took 0.03 to 0.4 s with 2
+    threads and 0.026 s with one; SciPy's L-BFGS-B loop on the Chinchilla file 7x longer)."""
+    names = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+    env = os.environ | dict.fromkeys(names, "1")
+    code = f"import benchmarks.{module} as m; print(float(m.{call}))"
+    done = subprocess.run([sys.executable, "-c", code], cwd=pathlib.Path(__file__).parent.parent,
+                          env=env, capture_output=True, text=True, check=True)  # fmt: skip
+    return float(done.stdout.split()[-1])
 
 
 def machine() -> str:

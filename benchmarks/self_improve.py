@@ -15,17 +15,13 @@ line; a full run merges it into benchmarks/results/<machine>.json.
 """
 
 import argparse
-import os
-import pathlib
-import subprocess
-import sys
 import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from benchmarks._common import best_of, environment, finish, publish
+from benchmarks._common import best_of, environment, finish, one_blas_thread, publish
 from spectral_sim import runtime, simulate, sweep
 from spectral_sim.models import self_improve
 
@@ -67,18 +63,10 @@ def _numpy_seconds(samples, generations: int, runs: int, design: str) -> float:
 
 
 def _numpy_one_thread(samples, generations: int, runs: int, design: str) -> float:
-    """`_numpy_seconds` in a fresh process whose BLAS runs on one thread (set before NumPy
-    loads). On a shared 2-core machine NumPy's default BLAS threads contend with the other
-    load: the same fixed-design runs took 0.03 to 0.4 s each with 2 threads and 0.026 s with one.
-    This is NumPy at its best here, against the published code as it runs (default threads)."""
-    names = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
-    env = os.environ | dict.fromkeys(names, "1")
+    """`_numpy_seconds` with one BLAS thread: NumPy at its best here, against the published
+    code as it runs (default threads)."""
     call = f"_numpy_seconds({tuple(samples)}, {generations}, {runs}, {design!r})"
-    code = f"from benchmarks.self_improve import _numpy_seconds; print({call})"
-    root = pathlib.Path(__file__).parent.parent
-    done = subprocess.run([sys.executable, "-c", code], cwd=root, env=env, capture_output=True,
-                          text=True, check=True)  # fmt: skip
-    return float(done.stdout.split()[-1])
+    return one_blas_thread("self_improve", call)
 
 
 def _timed(make, grid, generations: int) -> tuple[float, float, int, int]:

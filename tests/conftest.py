@@ -28,7 +28,7 @@ else:
     _OWN_CACHE = False
 os.environ["JAX_COMPILATION_CACHE_DIR"] = os.environ["SPECTRAL_SIM_TEST_CACHE"]
 # runtime.CACHE_MIN_COMPILE_SECONDS, as the CLI sets it (not imported: JAX is not up yet)
-os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0.2"
+os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
 
 import jax  # noqa: E402
 import jaxtyping  # noqa: E402

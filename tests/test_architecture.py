@@ -8,6 +8,8 @@ import pathlib
 import subprocess
 import sys
 
+import pytest
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 # Lowest first; a module belongs to the first layer with a prefix matching its name.
@@ -246,6 +248,7 @@ sys.exit("\\n".join(failed) or None)
 """
 
 
+@pytest.mark.slow  # a process per module (7 s)
 def test_each_module_imports_first():
     """Whatever is imported first, the import works (no cycle that only import order hides):
     each module is imported with no spectral_sim module loaded before it (one process, so JAX

@@ -5,9 +5,11 @@ float32, the machine's own devices): every workload reports finite ratios. No ti
 import json
 import math
 
+import pytest
 from conftest import quick_benchmark as _quick
 
 
+@pytest.mark.slow  # the sweep benchmark's smoke run (46 s)
 def test_quick_benchmarks_report_finite_ratios():
     done = _quick("sweep")
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]

@@ -5,6 +5,7 @@ float32, the machine's own devices): every workload reports finite ratios. No ti
 import json
 import math
 
+import pytest
 from conftest import quick_benchmark as _quick
 
 
@@ -17,6 +18,7 @@ def test_quick_attention_benchmark_reports_finite_ratios():
     assert "quick run: results file not updated" in done.stderr
 
 
+@pytest.mark.slow  # both collapse protocols and their NumPy loops (38 s)
 def test_quick_self_improve_benchmark_reports_finite_ratios():
     done = _quick("self_improve")
     result = json.loads(done.stdout.splitlines()[-1])
@@ -28,6 +30,7 @@ def test_quick_self_improve_benchmark_reports_finite_ratios():
     assert "quick run: results file not updated" in done.stderr
 
 
+@pytest.mark.slow  # a process of its own (8 s)
 def test_quick_spectral_edge_benchmark_reports_finite_ratios():
     done = _quick("spectral_edge")
     result = json.loads(done.stdout.splitlines()[-1])

@@ -57,6 +57,7 @@ def test_the_docs_build_strictly(tmp_path):
     assert (tmp_path / "site" / "api" / "spectral_sim.sweep.html").is_file()
 
 
+@pytest.mark.slow  # a second strict docs build (9 s)
 def test_a_broken_reference_fails_the_build(tmp_path):
     """The check above can fail: a dead link and a cross-reference to a name that does not exist
     each stop the build, named in its warnings."""
@@ -83,6 +84,7 @@ for i, block in enumerate(sys.argv[1:]):
 """
 
 
+@pytest.mark.slow  # every Python block of the docs in one process (75 s)
 def test_the_guides_code_runs(tmp_path):
     """Each Python block of README, the experiment pages, concepts, numerics and accelerators
     runs as written (in a fresh namespace, in an empty working directory; one process for all,

@@ -26,6 +26,7 @@ def test_exact_curves_are_inverted_exactly(s, a, noise):
     assert float(result.noise) == pytest.approx(noise, abs=1e-6)
 
 
+@pytest.mark.slow  # coverage of bootstrap intervals (8 s)
 def test_noisy_curves_bootstrap_intervals_cover():
     """2 % multiplicative noise on the curve: the point-bootstrap intervals cover (s, a)."""
     rng = np.random.default_rng(0)

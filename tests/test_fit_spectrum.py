@@ -36,6 +36,7 @@ def test_exact_power_law_is_recovered_on_its_whole_range(s):
 
 
 @pytest.mark.parametrize("s, n, d", [(1.5, 300, 150), (2.0, 200, 300)])
+@pytest.mark.slow  # bias and coverage over many draws (13 s)
 def test_sample_spectra_bias_and_coverage(s, n, d):
     """Bias-corrected estimates average to s within 3 standard errors of their mean plus the
     residual bias of the bootstrap correction (evaluated at s_hat, not s: O(sd) at most), and
@@ -57,6 +58,7 @@ def test_sample_spectra_bias_and_coverage(s, n, d):
     assert covered >= MIN_COVERED
 
 
+@pytest.mark.slow  # bias over many draws (5 s)
 def test_naive_fit_over_every_mode_is_biased_and_the_window_is_not():
     """The finite-size tail: fitting all min(n, d) sample eigenvalues overestimates s."""
     rng = np.random.default_rng(1)
@@ -126,6 +128,7 @@ def test_effective_dimensions():
         spectra.signal_modes(sample, noise=0.0, n_samples=400)
 
 
+@pytest.mark.slow  # bias and coverage over many draws (8 s)
 def test_tail_exponent_bias_and_coverage():
     """v_k^2 = k^-a chi^2_1 (Gaussian coefficients), 1000 modes, window 16-256: over 40
     replications the bias-corrected a is within 3 standard errors of its mean of the truth

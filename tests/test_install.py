@@ -87,6 +87,7 @@ def test_the_wheel_ships_the_data_and_no_top_level_experiments(wheel):
     assert any(n.endswith("licenses/LICENSE") for n in names)
 
 
+@pytest.mark.slow  # builds and installs a wheel (15 s)
 def test_the_installed_wheel_lists_and_runs_a_data_experiment(wheel, tmp_path):
     bin = _scratch_env(tmp_path / "venv")
     _pip(str(wheel), python=bin / "python")
@@ -164,6 +165,7 @@ coin = "coin_experiment"
 """
 
 
+@pytest.mark.slow  # installs a plugin package (7 s)
 def test_a_third_party_experiment_runs_through_the_cli(wheel, tmp_path):
     package = tmp_path / "coin"
     package.mkdir()

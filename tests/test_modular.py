@@ -33,6 +33,7 @@ def test_a_vmapped_batch_fits_its_training_pairs():
     assert found.grokked.shape == (4,)
 
 
+@pytest.mark.slow  # trains to a fit (19 s)
 def test_a_two_layer_transformer_fits_under_muon():
     """p = 7, 2 seeds: the 2-layer transformer fits all its training pairs within 300 steps under
     Muon (every weight matrix 2-d; at lr 1e-2 one pair of the 24 may flip back and forth

@@ -35,7 +35,7 @@ def _fit(params: pool.Params, n_seeds: int) -> pool.Obs:
     return jax.jit(jax.vmap(pool.fit, in_axes=(None, 0)))(params, keys)
 
 
-@pytest.mark.parametrize("n", [16, 48])
+@pytest.mark.parametrize("n", [16, pytest.param(48, marks=pytest.mark.slow)])  # 9 s each
 def test_kernel_ridge_on_a_gaussian_pool_matches_the_omnibus_predictor(n):
     """The pool is the population: the linear kernel's spectrum (K / P) and target power give
     the predicted test MSE over the pool (sigma^2: the target's power outside the kernel's

@@ -52,6 +52,7 @@ def test_closed_forms_match_monte_carlo(case):
     assert np.all(np.abs(z) < fit.z_simultaneous(len(CASES) * G)), (case, z)
 
 
+@pytest.mark.slow  # Monte Carlo, 20,000 draws per case (13 s)
 def test_mixing_coefficient_is_exact():
     """c = E||S^-1 B||_F^2 / d against 20,000 direct draws per (d, T_real, T_synth), and its
     exact endpoints and large-T limit."""
@@ -124,6 +125,7 @@ def test_bad_input_is_rejected(kwargs, message):
         theory.collapse_error(**(base | kwargs))
 
 
+@pytest.mark.slow  # Monte Carlo, 20,000 paired draws (13 s)
 def test_ridge_downstream_of_ols_generators():
     """Dohmatob-Feng-Kempe's loop on Sigma = diag(k^-1.5), d = 12: n OLS generators on T0 = 40
     samples (sigma0^2 = 1), then ridge (delta = 0.05) on T = 30 samples (sigma^2 = 0.25).

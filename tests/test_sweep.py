@@ -270,6 +270,7 @@ if __name__ == "__main__":  # run as the module the test imports, so the fingerp
 """
 
 
+@pytest.mark.slow  # three processes, one killed (33 s)
 def test_sigkill_mid_sweep_then_resume_is_bitwise_identical(tmp_path, monkeypatch):
     (tmp_path / "sweep_job.py").write_text(textwrap.dedent(JOB))
     monkeypatch.syspath_prepend(str(tmp_path))
@@ -317,6 +318,7 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
+@pytest.mark.slow  # two processes under jax.distributed (10 s)
 def test_two_processes_under_jax_distributed_equal_one(reference, tmp_path):
     (tmp_path / "job.py").write_text(textwrap.dedent(DISTRIBUTED_JOB))
     tests = str(pathlib.Path(__file__).parent)  # the job imports this module's sweep

@@ -32,6 +32,7 @@ def test_detector_recovers_k_star_and_the_singular_values(s):
     assert float(np.median(edge.gap_ratio)) == pytest.approx(float(ratio), rel=0.05)
 
 
+@pytest.mark.slow  # Monte Carlo over draws (8 s)
 def test_wedin_bound_holds_on_every_draw():
     """sin of the largest principal angle between the top-k right singular subspace of U and
     V[:, :k] never exceeds ||Xi||_op / (sigma_k(U) - s_(k+1)), for k = 1..r, over 100 draws of a

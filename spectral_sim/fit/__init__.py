@@ -8,9 +8,9 @@
 - `invert`: (s, a, sigma^2, C) of the omnibus ridge predictor from an observed learning curve;
 - `stats`: standard errors of seed means and the z multiplier for m simultaneous comparisons.
 
-The fits with an optimiser share one L-BFGS (`LBFGS_STEPS` steps; converged when the gradient
-norm is below `GRADIENT_TOL`), and their bootstrap intervals are one vmapped call over resamples
-and restarts. Every name below is importable from `spectral_sim.fit` itself.
+The fits with an optimiser share one L-BFGS (at most `LBFGS_STEPS` steps, stopping once the
+gradient norm is below `GRADIENT_TOL`: converged), and their bootstrap intervals are one vmapped
+call over resamples and restarts. Every name below is importable from `spectral_sim.fit` itself.
 """
 
 from spectral_sim.fit import curves, invert, scaling, spectrum, stats
