@@ -148,9 +148,12 @@ def simulate_loops(cfg: Config, options: sweep.Options | None = None) -> xr.Data
     regimes = ["replace", "accumulate", "mix"]
 
     def make(regime, samples):
+        """One program per regime: every run has max(T) rows, the first `samples` drawn (T
+        static gave one per (regime, T): 9 at full scale). n_samples is a float field."""
         n_real = cfg.mix_real * samples if regime == "mix" else 0.0
-        return self_improve.Params(dim=cfg.dim, samples=samples, generations=cfg.generations,
-                                   noise=cfg.noise, regime=regime, n_real=n_real)  # fmt: skip
+        return self_improve.Params(dim=cfg.dim, samples=max(cfg.samples), n_samples=1.0 * samples,
+                                   generations=cfg.generations, noise=cfg.noise, regime=regime,
+                                   n_real=n_real)  # fmt: skip
 
     def closed_form(regime, T):
         sizes = dict(T_real=cfg.mix_real * T, T_synth=(1 - cfg.mix_real) * T)
