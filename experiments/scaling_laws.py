@@ -216,7 +216,8 @@ def _rf_grid(pairs: Pairs, widths: list, n_seeds: int) -> sweep.Grid:
 
 
 def _bucket(n: int) -> int:
-    """The smallest power of two >= n (and >= 8): the static mode count of an SGD run."""
+    """The smallest power of two >= n (and >= 8): the static mode count of an SGD run, the static
+    column count of a random-feature width."""
     return max(8, 1 << (int(n) - 1).bit_length())
 
 
@@ -395,29 +396,49 @@ def _widths(cfg: Config) -> np.ndarray:
     return np.unique(np.round(np.geomspace(*cfg.rff_widths, cfg.rff_cols)).astype(int))
 
 
+@jax.tree_util.register_dataclass
+@dataclasses.dataclass(frozen=True)
+class Width:
+    """One width d of the random-feature frontier: `bucket` feature columns drawn (static: it
+    sets the shapes, a power of two >= d), the first d of them kept (d traced, so every width of
+    a bucket shares one program)."""
+
+    spectrum: PowerLaw
+    d: Swept
+    bucket: int = dataclasses.field(metadata=dict(static=True))
+
+
 def random_feature_frontier(cfg: Config, options: sweep.Options | None = None) -> xr.Dataset:
     """Exact GF loss of width-d random features given F after a time D = C / d (plus the modes
     beyond M), dims (rff_pair, rff_row, rff_col, rff_seed). The features are nested: column j
     of draw i is normal(fold_in(key_i, j)) at every width (scaled by d^-1/2), so each draw's
     loss is smooth in d and its minimum over d is not blurred by independent draws per width
-    (common random numbers give every width the same key). One eigendecomposition per (d, F)."""
+    (common random numbers give every width the same key). One program per bucket of
+    `Width`s: the columns j >= d are zero, null eigenvalues of K that the optimum drops."""
     if not cfg.rff_pairs:
         return xr.Dataset()
     compute = np.geomspace(*cfg.rff_compute, cfg.rff_n_compute)
     widths = _widths(cfg)
 
-    def loss(params, key):
-        d, lam = params.n_features, params.spectrum.eigenvalues()
+    def loss(point: Width, key):
+        lam = point.spectrum.eigenvalues()
         column = jax.vmap(lambda j: jax.random.normal(jax.random.fold_in(key, j), lam.shape))
-        features = column(jnp.arange(d)).T.astype(lam.dtype) * d**-0.5
-        gf = theory.random_features.gf_loss_given_features(params.spectrum, features,
-                                                           jnp.asarray(compute / d))  # fmt: skip
-        return dict(rff_loss=gf + 0.5 * zeta(params.spectrum.a, params.spectrum.n_modes + 1.0))
+        j = jnp.arange(point.bucket)
+        drawn = column(j).T.astype(lam.dtype)
+        features = jnp.where((j < point.d)[None], drawn, 0.0) * point.d**-0.5
+        times = jnp.asarray(compute) / point.d
+        gf = theory.random_features.gf_loss_given_features(point.spectrum, features, times)
+        return dict(rff_loss=gf + 0.5 * zeta(point.spectrum.a, point.spectrum.n_modes + 1.0))
 
-    template = random_features.Params(PowerLaw(s=2.0, a=2.0, n_modes=cfg.rff_modes))
-    grid = _rf_grid(cfg.rff_pairs, [int(d) for d in widths], cfg.rff_seeds)
+    pairs = [(float(s), float(a)) for s, a in cfg.rff_pairs]
+    points = [(*pair, float(d), _bucket(d)) for pair in pairs for d in widths.tolist()]
+    names = ("spectrum.s", "spectrum.a", "d", "bucket")
+    zipped = {k: [x[i] for x in points] for i, k in enumerate(names)}
+    template = Width(PowerLaw(s=2.0, a=2.0, n_modes=cfg.rff_modes), d=8.0, bucket=8)
+    grid = sweep.Grid(zipped=zipped, n_seeds=cfg.rff_seeds)
     result = _sweep(cfg, options, "rf_frontier", loss, template, grid, common_random_numbers=True)
-    values = np.moveaxis(result["rff_loss"].values, (0, 1, 2, 3), (2, 0, 3, 1))
+    shape = (len(cfg.rff_pairs), widths.size, cfg.rff_seeds, compute.size)  # (pair, d) zipped
+    values = result["rff_loss"].values.reshape(shape).transpose(0, 3, 1, 2)
     return xr.Dataset(
         dict(rff_loss=(("rff_pair", "rff_row", "rff_col", "rff_seed"), values)),
         coords=dict(**_pair_coords("rff_pair", cfg.rff_pairs, "rff_"),

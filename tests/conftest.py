@@ -112,7 +112,7 @@ COMPILE_BUDGETS = {
     "compression": 13,  # measured 11: 3 sweep programs, pruning, regimes, evolution fits, zeta
     "latent_number": 16,  # measured 14: 6 sweep programs (one per N), GF/GD per rho x2, risks
     "attention_clusters": 14,  # measured 12: 8 sweep programs, the fixed P, the collapse bound
-    "scaling_laws": 40,  # measured 36: 29 sweep programs (mode counts and widths are static)
+    "scaling_laws": 31,  # measured 29: 22 sweep programs (mode counts and width buckets static)
     "real_spectra": 15,  # measured 13: 4 sweep programs, per kernel a bootstrap and a risk
     "spectral_edge": 7,  # measured 5: 2 sweep programs, the grokking read-out
     # measured 23: 8 sweep programs, the closed form per regime x4, figure bands, SGD predictor

@@ -179,9 +179,11 @@ def gd_loss(
 
 
 class Moments(NamedTuple):
-    """second: s_k = E (w_k - w*_k)^2; t: updates done."""
+    """second: s_k = E (w_k - w*_k)^2; energy: sum_k lam_k s_k (twice the loss); t: updates
+    done."""
 
     second: Float[Array, " modes"]
+    energy: Float[Array, ""]
     t: Int[Array, ""]
 
 
@@ -193,16 +195,22 @@ def _recursion(schedule: Callable | None) -> Simulator:
 
     def init(params: Params, key) -> Moments:
         del key
-        return Moments(params.spectrum.target() ** 2, jnp.zeros((), jnp.int32))
+        sec = params.spectrum.target() ** 2
+        energy = jnp.sum(params.spectrum.eigenvalues() * sec)
+        return Moments(sec, energy, jnp.zeros((), jnp.int32))
 
     def step(params: Params, state: Moments, key):
+        # The energy sum_j lam_j s_j is carried: the step's one pass over the modes updates s
+        # and sums the next energy together (the sum it records), instead of a second pass to
+        # sum s before the update (bandwidth bound: benchmarks/sweep.py W3).
         del key
         lam, sec = params.spectrum.eigenvalues(), state.second
         eta = params.lr if schedule is None else params.lr * schedule(state.t)
-        total = jnp.sum(lam * sec) + params.noise
+        total = state.energy + params.noise
         new = (1 - eta * lam) ** 2 * sec + eta**2 / params.batch * (lam**2 * sec + lam * total)
         sec = jnp.where(trainable(params) > 0, new, sec)
-        return Moments(sec, state.t + 1), 0.5 * jnp.sum(lam * sec)
+        energy = jnp.sum(lam * sec)
+        return Moments(sec, energy, state.t + 1), 0.5 * energy
 
     return Simulator(init, step)
 
