@@ -537,6 +537,15 @@ def w2(sizes: Sizes, peaks: Peaks) -> dict:
         f"  normals pregenerated (no RNG): {rate_pre / dram:.1%} of the large copy; RNG share of "
         f"time {max(seconds - t_pre, 0) / seconds:.0%}"
     )
+    # The roofline of the step as written: x . v needs all of v before the update can start, so
+    # v is read twice per step, and lambda_k (per config: the grid sweeps s) is read by both
+    # passes: 20 bytes per mode instead of 8. A single pass needs the next step's x during this
+    # step's update (drawing one step ahead).
+    two_pass = rate * 20 / 8
+    print(
+        f"  at the two-pass traffic (20 bytes per mode-step): {two_pass:.1f} GB/s = "
+        f"{two_pass / dram:.1%} of copy; the 8-byte floor needs a one-pass step"
+    )
     return dict(
         benchmark="W2",
         workload="eigenbasis SGD via sweep.run(simulate.trajectory(linear))",
@@ -556,6 +565,7 @@ def w2(sizes: Sizes, peaks: Peaks) -> dict:
         copy_gbps_same_size=same_size,
         fraction_of_bandwidth_same_size=rate / same_size,
         fraction_of_bandwidth_pregenerated_normals=rate_pre / dram,
+        fraction_of_bandwidth_two_pass_traffic=rate * 20 / 8 / dram,
         rng_share=max(seconds - t_pre, 0) / seconds,
         prng=jax.config.jax_default_prng_impl,  # pyright: ignore
         nonfinite=int(data["nonfinite"].sum()),

@@ -13,8 +13,9 @@ def test_quick_attention_benchmark_reports_finite_ratios():
     done = _quick("attention")
     result = json.loads(done.stdout.splitlines()[-1])
     assert result["benchmark"] == "attention_softmax" and result["nonfinite"] == 0
-    assert all(math.isfinite(result[k]) and result[k] > 0 for k in ("fraction_of_peak",
-               "speedup_vs_numpy"))  # fmt: skip
+    assert all(math.isfinite(result[k]) and result[k] > 0 for k in (
+        "fraction_of_peak", "fraction_of_batched_scores_peak", "fraction_of_batched_mix_peak",
+        "speedup_vs_numpy"))  # fmt: skip
     assert "quick run: results file not updated" in done.stderr
 
 
