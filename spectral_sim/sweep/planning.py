@@ -1,7 +1,8 @@
 """Planning a sweep before anything compiles: which axes change the Params' shapes (and so split
 the grid into compile groups), how many points a chunk holds under a memory budget and on which
 devices; `Plan` records it, `plan` makes it, `fit_budget` corrects it once the compiled programs
-report their memory and `resumed` adopts the chunk size of a stored sweep."""
+report their memory (and on CPU cuts it to the cache) and `resumed` adopts the chunk size of a
+stored sweep."""
 
 import dataclasses
 import difflib
@@ -278,14 +279,13 @@ def _bytes_per_point(make: Callable, simulate: Callable, grid: Grid) -> float:
 def cache_bytes() -> int | None:
     """This host's last-level CPU cache in bytes (Linux sysfs: the highest cache level of cpu0),
     None where it cannot be read."""
-    sizes = {}
+    sizes, units = {}, {"K": 2**10, "M": 2**20, "G": 2**30}
     for index in pathlib.Path("/sys/devices/system/cpu/cpu0/cache").glob("index*"):
         try:
             level = int((index / "level").read_text())
             size = (index / "size").read_text().strip()
         except (OSError, ValueError):
             continue
-        units = {"K": 2**10, "M": 2**20, "G": 2**30}
         if size[-1:] in units and size[:-1].isdigit():
             sizes[level] = int(size[:-1]) * units[size[-1]]
         elif size.isdigit():
