@@ -536,13 +536,9 @@ def _quant_ratio(name: str, picture: str, one_step: bool = False):
         parts = xr.concat([d[name], d[picture]], dim=pair).transpose("part", ..., "seed")
         if one_step:
             parts = parts.isel(quant_step=0, drop=True)
-        entry = parts.isel(part=0, seed=0, drop=True)
 
-        def ratio(mean: xr.DataArray) -> xr.DataArray:
-            # runs once per bootstrap resample: numpy on the values, `entry`'s dims and coords
-            if mean.dims[1:] != entry.dims:
-                mean = mean.transpose("part", *entry.dims)
-            return entry.copy(deep=False, data=mean.values[0] / mean.values[1])
+        def ratio(mean: xr.DataArray) -> xr.DataArray:  # one resample, or a block of them
+            return mean.isel(part=0, drop=True) / mean.isel(part=1, drop=True)
 
         return dict(samples=parts, statistic=ratio, predicted=1.0,
                     tolerance=QUANT_MARGIN)  # fmt: skip

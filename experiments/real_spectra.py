@@ -277,10 +277,13 @@ def _network_curve(network: str):
                       d.sel(set=d.network_set.item(), kernel="arccos"))  # fmt: skip
 
 
-def _slope(mean: xr.DataArray, noise: float) -> float:
-    """The exponent of mean - noise: fit.power_law's log-log least squares at every n, on the
-    host (the bootstrap refits it EXPONENT_BOOT times); NaN unless the excess is positive."""
-    return -fit.loglog_slope(mean.n.values, mean.values - noise)
+def _slope(mean: xr.DataArray, noise: float) -> xr.DataArray:
+    """The exponent of mean - noise: log-log least squares at every n, on the host; NaN unless
+    the excess is positive. One per curve: a mean with more dims than n (the bootstrap's blocks
+    of resampled means) gives them all at once."""
+    curves = mean.transpose(..., "n")
+    return xr.DataArray(-fit.loglog_slope(mean.n.values, curves.values - noise),
+                        dims=curves.dims[:-1])  # fmt: skip
 
 
 def _erm(spec: xr.Dataset) -> tuple[float, float]:
@@ -311,7 +314,7 @@ def _versus(curve, prediction, what: str = "exponent", margin: float | None = No
         n_boot = EXPONENT_BOOT if what == "exponent" else int(d.attrs["invert_boot"])
         noise, steps = float(spec.noise), int(d.attrs.get("invert_steps", 0))
 
-        def statistic(mean: xr.DataArray) -> float:
+        def statistic(mean: xr.DataArray) -> xr.DataArray | float:
             return _slope(mean, noise) if what == "exponent" else _inverted(mean, spec, steps)[0]
 
         predicted, se_predicted = prediction(spec)
@@ -458,7 +461,7 @@ def _table(ds: xr.Dataset) -> list[str]:
              "| s_eff (seed-mean curve)"]  # fmt: skip
     for name, model, mse, spec, s_eff, a_eff in _curves(ds):
         s, a, network = float(spec.s), float(spec.a), model not in ds.kernel.values
-        alpha = _slope(mse.mean("seed"), float(spec.noise))
+        alpha = float(_slope(mse.mean("seed"), float(spec.noise)))
         lines.append(
             f"{name} / {model}{' (arccos spectrum)' if network else ''}: s = {s:.3f} "
             f"[{float(spec.s_lo):.3f}, {float(spec.s_hi):.3f}], "

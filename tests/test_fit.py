@@ -287,3 +287,17 @@ def test_loglog_slope_is_exact_on_a_power_law_and_nan_off_the_positive_axis():
     assert np.isnan(fit.loglog_slope(x, x - 2.0))  # y <= 0: no log
     with unchecked(), pytest.raises(ValueError, match="equal-length"):
         fit.loglog_slope(x, x[:3])
+
+
+def test_loglog_slope_of_a_batch_is_each_curves_slope():
+    """Curves along the leading axes (a bootstrap's resampled means): each one's polyfit slope,
+    NaN for the one with a non-positive point."""
+    x = np.geomspace(1.0, 100.0, 7)
+    y = np.exp(np.random.default_rng(0).normal(size=(3, 4, 7))) * x**-1.3
+    y[1, 2, 0] = -1.0
+    slopes = fit.loglog_slope(x, y)
+    assert slopes.shape == (3, 4) and np.isnan(slopes[1, 2])
+    expected = [np.polyfit(np.log(x), np.log(c), 1)[0] if np.all(c > 0) else np.nan
+                for c in y.reshape(-1, 7)]  # fmt: skip
+    # two least-squares routes on 7 logs of order 1 to 10: equal to float64 rounding
+    np.testing.assert_allclose(slopes.ravel(), expected, rtol=1e-12)

@@ -184,15 +184,21 @@ def _ols_stderr(lx: np.ndarray, ly: np.ndarray) -> float:
 
 
 def loglog_slope(
-    x: Float[ArrayLike, " n"] | Sequence[float], y: Float[ArrayLike, " n"] | Sequence[float]
-) -> float:
+    x: Float[ArrayLike, " n"] | Sequence[float],
+    y: Float[ArrayLike, "*batch n"] | Sequence[float],
+) -> float | np.ndarray:
     """d ln y / d ln x by least squares over all points, in NumPy on the host: for loops that
-    refit many small curves (a bootstrap over seeds) without a compile per shape. NaN unless
-    every x and y is positive."""
+    refit many small curves (a bootstrap over seeds) without a compile per shape. y may hold a
+    batch of curves along its leading axes (their slopes, an array; one curve: a float). NaN
+    for a curve unless every x and its every y is positive."""
     x, y = np.asarray(x, float), np.asarray(y, float)
-    if x.shape != y.shape or x.size < 2:
-        raise ValueError(f"x and y must be two curves of >= 2 equal-length points; got "
+    if x.ndim != 1 or y.shape[-1:] != x.shape or x.size < 2:
+        raise ValueError(f"x and y must be curves of >= 2 equal-length points; got "
                          f"{x.shape} and {y.shape}")  # fmt: skip
-    if not (np.all(x > 0) and np.all(y > 0)):
-        return float("nan")
-    return float(np.polyfit(np.log(x), np.log(y), 1)[0])
+    ok = np.all(x > 0) & np.all(y > 0, axis=-1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        log_x, log_y = np.log(x), np.log(y)
+        dx = log_x - log_x.mean()
+        slope = (log_y - log_y.mean(-1, keepdims=True)) @ dx / (dx @ dx)
+    slope = np.where(ok, slope, np.nan)
+    return float(slope) if y.ndim == 1 else slope
