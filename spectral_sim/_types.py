@@ -58,6 +58,11 @@ class Simulator(NamedTuple):
 
     init: Callable[[Any, Any], Any]  # (params, key or None) -> state
     step: Callable[[Any, Any, Any], tuple[Any, Any]]  # (params, state, key or None)
+    # Optional, together: the step split into its random draws and their use, so that
+    # `simulate.trajectory` can draw many steps at once (the same values: step(params, state,
+    # key) is step_with(params, state, draw(params, key))).
+    draw: Callable[[Any, Any], Any] | None = None  # (params, key) -> the step's random inputs
+    step_with: Callable[[Any, Any, Any], tuple[Any, Any]] | None = None  # (params, state, drawn)
 
 
 Model = Simulator | ModuleType

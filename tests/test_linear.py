@@ -405,7 +405,7 @@ def test_factories_build_the_simulators(key):
     """sgd(), optimizer(), gd() return plain Simulators; the older spellings are the same."""
     params = linear.Params(PowerLaw(s=2.0, a=2.0, n_modes=16), lr=0.3, noise=0.01, batch=2)
     schedule = optax.linear_schedule(1.0, 0.1, 20)
-    assert linear.sgd() == Simulator(linear.init, linear.step)
+    assert linear.sgd() == Simulator(linear.init, linear.step, linear.draw, linear.step_with)
     assert type(linear.gd()) is Simulator and linear.gd() == linear.gd
     assert linear.scheduled is linear.sgd and linear.with_optimizer is linear.optimizer
     for old, new in [

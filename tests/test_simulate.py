@@ -63,7 +63,7 @@ def test_new_grid_values_reuse_the_compiled_program(key):
 def test_as_simulator_takes_a_simulator_or_a_model_module():
     from_module = simulate.as_simulator(linear)
     assert type(from_module) is Simulator
-    assert from_module == Simulator(linear.init, linear.step)
+    assert from_module == Simulator(linear.init, linear.step, linear.draw, linear.step_with)
     assert type(simulate.as_simulator(linear.gd)) is Simulator  # a Simulator subclass, as plain
     assert simulate.as_simulator(linear.gd) == linear.gd()
     for bad in (jax, linear.Params, 3.0):
@@ -71,6 +71,26 @@ def test_as_simulator_takes_a_simulator_or_a_model_module():
             simulate.as_simulator(bad)
     with pytest.raises(TypeError, match="is not a model"):
         simulate.trajectory(jax.numpy, _params(), None, steps=[1])
+
+
+@pytest.mark.parametrize("steps", [[1, 2, 70, 200], [130, 131, 500]])
+def test_drawing_blocks_of_steps_at_once_keeps_the_stream(steps, monkeypatch):
+    """A Simulator with draw and step_with has its steps' random inputs drawn in blocks of up to
+    simulate.BLOCK at once (with steps between blocks and records drawn one by one): the same
+    draws as step's, so the same trajectory as the step-by-step Simulator(init, step), to the
+    rounding of XLA fusing the two programs differently (measured 4e-16 in float64). Blocks
+    are drawn from BLOCK_MIN_DRAWS random numbers per run on (here from 0, so that the test's
+    small run uses them)."""
+    monkeypatch.setattr(simulate, "BLOCK_MIN_DRAWS", 0)
+    params = linear.Params(PowerLaw(s=2.0, a=2.0, n_modes=16), lr=0.3, noise=0.01, batch=2)
+    key = jax.random.key(3)
+    blocked = simulate.trajectory(linear.sgd(), params, key, steps=steps)
+    one_by_one = simulate.trajectory(Simulator(linear.init, linear.step), params, key, steps=steps)
+    chex.assert_trees_all_close(blocked, one_by_one, rtol=1e-12)
+    assert simulate._block(np.diff(steps, prepend=0)) in range(
+        simulate.BLOCK // 2, simulate.BLOCK + 1
+    )
+    assert simulate._block(np.array([125] * 4)) == 62  # 124 free steps: two blocks of 62
 
 
 def test_float32_casts_floating_leaves_and_keeps_the_others():

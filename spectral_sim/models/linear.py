@@ -48,6 +48,7 @@ __all__ = [
     "OptState",
     "Params",
     "State",
+    "draw",
     "gd",
     "gf",
     "init",
@@ -57,6 +58,7 @@ __all__ = [
     "sgd",
     "stability",
     "step",
+    "step_with",
     "trainable",
     "with_optimizer",
 ]
@@ -134,23 +136,39 @@ def init(params: Params, key: Key[Array, ""] | None) -> State:
     return _start(params, key)
 
 
-def _gradient(params: Params, v: Float[Array, " modes"], key: Key[Array, ""]):
-    """Minibatch gradient of 1/2 mean (x . w - y)^2 on fresh Gaussian samples, trained modes."""
+def draw(
+    params: Params, key: Key[Array, ""]
+) -> tuple[Float[Array, "batch modes"], Float[Array, " batch"]]:
+    """The step's random inputs: standard normals g for the minibatch's samples x = g sqrt(lambda)
+    and z for their label noise xi = sigma z."""
     lam = params.spectrum.eigenvalues()
     kx, kn = jax.random.split(key)
-    x = jax.random.normal(kx, (params.batch, lam.shape[-1]), lam.dtype) * jnp.sqrt(lam)[None]
-    xi = jnp.sqrt(params.noise) * jax.random.normal(kn, (params.batch,), lam.dtype)
+    g = jax.random.normal(kx, (params.batch, lam.shape[-1]), lam.dtype)
+    return g, jax.random.normal(kn, (params.batch,), lam.dtype)
+
+
+def _gradient(params: Params, v: Float[Array, " modes"], drawn):
+    """Minibatch gradient of 1/2 mean (x . w - y)^2 on fresh Gaussian samples, trained modes."""
+    lam = params.spectrum.eigenvalues()
+    g, z = drawn
+    x = g * jnp.sqrt(lam)[None]
+    xi = jnp.sqrt(params.noise) * z
     return trainable(params) * (x.T @ (x @ v - xi)) / params.batch
 
 
-def _sgd_step(params: Params, state: State, key: Key[Array, ""], lr) -> tuple[State, Obs]:
-    v = state.v - lr * _gradient(params, state.v, key)
+def _sgd_step(params: Params, state: State, drawn, lr) -> tuple[State, Obs]:
+    v = state.v - lr * _gradient(params, state.v, drawn)
     return State(v, state.t + 1), Obs(loss(params, v))
+
+
+def step_with(params: Params, state: State, drawn) -> tuple[State, Obs]:
+    """One SGD step at constant learning rate on the inputs `draw` made."""
+    return _sgd_step(params, state, drawn, params.lr)
 
 
 def step(params: Params, state: State, key: Key[Array, ""]) -> tuple[State, Obs]:
     """One SGD step at constant learning rate."""
-    return _sgd_step(params, state, key, params.lr)
+    return step_with(params, state, draw(params, key))
 
 
 def sgd(schedule: Callable[[Int[Array, ""]], Float[Array, ""]] | None = None) -> Simulator:
@@ -158,12 +176,15 @@ def sgd(schedule: Callable[[Int[Array, ""]], Float[Array, ""]] | None = None) ->
     `schedule`, at lr_t = params.lr * schedule(t), t = 0, 1, ... (e.g.
     `optax.cosine_decay_schedule(1.0, 1000)`); lr stays a traced, sweepable scale."""
     if schedule is None:
-        return Simulator(init, step)
+        return Simulator(init, step, draw, step_with)
+
+    def scheduled_with(params: Params, state: State, drawn):
+        return _sgd_step(params, state, drawn, params.lr * schedule(state.t))
 
     def scheduled_step(params: Params, state: State, key: Key[Array, ""]):
-        return _sgd_step(params, state, key, params.lr * schedule(state.t))
+        return scheduled_with(params, state, draw(params, key))
 
-    return Simulator(_start, scheduled_step)
+    return Simulator(_start, scheduled_step, draw, scheduled_with)
 
 
 scheduled = sgd
@@ -189,13 +210,16 @@ def optimizer(
         v = _start(params, key).v
         return OptState(v, make(params).init(v), jnp.zeros((), jnp.int32))
 
-    def opt_step(params: Params, state: OptState, key: Key[Array, ""]):
-        grad = _gradient(params, state.v, key)
+    def opt_with(params: Params, state: OptState, drawn):
+        grad = _gradient(params, state.v, drawn)
         updates, opt_state = make(params).update(grad, state.opt_state, state.v)
         v = state.v + trainable(params) * jnp.asarray(updates)
         return OptState(v, opt_state, state.t + 1), Obs(loss(params, v))
 
-    return Simulator(opt_init, opt_step)
+    def opt_step(params: Params, state: OptState, key: Key[Array, ""]):
+        return opt_with(params, state, draw(params, key))
+
+    return Simulator(opt_init, opt_step, draw, opt_with)
 
 
 with_optimizer = optimizer
