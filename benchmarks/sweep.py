@@ -67,6 +67,7 @@ class Sizes:
     w2_axis: int = 16
     w2_steps: int = 500
     w2_records: int = 4
+    w2_cache_chunk: int = 64  # points (x 4 seeds): 10 MiB of state at 10^4 modes, in the cache
     w3_modes: int = 10_000
     w3_axis: int = 100  # axis^2 configs for both predictors
     w3_records: int = 100
@@ -529,6 +530,10 @@ def w2(sizes: Sizes, peaks: Peaks) -> dict:
     t_pre = _time_sweep(_loss_run(LINEAR_PREGENERATED, steps, records), make, grid, 1)[0]
     rate = _w2_bytes(configs, modes, steps, records) / seconds / 1e9
     rate_pre = _w2_bytes(configs, modes, steps, records) / t_pre / 1e9
+    # The chunk the engine would cut to the cache if the sweep were long enough to pay for a
+    # second compile (sweep.planning.CUT_VOLUME): W2's state, 40 MiB, is just over this CPU's.
+    t_cache = _time_sweep(run, make, grid, sizes.repeats, chunk_size=sizes.w2_cache_chunk)[0]
+    rate_cache = _w2_bytes(configs, modes, steps, records) / t_cache / 1e9
     print(
         f"  sweep.run: {seconds:.2f} s, {rate:.1f} GB/s of state traffic = {rate / dram:.1%} of"
         f" the {sizes.copy_mib} MiB copy, {rate / same_size:.1%} of the same-size copy"
@@ -536,6 +541,10 @@ def w2(sizes: Sizes, peaks: Peaks) -> dict:
     print(
         f"  normals pregenerated (no RNG): {rate_pre / dram:.1%} of the large copy; RNG share of "
         f"time {max(seconds - t_pre, 0) / seconds:.0%}"
+    )
+    print(
+        f"  in chunks of {sizes.w2_cache_chunk} points (in the cache): {t_cache:.2f} s, "
+        f"{rate_cache:.1f} GB/s = {rate_cache / dram:.1%} of copy"
     )
     # The roofline of the step as written: x . v needs all of v before the update can start, so
     # v is read twice per step, and lambda_k (per config: the grid sweeps s) is read by both
@@ -566,6 +575,8 @@ def w2(sizes: Sizes, peaks: Peaks) -> dict:
         fraction_of_bandwidth_same_size=rate / same_size,
         fraction_of_bandwidth_pregenerated_normals=rate_pre / dram,
         fraction_of_bandwidth_two_pass_traffic=rate * 20 / 8 / dram,
+        cache_chunk_points=sizes.w2_cache_chunk,
+        fraction_of_bandwidth_cache_chunk=rate_cache / dram,
         rng_share=max(seconds - t_pre, 0) / seconds,
         prng=jax.config.jax_default_prng_impl,  # pyright: ignore
         nonfinite=int(data["nonfinite"].sum()),

@@ -18,6 +18,7 @@ def test_quick_benchmarks_report_finite_ratios():
     ratios = [
         results["W1"]["fraction_of_peak"], results["W1"]["speedup_vs_numpy"],
         results["W1"]["speedup_vs_jit_loop"], results["W2"]["fraction_of_bandwidth"],
+        results["W2"]["fraction_of_bandwidth_cache_chunk"],
         results["W3"]["gf_fraction_of_exp_peak"], results["W3"]["sgd_fraction_of_bandwidth"],
     ]  # fmt: skip
     assert all(math.isfinite(r) and r > 0 for r in ratios)
