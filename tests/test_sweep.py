@@ -101,6 +101,23 @@ def test_a_zipped_axis_holding_one_value_is_static(reference):
     np.testing.assert_array_equal(data.loss.values, expected.values)
 
 
+def test_static_axes_are_found_making_each_distinct_value_once():
+    """Zipped axes repeat their values; planning builds one Params per distinct value of an
+    axis (1 + 2 distinct s + 1 other batch + 1 other lr here, not one per point), and still
+    finds batch static (a shape) and s, lr traced."""
+    calls = []
+
+    def counted(s, lr, batch):
+        calls.append((s, lr, batch))
+        return make(s, lr, batch)
+
+    grid = sweep.Grid(
+        zipped=dict(s=[1.5, 2.0, 3.0] * 4, lr=[0.1, 0.3] * 6, batch=[1] * 6 + [4] * 6)
+    )
+    assert sweep.plan(counted, grid).static_axes == ("batch",)
+    assert len(calls) == 5
+
+
 def test_axes_can_be_params_fields(reference):
     template = make(2.0, 0.1)
     grid = sweep.Grid(

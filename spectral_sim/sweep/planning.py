@@ -145,11 +145,34 @@ def _static_axes(make: Callable, grid: Grid) -> tuple[str, ...]:
         if all(_same(value, values[0]) for value in values[1:]):
             static.append(name)
             continue
+        tried = {_fingerprint(values[0])}  # a repeated value (zipped axes repeat) is made once
         for value in values[1:]:
+            if (key := _fingerprint(value)) in tried:
+                continue
+            tried.add(key)
             if jax.tree.structure(make(**{**first, name: value})) != reference:
                 static.append(name)
                 break
     return tuple(static)
+
+
+def _fingerprint(value: object) -> object:
+    """A hashable stand-in for an axis value, equal for values `_same` finds equal: the value
+    itself when hashable (2 == 2.0), else its array's shape, dtype and bytes; the object's
+    identity for anything without an array form."""
+    try:
+        return ("value", hash(value), value) if not isinstance(value, np.ndarray) else _bytes(value)
+    except TypeError:  # unhashable: a list, an array-like
+        try:
+            return _bytes(np.asarray(value))
+        except (TypeError, ValueError):
+            return ("id", id(value))
+
+
+def _bytes(array: np.ndarray) -> object:
+    if array.dtype == object:
+        return ("id", id(array))
+    return ("array", array.shape, array.dtype.str, array.tobytes())
 
 
 def _same(a: object, b: object) -> bool:
