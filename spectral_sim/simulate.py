@@ -42,15 +42,18 @@ def _block(gaps: np.ndarray) -> int:
 def as_simulator(model: Any) -> Simulator:
     """`model` as a Simulator: a Simulator as it is, a model module (`models.linear`,
     `models.ridge`, ...) or any other object with `init` and `step` functions as
-    Simulator(model.init, model.step); TypeError naming `model` otherwise."""
+    Simulator(model.init, model.step), with its `draw` and `step_with` where it has both;
+    TypeError naming `model` otherwise."""
     if isinstance(model, Simulator):
         return Simulator(*model)  # a subclass (models.linear.gd) as a plain one
     if not callable(getattr(model, "init", None)) or not callable(getattr(model, "step", None)):
         name = getattr(model, "__name__", type(model).__name__)
         raise TypeError(f"{name} is not a model: a model is a Simulator or a module with "
                         f"init(params, key) and step(params, state, key)")  # fmt: skip
-    return Simulator(model.init, model.step, getattr(model, "draw", None),
-                     getattr(model, "step_with", None))  # fmt: skip
+    split = [getattr(model, name, None) for name in ("draw", "step_with")]
+    if not all(callable(f) for f in split):  # both or neither
+        split = [None, None]
+    return Simulator(model.init, model.step, *split)
 
 
 def float32(params: Any) -> Any:
@@ -119,11 +122,11 @@ def trajectory(
         return None if run_key is None else jax.random.fold_in(run_key, t)
 
     draw, step_with = model.draw, model.step_with
-    blocked = run_key is not None and draw is not None and step_with is not None
-    if run_key is not None and draw is not None:
+    blocked = False
+    if run_key is not None and draw is not None and step_with is not None:
         drawn = jax.eval_shape(draw, params, step_key(0))
         per_step = sum(math.prod(leaf.shape) for leaf in jax.tree.leaves(drawn))
-        blocked = blocked and per_step * int(schedule[-1]) >= BLOCK_MIN_DRAWS
+        blocked = per_step * int(schedule[-1]) >= BLOCK_MIN_DRAWS
 
     def advance(t, state):
         return model.step(params, state, step_key(t))[0]

@@ -1,4 +1,5 @@
 import functools
+import types
 
 import chex
 import jax
@@ -64,6 +65,9 @@ def test_as_simulator_takes_a_simulator_or_a_model_module():
     from_module = simulate.as_simulator(linear)
     assert type(from_module) is Simulator
     assert from_module == Simulator(linear.init, linear.step, linear.draw, linear.step_with)
+    # a `draw` without its `step_with` (another meaning of the name) is not the split step
+    half = types.SimpleNamespace(init=linear.init, step=linear.step, draw=lambda *a: 1 / 0)
+    assert simulate.as_simulator(half) == Simulator(linear.init, linear.step)
     assert type(simulate.as_simulator(linear.gd)) is Simulator  # a Simulator subclass, as plain
     assert simulate.as_simulator(linear.gd) == linear.gd()
     for bad in (jax, linear.Params, 3.0):
