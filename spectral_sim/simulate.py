@@ -115,32 +115,33 @@ def trajectory(
     """
     model = as_simulator(model)
     schedule = record_steps(n_records, every, steps)
-    gaps = jnp.asarray(np.diff(schedule, prepend=0), jnp.int32)
+    steps_between = np.diff(schedule, prepend=0)
+    gaps = jnp.asarray(steps_between, jnp.int32)
     init_key, run_key = (None, None) if key is None else jax.random.split(key)
 
     def step_key(t) -> Any:
         return None if run_key is None else jax.random.fold_in(run_key, t)
 
-    draw, step_with = model.draw, model.step_with
-    blocked = False
-    if run_key is not None and draw is not None and step_with is not None:
-        drawn = jax.eval_shape(draw, params, step_key(0))
+    split = None  # (draw, step_with, block size) where this run draws in blocks
+    if run_key is not None and model.draw is not None and model.step_with is not None:
+        drawn = jax.eval_shape(model.draw, params, step_key(0))
         per_step = sum(math.prod(leaf.shape) for leaf in jax.tree.leaves(drawn))
-        blocked = per_step * int(schedule[-1]) >= BLOCK_MIN_DRAWS
+        if per_step * int(schedule[-1]) >= BLOCK_MIN_DRAWS:
+            split = (model.draw, model.step_with, _block(steps_between))
 
     def advance(t, state):
         return model.step(params, state, step_key(t))[0]
 
     def advance_to(t, end, state):
         """The state after the steps t, ..., end - 1 (observables discarded)."""
-        if not blocked or draw is None or step_with is None:
+        if split is None:
             return jax.lax.fori_loop(t, end, advance, state)
-        size, take, use = _block(np.diff(schedule, prepend=0)), draw, step_with
+        draw, step_with, size = split
 
         def block(b, state):  # steps t + b size, ...: their draws made at once, then applied
             first = t + b * size
-            drawn = jax.vmap(lambda u: take(params, step_key(u)))(first + jnp.arange(size))
-            return jax.lax.scan(lambda s, d: (use(params, s, d)[0], None), state, drawn)[0]
+            drawn = jax.vmap(lambda u: draw(params, step_key(u)))(first + jnp.arange(size))
+            return jax.lax.scan(lambda s, d: (step_with(params, s, d)[0], None), state, drawn)[0]
 
         blocks = (end - t) // size
         state = jax.lax.fori_loop(0, blocks, block, state)
