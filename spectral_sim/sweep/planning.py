@@ -157,21 +157,20 @@ def _static_axes(make: Callable, grid: Grid) -> tuple[str, ...]:
 
 
 def _fingerprint(value: object) -> object:
-    """A hashable stand-in for an axis value, equal for values `_same` finds equal: the value
-    itself when hashable (2 == 2.0), else its array's shape, dtype and bytes; the object's
-    identity for anything without an array form."""
+    """A hashable stand-in for an axis value, equal only for values `_same` finds equal: the
+    value itself when hashable (2 == 2.0), else its array's shape, dtype and bytes; the object's
+    identity for anything without a numeric array form."""
     try:
-        return ("value", hash(value), value) if not isinstance(value, np.ndarray) else _bytes(value)
-    except TypeError:  # unhashable: a list, an array-like
-        try:
-            return _bytes(np.asarray(value))
-        except (TypeError, ValueError):
-            return ("id", id(value))
-
-
-def _bytes(array: np.ndarray) -> object:
+        hash(value)
+        return ("value", value)
+    except TypeError:  # unhashable: an array, a list
+        pass
+    try:
+        array = np.asarray(value)
+    except (TypeError, ValueError):  # ragged
+        return ("id", id(value))
     if array.dtype == object:
-        return ("id", id(array))
+        return ("id", id(value))
     return ("array", array.shape, array.dtype.str, array.tobytes())
 
 
