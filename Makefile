@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-all bench lint docs figures pages
+.PHONY: run test test-all bench lint docs figures pages full gpu
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +18,16 @@ run: $(STAMP)
 # docs/results.md and docs/figures/, from a fresh quick run.
 figures: run
 	$(BIN)/python -m spectral_sim.gallery summary results docs
+
+# Every experiment at full scale (at most 30 minutes each on 2 CPU cores) into results-full/,
+# and the grokking experiment again on the canonical transformer; then docs/results-full.md and
+# the experiment pages, from the reports kept in docs/reports/. Resumable: without --overwrite
+# a killed run continues from the finished chunks under results-full/<run>/sweeps.
+full: $(STAMP)
+	$(BIN)/spectral-sim run all --out results-full
+	$(BIN)/spectral-sim run spectral_edge --model transformer \
+		--out results-full/spectral_edge_transformer
+	$(BIN)/python -m spectral_sim.gallery full results-full docs
 
 # The full-scale tables of docs/experiments/<name>.md, from full runs saved under FULL
 # (spectral-sim run NAME --out $(FULL)/NAME); the reports are kept in docs/reports/.
@@ -52,6 +62,11 @@ bench: $(STAMP)
 	$(BIN)/python -m benchmarks.spectra
 	$(BIN)/python -m benchmarks.fit
 	$(BIN)/python -m benchmarks.compiles
+
+# On a machine with an NVIDIA GPU: the CUDA extra, `make bench`, and every experiment at
+# --scale paper (at most 10 minutes each) into results-paper/ (benchmarks/gpu_runbook.sh).
+gpu:
+	bash benchmarks/gpu_runbook.sh
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

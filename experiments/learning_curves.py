@@ -18,7 +18,7 @@ import xarray as xr
 
 from spectral_sim import PowerLaw, claims, fit, simulate, sweep, theory
 from spectral_sim.models import linear
-from spectral_sim.registry import quick
+from spectral_sim.registry import scaled
 from spectral_sim.report import Report
 
 from . import listed
@@ -66,12 +66,17 @@ class Config:
     seed: int = 0
     quick: bool = False
     """CPU-minute scale (`make run`, tests): fields left at their defaults take QUICK values."""
+    paper: bool = False
+    """The papers' scale (`--scale paper`, meant for a GPU): fields left at their defaults take
+    PAPER values. The defaults are the full scale: at most 30 minutes on 2 CPU cores."""
 
 
 QUICK = dict(
     s=(1.5, 3.0), a=(2.0,), lr_frac=(0.5, 0.9, 1.1, 2.0), n_modes=128, n_steps=1000, n_seeds=256,
     gf_modes=2**18,
 )  # fmt: skip
+# The paper scale: learning curves at 10^4 modes (the spectra of the sources' figures), 1024 seeds.
+PAPER = dict(n_modes=10_000, n_seeds=1024)
 
 
 def check(cfg: Config) -> None:
@@ -382,7 +387,7 @@ def figures(data: xr.Dataset, gf: xr.Dataset) -> dict:
 
 
 def run(cfg: Config, options: sweep.Options | None = None) -> Report:
-    cfg = quick(cfg, QUICK)
+    cfg = scaled(cfg, QUICK, PAPER)
     check(cfg)
     data = simulate_grid(cfg, options)  # the one step that runs sweeps (resumable)
     gf = gradient_flow(cfg)

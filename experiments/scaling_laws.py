@@ -22,7 +22,7 @@ from jax.scipy.special import zeta
 from spectral_sim import PowerLaw, claims, fit, simulate, sweep, theory
 from spectral_sim._types import Swept
 from spectral_sim.models import linear, random_features
-from spectral_sim.registry import quick
+from spectral_sim.registry import scaled
 from spectral_sim.report import Report
 
 from . import listed
@@ -104,6 +104,9 @@ class Config:
     seed: int = 0
     quick: bool = False
     """CPU-minute scale (`make run`, tests): fields left at their defaults take QUICK values."""
+    paper: bool = False
+    """The papers' scale (`--scale paper`, meant for a GPU): fields left at their defaults take
+    PAPER values. The defaults are the full scale: at most 30 minutes on 2 CPU cores."""
 
 
 QUICK = dict(
@@ -111,6 +114,12 @@ QUICK = dict(
     sgd_n_compute=8, sgd_cols=5, n_seeds=32, n_boot=100, rf_pairs=((1.5, 3.5),),
     rf_features=(16, 32, 64, 128), rf_modes=2048, rf_seeds=24, rff_pairs=((2.0, 2.0),),
     rff_compute=(3e2, 3e5), rff_widths=(4, 256), rff_cols=16, rff_modes=2048, rff_seeds=16,
+)  # fmt: skip
+# The paper scale: random-feature widths to 4096 on 2^15 modes, as in the random-feature scaling
+# literature's figures, and twice the seeds.
+PAPER = dict(
+    rf_features=(16, 32, 64, 128, 256, 512, 1024, 2048, 4096), rf_modes=2**15, rf_seeds=64,
+    rff_widths=(4, 4096), rff_modes=2**15, rff_seeds=32, n_seeds=128,
 )  # fmt: skip
 
 
@@ -933,7 +942,7 @@ def _exponent_figure(data: xr.Dataset):
 
 
 def run(cfg: Config, options: sweep.Options | None = None) -> Report:
-    cfg = quick(cfg, QUICK)
+    cfg = scaled(cfg, QUICK, PAPER)
     check(cfg)
     parts = [gradient_flow(cfg, options)]  # the steps that run sweeps (resumable)
     if cfg.sgd_pairs:

@@ -25,7 +25,7 @@ import xarray as xr
 
 from spectral_sim import PowerLaw, claims, fit, simulate, sweep, theory
 from spectral_sim.models import self_improve
-from spectral_sim.registry import quick
+from spectral_sim.registry import scaled
 from spectral_sim.report import Report
 
 # Margins are judgement (none derived or from a paper). Closed-form claims: the seed-mean E_n
@@ -70,11 +70,16 @@ class Config:
     seed: int = 0
     quick: bool = False
     """CPU-minute scale (`make run`, tests): fields left at their defaults take QUICK values."""
+    paper: bool = False
+    """The papers' scale (`--scale paper`, meant for a GPU): fields left at their defaults take
+    PAPER values. The defaults are the full scale: at most 30 minutes on 2 CPU cores."""
 
 
 QUICK = dict(
     samples=(30, 120), generations=8, growth_generations=5, verifier=(0.0, 1.0), n_seeds=4000
 )
+# The paper scale: the published model-collapse protocol's 100 generations.
+PAPER = dict(generations=100)
 
 
 def check(cfg: Config) -> None:
@@ -464,7 +469,7 @@ def _band(ax, x, runs: xr.DataArray, color: str, label: str) -> None:
 
 
 def run(cfg: Config, options: sweep.Options | None = None) -> Report:
-    cfg = quick(cfg, QUICK)
+    cfg = scaled(cfg, QUICK, PAPER)
     check(cfg)
     data = xr.merge([simulate_loops(cfg, options), simulate_growing(cfg, options),
                      simulate_verifier(cfg, options), simulate_sgd(cfg, options)],

@@ -33,7 +33,7 @@ import xarray as xr
 from spectral_sim import claims, simulate, sweep
 from spectral_sim.diagnostics import grokking
 from spectral_sim.models import modular
-from spectral_sim.registry import quick
+from spectral_sim.registry import defaults, scale, scaled
 from spectral_sim.report import Report
 
 # "Every run" / "no run" / "every event": a share of 1 (or 0) within COUNT_TOL (judgement; P2
@@ -69,6 +69,8 @@ class Config:
     lr: float = 3e-3
     weight_decay: float = 1.0
     """AdamW's decoupled weight decay of the runs with decay (the others have 0)."""
+    b2: float = 0.999
+    """AdamW's second-moment decay (the canonical grokking transformer uses 0.98)."""
     steps: int = 10000
     every: int = 10
     """Record every `every` steps (the window itself moves every step)."""
@@ -80,8 +82,10 @@ class Config:
     muon_steps: int = 3000
     """Muon runs; AdamW's k* is read from the decay runs over the same first muon_steps."""
     threshold: float = 0.95
+    fit_threshold: float = 0.99
     delay: int = 1000
-    """A grokking event: test accuracy >= threshold at least `delay` steps after train did."""
+    """A grokking event: test accuracy >= threshold at least `delay` steps after train accuracy
+    reached fit_threshold (the plateau: the steps between the two)."""
     smooth: int = 5
     recent: int = 10
     baseline: int = 30
@@ -92,10 +96,40 @@ class Config:
     seed: int = 0
     quick: bool = False
     """CPU-minute scale (`make run`, tests): fields left at their defaults take QUICK values."""
+    paper: bool = False
+    """The papers' scale (`--scale paper`, meant for a GPU): the canonical grokking transformer
+    (PAPER). The defaults are the full scale: at most 30 minutes on 2 CPU cores. With
+    `--model transformer` the fields left at their defaults take TRANSFORMER's values of the
+    scale."""
 
 
 # p = 23 with 70 % of the pairs groks at 1,800-3,900 steps (p = 31 with 50 %: 4,200-7,700).
 QUICK = dict(p=23, train_fraction=0.7, steps=5000, n_seeds=12, muon_seeds=6, muon_steps=2000)
+# The canonical grokking setup (Nanda et al. 2023; Power et al. 2022 for the task): a one-layer
+# transformer (d_model 128, 4 heads, ReLU MLP 512, about 200K parameters) on a + b mod 113 with
+# 30 % of the pairs for training, full batch, AdamW lr 1e-3, weight decay 1, beta2 0.98. About
+# 0.45 s per step on a 2-core CPU, so meant for a GPU: 24 seeds per arm as P2 counts them.
+PAPER = dict(model="transformer", p=113, train_fraction=0.3, width=128, hidden=512, lr=1e-3,
+             weight_decay=1.0, b2=0.98, steps=20_000, n_seeds=24, muon_seeds=12,
+             muon_steps=3000)  # fmt: skip
+# `--model transformer` below the paper scale: the same network and optimiser on a smaller task
+# (p = 31, 50 % of the pairs: 35 ms per step on 2 CPU cores, train accuracy 1 by step 100, test
+# accuracy crossing 0.95 at 1,000-3,000 steps), with as many seeds as 30 minutes allow.
+TRANSFORMER = dict(
+    full=PAPER | dict(p=31, train_fraction=0.5, steps=4000, n_seeds=5, muon_seeds=4,
+                      muon_steps=2000),
+    quick=PAPER | dict(p=23, train_fraction=0.5, steps=2000, n_seeds=2, muon_seeds=2,
+                       muon_steps=1000),
+)  # fmt: skip
+
+
+def sized(cfg: Config) -> Config:
+    """The effective config (fields left at their defaults take the scale's sizes): QUICK or
+    PAPER, or with model "transformer" below the paper scale TRANSFORMER's of the scale."""
+    at = scale(cfg)
+    if cfg.model == "transformer" and at != "paper":
+        return defaults(cfg, TRANSFORMER[at])
+    return scaled(cfg, QUICK, PAPER)
 
 
 def check(cfg: Config) -> None:
@@ -109,8 +143,9 @@ def check(cfg: Config) -> None:
     for name, low in counts.items():
         if getattr(cfg, name) < low:
             raise ValueError(f"{name} must be >= {low}; got {getattr(cfg, name)}")
-    if not 0 < cfg.threshold <= 1:
-        raise ValueError(f"threshold must lie in (0, 1]; got {cfg.threshold}")
+    for name in ("threshold", "fit_threshold"):
+        if not 0 < getattr(cfg, name) <= 1:
+            raise ValueError(f"{name} must lie in (0, 1]; got {getattr(cfg, name)}")
     if cfg.delay < 0 or cfg.z <= 0:
         raise ValueError(f"delay must be >= 0 and z > 0; got {cfg.delay}, {cfg.z}")
     low = _first_defined(cfg) * cfg.every + cfg.horizon + cfg.every
@@ -126,7 +161,8 @@ def check(cfg: Config) -> None:
 
 def _params(cfg: Config, **changes) -> modular.Params:
     base = dict(p=cfg.p, op=cfg.op, model=cfg.model, width=cfg.width, hidden=cfg.hidden,
-                window=cfg.window, train_fraction=cfg.train_fraction, lr=cfg.lr)  # fmt: skip
+                window=cfg.window, train_fraction=cfg.train_fraction, lr=cfg.lr,
+                b2=cfg.b2)  # fmt: skip
     return modular.Params(**(base | changes))  # pyright: ignore[reportArgumentType]
 
 
@@ -192,14 +228,15 @@ def _preceded(fired: np.ndarray, steps: np.ndarray, at: np.ndarray, horizon: int
 
 
 # One program for the whole read-out (eagerly, every operation of it compiles on its own).
-_event = jax.jit(grokking.event, static_argnames=("threshold", "delay"))
+_event = jax.jit(grokking.event, static_argnames=("threshold", "delay", "fit_threshold"))
 
 
 def analyse(data: xr.Dataset, cfg: Config) -> xr.Dataset:
     """Events, change points, leads and the random-time null per run, then `_per_run`."""
     steps = data.step.values
     found = _event(data.train_accuracy.values, data.test_accuracy.values, steps,
-                   threshold=cfg.threshold, delay=cfg.delay)  # fmt: skip
+                   threshold=cfg.threshold, delay=cfg.delay,
+                   fit_threshold=cfg.fit_threshold)  # fmt: skip
     grokked = np.asarray(found.grokked) & ~data.nonfinite.values
     event = np.asarray(found.step)
     first = steps[_first_defined(cfg)] + cfg.horizon  # earliest time the horizon is defined
@@ -245,10 +282,10 @@ def _modal_k(k_star: np.ndarray, fitted: np.ndarray) -> np.ndarray:
 def _per_run(data: xr.Dataset, cfg: Config) -> xr.Dataset:
     """Per run: the modal raw k* after it fits (AdamW over its first muon_steps, like Muon; NaN if
     it never fits or went non-finite) and the median A in each phase of its resolvable event."""
-    fitted = data.train_accuracy.values >= cfg.threshold
+    fitted = data.train_accuracy.values >= cfg.fit_threshold
     early = data.step.values <= cfg.muon_steps
     adamw = _modal_k(data.k_star.values[..., early], fitted[..., early])
-    muon = _modal_k(data.muon_k_star.values, data.muon_train_accuracy.values >= cfg.threshold)
+    muon = _modal_k(data.muon_k_star.values, data.muon_train_accuracy.values >= cfg.fit_threshold)
     runs = ("weight_decay", "seed")
     out: dict[str, Any] = {f"{phase}_adiabatic": (runs, median) for phase, median
                            in _phase_medians(data, cfg, "adiabatic").items()}  # fmt: skip
@@ -316,7 +353,7 @@ def _adiabatic(d: xr.Dataset, *, phase: str, predicted: float) -> dict:
 
 
 _EVENT = ("a grokking event (test accuracy >= {cfg.threshold} at least {cfg.delay} steps after "
-          "train accuracy did, within {cfg.steps} steps)")  # fmt: skip
+          "train accuracy >= {cfg.fit_threshold}, within {cfg.steps} steps)")  # fmt: skip
 _RESOLVABLE = ("of the resolvable events (at least {cfg.horizon} steps after the change-point "
                "rule's first defined record) of the AdamW runs with weight decay")  # fmt: skip
 _A = "A = ||dSigma||_F / (eta ||g||^2), eta = {cfg.lr} AdamW's learning rate"
@@ -355,7 +392,7 @@ CLAIMS = claims.Table(
         f"spectral_edge.k_star_{opt}", "P2 (abstract)",
         f"[P2] k* = {K_STAR[opt]} under {name}: {arms}the share of {name} runs whose modal "
         f"raw-window k* (W = {{cfg.window}} updates, over the records after train accuracy >= "
-        f"{{cfg.threshold}}, {span}{{cfg.muon_steps}} steps) is {K_STAR[opt]} "
+        f"{{cfg.fit_threshold}}, {span}{{cfg.muon_steps}} steps) is {K_STAR[opt]} "
         f"{_share(1, 'that never fits')}",
         claims.share, partial(_k_star, optimiser=opt),
     ) for opt, name, arms, span in (("adamw", "AdamW", "at each weight-decay arm, ", "first "),
@@ -384,9 +421,13 @@ def notes(data: xr.Dataset, cfg: Config) -> list[str]:
                    f"(excluded from leads)")  # fmt: skip
     events = decay.event_step.values[grokked]
     if events.size:
-        out.append(f"events: {events.size}; event step median {np.median(events):.0f} "
-                   f"(range {events.min()}-{events.max()}); delay after fit median "
-                   f"{np.median(events - decay.fit_step.values[grokked]):.0f} steps")  # fmt: skip
+        plateau = events - decay.fit_step.values[grokked]
+        out.append(
+            f"events: {events.size}; event step median {np.median(events):.0f} "
+            f"(range {events.min()}-{events.max()}); plateau (train accuracy >= "
+            f"{cfg.fit_threshold} to test accuracy >= {cfg.threshold}) median "
+            f"{np.median(plateau):.0f} steps (range {plateau.min()}-{plateau.max()})"
+        )
     for window in WINDOWS:
         lead = decay[f"{window}_lead"].values[resolvable]
         lead = lead[np.isfinite(lead)]
@@ -404,8 +445,8 @@ def notes(data: xr.Dataset, cfg: Config) -> list[str]:
         text = ", ".join(f"{k} {np.nanmedian(v):.3g}" for k, v in phases if np.isfinite(v).any())
         if text:
             out.append(f"{name} (median over events of per-phase medians): {text}")
-    fitted = decay.train_accuracy.values >= cfg.threshold
-    muon_fitted = data.muon_train_accuracy.values >= cfg.threshold
+    fitted = decay.train_accuracy.values >= cfg.fit_threshold
+    muon_fitted = data.muon_train_accuracy.values >= cfg.fit_threshold
     for label, k, mask in (("AdamW raw", decay.k_star, fitted),
                            ("AdamW centred", decay.centred_k_star, fitted),
                            ("Muon raw", data.muon_k_star, muon_fitted),
@@ -415,7 +456,7 @@ def notes(data: xr.Dataset, cfg: Config) -> list[str]:
         share = ", ".join(f"{j + 1}: {c / max(values.size, 1):.0%}" for j, c in
                           enumerate(counts) if c)  # fmt: skip
         out.append(f"k* after fit, {label}: {share}")
-    muon_fit = float((data.muon_train_accuracy.isel(muon_step=-1) >= cfg.threshold).mean())
+    muon_fit = float((data.muon_train_accuracy.isel(muon_step=-1) >= cfg.fit_threshold).mean())
     out.append(f"Muon runs fitting their training pairs by step {cfg.muon_steps}: {muon_fit:.0%}")
     return out
 
@@ -466,8 +507,8 @@ def figures(data: xr.Dataset, cfg: Config) -> dict:
     axes[1].set(xticks=[0, 1, 2, 3], xticklabels=["raw\nevents", "raw\nnull", "centred\nevents",
                                                    "centred\nnull"], ylabel="share preceded",
                 title=f"change point within {cfg.horizon} steps")  # fmt: skip
-    fitted = decay.train_accuracy.values >= cfg.threshold
-    muon_fitted = data.muon_train_accuracy.values >= cfg.threshold
+    fitted = decay.train_accuracy.values >= cfg.fit_threshold
+    muon_fitted = data.muon_train_accuracy.values >= cfg.fit_threshold
     axes[2].hist([decay.k_star.values[fitted], data.muon_k_star.values[muon_fitted]],
                  bins=np.arange(0.5, cfg.window + 0.5), density=True,
                  label=["AdamW", "Muon"])  # fmt: skip
@@ -479,7 +520,7 @@ def figures(data: xr.Dataset, cfg: Config) -> dict:
 
 
 def run(cfg: Config, options: sweep.Options | None = None) -> Report:
-    cfg = quick(cfg, QUICK)
+    cfg = sized(cfg)
     check(cfg)
     with jax.enable_x64(False):  # float32 training whatever the caller's setting (optax's
         # internals would otherwise round differently under x64, and the runs would differ)

@@ -17,7 +17,7 @@ import sys
 import traceback
 from collections.abc import Sequence
 from types import ModuleType
-from typing import Annotated
+from typing import Annotated, Literal
 
 import tyro
 
@@ -45,7 +45,7 @@ usage: spectral-sim [--debug] list [NAME ...]
 
   --debug       show the full traceback of an error instead of one line
 
-The run options (--quick, --out DIR, --x64, --devices N, ...): `spectral-sim run --help`.
+The run options (--quick, --scale paper, --out DIR, --devices N, ...): `spectral-sim run --help`.
 The experiments are the modules registered in the entry-point group spectral_sim.experiments;
 a package of one's own adds its experiments there.
 """
@@ -77,8 +77,11 @@ class RunOptions:
     of the experiment's Config (`spectral-sim run NAME --help`)."""
 
     quick: bool = False
-    """the CPU-minute version of the experiment (sets Config.quick; the Config flags given keep
-    their values)"""
+    """the CPU-minute version of the experiment: --scale quick"""
+    scale: Literal["quick", "full", "paper"] = "full"
+    """quick: CPU minutes (sets Config.quick); full: the Config's defaults, at most 30 minutes
+    on 2 CPU cores; paper: the sizes of the papers the experiment tests, meant for a GPU (sets
+    Config.paper). The Config flags given keep their values at every scale"""
     out: Annotated[
         pathlib.Path | None,
         tyro.conf.arg(
@@ -121,6 +124,8 @@ class RunOptions:
         """UsageError naming every bad option and its valid values, on one line."""
         try:
             with all_of() as check:
+                check.that(not (self.quick and self.scale == "paper"), "--quick is --scale "
+                           "quick; give one scale")  # fmt: skip
                 check.that(self.matmul_precision in runtime.PRECISIONS, f"--matmul-precision "
                            f"must be one of {', '.join(runtime.PRECISIONS)}; got "
                            f"{self.matmul_precision!r}")  # fmt: skip
@@ -273,9 +278,9 @@ def _load(name: str) -> ModuleType:
         raise UsageError(str(error)) from None
 
 
-def _config(module: ModuleType, name: str, args: list[str], quick: bool):
+def _config(module: ModuleType, name: str, args: list[str], scale: str):
     """The experiment's Config from its flags (tyro: `--field-name value`, tuples as
-    space-separated values); `--quick` is applied on top."""
+    space-separated values), at `scale` (sets Config.quick or Config.paper)."""
     flags = ", ".join(f"--{f.name.replace('_', '-')}" for f in dataclasses.fields(RunOptions))
     description = (f"{(module.__doc__ or name).strip()}\n\nRun options (spectral-sim run "
                    f"--help): {flags}.")  # fmt: skip
@@ -286,7 +291,12 @@ def _config(module: ModuleType, name: str, args: list[str], quick: bool):
         what=name,
         args=args,
     )
-    return dataclasses.replace(cfg, quick=True) if quick else cfg
+    if scale == "full":
+        return cfg
+    if scale == "paper" and "paper" not in {f.name for f in dataclasses.fields(cfg)}:
+        raise UsageError(f"{name} has no paper scale (its Config has no `paper` field); valid "
+                         f"scales: quick, full")  # fmt: skip
+    return dataclasses.replace(cfg, **{scale: True})
 
 
 def _flagged_fields(cfg, args: list[str]) -> set[str]:
@@ -298,10 +308,11 @@ def _flagged_fields(cfg, args: list[str]) -> set[str]:
 
 def _run_one(name: str, args: list[str], options: RunOptions, out: pathlib.Path) -> Report:
     module = _load(name)
-    cfg = _config(module, name, args, options.quick)
-    print(f"running {name}{' (quick)' if getattr(cfg, 'quick', False) else ''} ...", flush=True)
+    cfg = _config(module, name, args, "quick" if options.quick else options.scale)
     try:
-        with registry.explicit(_flagged_fields(cfg, args)):  # --quick keeps what was given
+        at = registry.scale(cfg)
+        print(f"running {name}{'' if at == 'full' else f' ({at})'} ...", flush=True)
+        with registry.explicit(_flagged_fields(cfg, args)):  # a scale keeps what was given
             report = module.run(cfg, options.sweep(out))
     except (ValueError, TypeError) as error:  # bad input: a ValueError naming the field
         raise UsageError(f"{name}: {error}") from error  # where it was raised: --debug

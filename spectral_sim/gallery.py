@@ -2,12 +2,18 @@
 
     python -m spectral_sim.gallery summary results docs   # a quick run: docs/results.md
     python -m spectral_sim.gallery pages runs/full docs   # full runs: docs/experiments/<name>.md
+    python -m spectral_sim.gallery full results-full docs # the same, and docs/results-full.md
 
 `summary` writes the verdict counts per experiment and per paper, every claim, and a gallery of
 the figures (downscaled into docs/figures/) into docs/results.md. `pages` keeps each full-scale
 report (report.json with its notes, and its figures, downscaled) under docs/reports/<name>/ and
-writes each experiment page's table of claims from it. Each page changes only between its
-`<!-- results:begin ... -->` and `<!-- results:end -->` markers; nothing else in docs/ is touched.
+writes each experiment page's table of claims from it. `full` does what `pages` does, keeps the
+other runs saved beside them too (a run of an experiment in another setup, saved as
+results-full/<name>_<variant>, e.g. spectral_edge_transformer) and writes docs/results-full.md
+from every report kept under docs/reports/: the counts, each run's section naming the commit it
+ran at, and the claims of an experiment's setups side by side. Each page changes only between
+its `<!-- results:begin ... -->` and `<!-- results:end -->` markers; nothing else in docs/ is
+touched.
 """
 
 import argparse
@@ -32,14 +38,17 @@ from spectral_sim.report import (
 )  # fmt: skip
 
 __all__ = [
-    "BEGIN", "END", "copy_figures", "experiment_block", "load_all", "load_saved", "main",
-    "pages", "section", "splice", "summary",
+    "BEGIN", "END", "copy_figures", "experiment_block", "full", "load_all", "load_kept",
+    "load_saved", "main", "pages", "section", "side_by_side", "splice", "summary",
 ]  # fmt: skip
 
 BEGIN = "<!-- results:begin (written by `make figures` from results/; do not edit by hand) -->"
 END = "<!-- results:end -->"
 PAGE_BEGIN = (
     "<!-- results:begin (written by `make pages` from docs/reports/; do not edit by hand) -->"
+)
+FULL_BEGIN = (
+    "<!-- results:begin (written by `make full` from docs/reports/; do not edit by hand) -->"
 )
 WIDTH = 900  # pixels: gallery images are downscaled to this width to keep the repository small
 COLUMNS = 2
@@ -108,7 +117,9 @@ def _short(commit: str) -> str:
 
 
 def _scale(report: Report) -> str:
-    return "Quick-scale" if dict(report.config).get("quick") else "Full-scale"
+    config = dict(report.config)
+    scale = "quick" if config.get("quick") else "paper" if config.get("paper") else "full"
+    return f"{scale.capitalize()}-scale"
 
 
 def _gallery(
@@ -242,21 +253,112 @@ def pages(runs: pathlib.Path, docs: pathlib.Path) -> str:
         texts[page] = page.read_text()
         splice(texts[page], "", PAGE_BEGIN)  # every page's markers before anything is written
     for report, figure_names in saved:
-        source, kept = runs / report.experiment, docs / "reports" / report.experiment
-        kept.mkdir(parents=True, exist_ok=True)
-        if source.resolve() != kept.resolve():
-            record = json.loads((source / "report.json").read_text())
-            record["notes"] = report.notes
-            (kept / "report.json").write_text(json.dumps(record, indent=1) + "\n")
-            for stale in kept.glob("*.png"):
-                stale.unlink()
-            for figure in figure_names:
-                _downscale(source / f"{figure}.png", kept / f"{figure}.png")
+        kept = _keep(runs / report.experiment, docs / "reports" / report.experiment, report,
+                     figure_names)  # fmt: skip
         page = docs / "experiments" / f"{report.experiment}.md"
         body = experiment_block(report, {f: kept / f"{f}.png" for f in figure_names},
                                 record=kept / "report.json", relative_to=page.parent)  # fmt: skip
         page.write_text(splice(texts[page], body, PAGE_BEGIN))
     return f"{docs / 'experiments'}: {len(saved)} pages from {runs}"
+
+
+def _keep(source: pathlib.Path, kept: pathlib.Path, report: Report,
+          figure_names: Sequence[str]) -> pathlib.Path:  # fmt: skip
+    """The run saved in `source` kept in `kept`: its report.json with the notes, its figures
+    downscaled (a no-op where `source` is `kept`)."""
+    kept.mkdir(parents=True, exist_ok=True)
+    if source.resolve() != kept.resolve():
+        record = json.loads((source / "report.json").read_text())
+        record["notes"] = report.notes
+        (kept / "report.json").write_text(json.dumps(record, indent=1) + "\n")
+        for stale in kept.glob("*.png"):
+            stale.unlink()
+        for figure in figure_names:
+            _downscale(source / f"{figure}.png", kept / f"{figure}.png")
+    return kept
+
+
+def _variants(root: pathlib.Path) -> list[pathlib.Path]:
+    """The run directories under `root` holding a report, each experiment's own (root/<name>)
+    first and then its other setups (root/<name>_<variant>), experiments in registry order."""
+    order = {name: i for i, name in enumerate(registry.names())}
+
+    def key(directory: pathlib.Path) -> tuple:
+        base = max((n for n in order if directory.name.startswith(n)), key=len, default="")
+        return (order.get(base, len(order)), directory.name != base, directory.name)
+
+    runs = [d for d in root.iterdir() if (d / "report.json").is_file()]
+    return sorted(runs, key=key)
+
+
+def load_kept(root: pathlib.Path) -> list[tuple[str, Report, list[str]]]:
+    """Every run kept under `root` (docs/reports): (directory name, report, figure names)."""
+    return [(d.name, load_saved(d), sorted(f.stem for f in d.glob("*.png")))
+            for d in _variants(root)]  # fmt: skip
+
+
+def side_by_side(runs: Sequence[tuple[str, Report]]) -> list[str]:
+    """A table of the claims of one experiment's runs in different setups: per claim id, each
+    run's verdict with its measured value and stderr ("—" where a run lacks the claim)."""
+    ids = list(dict.fromkeys(c.id for _, report in runs for c in report.claims))
+    found = [{c.id: c for c in report.claims} for _, report in runs]
+    lines = ["| claim | " + " | ".join(f"`{name}`" for name, _ in runs) + " |",
+             "|---|" + "---|" * len(runs)]  # fmt: skip
+    for claim in ids:
+        cells = [f"{c.verdict} ({_number(c.measured)} ± {_number(c.stderr)})"
+                 if (c := row.get(claim)) else "—" for row in found]  # fmt: skip
+        lines.append(f"| `{claim}` | " + " | ".join(cells) + " |")
+    return lines
+
+
+def full_section(kept: Sequence[tuple[str, Report, list[str]]], root: pathlib.Path,
+                 relative_to: pathlib.Path) -> str:  # fmt: skip
+    """docs/results-full.md's marked part from the runs kept under `root`: the counts per run
+    (with its commit), the side-by-side tables of experiments run in several setups, and each
+    run's `experiment_block`."""
+    total = count_verdicts(c for _, r, _ in kept for c in r.claims)
+    lines = [f"{len(kept)} full-scale runs of {len({r.experiment for _, r, _ in kept})} "
+             f"experiments: {counts_line(total)}.", "",
+             "| run | commit | date | claims | " + " | ".join(VERDICTS) + " |",
+             "|---|---|---|---:|" + "---:|" * len(VERDICTS)]  # fmt: skip
+    for name, report, _ in kept:
+        provenance, counts = report.saved_provenance or {}, report.summary()
+        lines.append(f"| [{name}](#{name}) | {_short(provenance.get('git_commit', '?'))} | "
+                     f"{str(provenance.get('utc_time', '?'))[:10]} | {len(report.claims)} | "
+                     + " | ".join(str(counts[v]) for v in VERDICTS) + " |")  # fmt: skip
+    if missing := [n for n in registry.names() if n not in {r.experiment for _, r, _ in kept}]:
+        lines += ["", f"No full-scale run kept yet: {', '.join(missing)}."]
+    by_experiment: dict[str, list[tuple[str, Report]]] = {}
+    for name, report, _ in kept:
+        by_experiment.setdefault(report.experiment, []).append((name, report))
+    for experiment, runs in by_experiment.items():
+        if len(runs) > 1:
+            lines += ["", f"**{experiment} in {len(runs)} setups, side by side** (verdict, "
+                      f"measured ± stderr):", "", *side_by_side(runs)]  # fmt: skip
+    for name, report, figure_names in kept:
+        figures = {f: root / name / f"{f}.png" for f in figure_names}
+        block = experiment_block(report, figures, record=root / name / "report.json",
+                                 relative_to=relative_to)  # fmt: skip
+        lines += ["", f"## {name}", "", block]
+    return "\n".join(lines)
+
+
+def full(runs: pathlib.Path, docs: pathlib.Path) -> str:
+    """`pages`, the other setups' runs under `runs` kept under docs/reports/ too, then
+    docs/results-full.md rewritten from every run kept there."""
+    page = docs / "results-full.md"
+    text = page.read_text()
+    splice(text, "", FULL_BEGIN)  # the markers are checked before anything is written
+    done = pages(runs, docs)
+    names = set(registry.names())
+    for directory in _variants(runs):
+        if directory.name not in names:
+            report = load_saved(directory)
+            figures = sorted(f.stem for f in directory.glob("*.png"))
+            _keep(directory, docs / "reports" / directory.name, report, figures)
+    kept = load_kept(docs / "reports")
+    page.write_text(splice(text, full_section(kept, docs / "reports", page.parent), FULL_BEGIN))
+    return f"{done}; {page}: {len(kept)} runs"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -266,12 +368,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     )  # fmt: skip
     commands = parser.add_subparsers(dest="command", required=True)
     for name, what in (("summary", "a quick run (spectral-sim run all --quick)"),
-                       ("pages", "full runs, or docs/reports to re-render")):  # fmt: skip
+                       ("pages", "full runs, or docs/reports to re-render"),
+                       ("full", "make full's runs, or docs/reports to re-render")):  # fmt: skip
         command = commands.add_parser(name, help=f"write docs from {what}")
         command.add_argument("results", type=pathlib.Path, help=f"the saved reports: {what}")
         command.add_argument("docs", type=pathlib.Path, help="the docs folder")
     args = parser.parse_args(argv)
-    print((summary if args.command == "summary" else pages)(args.results, args.docs))
+    command = dict(summary=summary, pages=pages, full=full)[args.command]
+    print(command(args.results, args.docs))
     return 0
 
 

@@ -11,10 +11,13 @@ user's package is found the same way:
 The module has a frozen dataclass `Config` whose fields all have defaults, one of them
 `quick: bool` (the CPU-minute version of the run), and `run(cfg, options=None)` returning a
 `spectral_sim.report.Report`; a claim table `CLAIMS` (a `spectral_sim.claims.Table`) is
-optional and is what `spectral-sim list` shows. `quick(cfg, values)` applies an experiment's
-quick sizes to the fields the user left at their defaults; a module that keeps them in a dict
-`QUICK` (as spectral_sim's own do: `run` starts with `cfg = quick(cfg, QUICK)`) has its claims
-listed at both scales.
+optional and is what `spectral-sim list` shows.
+
+An experiment has up to three scales (`SCALES`): the Config's defaults are the full scale; a
+module that keeps its CPU-minute sizes in a dict `QUICK` and, with a field `paper: bool`, the
+sizes of the papers it tests (meant for a GPU) in a dict `PAPER` starts `run` with
+`cfg = scaled(cfg, QUICK, PAPER)` (as spectral_sim's own do), which applies them to the fields
+the user left at their defaults; its claims are then listed at the quick and full scales.
 """
 
 import contextlib
@@ -26,10 +29,17 @@ from collections.abc import Iterable, Iterator, Mapping
 from types import ModuleType
 from typing import Any, TypeVar
 
-__all__ = ["GROUP", "claims", "describe", "explicit", "load", "names", "quick"]
+__all__ = [
+    "GROUP", "SCALES", "claims", "defaults", "describe", "explicit", "load", "names", "quick",
+    "scale", "scaled",
+]  # fmt: skip
 
 GROUP = "spectral_sim.experiments"
 """The entry-point group experiments are registered in."""
+
+SCALES = ("quick", "full", "paper")
+"""An experiment's sizes: CPU minutes (`--quick`), at most 30 minutes on 2 CPU cores (the
+Config's defaults), and the sizes of the papers it tests (`--scale paper`, meant for a GPU)."""
 
 C = TypeVar("C")
 
@@ -122,12 +132,30 @@ def explicit(fields: Iterable[str]) -> Iterator[None]:
         _EXPLICIT.reset(token)
 
 
-def quick(cfg: C, values: Mapping[str, Any]) -> C:
-    """The effective config: with `cfg.quick`, the fields still at their defaults take `values`
-    (so a user's explicit choice survives --quick; one equal to the default survives inside
-    `explicit`)."""
-    if not cfg.quick:  # pyright: ignore[reportAttributeAccessIssue]
-        return cfg
+def scale(cfg: Any) -> str:
+    """The scale of an experiment's config: "quick", "paper" (a `paper` field set) or "full";
+    ValueError if both `quick` and `paper` are set."""
+    quick, paper = bool(getattr(cfg, "quick", False)), bool(getattr(cfg, "paper", False))
+    if quick and paper:
+        raise ValueError("quick and paper are two scales; set at most one of them")
+    return "quick" if quick else "paper" if paper else "full"
+
+
+def scaled(cfg: C, quick: Mapping[str, Any], paper: Mapping[str, Any] | None = None) -> C:
+    """The effective config at `scale(cfg)`: at the quick scale the fields still at their
+    defaults take `quick`'s values, at the paper scale `paper`'s (so a user's explicit choice
+    survives; one equal to the default survives inside `explicit`); the full scale is the
+    Config's defaults. ValueError for a paper config without `paper` values."""
+    at = scale(cfg)
+    if at == "paper" and paper is None:
+        raise ValueError(f"{type(cfg).__name__} has a paper field but no paper sizes")
+    return defaults(cfg, {"quick": quick, "paper": paper or {}, "full": {}}[at])
+
+
+def defaults(cfg: C, values: Mapping[str, Any]) -> C:
+    """`cfg` with the fields still at their defaults set to `values` (a field chosen inside
+    `explicit` keeps its value even where it equals the default): one scale's sizes, or an
+    experiment's sizes for one of its models."""
     default, chosen = type(cfg)(), _EXPLICIT.get()
     changed = {
         k: v
@@ -135,3 +163,8 @@ def quick(cfg: C, values: Mapping[str, Any]) -> C:
         if k not in chosen and getattr(cfg, k) == getattr(default, k)
     }
     return dataclasses.replace(cfg, **changed)  # pyright: ignore[reportArgumentType]
+
+
+def quick(cfg: C, values: Mapping[str, Any]) -> C:
+    """`scaled(cfg, values)` for an experiment with two scales (quick and full)."""
+    return scaled(cfg, values)

@@ -29,6 +29,16 @@ class Config:
             raise ValueError(f"n must be >= 1; got {self.n}")
 
 
+@dataclasses.dataclass(frozen=True)
+class PaperConfig(Config):
+    """A Config with the third scale: `paper` takes PAPER's n."""
+
+    paper: bool = False
+
+
+PAPER = dict(n=8)
+
+
 def draw(params, key):
     return dict(u=params["s"] * jax.random.normal(key))
 
@@ -39,7 +49,7 @@ def fake_experiment(name: str, measured: float, seen: list) -> types.ModuleType:
     module.__doc__ = f"The {name} experiment.\n\nDetails that `list` leaves out."
 
     def run(cfg: Config, options: sweep.Options | None = None) -> Report:
-        cfg = registry.quick(cfg, dict(n=4))
+        cfg = registry.scaled(cfg, dict(n=4), PAPER if isinstance(cfg, PaperConfig) else None)
         seen.append(cfg)
         if cfg.n == 13:
             raise ValueError("n = 13 is not a valid grid size")
@@ -53,7 +63,8 @@ def fake_experiment(name: str, measured: float, seen: list) -> types.ModuleType:
         claims.Spec("c", "eq. (1)", "n is positive", claims.exact,
                     lambda data: dict(measured=measured, predicted=1.0, tolerance=0.5)),
     )  # fmt: skip
-    module.Config, module.run, module.CLAIMS = Config, run, table  # type: ignore[attr-defined]
+    module.Config = PaperConfig if name == "fake2" else Config  # type: ignore[attr-defined]
+    module.run, module.CLAIMS = run, table  # type: ignore[attr-defined]
     return module
 
 
@@ -111,10 +122,32 @@ def test_quick_keeps_the_flags_given_even_at_their_defaults(seen, tmp_path):
     assert registry.quick(Config(quick=True), dict(n=4)).n == 4
 
 
+def test_three_scales(seen, capsys, tmp_path):
+    """--scale quick is --quick, --scale paper sets Config.paper (PAPER's sizes, a flag given
+    kept), full is the defaults; a Config without `paper` has no paper scale, and one scale is
+    given at most: both refused before anything runs."""
+    for i, args in enumerate((["--scale", "quick"], ["--quick"], [], ["--scale", "paper"],
+                              ["--scale", "paper", "--n", "3"])):  # fmt: skip
+        assert cli.main(["run", "fake2", *args, "--out", str(tmp_path / str(i))]) == 0
+    assert [cfg.n for cfg in seen] == [4, 4, 3, 8, 3]
+    assert [registry.scale(cfg) for cfg in seen] == ["quick", "quick", "full", "paper", "paper"]
+    assert "running fake2 (paper) ..." in capsys.readouterr().out
+    assert cli.main(["run", "fake", "--scale", "paper", "--out", str(tmp_path / "x")]) == 2
+    assert "fake has no paper scale (its Config has no `paper` field)" in capsys.readouterr().err
+    assert cli.main(["run", "fake2", "--quick", "--scale", "paper"]) == 2
+    assert "--quick is --scale quick; give one scale" in capsys.readouterr().err
+    assert len(seen) == 5
+    with pytest.raises(ValueError, match="set at most one"):
+        registry.scale(PaperConfig(quick=True, paper=True))
+    with pytest.raises(ValueError, match="no paper sizes"):
+        registry.scaled(PaperConfig(paper=True), dict(n=4))
+    assert registry.scaled(PaperConfig(), dict(n=4), PAPER) == PaperConfig()
+
+
 def test_run_defaults_to_results_dir(seen, monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)
     assert cli.main(["run", "fake2"]) == 0  # a FAIL verdict is a result, not an error
-    assert seen == [Config()]
+    assert seen == [PaperConfig()]
     assert (tmp_path / "results" / "fake2" / "report.json").is_file()
 
 

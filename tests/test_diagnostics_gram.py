@@ -180,5 +180,12 @@ def test_grokking_detector_on_hand_made_curves():
     np.testing.assert_array_equal(found.step, [3000, -1, -1])
     np.testing.assert_array_equal(found.delay, [2900, -1, -1])
     np.testing.assert_array_equal(found.fit_step, [100, 200, 100])
-    with pytest.raises(ValueError, match="threshold"):
-        grokking.event(train, test, steps, threshold=1.5)
+    # fitting to 0.99 first (train accuracy 0.97 from step 100, 1 from 1500 in the first run):
+    # the plateau starts at 1500
+    train[0] = np.where(steps >= 1500, 1.0, np.where(steps >= 100, 0.97, 0.5))
+    found = grokking.event(train, test, steps, threshold=0.95, delay=1000, fit_threshold=0.99)
+    np.testing.assert_array_equal(found.fit_step, [1500, 200, 100])
+    np.testing.assert_array_equal(found.delay, [1500, -1, -1])
+    for bad in (dict(threshold=1.5), dict(fit_threshold=0.0)):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            grokking.event(train, test, steps, **bad)

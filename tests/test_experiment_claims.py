@@ -60,3 +60,38 @@ def test_some_statement_differs_between_the_scales():
         full, quick = _scales(module)
         differ += [spec.id for spec in module.CLAIMS if spec.stated(full) != spec.stated(quick)]
     assert "attention.sphere_consensus" in differ and len(differ) > 10
+
+
+@pytest.mark.parametrize("name", registry.names())
+def test_every_experiment_has_three_valid_scales(name):
+    """Each Config documents its quick, full and paper sizes (QUICK and PAPER on the defaults,
+    fields of the Config), and its `check` accepts the config of every scale, before anything
+    compiles; the paper scale changes something."""
+    module = registry.load(name)
+    fields = {f.name for f in dataclasses.fields(module.Config)}
+    assert {"quick", "paper"} <= fields and set(module.QUICK) | set(module.PAPER) <= fields
+    sized = getattr(module, "sized", lambda cfg: registry.scaled(cfg, module.QUICK, module.PAPER))
+    configs = {scale: sized(module.Config(**({} if scale == "full" else {scale: True})))
+               for scale in registry.SCALES}  # fmt: skip
+    for scale, cfg in configs.items():
+        assert registry.scale(cfg) == scale
+        module.check(cfg)
+    assert dataclasses.replace(configs["paper"], paper=False) != module.Config()
+
+
+def test_the_grokking_transformer_is_canonical_at_the_paper_scale_and_a_model_choice_below():
+    """spectral_edge: --scale paper is the canonical transformer on a + b mod 113; below it,
+    --model transformer keeps its network and optimiser on a smaller task; a field given
+    explicitly survives both."""
+    module = registry.load("spectral_edge")
+    paper = module.sized(module.Config(paper=True))
+    canonical = dict(model="transformer", p=113, train_fraction=0.3, width=128, hidden=512,
+                     lr=1e-3, weight_decay=1.0, b2=0.98)  # fmt: skip
+    assert {k: getattr(paper, k) for k in canonical} == canonical
+    for at in ("full", "quick"):
+        cfg = module.sized(module.Config(model="transformer", quick=at == "quick"))
+        assert (cfg.width, cfg.hidden, cfg.b2, cfg.lr) == (128, 512, 0.98, 1e-3) and cfg.p < 113
+        module.check(cfg)
+    assert module.sized(module.Config()) == module.Config()  # the MLP at full scale
+    with registry.explicit({"p"}):
+        assert module.sized(module.Config(model="transformer", p=31, quick=True)).p == 31

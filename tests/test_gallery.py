@@ -133,6 +133,41 @@ def test_pages_keep_the_report_and_write_the_page_from_it(full_runs, tmp_path):
     assert (docs / "experiments" / "learning_curves.md").read_text() == rendered
 
 
+def test_full_keeps_every_setup_and_writes_the_full_results_page(full_runs, tmp_path):
+    """`full`: the experiment pages as `pages` writes them, a run of another setup
+    (<name>_<variant>) kept beside its experiment's, and docs/results-full.md with each run's
+    commit, the setups' claims side by side and each run's block; re-rendering from the kept
+    reports gives the same page."""
+    data = xr.Dataset({"x": ("n", np.arange(3.0))})
+    claims = [Claim("lc.pass", "THEORY.md §2", "exact", 1.0, 1.5, 0.01, 0.01),
+              Claim("lc.only_here", "P2 (abstract)", "new", 1.0, 1.0, 0.0, 0.1)]  # fmt: skip
+    Report("learning_curves", claims, data, config=dict(quick=False, model="other")).save(
+        full_runs / "learning_curves_other"
+    )
+    docs = docs_folder(tmp_path, "learning_curves")
+    page = docs / "results-full.md"
+    page.write_text(f"# Full\n\nprose\n\n{gallery.FULL_BEGIN}\nold\n{gallery.END}\n")
+    assert gallery.main(["full", str(full_runs), str(docs)]) == 0
+    assert sorted(p.name for p in (docs / "reports").iterdir()) == [
+        "learning_curves",
+        "learning_curves_other",
+    ]
+    text = page.read_text()
+    assert text.startswith("# Full\n\nprose\n\n") and "\nold\n" not in text
+    assert "2 full-scale runs of 1 experiments: 2 PASS, 1 FAIL, 1 INCONCLUSIVE." in text
+    commit = gallery._short(gallery.load_saved(full_runs / "learning_curves")
+                            .saved_provenance["git_commit"])  # fmt: skip
+    assert f"| [learning_curves_other](#learning_curves_other) | {commit} |" in text
+    assert ("| `lc.pass` | PASS (1 ± 0) | FAIL (1.5 ± 0.01) |" in text
+            and "| `lc.only_here` | — | PASS (1 ± 0) |" in text)  # fmt: skip
+    assert text.index("## learning_curves\n") < text.index("## learning_curves_other\n")
+    assert "![learning_curves: curves](reports/learning_curves/curves.png)" in text
+    assert "Full-scale run at commit" in (docs / "experiments" / "learning_curves.md").read_text()
+    rendered = text
+    assert gallery.main(["full", str(docs / "reports"), str(docs)]) == 0
+    assert page.read_text() == rendered
+
+
 def test_pages_refuse_a_quick_run(results, tmp_path):
     docs = docs_folder(tmp_path, "learning_curves", "latent_number")
     with pytest.raises(ValueError, match="ran with --quick"):
@@ -175,3 +210,16 @@ def test_every_experiment_page_shows_its_kept_report():
                                             relative_to=page.parent)  # fmt: skip
         rerun = "run `make pages FULL=docs/reports`"
         assert block == expected, f"{page.name} differs from its kept report: {rerun}"
+
+
+def test_the_full_results_page_shows_every_kept_run():
+    """The committed docs/results-full.md is what `make full` writes from docs/reports/ (no
+    hand-copied number), and every run kept there is on it."""
+    page = ROOT / "docs" / "results-full.md"
+    text = page.read_text()
+    gallery.splice(text, "", gallery.FULL_BEGIN)
+    block = text.split(gallery.FULL_BEGIN)[1].split(gallery.END)[0].strip("\n")
+    kept = gallery.load_kept(ROOT / "docs" / "reports")
+    assert block == gallery.full_section(kept, ROOT / "docs" / "reports", page.parent)
+    for name, report, _ in kept:
+        assert f"## {name}\n" in block and not dict(report.config).get("quick")

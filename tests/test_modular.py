@@ -2,6 +2,7 @@
 the Gram window follows the real updates, and bad input is rejected."""
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 from conftest import unchecked
@@ -67,6 +68,16 @@ def test_the_window_holds_the_optimiser_updates():
     assert float(state.train.sum()) == round(0.5 * 25)
 
 
+def test_b2_is_adamws_second_moment_decay():
+    """After one update with gradient 2 the second moment is (1 - b2) 4 (optax's AdamW)."""
+    tree = {"w": jnp.ones(3, jnp.float32)}
+    for b2 in (0.98, 0.5):
+        optimizer = modular._optimizer(modular.Params(b2=b2))
+        _, state = optimizer.update({"w": jnp.full(3, 2.0, jnp.float32)},
+                                    optimizer.init(tree), tree)  # fmt: skip
+        np.testing.assert_allclose(state[0].nu["w"], (1 - b2) * 4, rtol=1e-6)
+
+
 @pytest.mark.parametrize(
     "kwargs, message",
     [
@@ -80,6 +91,7 @@ def test_the_window_holds_the_optimiser_updates():
         (dict(model="transformer", width=30, heads=4), "width"),
         (dict(optimizer="lion"), "optimizer"),
         (dict(lr=-1.0), "lr"),
+        (dict(b2=1.0), "b2"),
     ],
 )
 def test_bad_input_is_rejected_before_tracing(kwargs, message):

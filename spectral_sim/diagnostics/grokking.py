@@ -30,13 +30,18 @@ def event(
     *,
     threshold: float = 0.95,
     delay: int = 1000,
+    fit_threshold: float | None = None,
 ) -> Event:
     """A grokking event: the test accuracy first reaches `threshold` at least `delay` steps after
-    the train accuracy first did (a run that generalises together with fitting is not one)."""
+    the train accuracy first reached `fit_threshold` (default: `threshold`; the grokking
+    literature fits to 0.99 first); a run that generalises together with fitting is not one.
+    The event's `delay` is the plateau's length."""
+    fit_threshold = threshold if fit_threshold is None else fit_threshold
     check_range("threshold", threshold, gt=0, le=1)
+    check_range("fit_threshold", fit_threshold, gt=0, le=1)
     check_range("delay", delay, ge=0)
     steps = jnp.asarray(steps)
-    fit_step = first_layer(jnp.asarray(train_accuracy) >= threshold, steps)
+    fit_step = first_layer(jnp.asarray(train_accuracy) >= fit_threshold, steps)
     test_step = first_layer(jnp.asarray(test_accuracy) >= threshold, steps)
     grokked = (fit_step >= 0) & (test_step >= 0) & (test_step - fit_step >= delay)
     return Event(

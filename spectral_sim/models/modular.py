@@ -47,7 +47,8 @@ def _static(default):
 class Params:
     """p (the modulus), the operation, the network (its kind and sizes), the optimiser and the
     Gram window W are static; train_fraction, lr and weight_decay are traced. `layers` and
-    `heads` are the transformer's (width must be a multiple of heads)."""
+    `heads` are the transformer's (width must be a multiple of heads); `b2` is AdamW's
+    second-moment decay (optax's default 0.999; the canonical grokking setup uses 0.98)."""
 
     p: int = _static(23)
     op: Literal["+", "-", "*"] = _static("+")
@@ -57,6 +58,7 @@ class Params:
     layers: int = _static(1)
     heads: int = _static(4)
     optimizer: Literal["adamw", "sgd", "muon"] = _static("adamw")
+    b2: float = _static(0.999)
     window: int = _static(10)
     track: Literal["updates", "gradients"] = _static("updates")
     train_fraction: Swept = 0.5
@@ -78,6 +80,7 @@ class Params:
             check.range("train_fraction", self.train_fraction, gt=0, lt=1)
             check.range("lr", self.lr, gt=0)
             check.range("weight_decay", self.weight_decay, ge=0)
+            check.range("b2", self.b2, ge=0, lt=1)
             check.one_of("op", self.op, OPS)
             check.one_of("track", self.track, ("updates", "gradients"))
             check.one_of("optimizer", self.optimizer, OPTIMIZERS)
@@ -215,7 +218,7 @@ def _optimizer(params: Params) -> optax.GradientTransformation:
     # float32 like the network: a float64 lr (traced, under x64) would change the rounding.
     lr, decay = (jnp.asarray(x, jnp.float32) for x in (params.lr, params.weight_decay))
     if params.optimizer == "adamw":
-        return optax.adamw(lr, weight_decay=decay)
+        return optax.adamw(lr, b2=params.b2, weight_decay=decay)
     if params.optimizer == "sgd":
         return optax.chain(optax.add_decayed_weights(decay), optax.sgd(lr))
     return optax.contrib.muon(lr, weight_decay=decay, adam_weight_decay=decay)
