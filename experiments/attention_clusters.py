@@ -92,19 +92,23 @@ class Config:
     softmax_tokens: tuple[int, ...] = (8, 32)
     softmax_dim: tuple[int, ...] = (2, 8)
     softmax_layers: int = 600
-    n_seeds: int = 8
+    n_seeds: int = 256
+    """Softmax runs per point: the share claims (dobrushin) need n/n to clear 0.95 at the
+    simultaneous level over 72 points, n >= 155 (the 8-seed run's seeds_needed: 256)."""
     pure_beta: tuple[float, ...] = (0.1, 0.3)
     """Pure-attention inverse temperatures (larger beta: metastable clusters, not cubic)."""
     pure_tokens: int = 8
     pure_dim: int = 4
-    pure_seeds: int = 32
+    pure_seeds: int = 128
+    """Pure-attention runs per point (rank_collapse_bound's seeds_needed at 32 seeds: 128)."""
     sphere_beta: tuple[float, ...] = (0.5, 1.0, 4.0, 9.0, 16.0, 25.0)
     sphere_tokens: tuple[int, ...] = (16, 32)
     sphere_dim: tuple[int, ...] = (2, 3, 8)
     sphere_time: float = 1000.0
     sphere_dt: float = 0.1
     sphere_records: int = 40
-    sphere_seeds: int = 16
+    sphere_seeds: int = 128
+    """Sphere runs per point (sphere_consensus's seeds_needed at 16 seeds: 128)."""
     cluster_tol: float = 1e-3
     """Tokens closer than this (chord distance) are one cluster (single linkage)."""
     consensus_beta: float = 1.0
@@ -123,12 +127,12 @@ QUICK = dict(
     bandwidth=(0.5, 1.0), n_kernels=2, eps_frac=(0.3, 0.8, 0.97), layers=1500,
     softmax_tokens=(8,), softmax_dim=(2, 8), softmax_layers=400, n_seeds=4,
     sphere_beta=(1.0, 4.0, 16.0), sphere_tokens=(16,), sphere_dim=(2, 3),
-    sphere_time=100.0, sphere_records=20, sphere_seeds=8,
+    sphere_time=100.0, sphere_records=20, sphere_seeds=8, pure_seeds=32,
 )  # fmt: skip
 # The paper scale: the sources give no sizes; token counts to 64 and four times the seeds, a GPU's
 # worth.
 PAPER = dict(
-    softmax_tokens=(8, 32, 64), n_seeds=32, sphere_tokens=(16, 32, 64), sphere_seeds=64,
+    softmax_tokens=(8, 32, 64), n_seeds=1024, sphere_tokens=(16, 32, 64), sphere_seeds=512,
 )  # fmt: skip
 
 
