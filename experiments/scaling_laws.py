@@ -410,20 +410,23 @@ def _widths(cfg: Config) -> np.ndarray:
 class Width:
     """One width d of the random-feature frontier: `bucket` feature columns drawn (static: it
     sets the shapes, a power of two >= d), the first d of them kept (d traced, so every width of
-    a bucket shares one program)."""
+    a bucket shares one program); `draw` numbers the feature draw (the frontier's seed)."""
 
     spectrum: PowerLaw
     d: Swept
+    draw: Swept
     bucket: int = dataclasses.field(metadata=dict(static=True))
 
 
 def random_feature_frontier(cfg: Config, options: sweep.Options | None = None) -> xr.Dataset:
     """Exact GF loss of width-d random features given F after a time D = C / d (plus the modes
     beyond M), dims (rff_pair, rff_row, rff_col, rff_seed). The features are nested: column j
-    of draw i is normal(fold_in(key_i, j)) at every width (scaled by d^-1/2), so each draw's
-    loss is smooth in d and its minimum over d is not blurred by independent draws per width
-    (common random numbers give every width the same key). One program per bucket of
-    `Width`s: the columns j >= d are zero, null eigenvalues of K that the optimum drops."""
+    of draw i is normal(fold_in(fold_in(key, i), j)) at every width (scaled by d^-1/2), so each
+    draw's loss is smooth in d and its minimum over d is not blurred by independent draws per
+    width (common random numbers give every point the same key). One program per bucket of
+    `Width`s: the columns j >= d are zero, null eigenvalues of K that the optimum drops. The
+    draw is a grid axis, not the sweep's seeds, so that a chunk may hold fewer than all draws of
+    a width: at 1024 columns of 8192 modes a run needs about 0.3 GB."""
     if not cfg.rff_pairs:
         return xr.Dataset()
     compute = np.geomspace(*cfg.rff_compute, cfg.rff_n_compute)
@@ -431,6 +434,7 @@ def random_feature_frontier(cfg: Config, options: sweep.Options | None = None) -
 
     def loss(point: Width, key):
         lam = point.spectrum.eigenvalues()
+        key = jax.random.fold_in(key, jnp.asarray(point.draw).astype(jnp.uint32))
         column = jax.vmap(lambda j: jax.random.normal(jax.random.fold_in(key, j), lam.shape))
         j = jnp.arange(point.bucket)
         drawn = column(j).T.astype(lam.dtype)
@@ -443,11 +447,13 @@ def random_feature_frontier(cfg: Config, options: sweep.Options | None = None) -
     points = [(*pair, float(d), _bucket(d)) for pair in pairs for d in widths.tolist()]
     names = ("spectrum.s", "spectrum.a", "d", "bucket")
     zipped = {k: [x[i] for x in points] for i, k in enumerate(names)}
-    template = Width(PowerLaw(s=2.0, a=2.0, n_modes=cfg.rff_modes), d=8.0, bucket=8)
-    grid = sweep.Grid(zipped=zipped, n_seeds=cfg.rff_seeds)
+    template = Width(PowerLaw(s=2.0, a=2.0, n_modes=cfg.rff_modes), d=8.0, draw=0.0, bucket=8)
+    draws = [float(i) for i in range(cfg.rff_seeds)]
+    grid = sweep.Grid(product=dict(draw=draws), zipped=zipped, n_seeds=1)
     result = _sweep(cfg, options, "rf_frontier", loss, template, grid, common_random_numbers=True)
+    loss_dims = result["rff_loss"].isel(seed=0).transpose("zip", "draw", ...)
     shape = (len(cfg.rff_pairs), widths.size, cfg.rff_seeds, compute.size)  # (pair, d) zipped
-    values = result["rff_loss"].values.reshape(shape).transpose(0, 3, 1, 2)
+    values = loss_dims.values.reshape(shape).transpose(0, 3, 1, 2)
     return xr.Dataset(
         dict(rff_loss=(("rff_pair", "rff_row", "rff_col", "rff_seed"), values)),
         coords=dict(**_pair_coords("rff_pair", cfg.rff_pairs, "rff_"),

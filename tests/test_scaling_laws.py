@@ -196,9 +196,10 @@ def test_gf_point_is_the_discrete_formula():
 
 def test_random_feature_frontier_is_the_nested_flow():
     """A point of the random-feature frontier sweep is gf_loss_given_features at t = C / d on
-    the draw's first d Gaussian columns (column j from fold_in(key, j)), plus the modes beyond
-    M: the zero columns that pad d to its power-of-two bucket (d = 4 of 8, 21 of 32) change
-    nothing."""
+    the draw's first d Gaussian columns (column j of draw i from fold_in(fold_in(key, i), j)),
+    plus the modes beyond M: the zero columns that pad d to its power-of-two bucket (d = 4 of 8,
+    21 of 32) change nothing. The draws are a grid axis (chunks may split them): a draw is the
+    same whatever the number of draws."""
     cfg = scaling_laws.Config(
         rff_pairs=((2.0, 2.0),), rff_compute=(1e2, 1e4), rff_n_compute=3, rff_widths=(4, 64),
         rff_cols=6, rff_modes=256, rff_seeds=2,
@@ -207,7 +208,8 @@ def test_random_feature_frontier_is_the_nested_flow():
     widths = data.rff_d.values
     assert widths.tolist() == [4, 7, 12, 21, 37, 64]
     spectrum = PowerLaw(s=2.0, a=2.0, n_modes=256)
-    key = jax.random.fold_in(jax.random.key(cfg.seed), 1)  # seed 1, common random numbers
+    # draw 1 of the sweep's one seed (seed 0, common random numbers)
+    key = jax.random.fold_in(jax.random.fold_in(jax.random.key(cfg.seed), 0), 1)
     columns = [jax.random.normal(jax.random.fold_in(key, j), (256,)) for j in range(64)]
     widest = jnp.stack(columns, axis=1)
     for j in (0, 3):
@@ -217,6 +219,9 @@ def test_random_feature_frontier_is_the_nested_flow():
             spectrum, widest[:, :d] * d**-0.5, times
         ) + 0.5 * zeta(2.0, 257.0)
         np.testing.assert_allclose(data.rff_loss.values[0, :, j, 1], expected, rtol=RTOL["float64"])
+    one = scaling_laws.random_feature_frontier(dataclasses.replace(cfg, rff_seeds=1),
+                                               sweep.Options(progress=False))  # fmt: skip
+    np.testing.assert_array_equal(one.rff_loss.values[..., 0], data.rff_loss.values[..., 0])
 
 
 def test_frozen_modes_are_label_noise():
