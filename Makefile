@@ -22,7 +22,9 @@ figures: run
 # Every experiment at full scale (at most 30 minutes each on 2 CPU cores) into results-full/,
 # and the grokking experiment again on the canonical transformer; then docs/results-full.md and
 # the experiment pages, from the reports kept in docs/reports/. Resumable: without --overwrite
-# a killed run continues from the finished chunks under results-full/<run>/sweeps.
+# a killed run continues from the finished chunks under results-full/<run>/sweeps. A sweep that
+# other code or another config made is refused, never mixed in: after such a change remove
+# results-full/<run> (or all of results-full/) first.
 full: $(STAMP)
 	$(BIN)/spectral-sim run all --out results-full
 	$(BIN)/spectral-sim run spectral_edge --model transformer \
