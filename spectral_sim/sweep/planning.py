@@ -333,7 +333,8 @@ def fit_budget(chunk_bytes, the_plan: Plan, budget: float) -> Plan:
         the_plan = the_plan.with_chunk(n_dev * max(MIN_PER_DEVICE, fits))
     raise ValueError(
         f"chunk_budget = {budget:.4g} bytes is below the {the_plan.bytes_per_device:.4g} bytes "
-        f"per device that {MIN_PER_DEVICE} points of {the_plan.grid.n_seeds} seeds need"
+        f"per device that {MIN_PER_DEVICE} points of {the_plan.grid.n_seeds} seeds need (a "
+        f"chunk holds every seed of its points): raise it (--chunk-budget) or use fewer seeds"
     )
 
 
