@@ -22,6 +22,7 @@ import math
 import os
 import pathlib
 import sys
+import types
 from collections.abc import Mapping, Sequence
 
 import xarray as xr
@@ -117,9 +118,7 @@ def _short(commit: str) -> str:
 
 
 def _scale(report: Report) -> str:
-    config = dict(report.config)
-    scale = "quick" if config.get("quick") else "paper" if config.get("paper") else "full"
-    return f"{scale.capitalize()}-scale"
+    return f"{registry.scale(types.SimpleNamespace(**dict(report.config))).capitalize()}-scale"
 
 
 def _gallery(
