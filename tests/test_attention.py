@@ -154,6 +154,24 @@ def test_the_dobrushin_bound_holds_layer_by_layer(residual, key):
     assert np.all((np.asarray(obs.tau) >= 0) & (np.asarray(obs.tau) <= 1 + 1e-12))
 
 
+def test_stationary_keeps_the_tiny_weights_of_a_nearly_reducible_softmax():
+    """A softmax A(X) at beta = 2, d = 8 (the attention_clusters sweep's) is nearly reducible:
+    its pi spans 17 orders of magnitude. A linear solve for pi returned negative pi_i (-1.6e-9
+    for 9.2e-10 here; so in 25 of the sweep's 256 seeds) and `attention_gap`'s sqrt(pi) was NaN.
+    A is D^-1 K with K = exp(beta X X^T) symmetric: pi is proportional to the row sums D."""
+    params = attention.Params(n_tokens=8, dim=8, beta=2.0)
+    x = jnp.asarray(np.random.default_rng(29).standard_normal((8, 8)))
+    A = attention.weights(params, x)[0]
+    log_rows = jax.scipy.special.logsumexp(2.0 * x @ x.T, axis=-1)
+    exact = np.exp(log_rows - jax.scipy.special.logsumexp(log_rows))
+    assert exact.min() < 1e-16
+    pi = np.asarray(attention.stationary(A))
+    np.testing.assert_allclose(pi, exact, rtol=1e-12)
+    np.testing.assert_allclose(pi @ np.asarray(A), pi, rtol=1e-12)
+    attention.check_attention(A)  # reversible: pi_i A_ij = pi_j A_ji
+    assert np.isfinite(float(theory.attention_gap(A)))
+
+
 @pytest.mark.parametrize(
     "kwargs, message",
     [

@@ -79,14 +79,31 @@ def check_attention(P: object, *, reversible: bool = True) -> None:
 
 
 def stationary(P: Float[ArrayLike, "*batch n n"]) -> Float[Array, "*batch n"]:
-    """pi with pi^T P = pi^T and sum pi = 1: the left Perron vector, from the linear system
-    pi^T (P - I) = 0 with its last equation replaced by the normalisation."""
-    P = jnp.asarray(P)
+    """pi with pi^T P = pi^T and sum pi = 1: the left Perron vector of a positive row-stochastic
+    P, by the Grassmann-Taksar-Heyman state reduction. It adds and divides positive numbers only
+    (never the diagonal, never 1 - p), so every pi_i comes out to relative rounding however
+    small: a linear solve of pi^T (P - I) = 0 loses the small pi_i of a nearly reducible P (a
+    softmax A(X_0) at beta = 2, d = 8 has pi_i from 1e-27 to 1, 1 - mu_2 ~ 1e-16) and returned
+    negative ones (-1e-2 where pi_i = 0.2), whose square roots in `attention_spectrum` were NaN."""
+    return jnp.vectorize(_reduce_states, signature="(n,n)->(n)")(jnp.asarray(P))
+
+
+def _reduce_states(P: Array) -> Array:
+    """GTH on one n x n P: censor the chain on states 0..k-1 for k = n-1, ..., 1 (the exits of
+    state k rerouted through it), then pi_k = sum_(i<k) pi_i a_ik from pi_0 = 1."""
     n = P.shape[-1]
-    system = jnp.swapaxes(P, -1, -2) - jnp.broadcast_to(jnp.eye(n, dtype=P.dtype), P.shape)
-    system = system.at[..., -1, :].set(1.0)
-    rhs = jnp.zeros(P.shape[:-1], P.dtype).at[..., -1].set(1.0)
-    return jnp.linalg.solve(system, rhs[..., None])[..., 0]
+    index = jnp.arange(n)
+
+    def censor(i, a):
+        k = n - 1 - i
+        row = jnp.where(index < k, a[k], 0)
+        column = jnp.where(index < k, a[:, k], 0) / row.sum()  # a_ik / P(leave k to states < k)
+        return (a + jnp.outer(column, row)).at[:, k].set(column)
+
+    a = jax.lax.fori_loop(0, n - 1, censor, P)
+    first = jnp.zeros(n, P.dtype).at[0].set(1)
+    pi = jax.lax.fori_loop(1, n, lambda k, pi: pi.at[k].set(pi @ a[:, k]), first)
+    return pi / pi.sum()
 
 
 def dobrushin(M: Float[ArrayLike, "*batch n n"]) -> Float[Array, "*batch"]:
