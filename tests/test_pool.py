@@ -108,6 +108,27 @@ def test_mlp_fits_its_training_draws():
     assert obs.mse.dtype == the_pool.y.dtype
 
 
+def test_a_resample_is_the_resampled_pool():
+    """resample = every index is the pool itself; a bootstrap resample gives the same training
+    draws, fit and errors as the pool built from the resampled points (targets centred on them),
+    so a bootstrap over data points needs no copy of the pool per resample."""
+    the_pool = _gaussian_pool(60, 4, 0.2)
+    params = pool.Params(the_pool, n_samples=12, capacity=16, ridge=0.01)
+    rtol = RTOL[str(the_pool.y.dtype)]
+    plain = _fit(params, 4)
+    same = _fit(dataclasses.replace(params, resample=jnp.arange(60)), 4)
+    np.testing.assert_allclose(np.stack(same), np.stack(plain), rtol=rtol)
+    index = np.random.default_rng(3).integers(0, 60, 60)
+    x, y = np.asarray(the_pool.x)[index], np.asarray(the_pool.y)[index]
+    built = pool.Pool(jnp.asarray(x), jnp.asarray(x @ x.T), jnp.asarray(y - y.mean()))
+    resampled = _fit(dataclasses.replace(params, resample=jnp.asarray(index)), 4)
+    copied = _fit(dataclasses.replace(params, pool=built), 4)
+    # held out differs by design: a copy of a drawn point counts as drawn here, not there
+    for field in ("mse", "train_mse"):
+        np.testing.assert_allclose(getattr(resampled, field), getattr(copied, field), rtol=rtol)
+    assert not np.allclose(resampled.mse, plain.mse)
+
+
 @pytest.mark.parametrize(
     ("field", "change"),
     [
@@ -117,6 +138,8 @@ def test_mlp_fits_its_training_draws():
         ("width", dict(width=0)),
         ("n_samples", dict(n_samples=0)),
         ("lr", dict(lr=0.0)),
+        ("resample", dict(resample=jnp.arange(19))),
+        ("resample", dict(resample=jnp.arange(20) + 1)),
     ],  # fmt: skip
 )
 def test_bad_params_name_the_field(field, change):

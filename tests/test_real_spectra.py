@@ -23,13 +23,14 @@ CONFIG = real_spectra.Config(
     mlp_steps=50,
     network_seeds=2,
     spectrum_boot=10,
+    data_boot=10,
     invert_boot=0,
     invert_steps=20,
     text_block=4096,
 )
 NETWORKS = real_spectra.NETWORKS
 MODELS = ("linear", "arccos", *NETWORKS)
-CURVE_CLAIMS = ("erm_exponent", "p0_exponent", "s_eff")
+CURVE_CLAIMS = ("erm_exponent", "p0_exponent", "p0_vs_erm", "s_eff")
 # The 95 % bootstrap intervals of s and a are read as SEs by width / (2 x 1.96).
 Z95 = 1.959963984540054
 
@@ -56,7 +57,8 @@ def test_report_has_every_claim_figure_and_saves(report, tmp_path):
     assert {c.id for c in report.claims} == expected
     data = report.data
     assert dict(data.sizes) == dict(set=1, kernel=2, n=6, seed=16, mode=272, network_set=1,
-                                    network=2, network_seed=2)  # fmt: skip
+                                    network=2, network_seed=2, replicate=10)  # fmt: skip
+    assert np.all(np.isfinite(data.boot_mse)) and np.all(data.boot_mse > 0)
     assert np.all(np.isfinite(data.mse)) and np.all(data.mse > 0)
     assert np.all(np.isfinite(data.network_mse)) and np.all(data.network_mse > 0)
     # the spectrum's numbers exist and are positive exponents
@@ -81,7 +83,7 @@ def test_claims_without_data_are_not_measured(report):
     data = report.data.drop_dims(["network_set", "network", "network_seed"])
     specs = [spec for spec in real_spectra.CLAIMS if ".rf." in spec.id or ".mlp." in spec.id]
     out = [claim for spec in specs for claim in spec.evaluate(data)]
-    assert len(out) == 6 and all(c.where.startswith("not measured") for c in out)
+    assert len(out) == 8 and all(c.where.startswith("not measured") for c in out)
     assert {c.id for c in out} == {f"real_data.*.{m}.{c}" for m in NETWORKS for c in CURVE_CLAIMS}
 
 
@@ -97,26 +99,38 @@ def test_omnibus_claim_follows_the_measurement(report):
     assert [c.verdict for c in spec.evaluate(data)] == ["FAIL", "FAIL"]
 
 
-def test_exponent_claim_adds_the_predictions_uncertainty(report):
-    """The claim is on alpha - min(a - 1, 2s): alpha is fit.power_law's exponent of the
-    seed-mean excess curve, and the SE adds the prediction's bootstrap SE in quadrature to the
-    seed bootstrap's (which alone remains when the prediction's intervals are shrunk to 0)."""
-    spec = _spec("real_data.{set}.{kernel}.erm_exponent")
+def test_exponent_claims_bootstrap_the_data_points(report):
+    """The claims are on alpha - min(a - 1, 2s), alpha - (a - 1)/s and |alpha - ERM's| -
+    |alpha - P0's| (alpha: fit.power_law's exponent of the seed-mean excess curve), each with
+    the SE of its spread over the data resamples: every resample's own s, a and curve."""
+    (close,) = _spec("real_data.{set}.{kernel}.p0_vs_erm").evaluate(report.data.sel(
+        kernel=["linear"]))  # fmt: skip
+    assert close.where.startswith("not measured: ERM's and P0's predictions differ by")
+    # s tripled (every resample's too): P0's (a - 1)/s moves away from ERM's a - 1
     data = report.data.sel(kernel=["linear"])
-    (claim,) = spec.evaluate(data)
+    data = data.assign(s=3 * data.s, boot_s=3 * data.boot_s)
     r = data.sel(set="words", kernel="linear")
     alpha = float(fit.power_law(r.n.values, (r.mse.mean("seed") - r.noise).values).exponent)
     s, a = float(r.s), float(r.a)
-    if a - 1 <= 2 * s:
-        predicted, se = a - 1, float(r.a_hi - r.a_lo) / (2 * Z95)
-    else:
-        predicted, se = 2 * s, float(r.s_hi - r.s_lo) / Z95
-    assert claim.predicted == 0 and claim.measured == pytest.approx(alpha - predicted, rel=1e-9)
-    exact = data.assign(a_lo=data.a, a_hi=data.a, s_lo=data.s, s_hi=data.s)
-    (seeds_only,) = spec.evaluate(exact)
-    assert 0 < seeds_only.stderr < claim.stderr
-    assert claim.stderr == pytest.approx(np.hypot(seeds_only.stderr, se), rel=1e-9)
-    assert "400 bootstrap resamples of the 16 seeds" in claim.where
+    boot = r.boot_mse.mean("seed").transpose("replicate", "n").values - r.boot_noise.values[:, None]
+    alpha_b = np.array([fit.power_law(r.n.values, row).exponent for row in boot])
+    s_b, a_b = r.boot_s.values, r.boot_a.values
+    erm, erm_b = min(a - 1, 2 * s), np.minimum(a_b - 1, 2 * s_b)
+    p0, p0_b = (a - 1) / s, (a_b - 1) / s_b
+    expected = dict(
+        erm_exponent=(alpha - erm, alpha_b - erm_b),
+        p0_exponent=(alpha - p0, alpha_b - p0_b),
+        p0_vs_erm=(abs(alpha - erm) - abs(alpha - p0),
+                   np.abs(alpha_b - erm_b) - np.abs(alpha_b - p0_b)),
+    )  # fmt: skip
+    for name, (measured, draws) in expected.items():
+        (claim,) = _spec(f"real_data.{{set}}.{{kernel}}.{name}").evaluate(data)
+        assert claim.predicted == 0 and claim.measured == pytest.approx(measured, rel=1e-9)
+        assert claim.stderr == pytest.approx(np.std(draws, ddof=1), rel=1e-6)
+        assert "bootstrap over the 272 data points (10 resamples" in claim.where
+    # the resamples move alpha and a together: the difference varies less than alpha and a
+    # would if they were independent
+    assert np.std(alpha_b - erm_b) < np.hypot(np.std(alpha_b), np.std(erm_b))
 
 
 def test_s_eff_claim_bootstraps_the_inversion(report):
@@ -135,14 +149,15 @@ def test_s_eff_claim_bootstraps_the_inversion(report):
 
 # Claims without power at test scale: their interval is wider than the tolerance band, so no
 # prediction moved by 2 tolerances can be caught both ways.
-# - the exponent claims of the two kernels: the prediction's SE, from the chi^2 bootstrap of a
-#   on modes 8-48 (a's 95 % intervals [1.47, 1.98] and [1.38, 2.08]: SE 0.13-0.18), makes the
-#   interval 2 x 1.96 x SE >= 0.5 wide, against a band of 2 x 0.1 (the seed bootstrap's SE
-#   alone is 0.03-0.04: more seeds would not help);
+# - the exponent claims of the two kernels: the spread over 10 resamples of 272 text blocks
+#   (alpha - prediction: SE 0.11-0.13) makes the interval 2 x 1.96 x SE >= 0.43 wide, against a
+#   band of 2 x 0.1;
 # - the networks' exponent claims: the same prediction SE, and 2 seeds.
-# s_eff (invert_boot = 0) and ngrams' language_s1 (no ngrams set) are not measured.
+# s_eff (invert_boot = 0), ngrams' language_s1 (no ngrams set) and the head-to-head claims
+# (words: s ~ 1, so ERM's and P0's predictions are within 0.1 of each other) are not measured.
 NO_POWER = {f"real_data.words.{m}.{c}" for m in MODELS for c in CURVE_CLAIMS[:2]}
-NOT_MEASURED = {f"real_data.words.{m}.s_eff" for m in MODELS} | {"real_data.ngrams.language_s1"}
+NOT_MEASURED = {f"real_data.words.{m}.{c}" for m in MODELS for c in ("s_eff", "p0_vs_erm")}
+NOT_MEASURED |= {"real_data.ngrams.language_s1"}
 # The rest have power: words' language_s1 (s = 1.074, SE 0.013) catches the predictor moved to
 # 1.2 with 0.001 to spare (the bootstraps are seeded: deterministic), the omnibus claims by far.
 # THEORY.md §2.7: the omnibus predictor from the pool's own spectrum gives the curve.

@@ -8,6 +8,11 @@ The draws are the first n_samples of `capacity` (static: a shape) drawn from the
 n_samples is traced: a whole learning curve vmaps in one compiled program, and on a common key
 the training sets of a curve are nested.
 
+`resample` (P indices into the pool, with repeats; traced) makes the population a bootstrap
+resample of the pool: the training points are drawn from it, the errors averaged over it (a point
+drawn twice counts twice) and the targets centred on it. A bootstrap over data points is then a
+grid axis: every resample's learning curve in the same compiled program.
+
 model="kernel": kernel ridge f = K(., X_n)(K_nn + delta I)^-1 y_n with the pool's kernel
 matrix (THEORY.md §2.7's delta: not divided by n). model="rf": the same on `width` random ReLU
 features sqrt(2/width) relu(W x), W iid N(0, 1), whose kernel tends to the arc-cosine kernel of
@@ -59,7 +64,8 @@ class Pool:
 class Params:
     """The pool (traced arrays), the model, capacity (the most draws: a shape), width (random
     features or hidden units) and steps (MLP) are static; the training-set size n_samples
-    (1..capacity), ridge (kernel, rf) and lr (MLP) are traced."""
+    (1..capacity), ridge (kernel, rf), lr (MLP) and resample (None: the pool itself) are
+    traced."""
 
     pool: Pool
     model: Literal["kernel", "rf", "mlp"] = dataclasses.field(
@@ -71,10 +77,17 @@ class Params:
     steps: int = dataclasses.field(default=500, metadata=dict(static=True))
     ridge: Swept = 0.0
     lr: Swept = 1e-2
+    resample: Int[Leaf, " points"] | None = None
 
     def __post_init__(self):
         with all_of() as check:
             check.one_of("model", self.model, MODELS)
+            shape = getattr(self.resample, "shape", None)
+            size = getattr(getattr(self.pool, "y", None), "shape", None)
+            if shape is not None and size is not None and check.that(
+                shape == size, f"resample must hold P = {size[0]} indices into the pool; got "
+                f"shape {shape}"):  # fmt: skip
+                check.range("resample", self.resample, ge=0, lt=size[0], integer=True)
             if check.count("capacity", self.capacity):
                 check.range("n_samples", self.n_samples, ge=1, le=self.capacity)
             check.count("width", self.width)
@@ -133,12 +146,16 @@ def _mlp_predict(params: Params, index, active, key):
 
 
 def fit(params: Params, key: Key[Array, ""]) -> Obs:
-    """Draw n_samples pool points (with replacement) from key, fit the model, measure."""
+    """Draw n_samples points of the population (the pool, or its resample) with replacement
+    from key, fit the model, measure."""
     pool = params.pool
     k_draw, k_model = jax.random.split(key)
     size = pool.y.shape[0]
-    y = pool.y
-    index = jax.random.randint(k_draw, (params.capacity,), 0, size)
+    population, y = jnp.arange(size), pool.y
+    if params.resample is not None:
+        population = params.resample
+        y = y - jnp.mean(y[population])
+    index = population[jax.random.randint(k_draw, (params.capacity,), 0, size)]
     active = (jnp.arange(params.capacity) < params.n_samples).astype(y.dtype)
     if params.model == "kernel":
         predicted = _ridge_predict(pool.kernel[index][:, index], pool.kernel[:, index], y[index],
@@ -151,9 +168,9 @@ def fit(params: Params, key: Key[Array, ""]) -> Obs:
     else:
         predicted = _mlp_predict(params, index, active, k_model).astype(y.dtype)
     error = (predicted - y) ** 2
-    drawn = jnp.zeros(size, y.dtype).at[index].max(active)
+    left = 1 - jnp.zeros(size, y.dtype).at[index].max(active)[population]  # 1: not drawn
     return Obs(
-        jnp.mean(error),
-        jnp.sum(error * (1 - drawn)) / jnp.sum(1 - drawn),
+        jnp.mean(error[population]),
+        left @ error[population] / jnp.sum(left),
         active @ error[index] / jnp.sum(active),
     )
