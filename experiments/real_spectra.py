@@ -233,22 +233,71 @@ def curve(name: str, pool: pool_model.Pool, cfg: Config, options, resamples=None
     return out.assign_coords(n=np.asarray(cfg.samples, float)).assign_attrs(crn)
 
 
-def _inverted(mean: xr.DataArray, spec, steps: int) -> tuple[float, float]:
-    """(s_eff, a_eff) of the omnibus predictor fitted to a seed-mean curve less the noise; NaN
-    unless positive (noise floor not subtracted cleanly). `spec`: s, a, noise, ridge, prefactor."""
+# The profile of the inversion along s: s_data times these ratios (9.6 % apart: about the s_eff
+# claim's margin S_MARGIN), which span the basins the inversions land in (s_eff / s_data from
+# 0.05 to 2.5 at full scale).
+PROFILE = np.geomspace(1 / 3, 3, 25)
+
+
+def _inversion(mean: xr.DataArray, spec) -> dict | None:
+    """The arguments of the omnibus predictor's inversion on a seed-mean curve less the noise;
+    None unless that is positive (noise floor not subtracted cleanly). `spec`: s, a, noise,
+    ridge, prefactor."""
     n, excess = mean.n.values, mean.values - float(spec["noise"])
     if not np.all(excess > 0):
-        return np.nan, np.nan
+        return None
     s0, a0 = float(spec["s"]), max(float(spec["a"]), 1.1)
     # Full rank leaves no noise (sigma^2 = 0, fixed; (s, a, C) fitted); low rank (linear) leaves
     # the target's power outside its range as noise, fitted too (its scale relative to the bias
     # is C's). The law is in units of the fitted prefactor A (lambda_k ~ A k^-s): ridge delta / A.
     noiseless = float(spec["noise"]) <= 1e-9
     starts = dict(s=(0.7 * s0, 1.4 * s0), a=(a0, 2 * a0 - 1), noise=(1.0 if noiseless else 1e-2,))
-    ridge = float(spec["ridge"]) / float(spec["prefactor"])
-    inv = fit.invert_ridge_curve(n, excess, ridge=ridge, noise=0.0 if noiseless else None,
-                                 starts=starts, steps=steps)  # fmt: skip
+    if "profile" in spec:  # start in every basin of the profile instead (3: one compile)
+        s, a = _basins(spec)
+        if s.size:
+            starts.update(s=tuple(np.resize(s, 3)), a=tuple(np.resize(np.maximum(a, 1.05), 3)))
+    return dict(n=n, risk=excess, ridge=float(spec["ridge"]) / float(spec["prefactor"]),
+                noise=0.0 if noiseless else None, starts=starts)  # fmt: skip
+
+
+def _inverted(mean: xr.DataArray, spec, steps: int) -> tuple[float, float]:
+    """(s_eff, a_eff) of the omnibus predictor fitted to a seed-mean curve less the noise; NaN
+    unless that is positive."""
+    args = _inversion(mean, spec)
+    if args is None:
+        return np.nan, np.nan
+    inv = fit.invert_ridge_curve(**args, steps=steps)
     return float(inv.s), float(inv.a)
+
+
+def _profile(mean: xr.DataArray, spec, steps: int) -> dict:
+    """The inversion's objective at s = s_data x PROFILE (the best (a, sigma^2, C) with s held)
+    and that a, as data variables over s_ratio; NaN where the excess is not positive."""
+    args = _inversion(mean, spec)
+    objective = a = np.full(PROFILE.size, np.nan)
+    if args is not None:
+        fitted = fit.profile_ridge_curve(**args, s=float(spec["s"]) * PROFILE, steps=steps)
+        objective, a = np.asarray(fitted.objective), np.asarray(fitted.a)
+    return dict(profile=("s_ratio", objective), profile_a=("s_ratio", a))
+
+
+def _basins(spec) -> tuple[np.ndarray, np.ndarray]:
+    """(s, a) at the profile's local minima, the lowest objective first (at most 3)."""
+    value = np.asarray(spec["profile"], float)
+    value = np.where(np.isfinite(value), value, np.inf)
+    padded = np.concatenate([[np.inf], value, [np.inf]])
+    local = (value <= padded[:-2]) & (value <= padded[2:]) & np.isfinite(value)
+    order = np.flatnonzero(local)[np.argsort(value[local], kind="stable")][:3]
+    return float(spec["s"]) * PROFILE[order], np.asarray(spec["profile_a"], float)[order]
+
+
+def _basin_note(spec) -> str:
+    """The profile's basins: s (objective / the lowest)."""
+    s, _ = _basins(spec)
+    value = np.asarray(spec["profile"], float)
+    lowest = np.nanmin(value) if np.isfinite(value).any() else np.nan
+    at = {float(x): float(v) for x, v in zip(float(spec["s"]) * PROFILE, value, strict=True)}
+    return ", ".join(f"s = {x:.2f} ({at[float(x)] / lowest:.2f}x)" for x in s) or "none"
 
 
 @jax.jit
@@ -259,16 +308,23 @@ def _omnibus(lam: jax.Array, power: jax.Array, n: jax.Array, ridge, noise) -> ja
     return jax.vmap(lambda m: theory.ridge_risk(empirical, n=m, ridge=ridge, noise=noise))(n)
 
 
+def _value(v):
+    """A data variable's values ((dims, values) -> values)."""
+    return v[1] if isinstance(v, tuple) else v
+
+
 def _kernel_row(out: xr.Dataset, boot: xr.Dataset, spec: dict, cfg: Config) -> xr.Dataset:
     """One kernel's curve (dims n, seed) with the omnibus prediction, spectrum numbers and s_eff,
     and the data bootstrap's curves and spectrum numbers (dim replicate)."""
     risk = _omnibus(spec["lam"], spec["power"], out.n.values, spec["ridge"], spec["noise"])
-    s_eff, a_eff = _inverted(out.mse.mean("seed"), spec, cfg.invert_steps)
+    spec = spec | _profile(out.mse.mean("seed"), spec, cfg.invert_steps)
+    s_eff, a_eff = _inverted(out.mse.mean("seed"), {k: _value(v) for k, v in spec.items()},
+                             cfg.invert_steps)  # fmt: skip
     numbers = {k: v for k, v in spec.items() if k not in ("lam", "power", "window")}
     return out.assign(
         predicted=("n", np.asarray(risk) + spec["noise"]), eigenvalue=("mode", spec["lam"]),
         s_eff=s_eff, a_eff=a_eff, boot_mse=boot.mse, **numbers,
-    ).assign_coords(mode=np.arange(1, spec["lam"].size + 1))  # fmt: skip
+    ).assign_coords(mode=np.arange(1, spec["lam"].size + 1), s_ratio=PROFILE)  # fmt: skip
 
 
 def _network_rows(name, pool, spec: dict, cfg: Config, options) -> xr.Dataset:
@@ -279,8 +335,11 @@ def _network_rows(name, pool, spec: dict, cfg: Config, options) -> xr.Dataset:
     rows = []
     for model in NETWORKS:
         out = curve(f"{name}_{model}", pool, cfg, options, model=model, **extra[model])
-        s_eff, a_eff = _inverted(out.mse.mean("seed"), spec, cfg.invert_steps)
-        rows.append(out.assign(s_eff=s_eff, a_eff=a_eff).expand_dims(network=[model]))
+        profile = _profile(out.mse.mean("seed"), spec, cfg.invert_steps)
+        own = spec | {k: _value(v) for k, v in profile.items()}
+        s_eff, a_eff = _inverted(out.mse.mean("seed"), own, cfg.invert_steps)
+        out = out.assign(s_eff=s_eff, a_eff=a_eff, **profile).assign_coords(s_ratio=PROFILE)
+        rows.append(out.expand_dims(network=[model]))
     rows = xr.concat(rows, "network", join="outer", combine_attrs="drop_conflicts")
     rows = rows.rename({k: f"network_{k}" for k in rows.data_vars}).rename(seed="network_seed")
     return rows.expand_dims(network_set=[name])
@@ -330,9 +389,16 @@ def _se(spec: xr.Dataset, name: str) -> float:
 
 
 def _network_curve(network: str):
-    """d -> (a network's MSE per n and seed on one network_set, the arccos kernel's spectrum)."""
-    return lambda d: (d.network_mse.sel(network=network).rename(network_seed="seed"),
-                      d.sel(set=d.network_set.item(), kernel="arccos"))  # fmt: skip
+    """d -> (a network's MSE per n and seed on one network_set, the arccos kernel's spectrum
+    with the network's own profile)."""
+
+    def select(d):
+        r = d.sel(network=network)
+        spec = d.sel(set=d.network_set.item(), kernel="arccos")
+        return (r.network_mse.rename(network_seed="seed"),
+                spec.assign(profile=r.network_profile, profile_a=r.network_profile_a))  # fmt: skip
+
+    return select
 
 
 def _slope(mean: xr.DataArray, noise) -> xr.DataArray:
@@ -434,7 +500,8 @@ def _s_eff(curve):
             measured=float(fitted) - s if np.isfinite(mse).all() else np.nan, predicted=0.0,
             tolerance=S_MARGIN * abs(s), stderr=float(np.hypot(se_fitted, _se(spec, "s"))),
             replicates=f"s_eff: {n_boot} bootstrap resamples of the {mse.sizes['seed']} seeds "
-            f"(joint over n); prediction: parametric bootstraps of s "
+            f"(joint over n), each inverted from every basin of the curve's profile along s "
+            f"({_basin_note(spec)}); prediction: parametric bootstraps of s "
             f"({d.attrs['spectrum_boot']})",
         )  # fmt: skip
 
@@ -547,15 +614,19 @@ def _curves(ds: xr.Dataset):
 
 def figures(ds: xr.Dataset) -> dict:
     import matplotlib.figure
+    import matplotlib.ticker
 
     sets, kinds = list(ds.set.values), list(ds.kernel.values)
     models = kinds + (list(ds.network.values) if "network" in ds.dims else [])
     figs = {k: matplotlib.figure.Figure(figsize=(4 * len(sets), 4), layout="constrained")
-            for k in ("spectra", "curves")}  # fmt: skip
+            for k in ("spectra", "curves", "profiles")}  # fmt: skip
     axes = {k: dict(zip(sets, np.atleast_1d(fig.subplots(1, len(sets))), strict=True))
             for k, fig in figs.items()}  # fmt: skip
     for name, model, mse, d, _, _ in _curves(ds):
         color, ax_c = f"C{models.index(model)}", axes["curves"][name]
+        profile = d.profile / d.profile.min()
+        axes["profiles"][name].plot(d.s * d.s_ratio, profile, ".-", color=color, label=model)
+        axes["profiles"][name].plot(d.s, 1, "|", ms=12, color=color)
         sem = mse.std("seed", ddof=1) / np.sqrt(mse.sizes["seed"])
         ax_c.errorbar(mse.n, mse.mean("seed"), yerr=sem, fmt="o", ms=3, color=color, label=model)
         if model in kinds:
@@ -570,6 +641,11 @@ def figures(ds: xr.Dataset) -> dict:
         ax_c.set(xscale="log", yscale="log", xlabel="n", ylabel="test MSE over the pool",
                  title=f"{name}: measured (dots) vs omnibus (lines)")  # fmt: skip
         ax_c.legend(fontsize=7)
+        axes["profiles"][name].set(
+            xscale="log", yscale="log", xlabel="s (held)", ylabel="objective / its minimum",
+            title=f"{name}: inversion's profile (|: s_data)")  # fmt: skip
+        axes["profiles"][name].xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+        axes["profiles"][name].legend(fontsize=7)
     return figs
 
 
@@ -583,7 +659,8 @@ def _table(ds: xr.Dataset) -> list[str]:
             f"{name} / {model}{' (arccos spectrum)' if network else ''}: s = {s:.3f} "
             f"[{float(spec.s_lo):.3f}, {float(spec.s_hi):.3f}], "
             f"a = {a:.3f} | alpha = {alpha:.3f} vs {min(a - 1, 2 * s):.3f}, {(a - 1) / s:.3f} | "
-            f"s_eff = {s_eff:.3f}, a_eff = {a_eff:.3f}; auto-window s = "
+            f"s_eff = {s_eff:.3f}, a_eff = {a_eff:.3f} (profile's basins: "
+            f"{_basin_note(spec)}); auto-window s = "
             f"{float(spec.s_auto):.3f}, participation ratio {float(spec.participation):.1f}, "
             f"noise {float(spec.noise):.3g}"
         )

@@ -113,8 +113,9 @@ COMPILE_BUDGETS = {
     "latent_number": 16,  # measured 14: 6 sweep programs (one per N), GF/GD per rho x2, risks
     "attention_clusters": 14,  # measured 12: 8 sweep programs, the fixed P, the collapse bound
     "scaling_laws": 31,  # measured 29: 22 sweep programs (mode counts and width buckets static)
-    # measured 15: 6 sweep programs (per kernel its curve and its data-resample curves; networks)
-    "real_spectra": 17,
+    # measured 16: 6 sweep programs (per kernel its curve and its data resamples'; 2 networks),
+    # per kernel a bootstrap and a risk, the profile along s, the inversion
+    "real_spectra": 18,
     "spectral_edge": 7,  # measured 5: 2 sweep programs, the grokking read-out
     # measured 23: 8 sweep programs, the closed form per regime x4, figure bands, SGD predictor
     "self_improvement": 25,

@@ -50,3 +50,26 @@ def test_bad_input_names_the_field(kwargs, field):
     args = {"n": N, "risk": np.ones(N.size)} | kwargs
     with pytest.raises(ValueError, match=f"^{field} must"):
         fit.invert_ridge_curve(args.pop("n"), args.pop("risk"), **args)
+
+
+def test_the_profile_is_lowest_at_the_curves_own_s():
+    """Along s, the best fit with s held: on the predictor's own curve the objective is ~0 at
+    the true s (to the optimiser's precision) and grows away from it on both sides; the fit at
+    the true s recovers a and C (1e-5 relative), and the inversion's optimum is the profile's."""
+    s, a, noise = 1.5, 2.5, 0.0
+    risk = 3.0 * _curve(s, a, noise)
+    grid = np.array([0.75, 1.0, 1.25, 1.5, 1.8, 2.25, 3.0])
+    profile = fit.profile_ridge_curve(N, risk, grid, ridge=1e-3, noise=0.0, n_modes=M,
+                                      steps=150, starts=STARTS)  # fmt: skip
+    objective = np.asarray(profile.objective)
+    np.testing.assert_allclose(profile.s, grid, rtol=1e-12)  # held
+    best = int(np.argmin(objective))
+    assert grid[best] == s and objective[best] < 1e-12
+    assert np.all(np.diff(objective[: best + 1]) < 0) and np.all(np.diff(objective[best:]) > 0)
+    np.testing.assert_allclose([profile.a[best], profile.scale[best]], [a, 3.0], rtol=1e-5)
+    assert np.all(np.asarray(profile.noise) == 0.0)  # fixed, as given
+
+
+def test_the_profile_names_a_bad_grid():
+    with pytest.raises(ValueError, match="^s must"):
+        fit.profile_ridge_curve(N, np.ones(N.size), np.array([1.0, -2.0]))

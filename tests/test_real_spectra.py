@@ -57,7 +57,7 @@ def test_report_has_every_claim_figure_and_saves(report, tmp_path):
     assert {c.id for c in report.claims} == expected
     data = report.data
     assert dict(data.sizes) == dict(set=1, kernel=2, n=6, seed=16, mode=272, network_set=1,
-                                    network=2, network_seed=2, replicate=10)  # fmt: skip
+                                    network=2, network_seed=2, replicate=10, s_ratio=25)  # fmt: skip
     assert np.all(np.isfinite(data.boot_mse)) and np.all(data.boot_mse > 0)
     assert np.all(np.isfinite(data.mse)) and np.all(data.mse > 0)
     assert np.all(np.isfinite(data.network_mse)) and np.all(data.network_mse > 0)
@@ -68,7 +68,7 @@ def test_report_has_every_claim_figure_and_saves(report, tmp_path):
     path = report.save(tmp_path / "out")
     saved = json.loads((path / "report.json").read_text())
     assert {c["id"] for c in saved["claims"]} == expected
-    for name in ("spectra.png", "curves.png", "data.nc"):
+    for name in ("spectra.png", "curves.png", "profiles.png", "data.nc"):
         assert (path / name).exists()
 
 
@@ -145,6 +145,20 @@ def test_s_eff_claim_bootstraps_the_inversion(report):
     assert np.isfinite(claim.stderr) and claim.stderr > se_s
     assert claim.tolerance == pytest.approx(real_spectra.S_MARGIN * float(r.s))
     assert "50 bootstrap resamples of the 16 seeds" in claim.where
+    assert "inverted from every basin of the curve's profile along s (s = " in claim.where
+
+
+def test_the_profile_names_every_basin(report):
+    """The curve's profile along s is the best fit with s held at s_data x PROFILE; its local
+    minima, lowest first, are where the inversions start."""
+    r = report.data.sel(set="words", kernel="linear")
+    assert r.profile.dims == ("s_ratio",) and np.all(np.isfinite(r.profile))
+    np.testing.assert_allclose(r.s_ratio, real_spectra.PROFILE)
+    value = np.array([5.0, 2.0, 3.0, 1.0, 4.0, 4.0, 0.5] + [9.0] * 18)
+    s, a = real_spectra._basins(r.assign(profile=r.profile.copy(data=value),
+                                         profile_a=r.profile.copy(data=1 + value)))  # fmt: skip
+    np.testing.assert_allclose(s, float(r.s) * real_spectra.PROFILE[[6, 3, 1]])
+    np.testing.assert_allclose(a, [1.5, 2.0, 3.0])
 
 
 # Claims without power at test scale: their interval is wider than the tolerance band, so no

@@ -5,7 +5,8 @@
   Approach 3) and the compute-optimal frontier of an iso-compute sweep;
 - `spectrum`: exponents of spectra and targets (lambda_k ~ A k^-s, v_k^2 ~ k^-a) and power law
   against geometric decay;
-- `invert`: (s, a, sigma^2, C) of the omnibus ridge predictor from an observed learning curve;
+- `invert`: (s, a, sigma^2, C) of the omnibus ridge predictor from an observed learning curve,
+  and its profile along s;
 - `stats`: standard errors of seed means and the z multiplier for m simultaneous comparisons.
 
 The fits with an optimiser share one L-BFGS (at most `LBFGS_STEPS` steps, stopping once the
@@ -23,7 +24,13 @@ from spectral_sim.fit.curves import (
     loglog_slope,
     power_law,
 )
-from spectral_sim.fit.invert import INVERT_STARTS, InvertedCurve, invert_ridge_curve
+from spectral_sim.fit.invert import (
+    INVERT_STARTS,
+    InvertedCurve,
+    ProfiledCurve,
+    invert_ridge_curve,
+    profile_ridge_curve,
+)
 from spectral_sim.fit.scaling import (
     CHINCHILLA_GRID,
     HUBER_DELTA,
@@ -49,7 +56,8 @@ __all__ = [
     "BINS_PER_OCTAVE", "CHINCHILLA_GRID", "FLOOR_STARTS", "GRADIENT_TOL", "HUBER_DELTA",
     "INVERT_STARTS", "LBFGS_STEPS", "MIN_OCTAVES", "SPECTRUM_RTOL", "WINDOW_MIN_POINTS",
     "WINDOW_RTOL", "ChinchillaFit", "DecayComparison", "Frontier", "InvertedCurve",
-    "PowerLawFit", "SpectrumFit", "chinchilla", "curves", "decay_comparison", "frontier",
-    "invert", "invert_ridge_curve", "loglog_slope", "power_law", "scaling", "sem", "spectrum",
+    "PowerLawFit", "ProfiledCurve", "SpectrumFit", "chinchilla", "curves", "decay_comparison",
+    "frontier", "invert", "invert_ridge_curve", "loglog_slope", "power_law",
+    "profile_ridge_curve", "scaling", "sem", "spectrum",
     "spectrum_exponent", "stats", "tail_exponent", "target_exponent", "z_simultaneous",
 ]  # fmt: skip
