@@ -99,8 +99,9 @@ class Config:
     """Pure-attention inverse temperatures (larger beta: metastable clusters, not cubic)."""
     pure_tokens: int = 8
     pure_dim: int = 4
-    pure_seeds: int = 128
-    """Pure-attention runs per point (rank_collapse_bound's seeds_needed at 32 seeds: 128)."""
+    pure_seeds: int = 256
+    """Pure-attention runs per point (rank_collapse_bound's seeds_needed: 128 at 32 seeds, 256
+    at 128)."""
     sphere_beta: tuple[float, ...] = (0.5, 1.0, 4.0, 9.0, 16.0, 25.0)
     sphere_tokens: tuple[int, ...] = (16, 32)
     sphere_dim: tuple[int, ...] = (2, 3, 8)
@@ -133,6 +134,7 @@ QUICK = dict(
 # worth.
 PAPER = dict(
     softmax_tokens=(8, 32, 64), n_seeds=1024, sphere_tokens=(16, 32, 64), sphere_seeds=512,
+    pure_seeds=1024,
 )  # fmt: skip
 
 

@@ -15,8 +15,10 @@ prediction) replaces the band by a half-line.
 The interval depends on what is measured, and its standard error only ever comes from
 independent replicates (seeds):
 
-- `seed_mean`: the mean over seeds, ± z SEM (a pooled quantity is averaged within each seed
-  first, by the caller, so the seeds stay the replicates);
+- `seed_mean`: the mean over seeds, ± t SEM, t Student's quantile with n - 1 degrees of freedom
+  (n seeds) at the simultaneous level: the SEM of a few seeds is itself uncertain, and the
+  normal z would make 2-seed intervals 6x too narrow (a pooled quantity is averaged within each
+  seed first, by the caller, so the seeds stay the replicates);
 - `share`: a count of k successes in n seeds, with the exact Clopper-Pearson interval
   (0/n and n/n are not exact);
 - `seed_statistic`: any function of the seed-mean curve (an exponent, a rate, a ratio of
@@ -49,6 +51,7 @@ same rule.
 
 import contextlib
 import dataclasses
+import functools
 import itertools
 import math
 import re
@@ -65,7 +68,7 @@ from spectral_sim import fit
 __all__ = [
     "FAMILY_ALPHA", "SIDES", "TOLERANCE_KINDS", "VERDICTS", "Claim", "NotMeasured", "Side",
     "Spec", "Table", "ToleranceKind", "Verdict", "band", "bootstrap", "estimate", "exact",
-    "not_measured", "seed_mean", "seed_statistic", "share", "z_family",
+    "not_measured", "seed_mean", "seed_statistic", "share", "t_family", "z_family",
 ]  # fmt: skip
 
 ToleranceKind = Literal["derived", "paper", "judgement"]
@@ -295,6 +298,16 @@ def z_family(m: int | np.integer, family_alpha: float = FAMILY_ALPHA) -> float:
     return fit.z_simultaneous(int(m), family_alpha)
 
 
+def t_family(m: int | np.integer, n: Any, family_alpha: float = FAMILY_ALPHA) -> np.ndarray:
+    """Student's t quantile at the same simultaneous level as `z_family(m)`, for means of n
+    replicates (n - 1 degrees of freedom; NaN for n < 2), elementwise over n. It tends to z as n
+    grows (1.7 % above it at 64 seeds, m = 1)."""
+    df = np.asarray(n, dtype=float) - 1
+    with np.errstate(invalid="ignore"):
+        return np.where(df >= 1, stats.t.ppf(1 - family_alpha / (2 * int(m)), np.maximum(df, 1)),
+                        np.nan)  # fmt: skip
+
+
 # --- the decision rule -------------------------------------------------------------------------
 
 
@@ -333,9 +346,10 @@ def _verdict(inside, outside, diverged, must_converge: bool) -> Verdict:
     return "PASS" if inside.all() and inside.size else "INCONCLUSIVE"
 
 
-def _decide(e: _Entries, *, z: float, kind: ToleranceKind, must_converge: bool, shift: float,
+def _decide(e: _Entries, *, z: Any, kind: ToleranceKind, must_converge: bool, shift: float,
             id: str, source: str, statement: str, seeds_needed=None) -> Claim:  # fmt: skip
-    """The claim over entries `e`: the verdict by the rule above, shown at its deciding entry."""
+    """The claim over entries `e`: the verdict by the rule above, shown at its deciding entry
+    (`z`: the intervals' multiplier, one or per entry)."""
     inside, outside, predicted, tolerance, lo, hi = _status(e, shift)
     verdict = _verdict(inside, outside, e.diverged, must_converge)
     # The deciding entry: the most significant FAIL, else the entry closest to leaving (or
@@ -360,29 +374,57 @@ def _decide(e: _Entries, *, z: float, kind: ToleranceKind, must_converge: bool, 
     return Claim(
         id=id, source=source, statement=statement, predicted=float(predicted[i]),
         measured=float(e.measured[i]), stderr=float(e.stderr[i]), tolerance=float(tolerance[i]),
-        z=z, low=float(e.low[i]), high=float(e.high[i]), tolerance_kind=kind,
+        z=_multiplier(z, i, e.measured.size), low=float(e.low[i]), high=float(e.high[i]),
+        tolerance_kind=kind,
         entries=int(inside.size), holds=int(inside.sum()), seeds_needed=needed,
         where=e.labels[i], diverged=int(e.diverged.sum()), side=e.side, verdict=verdict, **at,
     )  # fmt: skip
 
 
-def _normal_seeds_needed(e: _Entries, shift: float) -> int | None:
+def _multiplier(z: Any, i: int, m: int) -> float:
+    """Entry i's interval multiplier; where it has none (fewer than 2 seeds: no interval), the
+    normal one of the family."""
+    value = float(np.broadcast_to(np.asarray(z, dtype=float), (m,))[i])
+    return value if np.isfinite(value) else z_family(m)
+
+
+def _seeds_needed(e: _Entries, shift: float, t_level: float | None = None) -> int | None:
     """Seeds at which the current standard errors (SE ~ 1/sqrt(n)) would decide the claim:
     the fewest that make one entry significantly outside, else the most that any entry needs
-    to be significantly inside. None if no number of seeds would (an entry on the boundary)."""
+    to be significantly inside. None if no number of seeds would (an entry on the boundary).
+    With `t_level` the intervals are Student's (t quantile at that level, n - 1 degrees of
+    freedom, shrinking with n too), else their multiplier stays."""
     if e.n_seeds is None or e.diverged.any():
         return None
     *_, lo, hi = _status(e, shift)
-    half = (e.high - e.low) / 2  # z SE at the current seeds
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         gap = np.minimum(np.abs(e.measured - lo), np.abs(e.measured - hi))  # to the nearest edge
-        needed = np.ceil(e.n_seeds * (half / gap) ** 2)
+        if t_level is None:
+            half = (e.high - e.low) / 2  # z SE at the current seeds
+            needed = np.ceil(e.n_seeds * (half / gap) ** 2)
+        else:
+            needed = _t_seeds(e.stderr * np.sqrt(e.n_seeds), gap, t_level)
     outside = (e.measured < lo) | (e.measured > hi)
     if outside.any():
         value = np.nanmin(np.where(outside, needed, np.inf))
     else:
         value = np.nanmax(needed)
     return int(value) if np.isfinite(value) and value <= _MAX_SEEDS else None
+
+
+def _t_seeds(sd: np.ndarray, gap: np.ndarray, level: float) -> np.ndarray:
+    """The fewest N >= 2 with t_level(N - 1) sd / sqrt(N) <= gap, per entry (bisection: the
+    half-width falls with N); inf where even _MAX_SEEDS is not enough."""
+
+    def fits(n):
+        return stats.t.ppf(level, n - 1) * sd / np.sqrt(n) <= gap
+
+    low, high = np.full(sd.shape, 2.0), np.full(sd.shape, float(_MAX_SEEDS))
+    for _ in range(int(np.ceil(np.log2(_MAX_SEEDS)))):
+        middle = np.floor((low + high) / 2)
+        good = fits(middle)
+        low, high = np.where(good, low, middle), np.where(good, middle, high)
+    return np.where(fits(low), low, np.where(fits(high), high, np.inf))
 
 
 # --- entries from data -------------------------------------------------------------------------
@@ -540,13 +582,14 @@ def seed_mean(
         with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
             mean, sem = mean / pred, sem / np.abs(pred)
         pred = np.ones_like(pred)
-    z = z_family(pred.size, family_alpha)
-    e = _Entries(measured=mean, low=mean - z * sem, high=mean + z * sem, stderr=sem,
+    t = t_family(pred.size, n, family_alpha)
+    e = _Entries(measured=mean, low=mean - t * sem, high=mean + t * sem, stderr=sem,
                  predicted=pred, tolerance=tol, diverged=np.asarray(bad.any(-1)), labels=labels,
                  n_seeds=n, side=side)  # fmt: skip
-    return _decide(e, z=z, kind=tolerance_kind, must_converge=must_converge, shift=shift,
+    level = 1 - family_alpha / (2 * pred.size)
+    return _decide(e, z=t, kind=tolerance_kind, must_converge=must_converge, shift=shift,
                    id=id, source=source, statement=statement,
-                   seeds_needed=_normal_seeds_needed)  # fmt: skip
+                   seeds_needed=functools.partial(_seeds_needed, t_level=level))  # fmt: skip
 
 
 def _clopper_pearson(k: np.ndarray, n: np.ndarray, level: float) -> tuple[np.ndarray, ...]:
@@ -764,7 +807,7 @@ def seed_statistic(
                  n_seeds=np.full(value.shape, n), side=side)  # fmt: skip
     return _decide(e, z=z, kind=tolerance_kind, must_converge=must_converge, shift=shift,
                    id=id, source=source, statement=statement,
-                   seeds_needed=_normal_seeds_needed)  # fmt: skip
+                   seeds_needed=_seeds_needed)  # fmt: skip
 
 
 def exact(

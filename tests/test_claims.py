@@ -24,12 +24,13 @@ def samples(values: np.ndarray, **coords) -> xr.DataArray:
 
 
 def brute_force(values, predicted, tolerance, relative=False, alpha=0.05) -> str:
-    """The rule as the docs state it, entry by entry in plain NumPy."""
+    """The rule as the docs state it, entry by entry in plain NumPy: mean +- t SEM, t Student's
+    quantile at the simultaneous level with n - 1 degrees of freedom."""
     mean = values.mean(-1)
     sem = values.std(-1, ddof=1) / math.sqrt(values.shape[-1])
     if relative:
         mean, sem, predicted = mean / predicted, sem / abs(predicted), np.ones_like(mean)
-    z = stats.norm.ppf(1 - alpha / (2 * mean.size))
+    z = stats.t.ppf(1 - alpha / (2 * mean.size), values.shape[-1] - 1)
     error = np.abs(mean - predicted)
     if np.any(error - z * sem > tolerance):
         return "FAIL"
@@ -59,10 +60,21 @@ def test_decision_rule_equals_brute_force(seed, m, n, offset, spread, tolerance,
     inside = None
     mean = values.mean(-1) / (predicted if relative else 1)
     sem = values.std(-1, ddof=1) / math.sqrt(n) / (np.abs(predicted) if relative else 1)
-    z = stats.norm.ppf(1 - 0.05 / (2 * m))
+    z = stats.t.ppf(1 - 0.05 / (2 * m), n - 1)
     inside = np.abs(mean - (1 if relative else predicted)) + z * sem <= tolerance
     assert claim.holds == int(inside.sum())
     assert claim.z == pytest.approx(z)
+
+
+def test_few_seeds_get_students_interval_not_the_normal_one():
+    """Two seeds 0.01 apart around a mean 0.02 off the prediction: the normal z (1.96) would make
+    the interval +-0.0098 and PASS within 0.03; Student's t with 1 degree of freedom (12.7) makes
+    it +-0.064: the SEM of two seeds cannot show that. At 64 seeds t is within 2 % of z."""
+    claim = claims.seed_mean(samples(np.array([1.015, 1.025])), predicted=1.0, tolerance=0.03)
+    assert claim.stderr == pytest.approx(0.005)
+    assert claim.z == pytest.approx(stats.t.ppf(0.975, 1)) and claim.z > 12
+    assert claim.verdict == "INCONCLUSIVE"
+    assert claims.t_family(1, 64) == pytest.approx(stats.norm.ppf(0.975), rel=0.02)
 
 
 def test_one_precise_failing_entry_is_not_hidden_by_a_noisy_one():
@@ -191,8 +203,9 @@ def test_seeds_needed_decides_the_claim_at_the_same_mean_and_spread():
 
     first = claim(40)
     assert first.verdict == "INCONCLUSIVE"
-    # |d| = 0.05, half-width z SE = 1.96 * 0.2 / sqrt(n) <= 0.05 at n >= 61.5.
-    assert first.seeds_needed == 62
+    # |d| = 0.05, half-width t(n - 1) SE = t * 0.2 / sqrt(n) <= 0.05 from n = 64 (0.04996;
+    # 0.05037 at 63); the normal z would say 62.
+    assert first.seeds_needed == 64
     assert claim(first.seeds_needed).verdict == "PASS"
 
 
