@@ -57,7 +57,8 @@ def test_report_has_every_claim_figure_and_saves(report, tmp_path):
     assert {c.id for c in report.claims} == expected
     data = report.data
     assert dict(data.sizes) == dict(set=1, kernel=2, n=6, seed=16, mode=272, network_set=1,
-                                    network=2, network_seed=2, replicate=10, s_ratio=25)  # fmt: skip
+                                    network=2, network_seed=2, replicate=10,
+                                    s_ratio=25)  # fmt: skip
     assert np.all(np.isfinite(data.boot_mse)) and np.all(data.boot_mse > 0)
     assert np.all(np.isfinite(data.mse)) and np.all(data.mse > 0)
     assert np.all(np.isfinite(data.network_mse)) and np.all(data.network_mse > 0)
