@@ -40,7 +40,8 @@ from spectral_sim.report import (
 
 __all__ = [
     "BEGIN", "END", "copy_figures", "experiment_block", "full", "load_all", "load_kept",
-    "load_saved", "main", "pages", "section", "side_by_side", "splice", "summary",
+    "load_saved", "main", "pages", "section", "side_by_side", "splice", "summary", "undecided",
+    "why_undecided",
 ]  # fmt: skip
 
 BEGIN = "<!-- results:begin (written by `make figures` from results/; do not edit by hand) -->"
@@ -310,11 +311,49 @@ def side_by_side(runs: Sequence[tuple[str, Report]]) -> list[str]:
     return lines
 
 
+def why_undecided(claim: Claim) -> str:
+    """Why an INCONCLUSIVE claim is undecided, in words: nothing measured (and why), a diverged
+    run, more seeds (how many the current standard errors need), or an interval that straddles
+    an edge of the tolerance band with no seed count to move it (a bias or a fixed data set)."""
+    if claim.where.startswith("not measured"):
+        return claim.where
+    if claim.diverged:
+        return f"{claim.diverged} entries with a diverged seed"
+    interval = f"[{_number(claim.low)}, {_number(claim.high)}]"
+    band = f"{_number(claim.predicted)} ± {_number(claim.tolerance)}"
+    if claim.seeds_needed is not None:
+        return (
+            f"seeds: the interval {interval} straddles {band}; about {claim.seeds_needed} "
+            f"seeds would decide it"
+        )
+    return (
+        f"the interval {interval} straddles {band} ({claim.entries - claim.holds} of "
+        f"{claim.entries} entries undecided); its SE does not shrink with seeds (a fixed "
+        f"data set, or the replicates its deciding entry names)"
+    )
+
+
+def undecided(kept: Sequence[tuple[str, Report, list[str]]]) -> list[str]:
+    """A table of every INCONCLUSIVE claim of the kept runs with `why_undecided`."""
+    rows = [(name, c) for name, report, _ in kept for c in report.claims
+            if c.verdict == "INCONCLUSIVE"]  # fmt: skip
+    if not rows:
+        return ["Every claim is decided."]
+    lines = [
+        f"**{len(rows)} INCONCLUSIVE, and why:**",
+        "",
+        "| run | claim | why |",
+        "|---|---|---|",
+    ]
+    lines += [f"| {name} | `{c.id}` | {_cell(why_undecided(c))} |" for name, c in rows]
+    return lines
+
+
 def full_section(kept: Sequence[tuple[str, Report, list[str]]], root: pathlib.Path,
                  relative_to: pathlib.Path) -> str:  # fmt: skip
     """docs/results-full.md's marked part from the runs kept under `root`: the counts per run
-    (with its commit), the side-by-side tables of experiments run in several setups, and each
-    run's `experiment_block`."""
+    (with its commit), every INCONCLUSIVE claim with why, the side-by-side tables of
+    experiments run in several setups, and each run's `experiment_block`."""
     total = count_verdicts(c for _, r, _ in kept for c in r.claims)
     lines = [f"{len(kept)} full-scale runs of {len({r.experiment for _, r, _ in kept})} "
              f"experiments: {counts_line(total)}.", "",
@@ -327,6 +366,7 @@ def full_section(kept: Sequence[tuple[str, Report, list[str]]], root: pathlib.Pa
                      + " | ".join(str(counts[v]) for v in VERDICTS) + " |")  # fmt: skip
     if missing := [n for n in registry.names() if n not in {r.experiment for _, r, _ in kept}]:
         lines += ["", f"No full-scale run kept yet: {', '.join(missing)}."]
+    lines += ["", *undecided(kept)]
     by_experiment: dict[str, list[tuple[str, Report]]] = {}
     for name, report, _ in kept:
         by_experiment.setdefault(report.experiment, []).append((name, report))

@@ -1,5 +1,6 @@
 """spectral_sim.gallery: docs/results.md and the experiment pages written from saved reports."""
 
+import math
 import pathlib
 import re
 
@@ -223,3 +224,30 @@ def test_the_full_results_page_shows_every_kept_run():
     assert block == gallery.full_section(kept, ROOT / "docs" / "reports", page.parent)
     for name, report, _ in kept:
         assert f"## {name}\n" in block and not dict(report.config).get("quick")
+
+
+def test_every_undecided_claim_says_why():
+    """results-full.md lists each INCONCLUSIVE claim with its reason: not measured (why), a
+    diverged seed, seeds (how many), or an SE that seeds do not shrink; decided claims are not
+    listed."""
+    seeds = Claim("a.seeds", "s", "x", 1.0, 1.04, 0.01, 0.05, z=2.0, seeds_needed=256)
+    fixed = Claim("a.fixed", "s", "x", 0.0, 0.05, 0.05, 0.1, z=2.0)
+    missing = Claim(
+        "a.none", "s", "x", math.nan, math.nan, math.nan, 0.0, where="not measured: no data"
+    )
+    diverged = Claim("a.div", "s", "x", 1.0, 1.0, 0.01, 0.1, entries=2, holds=1, diverged=1)
+    decided = Claim("a.pass", "s", "x", 1.0, 1.0, 0.01, 0.1)
+    assert {c.verdict for c in (seeds, fixed, missing, diverged)} == {"INCONCLUSIVE"}
+    report = Report("attention_clusters", [seeds, fixed, missing, diverged, decided],
+                    xr.Dataset())  # fmt: skip
+    lines = gallery.undecided([("run", report, [])])
+    assert lines[0] == "**4 INCONCLUSIVE, and why:**" and len(lines) == 4 + 4
+    why = {c.id: gallery.why_undecided(c) for c in (seeds, fixed, missing, diverged)}
+    assert why["a.seeds"] == ("seeds: the interval [1.02, 1.06] straddles 1 ± 0.05; about 256 "
+                              "seeds would decide it")  # fmt: skip
+    assert "does not shrink with seeds" in why["a.fixed"] and "[-0.05, 0.15]" in why["a.fixed"]
+    assert why["a.none"] == "not measured: no data"
+    assert why["a.div"] == "1 entries with a diverged seed"
+    assert gallery.undecided([("run", Report("x", [decided], xr.Dataset()), [])]) == [
+        "Every claim is decided."
+    ]
