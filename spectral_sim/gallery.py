@@ -327,7 +327,7 @@ def why_undecided(claim: Claim) -> str:
             f"seeds would decide it"
         )
     return (
-        f"the interval {interval} straddles {band} ({claim.entries - claim.holds} of "
+        f"the interval {interval} straddles {band} ({claim.entries - (claim.holds or 0)} of "
         f"{claim.entries} entries undecided); its SE does not shrink with seeds (a fixed "
         f"data set, or the replicates its deciding entry names)"
     )
