@@ -99,8 +99,9 @@ class Config:
     """Smallest and largest width d; every row uses the same log-spaced widths."""
     rff_cols: int = 24
     rff_modes: int = 8192
-    rff_seeds: int = 16
-    """Feature draws F per width."""
+    rff_seeds: int = 24
+    """Feature draws F per width (rf_frontier_loss_exponent's seeds_needed at 16: 20; the width
+    exponent's, 205, would take the full run past 30 minutes)."""
     seed: int = 0
     quick: bool = False
     """CPU-minute scale (`make run`, tests): fields left at their defaults take QUICK values."""
