@@ -41,9 +41,6 @@ OMNIBUS_MARGIN = 0.25
 EXPONENT_MARGIN = 0.1
 # P0's "language has s ~ 1", and s_eff = s_data: equality within 10 % (judgement: P0 gives none).
 S_MARGIN = 0.10
-# Seed-bootstrap resamples of a curve's fitted exponent: the SE's own relative error is
-# 1/sqrt(2 (400 - 1)) = 3.5 %, and the power check evaluates every claim three times.
-EXPONENT_BOOT = 400
 # The bootstrap over data points: fewer resamples than this give an SE with a relative error
 # above 1/sqrt(2 (10 - 1)) = 24 %.
 MIN_DATA_BOOT = 10
@@ -281,23 +278,27 @@ def _profile(mean: xr.DataArray, spec, steps: int) -> dict:
     return dict(profile=("s_ratio", objective), profile_a=("s_ratio", a))
 
 
-def _basins(spec) -> tuple[np.ndarray, np.ndarray]:
-    """(s, a) at the profile's local minima, the lowest objective first (at most 3)."""
+def _basin_index(spec) -> np.ndarray:
+    """Where the profile has its local minima, the lowest objective first (at most 3)."""
     value = np.asarray(spec["profile"], float)
     value = np.where(np.isfinite(value), value, np.inf)
     padded = np.concatenate([[np.inf], value, [np.inf]])
     local = (value <= padded[:-2]) & (value <= padded[2:]) & np.isfinite(value)
-    order = np.flatnonzero(local)[np.argsort(value[local], kind="stable")][:3]
+    return np.flatnonzero(local)[np.argsort(value[local], kind="stable")][:3]
+
+
+def _basins(spec) -> tuple[np.ndarray, np.ndarray]:
+    """(s, a) at the profile's local minima, the lowest objective first (at most 3)."""
+    order = _basin_index(spec)
     return float(spec["s"]) * PROFILE[order], np.asarray(spec["profile_a"], float)[order]
 
 
 def _basin_note(spec) -> str:
     """The profile's basins: s (objective / the lowest)."""
-    s, _ = _basins(spec)
-    value = np.asarray(spec["profile"], float)
+    value, s = np.asarray(spec["profile"], float), float(spec["s"]) * PROFILE
     lowest = np.nanmin(value) if np.isfinite(value).any() else np.nan
-    at = {float(x): float(v) for x, v in zip(float(spec["s"]) * PROFILE, value, strict=True)}
-    return ", ".join(f"s = {x:.2f} ({at[float(x)] / lowest:.2f}x)" for x in s) or "none"
+    return ", ".join(f"s = {s[i]:.2f} ({value[i] / lowest:.2f}x)"
+                     for i in _basin_index(spec)) or "none"  # fmt: skip
 
 
 @jax.jit

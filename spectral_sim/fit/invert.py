@@ -106,7 +106,7 @@ def _profile_fits(starts, n, log_risk, ridge, noise, n_modes, steps):
     return jax.vmap(_natural_curve)(theta[:, 0]), value[:, 0]
 
 
-def _checked(n, risk, ridge, noise, n_modes, level, starts):
+def _checked(n, risk, ridge, noise, n_modes, starts):
     """The inputs of an inversion, checked: (n, risk) as host arrays, the starts' grid."""
     n_np, risk_np = check_points(("n", "risk"), n, risk, n_params=4)
     check_count("n_modes", n_modes, low=8)
@@ -114,8 +114,6 @@ def _checked(n, risk, ridge, noise, n_modes, level, starts):
         raise ValueError(f"ridge must be >= 0; got {ridge!r}")
     if noise is not None and not noise >= 0:
         raise ValueError(f"noise must be >= 0 (or None: fitted); got {noise!r}")
-    if not 0 < level < 1:
-        raise ValueError(f"level must be in (0, 1); got {level!r}")
     starts = INVERT_STARTS if starts is None else starts
     if set(starts) != set(INVERT_STARTS) or min(min(v) for v in starts.values()) <= 0:
         raise ValueError(f"starts must give positive values for {sorted(INVERT_STARTS)}; got "
@@ -153,7 +151,9 @@ def invert_ridge_curve(
     is known (e.g. 0 for a noiseless target) instead of fitting it. With `n_boot`, percentile
     intervals from n_boot resamples of the points, each refitted from the full-data optimum and
     `boot_restarts - 1` further starts (as `chinchilla`)."""
-    n_np, risk_np, grid = _checked(n, risk, ridge, noise, n_modes, level, starts)
+    n_np, risk_np, grid = _checked(n, risk, ridge, noise, n_modes, starts)
+    if not 0 < level < 1:
+        raise ValueError(f"level must be in (0, 1); got {level!r}")
     check_count("n_boot", n_boot, low=0)
     check_count("boot_restarts", boot_restarts)
     host = np.dtype(jnp.result_type(float))  # float64, or float32 without x64
@@ -196,7 +196,7 @@ def profile_ridge_curve(
     there, over (a, sigma^2, C) from every start of `starts`' a and noise. Its minimum over a
     fine enough grid is the inversion's global optimum; a second basin of similar objective
     says the curve cannot tell those s apart. One compiled optimisation for the whole grid."""
-    n_np, risk_np, grid = _checked(n, risk, ridge, noise, n_modes, 0.5, starts)
+    n_np, risk_np, grid = _checked(n, risk, ridge, noise, n_modes, starts)
     values = np.asarray(s, dtype=float)
     if values.ndim != 1 or values.size < 1 or not np.all(np.isfinite(values) & (values > 0)):
         raise ValueError(f"s must be a 1-d grid of values > 0; got {values!r}")
