@@ -52,6 +52,20 @@ def pytest_unconfigure(config):
         shutil.rmtree(os.environ["SPECTRAL_SIM_TEST_CACHE"], ignore_errors=True)
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    """`@pytest.mark.slow_cases` on a parametrized check: its first case runs in `make test`, its
+    other cases with the tests marked slow (`make test-all`). Runs before `-m` deselects."""
+    seen = set()
+    for item in items:
+        if item.get_closest_marker("slow_cases") is None:
+            continue
+        family = (item.path, getattr(item, "originalname", item.name))
+        if family in seen:
+            item.add_marker(pytest.mark.slow)
+        seen.add(family)
+
+
 # Identity checks (one quantity computed two ways): relative tolerance by dtype.
 RTOL = {"float64": 1e-10, "float32": 1e-5}
 

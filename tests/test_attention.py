@@ -22,6 +22,7 @@ def _rate(distance: np.ndarray, first: int, last: int) -> float:
     return float((distance[last - 1] / distance[first - 1]) ** (1 / (last - first)))
 
 
+@pytest.mark.slow_cases
 @pytest.mark.parametrize("residual", ["mean_shift", "additive"])
 def test_fixed_p_contracts_at_the_exact_rate(residual, key):
     P, eps = _fixed_p(), 0.6
@@ -118,6 +119,7 @@ def test_heads_generalise_the_single_identity_head(key):
         np.testing.assert_allclose(other, runs[0], rtol=1e-12)
 
 
+@pytest.mark.slow
 def test_sphere_flow_integrators_converge_at_their_order(key):
     """At a fixed time T = 2 the Euler error halves and the RK4 error falls 16x when dt halves
     (against RK4 at dt = 1/640 as the reference); tokens stay on the sphere."""
@@ -203,6 +205,7 @@ def test_bad_input_is_rejected_before_tracing(kwargs, message):
         attention.Params(**(dict(n_tokens=4, dim=2) | kwargs))
 
 
+@pytest.mark.slow
 def test_drawn_weights_are_per_run_and_reproducible(key):
     """draw='qkv' draws Q, K, V of the declared shapes in init, from the run's key: the same key
     gives the same run, another key other weights; drawn weights act as given ones."""

@@ -31,6 +31,7 @@ def _second_modulus(update: np.ndarray) -> float:
     return float(moduli[1])
 
 
+@pytest.mark.slow_cases
 @pytest.mark.parametrize("seed", range(4))
 def test_gap_and_rate_are_the_update_matrix_eigenvalues(seed):
     P = _kernel_attention(seed)
@@ -49,6 +50,7 @@ def test_gap_and_rate_are_the_update_matrix_eigenvalues(seed):
         assert got == pytest.approx(float(theory.attention_rate(P, eps=eps / (1 + eps))), rel=RTOL)
 
 
+@pytest.mark.slow_cases
 @pytest.mark.parametrize("seed", range(4))
 def test_the_rate_is_one_minus_eps_gap_exactly_up_to_the_limit(seed):
     P = _kernel_attention(seed, beta=0.05)  # near-uniform attention: mu_n close to 0
@@ -82,6 +84,7 @@ def test_simulated_contraction_matches_the_rate():
     assert measured == pytest.approx(float(theory.attention_rate(P, eps=eps)), rel=1e-7)
 
 
+@pytest.mark.slow
 @settings(max_examples=40, deadline=None)
 @given(seed=st.integers(0, 2**31 - 1), eps=st.floats(0.01, 1.9), n=st.integers(2, 9))
 def test_consensus_is_invariant_under_the_fixed_p_update(seed, eps, n):
@@ -93,6 +96,7 @@ def test_consensus_is_invariant_under_the_fixed_p_update(seed, eps, n):
     )
 
 
+@pytest.mark.slow
 @settings(max_examples=60, deadline=None)
 @given(seed=st.integers(0, 2**31 - 1), n=st.integers(2, 9), eps=st.floats(0.0, 1.0))
 def test_the_dobrushin_bound_never_fails(seed, n, eps):
@@ -146,6 +150,7 @@ def test_non_reversible_p_is_rejected_by_the_spectral_functions():
     assert np.isfinite(float(attention.consensus(P, np.ones((5, 1)))[0]))
 
 
+@pytest.mark.slow
 def test_closed_classes_count_the_clusters_of_a_reducible_p():
     """Two closed blocks and one transient token that feeds both: 2 clusters; the fixed-P
     dynamics indeed end in two points (the transient token goes to a pi-mix of them)."""

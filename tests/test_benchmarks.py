@@ -26,6 +26,7 @@ def test_quick_benchmarks_report_finite_ratios():
     assert "quick run: results file not updated" in done.stderr
 
 
+@pytest.mark.slow
 def test_quick_compression_benchmark_reports_finite_ratios():
     done = _quick("compression")
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
@@ -38,6 +39,7 @@ def test_quick_compression_benchmark_reports_finite_ratios():
     assert "quick run: results file not updated" in done.stderr
 
 
+@pytest.mark.slow
 def test_quick_spectra_benchmark_reports_finite_ratios():
     done = _quick("spectra")
     result = json.loads(done.stdout.splitlines()[-1])

@@ -9,6 +9,7 @@ import pytest
 from conftest import quick_benchmark as _quick
 
 
+@pytest.mark.slow
 def test_quick_attention_benchmark_reports_finite_ratios():
     done = _quick("attention")
     result = json.loads(done.stdout.splitlines()[-1])

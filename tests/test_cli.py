@@ -286,6 +286,7 @@ def test_unexpected_errors_are_one_line_unless_debug(seen, capsys, monkeypatch, 
         cli.main(["--debug", "run", "fake", "--out", str(tmp_path)])
 
 
+@pytest.mark.slow
 def test_a_closed_pipe_is_not_an_error():
     """`spectral-sim ... | head` stops reading early: no error line, exit 0."""
     script = pathlib.Path(sys.executable).with_name("spectral-sim")

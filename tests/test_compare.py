@@ -146,6 +146,7 @@ def sgd_exact(p: linear.Params):
     return theory.sgd_loss(p.spectrum, lr=p.lr, batch=p.batch, noise=p.noise, steps=STEPS)
 
 
+@pytest.mark.slow
 def test_a_model_module_and_a_params_template():
     """compare(model, template, ...): the model runs through simulate.trajectory at `steps`, the
     grid's axes are the template's fields. One-pass SGD against its exact recursion: the
@@ -239,6 +240,7 @@ def test_a_predictor_of_the_wrong_shape_is_named(kind):
                         tolerance=1.0, options=OPTIONS)  # fmt: skip
 
 
+@pytest.mark.slow
 def test_a_simulator_and_a_params_form_predictor():
     """compare(linear.sgd(), template, ...) with the Params form theory.linear.sgd as predictor:
     its vmapped predictions are the point-by-point ones (float64: 1e-10 relative, as

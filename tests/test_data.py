@@ -14,6 +14,7 @@ def digits():
     return x[:, np.ptp(x, axis=0) > 0], y
 
 
+@pytest.mark.slow
 def test_digits_covariance_spectrum_end_to_end(digits):
     x, y = digits
     assert x.shape == (1797, 61) and set(np.unique(y)) == set(range(10))
@@ -51,6 +52,7 @@ def test_rbf_bandwidth_and_arccos_formula():
     assert arccos[0, 0] == pytest.approx(1.0)  # t = 0: |x|^2
 
 
+@pytest.mark.slow
 def test_shakespeare_features_end_to_end():
     text = data.shakespeare()[:200_000]
     for x in (data.ngram_counts(text, n=2, block=256, top=256), data.word_counts(text)):

@@ -41,6 +41,7 @@ def models():
     return out
 
 
+@pytest.mark.slow
 def test_trained_reproduces_each_models_loss(models):
     for name, params, state, recorded in models:
         q, theta = compression.trained(params, state)
@@ -149,6 +150,7 @@ def test_quantize_rounds_to_the_grid_and_zeroes_below_half_a_step(x, step):
     assert np.all(out[np.abs(np.asarray(x)) < step / 2 * (1 - 1e-12)] == 0)
 
 
+@pytest.mark.slow_cases
 @pytest.mark.parametrize("format", compression.FLOAT_FORMATS)
 def test_round_to_is_round_to_nearest_with_saturation(format):
     dtype = jnp.dtype(getattr(jnp, format))

@@ -83,6 +83,7 @@ def test_centred_window_ignores_its_structural_zero_and_drops_the_drift():
     assert int(direct.k_star) == 2
 
 
+@pytest.mark.slow
 def test_marchenko_pastur_null_edge():
     """Noise-only windows W = 400, P = 4000: sigma_1 / sigma_W over 20 draws against
     (1 + sqrt(W/P)) / (1 - sqrt(W/P)) = 1.925, within the Tracy-Widom finite-size scale

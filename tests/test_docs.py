@@ -51,6 +51,7 @@ def test_every_public_module_has_an_api_page_in_the_navigation():
         assert f"api/{name}.md" in nav, f"mkdocs.yml's nav leaves out api/{name}.md"
 
 
+@pytest.mark.slow
 def test_the_docs_build_strictly(tmp_path):
     result = build(ROOT / "mkdocs.yml", tmp_path / "site")
     assert result.returncode == 0, result.stderr[-4000:]
@@ -224,6 +225,7 @@ def test_the_commands_of_the_readme_and_the_docs_run(monkeypatch, tmp_path, caps
     assert quick and quick[0].quick  # README's "--quick --s 1.5 2" reached the Config
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("jax_policy")
 def test_the_prototype_in_ones_own_file_decides_as_the_guide_says(monkeypatch, tmp_path):
     """extending.md's first script runs as written (in an empty directory) and PASSes, and the

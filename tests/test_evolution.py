@@ -42,6 +42,7 @@ def test_preconditioned_gd_matches_its_closed_form(rho):
     np.testing.assert_allclose(obs.loss, expected, rtol=RTOL["float64"], atol=atol)
 
 
+@pytest.mark.slow_cases
 @pytest.mark.parametrize("rho", [0.5, 1.5])
 def test_flow_is_the_evolution_loss_and_gd_converges_to_it_at_first_order(rho):
     spectrum = PowerLaw(s=2.0, a=2.0, n_modes=64)

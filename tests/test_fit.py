@@ -24,6 +24,7 @@ SMALL_GRID = dict(
 )  # fmt: skip
 
 
+@pytest.mark.slow
 def test_power_law_bootstrap_intervals_cover_the_true_exponent():
     rng = np.random.default_rng(0)
     x = np.geomspace(1, 1e3, 30)
@@ -37,6 +38,7 @@ def test_power_law_bootstrap_intervals_cover_the_true_exponent():
     assert abs(covered / draws - 0.95) <= 3 * 0.0154
 
 
+@pytest.mark.slow
 def test_power_law_with_a_floor_recovers_floor_and_exponent():
     rng = np.random.default_rng(1)
     x = np.geomspace(1, 1e4, 40)
@@ -74,6 +76,7 @@ REPLICATION = dict(
 )  # fmt: skip
 
 
+@pytest.mark.slow
 def test_chinchilla_fit_matches_the_published_replication():
     n, d, loss = _chinchilla_points()
     full = fit.chinchilla(n, d, loss, grid=SMALL_GRID, steps=100, n_boot=200)
@@ -136,6 +139,7 @@ def _every_step(fun, x0, steps):
     return jax.lax.scan(body, (x0, optimizer.init(x0)), None, length=steps)[0][0]
 
 
+@pytest.mark.slow
 def test_lbfgs_stopped_early_reaches_the_minimiser_of_every_step():
     """Rosenbrock's function from five starts, vmapped as on accelerators (a lane that stopped
     holds its result while the others run). With 200 steps every lane stops converged (after
@@ -188,6 +192,7 @@ def _iso_compute_sweep(s, a, compute, ratios):
     return n, np.asarray(theory.continuum_loss(n, compute[:, None] / n, s, a)), optimum
 
 
+@pytest.mark.slow
 def test_frontier_recovers_the_compute_optimal_law():
     compute = np.logspace(4, 12, 9)
     errors = []
@@ -210,6 +215,7 @@ def test_frontier_recovers_the_compute_optimal_law():
     assert errors[0] < 0.02 and errors[1] < errors[0] / 3
 
 
+@pytest.mark.slow
 def test_frontier_intervals_from_seeds_cover_the_noiseless_optimum():
     rng = np.random.default_rng(3)
     compute = np.logspace(4, 10, 7)
@@ -223,6 +229,7 @@ def test_frontier_intervals_from_seeds_cover_the_noiseless_optimum():
     assert np.all(hi > lo)
 
 
+@pytest.mark.slow
 def test_frontier_exponent_intervals_cover_at_their_level():
     """Seed-bootstrap intervals of the three exponents over repeated noisy sweeps of the
     continuum frontier, whose exponents are exact (test above): each covers the truth in about

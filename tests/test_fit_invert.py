@@ -15,6 +15,7 @@ def _curve(s, a, noise, ridge=1e-3):
     return np.array([float(theory.ridge_risk(spectrum, n=n, ridge=ridge, noise=noise)) for n in N])
 
 
+@pytest.mark.slow_cases
 @pytest.mark.parametrize("s, a, noise", [(1.5, 2.5, 0.01), (2.5, 2.0, 0.0)])
 def test_exact_curves_are_inverted_exactly(s, a, noise):
     """On its own curve the predictor's parameters are recovered to the optimiser's precision
@@ -52,6 +53,7 @@ def test_bad_input_names_the_field(kwargs, field):
         fit.invert_ridge_curve(args.pop("n"), args.pop("risk"), **args)
 
 
+@pytest.mark.slow
 def test_the_profile_is_lowest_at_the_curves_own_s():
     """Along s, the best fit with s held: on the predictor's own curve the objective is ~0 at
     the true s (to the optimiser's precision) and grows away from it on both sides; the fit at

@@ -9,6 +9,7 @@ from spectral_sim import Geometric, theory
 from spectral_sim.theory import geometric
 
 
+@pytest.mark.slow_cases
 @pytest.mark.parametrize("rho", [1.3, 2.0, 4.0, 8.0])
 def test_level_and_ripple_match_the_exact_sum(rho):
     """Over whole periods of ln t, far from both ends of the spectrum, the sample mean of

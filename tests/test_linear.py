@@ -39,6 +39,7 @@ def _run(model, params, keys, steps=STEPS):
     return jax.jit(jax.vmap(one, in_axes=(None, 0)))(params, keys)
 
 
+@pytest.mark.slow_cases
 @pytest.mark.parametrize("s, a, frac, batch, noise, n_trainable, schedule", SGD_CASES)
 def test_sgd_matches_exact_recursion(s, a, frac, batch, noise, n_trainable, schedule, key):
     spectrum = PowerLaw(s=s, a=a, n_modes=32)
@@ -121,6 +122,7 @@ def test_optax_sgd_reproduces_plain_sgd(key):
     np.testing.assert_allclose(via_optax.loss, plain.loss, rtol=RTOL["float64"])
 
 
+@pytest.mark.slow_cases
 @pytest.mark.parametrize(
     "name, model",
     [
@@ -350,6 +352,7 @@ def _stack(points):
     return jax.tree.map(lambda *leaves: jnp.stack(leaves), *points)
 
 
+@pytest.mark.slow_cases
 @pytest.mark.parametrize(
     "form",
     [
@@ -401,6 +404,7 @@ def test_gf_params_form_is_the_gf_simulators_loss():
     )
 
 
+@pytest.mark.slow
 def test_factories_build_the_simulators(key):
     """sgd(), optimizer(), gd() return plain Simulators; the older spellings are the same."""
     params = linear.Params(PowerLaw(s=2.0, a=2.0, n_modes=16), lr=0.3, noise=0.01, batch=2)

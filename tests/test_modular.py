@@ -12,6 +12,7 @@ from spectral_sim.diagnostics import gram, grokking
 from spectral_sim.models import modular
 
 
+@pytest.mark.slow
 def test_a_vmapped_batch_fits_its_training_pairs():
     """p = 7, 4 seeds, AdamW: every network fits its training pairs within 600 steps; the
     records are finite once the window is full; the detector runs on the recorded curves."""
@@ -51,6 +52,7 @@ def test_a_two_layer_transformer_fits_under_muon():
     assert set(obs.group_k_star) == {"embed", "position", "layer1", "layer2", "out"}
 
 
+@pytest.mark.slow
 def test_the_window_holds_the_optimiser_updates():
     """After three steps the window's rows are the flattened parameter changes."""
     params = modular.Params(p=5, width=4, hidden=8, window=3, lr=1e-2)
@@ -99,6 +101,7 @@ def test_bad_input_is_rejected_before_tracing(kwargs, message):
         modular.Params(**kwargs)
 
 
+@pytest.mark.slow
 def test_groups_and_gradients_windows():
     """Per-group windows hold each top-level module's updates (their Grams sum to the whole
     model's); with plain SGD (no decay) the gradient window is the update window / lr^2."""

@@ -10,13 +10,19 @@ import matplotlib
 import pytest
 
 NOTEBOOKS = sorted((pathlib.Path(__file__).parent.parent / "notebooks").glob("*.py"))
+# make test runs the README's first notebook; the others run with the slow tests (make test-all)
+FAST = ("quickstart",)
 
 
 def test_there_are_notebooks():
     assert [p.stem for p in NOTEBOOKS] == ["prototype_a_theorem", "quickstart", "sweeps_at_scale"]
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+@pytest.mark.parametrize(
+    "path",
+    [p if p.stem in FAST else pytest.param(p, marks=pytest.mark.slow) for p in NOTEBOOKS],
+    ids=lambda p: p.stem,
+)
 @pytest.mark.usefixtures("jax_policy")
 def test_notebook_runs(path, monkeypatch):
     import matplotlib.pyplot as plt

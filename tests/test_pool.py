@@ -35,7 +35,8 @@ def _fit(params: pool.Params, n_seeds: int) -> pool.Obs:
     return jax.jit(jax.vmap(pool.fit, in_axes=(None, 0)))(params, keys)
 
 
-@pytest.mark.parametrize("n", [16, pytest.param(48, marks=pytest.mark.slow)])  # 9 s each
+@pytest.mark.slow
+@pytest.mark.parametrize("n", [16, 48])  # 9 s each
 def test_kernel_ridge_on_a_gaussian_pool_matches_the_omnibus_predictor(n):
     """The pool is the population: the linear kernel's spectrum (K / P) and target power give
     the predicted test MSE over the pool (sigma^2: the target's power outside the kernel's
@@ -53,6 +54,7 @@ def test_kernel_ridge_on_a_gaussian_pool_matches_the_omnibus_predictor(n):
     assert abs(mean - predicted) <= Z_MAX * sem + slack, (mean, predicted, sem)
 
 
+@pytest.mark.slow
 def test_masked_draws_are_kernel_ridge_on_the_first_n():
     """The (capacity x capacity) masked solve equals the plain n x n kernel ridge on the first n
     draws, and a traced n vmaps over a whole curve in one program."""
@@ -77,6 +79,7 @@ def test_kernel_ridge_interpolates_its_draws():
     assert float(obs.heldout_mse.min()) > 0.1  # the noise cannot be interpolated away
 
 
+@pytest.mark.slow
 def test_random_features_tend_to_their_arccos_kernel():
     """sqrt(2/M) relu(W x) has E[phi(x) . phi(x')] = the arc-cosine kernel of order 1: at width
     M = 2^15 the Gram matrix's relative error is ~ M^-1/2 = 0.6 %, and the ridge fits (same draws:
@@ -98,6 +101,7 @@ def test_random_features_tend_to_their_arccos_kernel():
     assert np.max(np.abs(narrow.mse / kernel.mse - 1)) > 0.05  # the check can fail
 
 
+@pytest.mark.slow
 def test_mlp_fits_its_training_draws():
     the_pool = _gaussian_pool(300, 8, 0.0)
     params = pool.Params(

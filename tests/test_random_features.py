@@ -54,6 +54,7 @@ def _projection_residual(spectrum, features):
     return residual @ residual
 
 
+@pytest.mark.slow_cases
 @pytest.mark.parametrize("s, a, n_modes, n_features, batch, noise", SGD_CASES)
 def test_sgd_matches_exact_conditional_loss(s, a, n_modes, n_features, batch, noise, key):
     spectrum = PowerLaw(s=s, a=a, n_modes=n_modes)
@@ -69,6 +70,7 @@ def test_sgd_matches_exact_conditional_loss(s, a, n_modes, n_features, batch, no
     assert floor <= expected[-1] < floor + 0.25 * (energy - floor)
 
 
+@pytest.mark.slow_cases
 @pytest.mark.parametrize("n_modes, n_features", [(48, 20), (20, 48)])
 def test_approx_error_given_features_is_the_projection_residual(n_modes, n_features):
     """Identity: 2 F0 from K's eigendecomposition = u^T (I - P_Z) u by QR; 0 once N >= M."""
@@ -83,6 +85,7 @@ def test_approx_error_given_features_is_the_projection_residual(n_modes, n_featu
         np.testing.assert_allclose(got, expected, rtol=RTOL["float64"])
 
 
+@pytest.mark.slow_cases
 @pytest.mark.parametrize("n_modes, n_features", [(48, 16), (16, 24)])
 def test_gf_loss_given_features_is_the_flow(n_modes, n_features):
     """Identity: the eigenbasis formula against theta(t) = (I - expm(-K t)) theta* evaluated
@@ -118,6 +121,7 @@ DE_RTOL = 0.017
 Z_MAX_DE = 5.0
 
 
+@pytest.mark.slow_cases
 @pytest.mark.parametrize("s, a, n_features", [(1.5, 2.0, 64), (2.0, 1.5, 32)])
 def test_rf_approx_error_matches_monte_carlo_over_features(s, a, n_features):
     spectrum = PowerLaw(s=s, a=a, n_modes=128)
@@ -158,6 +162,7 @@ def test_rf_approx_error_limits():
     )
 
 
+@pytest.mark.slow
 def test_feature_seed_is_its_own_axis(key):
     """Trajectory seeds vary only the SGD stream; feature_seed alone sets F, and sweeping it
     reuses one compiled program."""
@@ -180,6 +185,7 @@ def test_feature_seed_is_its_own_axis(key):
     final_features(jnp.array([1, 2, 3]), keys)  # a new seed sweep, no retrace
 
 
+@pytest.mark.slow
 def test_float32_keeps_dtype_and_is_finite(key):
     spectrum = PowerLaw(s=jnp.float32(1.5), a=jnp.float32(2.0), n_modes=32)
     params = rf.Params(spectrum, lr=0.2, noise=0.01, n_features=16, batch=4)
@@ -220,10 +226,11 @@ RF_GRID = [
 
 @pytest.mark.parametrize(
     "form",
-    [functools.partial(theory.random_features.sgd, steps=np.array([0, 5, 50])),
-     theory.random_features.approx_error],
-    ids=["sgd", "approx_error"],
+    [theory.random_features.approx_error,
+     functools.partial(theory.random_features.sgd, steps=np.array([0, 5, 50]))],
+    ids=["approx_error", "sgd"],
 )  # fmt: skip
+@pytest.mark.slow_cases
 def test_params_forms_vmap_over_a_stacked_grid(form):
     """One vmap over the stacked grid (feature_seed included: each point draws its own F)
     equals the point-by-point evaluation: the same float64 operations, up to the order of

@@ -134,6 +134,7 @@ def test_exponent_claims_bootstrap_the_data_points(report):
     assert np.std(alpha_b - erm_b) < np.hypot(np.std(alpha_b), np.std(erm_b))
 
 
+@pytest.mark.slow
 def test_s_eff_claim_bootstraps_the_inversion(report):
     """With invert_boot = 50 the s_eff claim is measured: s_eff (the inversion of the seed-mean
     curve, as in the data) - s_data, its SE the seed bootstrap's with s_data's."""

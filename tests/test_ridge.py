@@ -66,6 +66,7 @@ def _as_empirical(spectrum):
     return Empirical(spectrum.eigenvalues(), spectrum.target_power())
 
 
+@pytest.mark.slow_cases
 @pytest.mark.parametrize("s, a, n_modes, n, delta, noise", RIDGE_CASES)
 def test_ridge_fit_matches_omnibus_equivalent(s, a, n_modes, n, delta, noise, key):
     spectrum = _as_empirical(PowerLaw(s=s, a=a, n_modes=n_modes))
@@ -337,6 +338,7 @@ RIDGE_GRID = [
     "form", [theory.ridge.risk, theory.ridge.equivalent, theory.ridge.ols],
     ids=["risk", "equivalent", "ols"],
 )  # fmt: skip
+@pytest.mark.slow_cases
 def test_params_forms_vmap_over_a_stacked_grid(form):
     """One vmap over each stacked grid (one per n_modes, a static field) equals the point-by-point
     evaluation: the same float64 operations, up to the order of batched reductions, so 1e-10

@@ -142,6 +142,7 @@ def test_sgd_claims_need_lr_well_inside_stability(report):
         assert claims[claim_id].where.startswith("not measured: lr_frac = 0.9 > 0.5")
 
 
+@pytest.mark.slow
 def test_claims_have_power(report):
     """Every prediction moved by twice its tolerance, either way, is caught (FAIL), and the
     claims THEORY.md expects to hold are not FAIL; the claims without power at this scale are
@@ -194,6 +195,7 @@ def test_gf_point_is_the_discrete_formula():
     assert float(out["hard_loss"]) == pytest.approx(expected_hard, rel=RTOL["float64"])
 
 
+@pytest.mark.slow
 def test_random_feature_frontier_is_the_nested_flow():
     """A point of the random-feature frontier sweep is gf_loss_given_features at t = C / d on
     the draw's first d Gaussian columns (column j of draw i from fold_in(fold_in(key, i), j)),

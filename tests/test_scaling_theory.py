@@ -127,6 +127,7 @@ def _discrete_frontier(compute, s, a, n_max):
     return jax.vmap(one)(compute)
 
 
+@pytest.mark.slow_cases
 @pytest.mark.parametrize("s, a", list(TABLE))
 def test_discrete_frontier_matches_compute_optimal(s, a):
     optimum = theory.compute_optimal(s=s, a=a)

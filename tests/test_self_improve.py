@@ -28,6 +28,7 @@ def _runs(params, seeds=4000, field="error"):
     return np.asarray(jax.jit(jax.vmap(run))(jax.random.split(jax.random.key(1), seeds)))
 
 
+@pytest.mark.slow
 def test_subsample_on_a_fixed_design_follows_kappa_n():
     """Accumulate-subsample on a fixed design at T / d = 33: kappa_n sigma^2 d / (T - d - 1)
     (THEORY.md §4.2 [A]) within its quoted finite-size error, 2 %, plus 4 SEM."""
@@ -43,6 +44,7 @@ def test_subsample_on_a_fixed_design_follows_kappa_n():
     assert mean[-1] > 1.5 * float(accumulate[-1])  # about 1.8x the accumulate limit
 
 
+@pytest.mark.slow
 def test_power_law_inputs_keep_the_isotropic_ols_risk():
     """OLS is affine-equivariant: on Sigma = diag(k^-1.5) the risk ||w - w*||^2_Sigma of the
     replace loop is n sigma^2 d / (T - d - 1), as for isotropic data."""
@@ -56,6 +58,7 @@ def test_power_law_inputs_keep_the_isotropic_ols_risk():
     assert np.all(np.abs(risk.mean(0) - predicted) < fit.z_simultaneous(5) * sem)
 
 
+@pytest.mark.slow
 def test_a_verifier_is_the_external_signal():
     """Accumulate with a perfect verifier (threshold sigma) ends below the unverified loop and
     below generation 1; with accuracy 0 it keeps a fair-coin half of the synthetic rows."""
@@ -111,6 +114,7 @@ def test_sgd_generation_one_is_the_exact_one_pass_recursion():
     assert np.all(np.diff(risk.mean(0)) > 3 * sem[1:])
 
 
+@pytest.mark.slow
 def test_sgd_accumulate_passes_over_every_row_so_far():
     """With accumulate, generation n's SGD pass sees n T rows: its first generation equals the
     replace loop's (same draws), and the buffer holds every row drawn."""
@@ -214,6 +218,7 @@ def _replay(params: self_improve.Params, key) -> tuple[np.ndarray, float]:
     return np.stack([f[0] for f in fits]), max(f[1] for f in fits)
 
 
+@pytest.mark.slow_cases
 @pytest.mark.parametrize("design", ["fresh", "fixed"])
 @pytest.mark.parametrize("regime", ["replace", "accumulate", "subsample", "mix"])
 @pytest.mark.parametrize("samples", [4, 6], ids=["T<d", "T=d"])
@@ -240,6 +245,7 @@ def test_every_loop_fits_t_at_most_d_rows_as_lstsq_does(regime, design, samples)
     assert np.all(err <= tolerance), (err, tolerance)
 
 
+@pytest.mark.slow
 def test_t_equal_to_d_stays_finite_in_float32():
     """The case that gave 300 of 300 non-finite runs: subsample on a fixed design with
     T = d = 10, 100 generations, float32 (repeated rows make X^T X singular), and replace, which
@@ -254,6 +260,7 @@ def test_t_equal_to_d_stays_finite_in_float32():
 # --- the subsample draw ----------------------------------------------------------------------
 
 
+@pytest.mark.slow_cases
 @pytest.mark.parametrize("count, size", [(7, 3), (9, 2), (8, 7), (16, 3)])
 def test_subsample_draws_every_subset_equally_often(count, size):
     """Floyd's algorithm with pointer doubling draws a uniform size-subset of range(count)
@@ -306,6 +313,7 @@ def _sort_widths(jaxpr) -> list[int]:
     return widths
 
 
+@pytest.mark.slow_cases
 @pytest.mark.parametrize("design", ["fixed", "fresh"])
 def test_a_subsample_generation_costs_the_same_at_any_buffer_length(design):
     """Subsample keeps generations x samples rows, but a generation draws `samples` slot numbers

@@ -42,6 +42,7 @@ CASES = {
 }  # fmt: skip
 
 
+@pytest.mark.slow_cases
 @pytest.mark.parametrize("case", list(CASES))
 def test_closed_forms_match_monte_carlo(case):
     """Every generation within z_simultaneous(all generations of all cases) SEMs (T - d - 3 = 4
@@ -233,6 +234,7 @@ def test_risk_refuses_what_no_closed_form_covers(kwargs):
 OVER = [("fresh", "replace"), ("fixed", "replace"), ("fixed", "accumulate")]
 
 
+@pytest.mark.slow_cases
 @pytest.mark.parametrize("noise", [0.0, 1.0])
 @pytest.mark.parametrize("design, regime", OVER)
 def test_overparameterised_forms_match_monte_carlo(design, regime, noise):

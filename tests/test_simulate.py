@@ -77,6 +77,7 @@ def test_as_simulator_takes_a_simulator_or_a_model_module():
         simulate.trajectory(jax.numpy, _params(), None, steps=[1])
 
 
+@pytest.mark.slow_cases
 @pytest.mark.parametrize("steps", [[1, 2, 70, 200], [130, 131, 500]])
 def test_drawing_blocks_of_steps_at_once_keeps_the_stream(steps, monkeypatch):
     """A Simulator with draw and step_with has its steps' random inputs drawn in blocks of up to

@@ -78,10 +78,12 @@ def test_dataset_layout_and_provenance(reference):
     [dict(devices=8), dict(devices=1, chunk_size=1), dict(devices=1, chunk_size=7),
      dict(devices=3, chunk_size=4), dict(devices=8, chunk_size=100)],
 )  # fmt: skip
+@pytest.mark.slow_cases
 def test_results_do_not_depend_on_devices_or_chunks(reference, kwargs):
     np.testing.assert_array_equal(_sweep(**kwargs).loss.values, reference.loss.values)
 
 
+@pytest.mark.slow
 def test_zipped_axes_and_independent_keys():
     grid = sweep.Grid(product=dict(lr=[0.1, 0.2]), zipped=dict(s=[1.5, 3.0], batch=[1, 2]))
     data = sweep.run(run_sgd, make, grid, common_random_numbers=False, progress=False)
@@ -118,6 +120,7 @@ def test_static_axes_are_found_making_each_distinct_value_once():
     assert len(calls) == 5
 
 
+@pytest.mark.slow
 def test_axes_can_be_params_fields(reference):
     template = make(2.0, 0.1)
     grid = sweep.Grid(
@@ -128,6 +131,7 @@ def test_axes_can_be_params_fields(reference):
     np.testing.assert_array_equal(data.loss.values, reference.loss.values)
 
 
+@pytest.mark.slow
 def test_a_changed_jax_config_is_not_served_a_stale_program():
     grid = sweep.Grid(product=dict(s=[1.5, 2.0], lr=[0.1]), n_seeds=2)
     key = jax.random.fold_in(jax.random.key(0), 1)  # seed 1 of point (1.5, 0.1)
@@ -247,6 +251,7 @@ def test_an_edited_model_is_another_sweep(tmp_path, monkeypatch):
         _sweep_with(user_model.run)
 
 
+@pytest.mark.slow
 def test_closures_over_other_optimizers_are_other_sweeps(tmp_path):
     """Two simulators from one factory (same code, other optimizer) do not share chunks."""
     import optax

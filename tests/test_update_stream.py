@@ -17,6 +17,7 @@ def _windows(params, n):
     )
 
 
+@pytest.mark.slow_cases
 @pytest.mark.parametrize("s", [(10.0, 6.0, 5.5), (10.0, 3.0, 2.8), (4.0,)])
 def test_detector_recovers_k_star_and_the_singular_values(s):
     """50 windows (W = 10, P = 20,000): every k* equals the closed form's, and the mean
