@@ -16,9 +16,9 @@ import jax.numpy as jnp
 import numpy as np
 import xarray as xr
 
-from spectral_sim import Empirical, Geometric, claims, fit, simulate, sweep, theory
+from spectral_sim import Geometric, claims, fit, simulate, sweep, theory
 from spectral_sim._types import Float, Leaf
-from spectral_sim.models import linear, ridge
+from spectral_sim.models import linear
 from spectral_sim.registry import scaled
 from spectral_sim.report import Report
 from spectral_sim.theory.geometric import geometric_level, geometric_ripple
@@ -157,11 +157,42 @@ def geometric_curves(cfg: Config) -> xr.Dataset:
 @jax.tree_util.register_dataclass
 @dataclasses.dataclass(frozen=True)
 class Design:
-    """An isotropic regression problem: N features (static: a shape), noise, ||w*||^2."""
+    """An isotropic regression problem on the first N of n_max features (N a traced value: one
+    program for every N), with noise and ||w*||^2."""
 
     noise: Float[Leaf, ""]
     w_norm2: Float[Leaf, ""]
-    n_features: int = dataclasses.field(metadata=dict(static=True))
+    n_features: Float[Leaf, ""]
+    n_max: int = dataclasses.field(metadata=dict(static=True))
+
+
+def _draw(design: Design, n_samples: int, key) -> tuple:
+    """n Gaussian rows on the active features (the others zero), w*_k = sqrt(||w*||^2 / N) on
+    them, y = x . w* + xi: ridge.sample's isotropic problem, padded to n_max columns."""
+    active = jnp.arange(design.n_max) < design.n_features
+    kx, kn = jax.random.split(key)
+    dtype = design.noise.dtype
+    x = jnp.where(active, jax.random.normal(kx, (n_samples, design.n_max), dtype), 0.0)
+    w_star = jnp.where(active, jnp.sqrt(design.w_norm2 / design.n_features), 0.0)
+    y = x @ w_star + jnp.sqrt(design.noise) * jax.random.normal(kn, (n_samples,), dtype)
+    return x, y, w_star, active
+
+
+def _min_norm(x, y, active) -> jax.Array:
+    """The min-norm least-squares fit on the active columns, as ridge.estimate at ridge 0: OLS in
+    the primal form when N <= n (the active columns are among the first n; the inactive block
+    of X^T X set to I, so their weights are 0), else X^T (X X^T)^-1 y. Both n x n systems are
+    solved in one batched solve (two LAPACK calls in one program can deadlock jaxlib < 0.11.2's
+    CPU thread pool: measured, a hang) and the one that applies is kept."""
+    n, n_max = x.shape
+    if n_max <= n:  # static: every N is at most n, OLS only
+        return jnp.linalg.solve(x.T @ x + jnp.diag(~active).astype(x.dtype), x.T @ y)
+    head = x[:, :n]
+    gram = head.T @ head + jnp.diag(~active[:n]).astype(x.dtype)
+    solved = jnp.linalg.solve(jnp.stack([gram, x @ x.T]), jnp.stack([head.T @ y, y])[..., None])
+    primal = jnp.zeros(n_max, x.dtype).at[:n].set(solved[0, :, 0])
+    kernel = x.T @ solved[1, :, 0]
+    return jnp.where(jnp.sum(active) <= n, primal, kernel)
 
 
 # One program per shape of N, not one per operation (the figure's curves included).
@@ -171,17 +202,17 @@ _ripple_curve = jax.jit(jax.vmap(geometric_ripple))
 
 def double_descent(cfg: Config, options: sweep.Options | None = None) -> xr.Dataset:
     """Per N: the Monte Carlo excess risk ||w_hat - w*||^2 of min-norm / OLS on n samples (one
-    compile group per N), with the exact risk and [P1]'s leading order sigma^2 N / n."""
+    compile group for every N: the design is padded to the largest N), with the exact risk and
+    [P1]'s leading order sigma^2 N / n."""
+    n_max = max(cfg.features)
 
     def make(n_features):
-        return Design(jnp.asarray(cfg.noise), jnp.asarray(cfg.w_norm2), int(n_features))
+        n = jnp.asarray(n_features * 1.0)  # a traced float: one program for every N
+        return Design(jnp.asarray(cfg.noise), jnp.asarray(cfg.w_norm2), n, n_max)
 
     def run(design: Design, key):
-        n = design.n_features
-        power = jnp.full(n, design.w_norm2 / n)  # isotropic: v_k^2 = lambda_k w*_k^2 = |w*|^2/N
-        spectrum = Empirical(jnp.ones(n), power)
-        params = ridge.Params(spectrum, ridge=0.0, noise=design.noise, n_samples=cfg.n_samples)
-        return dict(dd_risk=ridge.fit(params, key).risk)
+        x, y, w_star, active = _draw(design, cfg.n_samples, key)
+        return dict(dd_risk=jnp.sum((_min_norm(x, y, active) - w_star) ** 2))
 
     grid = sweep.Grid(product=dict(n_features=list(cfg.features)), n_seeds=cfg.n_seeds)
     data = (options or sweep.Options()).run("double_descent", run, make, grid, seed=cfg.seed,

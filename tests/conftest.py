@@ -124,7 +124,7 @@ def quick_benchmark(module: str) -> subprocess.CompletedProcess:
 COMPILE_BUDGETS = {
     "learning_curves": 11,  # measured 9: 2 sweep programs, lr, divergence x2, GF window, curves
     "compression": 13,  # measured 11: 3 sweep programs, pruning, regimes, evolution fits, zeta
-    "latent_number": 16,  # measured 14: 6 sweep programs (one per N), GF/GD per rho x2, risks
+    "latent_number": 11,  # measured 9: 1 sweep program (N traced), GF/GD per rho x2, risks
     "attention_clusters": 14,  # measured 12: 8 sweep programs, the fixed P, the collapse bound
     "scaling_laws": 31,  # measured 29: 22 sweep programs (mode counts and width buckets static)
     # measured 16: 6 sweep programs (per kernel its curve and its data resamples'; 2 networks),

@@ -4,10 +4,11 @@ import json
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import assert_within_budget, run_counted
+from conftest import RTOL, assert_within_budget, run_counted
 
-from spectral_sim import theory
+from spectral_sim import Empirical, theory
 from spectral_sim.experiments import latent_number
+from spectral_sim.models import ridge
 
 # Smaller than --quick: two rho, a short double-descent grid, 512 draws.
 CONFIG = latent_number.Config(
@@ -130,3 +131,24 @@ def test_peak_claim_locates_the_peak(report):
 def test_bad_config_names_the_field(change, field):
     with pytest.raises(ValueError, match=f"^{field} must"):
         latent_number.run(dataclasses.replace(CONFIG, **change))
+
+
+@pytest.mark.parametrize("n_features, n_max", [(4, 60), (19, 60), (20, 60), (21, 60), (60, 60),
+                                                (4, 12)])  # fmt: skip
+def test_the_padded_design_is_min_norm_on_its_first_n_features(n_features, n_max, key):
+    """One program for every N: the draw padded to n_max columns (the inactive ones zero) fits
+    what ridge.estimate fits at ridge 0 on the active columns alone, OLS below n = 20 and the
+    min-norm interpolator above, and puts weight 0 on the rest (an identity: RTOL); n_max <= n
+    takes the OLS form alone."""
+    design = latent_number.Design(
+        jnp.asarray(0.25), jnp.asarray(1.0), jnp.asarray(float(n_features)), 60
+    )
+    x, y, w_star, active = latent_number._draw(design, 20, key)
+    assert np.all(np.asarray(x)[:, n_features:] == 0)
+    assert np.allclose(np.asarray(w_star)[:n_features], np.sqrt(1.0 / n_features))
+    params = ridge.Params(Empirical(jnp.ones(n_features), jnp.ones(n_features)), ridge=0.0,
+                          n_samples=20)  # fmt: skip
+    reference = ridge.estimate(params, x[:, :n_features], y)
+    fitted = np.asarray(latent_number._min_norm(x, y, active))
+    np.testing.assert_allclose(fitted[:n_features], reference, rtol=RTOL["float64"], atol=1e-12)
+    assert np.all(fitted[n_features:] == 0)
