@@ -141,7 +141,7 @@ def test_the_padded_design_is_min_norm_on_its_first_n_features(n_features, n_max
     min-norm interpolator above, and puts weight 0 on the rest (an identity: RTOL); n_max <= n
     takes the OLS form alone."""
     design = latent_number.Design(
-        jnp.asarray(0.25), jnp.asarray(1.0), jnp.asarray(float(n_features)), 60
+        jnp.asarray(0.25), jnp.asarray(1.0), jnp.asarray(float(n_features)), n_max
     )
     x, y, w_star, active = latent_number._draw(design, 20, key)
     assert np.all(np.asarray(x)[:, n_features:] == 0)
