@@ -108,6 +108,10 @@ class RunOptions:
     """discard whatever DIR/sweeps holds and compute everything; --no-overwrite (or --resume,
     the default) reuses the finished chunks, and a sweep with another config or code version
     there is refused"""
+    compile: Literal["auto", "fast", "optimized"] = "auto"
+    """how XLA compiles the sweeps: fast (on CPU, a fraction of the compile time, loops up to
+    1.75x slower) or optimized (XLA's defaults); auto: fast at --scale quick, where compiling
+    is most of the run, optimized at full and paper scale"""
     distributed: bool = False
     """join a multi-process run (jax.distributed; SLURM, TPU pods and Open MPI are detected),
     or give all three of --coordinator, --num-processes, --process-id"""
@@ -146,9 +150,11 @@ class RunOptions:
 
     def sweep(self, out: pathlib.Path) -> sweep.Options:
         budget = None if self.chunk_budget is None else _size(self.chunk_budget)
+        quick = self.quick or self.scale == "quick"
+        compile = ("fast" if quick else "optimized") if self.compile == "auto" else self.compile
         return sweep.Options(
             devices=self.devices, chunk_budget=budget, out=out / "sweeps",
-            overwrite=self.overwrite,
+            overwrite=self.overwrite, compile=compile,
         )  # fmt: skip
 
     def configure(self) -> None:

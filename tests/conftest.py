@@ -146,7 +146,7 @@ def run_counted(module, config):
 
     jax.clear_caches()
     with counting() as compiles:
-        report = module.run(config, sweep.Options(progress=False))
+        report = module.run(config, sweep.Options(progress=False, compile="fast"))
     COMPILES[report.experiment] = compiles
     return report
 

@@ -242,6 +242,8 @@ CASES = [
      ["devices", "chunk_budget"]),
     ("Options-string-budget", lambda: sweep.Options(chunk_budget="2G"), TypeError,
      ["chunk_budget"]),
+    ("Options-compile", lambda: sweep.Options(compile="fastest"), ValueError,
+     ["compile", "optimized", "fast"]),
     ("plan-unknown-axis",
      lambda: sweep.plan(sweep.make_from(TEMPLATE), sweep.Grid(product={"eta": [0.1]})),
      ValueError, ["eta"]),

@@ -144,6 +144,16 @@ def test_three_scales(seen, capsys, tmp_path):
     assert registry.scaled(PaperConfig(), dict(n=4), PAPER) == PaperConfig()
 
 
+def test_quick_runs_compile_fast_and_full_runs_optimized(tmp_path):
+    """--compile auto (the default) gives the sweeps compile="fast" at --scale quick, where
+    compiling is most of a run, and "optimized" at full and paper scale; a choice given wins."""
+    cases = [(dict(quick=True), "fast"), (dict(scale="quick"), "fast"), ({}, "optimized"),
+             (dict(scale="paper"), "optimized"), (dict(quick=True, compile="optimized"),
+             "optimized"), (dict(compile="fast"), "fast")]  # fmt: skip
+    for kwargs, expected in cases:
+        assert cli.RunOptions(**kwargs).sweep(tmp_path).compile == expected, kwargs
+
+
 def test_run_defaults_to_results_dir(seen, monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)
     assert cli.main(["run", "fake2"]) == 0  # a FAIL verdict is a result, not an error

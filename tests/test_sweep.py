@@ -16,6 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import RTOL
 
 from spectral_sim import PowerLaw, simulate, sweep
 from spectral_sim.models import linear
@@ -146,6 +147,27 @@ def test_a_changed_jax_config_is_not_served_a_stale_program():
     finally:
         jax.config.update("jax_threefry_partitionable", before)
     assert not np.allclose(*runs, rtol=1e-3)
+
+
+def test_fast_compile_reaches_the_program_and_agrees_with_the_optimized_one(reference, monkeypatch):
+    """Options(compile="fast") compiles the chunk programs with FAST_CPU (other code generation,
+    the same operations), which this XLA accepts: the values are the optimized program's (the
+    reference, batch 1; common random numbers give a point the same keys in any grid) to float64
+    rounding (40 steps: a reordered product or sum moves them by ~1e-15 relative)."""
+    options = []
+    chunk_program = sweep.execute._chunk_program
+
+    def recording(*args):
+        options.append(args[-1])
+        return chunk_program(*args)
+
+    monkeypatch.setattr(sweep.execute, "_chunk_program", recording)
+    grid = sweep.Grid(product=dict(s=[1.5, 3.0], lr=[0.1, 0.3]), n_seeds=3)
+    fast = sweep.Options(devices=1, progress=False, compile="fast").run("fast", run_sgd, make, grid)
+    assert options and set(options) == {sweep.FAST_CPU}
+    optimized = reference.loss.sel(s=[1.5, 3.0], batch=1).values
+    np.testing.assert_allclose(fast.loss.values, optimized, rtol=RTOL["float64"])
+    assert sweep.execute._compiler_options("optimized", jax.local_devices()) == ()
 
 
 def test_one_compile_per_group():

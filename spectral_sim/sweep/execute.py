@@ -9,8 +9,9 @@ import json
 import os
 import pathlib
 import sys
+import warnings
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import jax
 import jax.numpy as jnp
@@ -18,13 +19,25 @@ import numpy as np
 import xarray as xr
 from jax.sharding import NamedSharding, PartitionSpec
 
-from spectral_sim.checks import all_of
+from spectral_sim.checks import all_of, check_one_of
 from spectral_sim.provenance import provenance
 from spectral_sim.sweep import store
 from spectral_sim.sweep.grid import Grid
 from spectral_sim.sweep.planning import DEFAULT_BUDGET, Group, Plan, fit_budget, plan, resumed
 
-__all__ = ["Options", "check_outputs", "leaf_names", "run"]
+__all__ = ["COMPILE", "FAST_CPU", "Compile", "Options", "check_outputs", "leaf_names", "run"]
+
+Compile = Literal["optimized", "fast"]
+COMPILE: tuple[Compile, ...] = ("optimized", "fast")
+# compile="fast" on CPU: XLA's loop emitters (its code generator before the fusion emitters) and
+# LLVM at -O1 instead of -O2. Measured on 2 cores (JAX 0.10.2, cold cache), each experiment's
+# --quick run compiled 2 to 5 times faster (attention_clusters 11.8 s -> 6.7 s of compiling,
+# scaling_laws 28.5 -> 9.8, compression 3.5 -> 2.0) and ran no slower in all; but the long,
+# bandwidth-bound loops of the benchmarks ran 9 to 75 % slower (W1 +9 %, W2 +24 %, W2 in
+# cache-sized chunks +75 %, W3 +13 to +15 %). So: fast for short runs (--quick, the tests),
+# optimized (XLA's defaults) for the rest. LLVM at -O0 compiled faster still but ran
+# learning_curves --quick 2.5 times slower.
+FAST_CPU = (("xla_cpu_use_fusion_emitters", False), ("xla_backend_optimization_level", 1))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,9 +51,11 @@ class Options:
     out: pathlib.Path | None = None
     overwrite: bool = False
     progress: bool = True
+    compile: Compile = "optimized"
 
     def __post_init__(self):
         with all_of() as check:
+            check.one_of("compile", self.compile, COMPILE)
             if self.devices is not None:
                 check.count("devices", self.devices)
             if self.chunk_budget is not None:
@@ -51,14 +66,38 @@ class Options:
         out = None if self.out is None else pathlib.Path(self.out) / name
         return run(
             simulate, make, grid, devices=self.devices, chunk_budget=self.chunk_budget, out=out,
-            overwrite=self.overwrite, progress=self.progress, **kwargs,
+            overwrite=self.overwrite, progress=self.progress, compile=self.compile, **kwargs,
         )  # fmt: skip
 
 
+@functools.cache
+def _fast_cpu() -> tuple:
+    """FAST_CPU where this XLA knows those options (a trivial program compiled with them), else
+    () with a warning: compiler options come and go between XLA versions."""
+    try:
+        cpu = jax.local_devices(backend="cpu")[0]
+        probe = jax.jit(lambda x: x + 1, compiler_options=dict(FAST_CPU))
+        probe.lower(jax.device_put(np.float32(0), cpu)).compile()
+    except RuntimeError as error:  # XLA's error for an option it does not know
+        warnings.warn(f"compile='fast' is not available with this XLA ({error}); the sweeps "
+                      "compile with XLA's defaults", RuntimeWarning, stacklevel=3)  # fmt: skip
+        return ()
+    return FAST_CPU
+
+
+def _compiler_options(compile: Compile, devices: Sequence) -> tuple:
+    """The XLA options of a chunk program: FAST_CPU for compile="fast" on CPU devices, else none
+    (XLA's defaults; accelerators keep theirs)."""
+    if compile == "fast" and all(d.platform == "cpu" for d in devices):
+        return _fast_cpu()
+    return ()
+
+
 @functools.lru_cache(maxsize=64)
-def _chunk_program(make, simulate, static, traced_axes, n_seeds, common, mesh):
+def _chunk_program(make, simulate, static, traced_axes, n_seeds, common, mesh, options=()):
     """jit(vmap over points of vmap over seeds), sharded along the points axis; `static` is a
-    tuple of (axis, value) pairs. Cached, so a repeated sweep reuses its compiled programs."""
+    tuple of (axis, value) pairs, `options` of (XLA option, value) pairs. Cached, so a repeated
+    sweep reuses its compiled programs."""
 
     def one_point(values, index, key):
         params = make(**dict(static), **values)
@@ -69,7 +108,8 @@ def _chunk_program(make, simulate, static, traced_axes, n_seeds, common, mesh):
     sharded = NamedSharding(mesh, PartitionSpec("grid"))
     replicated = NamedSharding(mesh, PartitionSpec())
     program = jax.vmap(one_point, in_axes=({k: 0 for k in traced_axes}, 0, None))
-    return jax.jit(program, in_shardings=(sharded, sharded, replicated), out_shardings=sharded)
+    return jax.jit(program, in_shardings=(sharded, sharded, replicated), out_shardings=sharded,
+                   compiler_options=dict(options) or None)  # fmt: skip
 
 
 def _inputs(the_plan: Plan, index: np.ndarray, key) -> tuple:
@@ -83,11 +123,11 @@ def _inputs(the_plan: Plan, index: np.ndarray, key) -> tuple:
     return (*grid_sharded, jax.device_put(key, NamedSharding(mesh, PartitionSpec())))
 
 
-def _program(make, simulate, the_plan: Plan, group: Group, common: bool):
+def _program(make, simulate, the_plan: Plan, group: Group, common: bool, compile: Compile):
     """The group's jitted chunk program for the plan's devices."""
     return _chunk_program(
         make, simulate, tuple(group.static.items()), the_plan.traced_axes, the_plan.grid.n_seeds,
-        common, the_plan.mesh,
+        common, the_plan.mesh, _compiler_options(compile, the_plan.devices),
     )  # fmt: skip
 
 
@@ -126,6 +166,7 @@ def run(
     coords: Mapping[str, Sequence] | None = None,
     config: Mapping | None = None,
     progress: bool = True,
+    compile: Compile = "optimized",
 ) -> xr.Dataset:
     """Run `simulate(make(**point), key)` for every grid point and seed; an xarray Dataset with
     dims (grid dims..., seed, output dims...) and provenance attrs.
@@ -135,7 +176,11 @@ def run(
     unless `overwrite`). `dims` names the trailing axes of each output leaf (e.g.
     {"loss": ("step",)}) and `coords` gives them coordinates. Non-finite outputs are flagged per
     point and seed in the `nonfinite` variable, never fatal.
+
+    `compile="fast"` compiles for less time and runs for more (on CPU: FAST_CPU), for short
+    sweeps; the default, "optimized", is XLA's own trade. The values agree to rounding.
     """
+    check_one_of("compile", compile, COMPILE)
     the_plan = plan(
         make, grid, simulate=simulate, chunk_budget=chunk_budget, chunk_size=chunk_size,
         devices=devices,
@@ -150,7 +195,7 @@ def run(
     key = jax.random.key(seed)
 
     def program(the_plan: Plan, group: Group):
-        return _program(make, simulate, the_plan, group, common_random_numbers)
+        return _program(make, simulate, the_plan, group, common_random_numbers, compile)
 
     def chunk_bytes(the_plan: Plan, group: Group) -> float:
         inputs = _inputs(the_plan, group.indices[: the_plan.chunk], key)
