@@ -1,6 +1,7 @@
 """The sweep engine: results independent of devices and chunking, resumable after SIGKILL,
 one compile per group, clear errors before any compile."""
 
+import dataclasses
 import functools
 import os
 import pathlib
@@ -441,6 +442,32 @@ def test_compiled_memory_shrinks_the_chunk_to_the_budget():
         sweep.run(big_temporary, make, GRID, chunk_budget=4 * 2**20, **kwargs)
 
 
+def test_the_budget_is_fitted_largest_group_first():
+    """fit_budget measures the group with the largest static values first, so the chunk shrinks
+    before the other groups compile: each group compiles once, the largest twice (the old fit
+    compiled every group at the first chunk, then all again at the shrunk one: 8 compiles for
+    these 4 groups). Memory here is chunk x width MiB per device: the width-8 group needs 8 MiB
+    per point, so a 20 MiB budget holds 2 of its points."""
+    grid = sweep.Grid(product=dict(width=[1, 2, 4, 8], x=[0.0, 1.0, 2.0, 3.0]))
+    the_plan = sweep.plan(lambda width, x: dict(width=width, x=x), grid, chunk_size=4, devices=1)
+    # width is not static for a dict's tree; group the grid by it as a shape would.
+    groups = tuple(sweep.Group(dict(width=w), np.arange(4 * i, 4 * i + 4))
+                   for i, w in enumerate([1, 2, 4, 8]))  # fmt: skip
+    the_plan = dataclasses.replace(the_plan, static_axes=("width",), groups=groups)
+    measured = []
+
+    def chunk_bytes(the_plan, group):
+        measured.append((group.static["width"], the_plan.chunk))
+        return the_plan.chunk * group.static["width"] * 2**20
+
+    fitted = sweep.planning.fit_budget(chunk_bytes, the_plan, 20 * 2**20)
+    assert the_plan.chunk == 4 and fitted.chunk == 2
+    assert measured == [(8, 4), (8, 2), (4, 2), (2, 2), (1, 2)]
+    assert fitted.bytes_per_device == 16 * 2**20
+    with pytest.raises(ValueError, match="chunk_budget = .* below"):
+        sweep.planning.fit_budget(chunk_bytes, the_plan, 10 * 2**20)
+
+
 def test_a_cpu_chunk_is_cut_to_the_cache(monkeypatch):
     # big_temporary's chunk of 6 points measures 7.1 MB per point; a 16 MiB "cache" (8 MiB at
     # CACHE_SHARE = 0.5) fits one point, so the cut chunk is the floor of 2 points per device,
@@ -449,7 +476,7 @@ def test_a_cpu_chunk_is_cut_to_the_cache(monkeypatch):
     kwargs = dict(common_random_numbers=False, devices=1, progress=False)
     whole = sweep.run(big_temporary, make, GRID, chunk_size=6, **kwargs)
     monkeypatch.setattr(sweep.planning, "cache_bytes", lambda: 16 * 2**20)
-    # The largest group (6 points, 43 MB) needs fewer than CUT_VOLUME = 32 caches: not cut.
+    # The largest group (6 points, 43 MB) needs fewer than CUT_VOLUME = 64 caches: not cut.
     assert sweep.run(big_temporary, make, GRID, **kwargs).attrs["chunk"] == 6
     monkeypatch.setattr(sweep.planning, "CUT_VOLUME", 2)  # 2 caches (32 MiB): cut
     cut = sweep.run(big_temporary, make, GRID, **kwargs)

@@ -39,8 +39,10 @@ MIN_PER_DEVICE = 2
 CACHE_SHARE = 0.5
 # ... but only where a group's points need at least this many caches' worth of memory: below it
 # the second compile the cut costs outweighs the time it saves (scaling_laws --quick: its exact
-# GF sweep, 6 groups of 600 MiB, would compile 6 programs more to save under a second).
-CUT_VOLUME = 32
+# GF sweep, 6 groups of 600 MiB, would compile 6 programs more to save under a second; its
+# random-feature frontier, 42 caches in its largest group, cut to chunks of 2 points compiled 6
+# programs more and ran 0.1 to 2.6 s slower in all than uncut).
+CUT_VOLUME = 64
 # jaxlib's CPU LAPACK kernels (eigh, Cholesky, SVD, QR, ...) before this version split a batch
 # over the intra-op thread pool and block until it is done; several CPU devices running such
 # kernels at once exhaust the pool and hang (reproduced with 2 to 8 host devices on jaxlib
@@ -316,26 +318,43 @@ def cache_bytes() -> int | None:
 
 
 def fit_budget(chunk_bytes, the_plan: Plan, budget: float) -> Plan:
-    """Compile every group at the planned chunk (`chunk_bytes(plan, group)`: the compiled
-    program's memory per device); if that exceeds the budget, shrink the chunk in proportion
-    (memory grows linearly with it) and recompile. On CPU the chunk may then be cut to the
-    cache (`_fit_cache`)."""
+    """Compile the groups one by one at the current chunk (`chunk_bytes(plan, group)`: the
+    compiled program's memory per device); where one exceeds the budget, shrink the chunk in
+    proportion (memory grows linearly with it) and compile that group again. A group compiled
+    before a shrink is compiled once more at run time, so the groups go largest static values
+    first (`_largest_first`): shapes grow with them, and the chunk usually shrinks at the first
+    group. On CPU the chunk may then be cut to the cache (`_fit_cache`)."""
     n_dev = len(the_plan.devices)
-    for _ in range(2):
-        used = max(chunk_bytes(the_plan, g) for g in the_plan.groups)
-        the_plan = dataclasses.replace(the_plan, bytes_per_device=used)
-        per_device = the_plan.chunk // n_dev
-        fits = int(per_device * budget // used) if used > budget else per_device
-        if fits >= per_device:
-            return _fit_cache(the_plan)
-        if per_device == MIN_PER_DEVICE:
-            break
-        the_plan = the_plan.with_chunk(n_dev * max(MIN_PER_DEVICE, fits))
-    raise ValueError(
-        f"chunk_budget = {budget:.4g} bytes is below the {the_plan.bytes_per_device:.4g} bytes "
-        f"per device that {MIN_PER_DEVICE} points of {the_plan.grid.n_seeds} seeds need (a "
-        f"chunk holds every seed of its points): raise it (--chunk-budget) or use fewer seeds"
-    )
+    used = 0.0  # the largest memory per device so far, at the current chunk
+    for group in _largest_first(the_plan.groups):
+        while (measured := chunk_bytes(the_plan, group)) > budget:
+            per_device = the_plan.chunk // n_dev
+            if per_device == MIN_PER_DEVICE:
+                raise ValueError(
+                    f"chunk_budget = {budget:.4g} bytes is below the {measured:.4g} bytes per "
+                    f"device that {MIN_PER_DEVICE} points of {the_plan.grid.n_seeds} seeds need "
+                    f"(a chunk holds every seed of its points): raise it (--chunk-budget) or use "
+                    f"fewer seeds"
+                )  # fmt: skip
+            fits = max(MIN_PER_DEVICE, int(per_device * budget // measured))
+            used *= fits / per_device
+            the_plan = the_plan.with_chunk(n_dev * fits)
+        used = max(used, measured)
+    return _fit_cache(dataclasses.replace(the_plan, bytes_per_device=used))
+
+
+def _largest_first(groups: Sequence[Group]) -> list[Group]:
+    """The groups by their static values, the largest numbers first (a stable sort; a value
+    that is not a number, such as a variant's name, does not order them)."""
+
+    def size(value: object) -> float:
+        if isinstance(value, int | float | np.integer | np.floating) and not isinstance(
+            value, bool
+        ):
+            return -float(value)
+        return 0.0
+
+    return sorted(groups, key=lambda g: [size(v) for v in g.static.values()])
 
 
 def _fit_cache(the_plan: Plan) -> Plan:
