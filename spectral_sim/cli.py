@@ -111,7 +111,8 @@ class RunOptions:
     compile: Literal["auto", "fast", "optimized"] = "auto"
     """how XLA compiles the sweeps: fast (on CPU, a fraction of the compile time, loops up to
     1.75x slower) or optimized (XLA's defaults); auto: fast at --scale quick, where compiling
-    is most of the run, optimized at full and paper scale"""
+    is most of the run (unless the experiment's QUICK_COMPILE says otherwise), optimized at
+    full and paper scale"""
     distributed: bool = False
     """join a multi-process run (jax.distributed; SLURM, TPU pods and Open MPI are detected),
     or give all three of --coordinator, --num-processes, --process-id"""
@@ -148,10 +149,13 @@ class RunOptions:
         except ValueError as error:
             raise UsageError(str(error)) from None
 
-    def sweep(self, out: pathlib.Path) -> sweep.Options:
+    def sweep(self, out: pathlib.Path, quick_compile: str = "fast") -> sweep.Options:
+        """The sweep options; `quick_compile` is what --compile auto means at quick scale."""
         budget = None if self.chunk_budget is None else _size(self.chunk_budget)
         quick = self.quick or self.scale == "quick"
-        compile = ("fast" if quick else "optimized") if self.compile == "auto" else self.compile
+        compile = self.compile
+        if compile == "auto":
+            compile = quick_compile if quick else "optimized"
         return sweep.Options(
             devices=self.devices, chunk_budget=budget, out=out / "sweeps",
             overwrite=self.overwrite, compile=compile,
@@ -319,7 +323,8 @@ def _run_one(name: str, args: list[str], options: RunOptions, out: pathlib.Path)
         at = registry.scale(cfg)
         print(f"running {name}{'' if at == 'full' else f' ({at})'} ...", flush=True)
         with registry.explicit(_flagged_fields(cfg, args)):  # a scale keeps what was given
-            report = module.run(cfg, options.sweep(out))
+            quick_compile = getattr(module, "QUICK_COMPILE", "fast")
+            report = module.run(cfg, options.sweep(out, quick_compile))
     except (ValueError, TypeError) as error:  # bad input: a ValueError naming the field
         raise UsageError(f"{name}: {error}") from error  # where it was raised: --debug
     if not isinstance(report, Report):

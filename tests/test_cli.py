@@ -152,6 +152,9 @@ def test_quick_runs_compile_fast_and_full_runs_optimized(tmp_path):
              "optimized"), (dict(compile="fast"), "fast")]  # fmt: skip
     for kwargs, expected in cases:
         assert cli.RunOptions(**kwargs).sweep(tmp_path).compile == expected, kwargs
+    # An experiment that sets QUICK_COMPILE = "optimized" (spectral_edge) keeps it at auto only.
+    assert cli.RunOptions(quick=True).sweep(tmp_path, "optimized").compile == "optimized"
+    assert cli.RunOptions(quick=True, compile="fast").sweep(tmp_path, "optimized").compile == "fast"
 
 
 def test_run_defaults_to_results_dir(seen, monkeypatch, tmp_path):
