@@ -25,6 +25,7 @@ from spectral_sim import registry, runtime, sweep
 from spectral_sim.checks import all_of
 from spectral_sim.report import Report, count_verdicts, counts_line, reproduction_summary
 from spectral_sim.runtime import compilation_cache_dir
+from spectral_sim.sweep.execute import Compile
 
 __all__ = ["RunOptions", "compilation_cache_dir", "main"]
 
@@ -149,13 +150,13 @@ class RunOptions:
         except ValueError as error:
             raise UsageError(str(error)) from None
 
-    def sweep(self, out: pathlib.Path, quick_compile: str = "fast") -> sweep.Options:
+    def sweep(self, out: pathlib.Path, quick_compile: Compile = "fast") -> sweep.Options:
         """The sweep options; `quick_compile` is what --compile auto means at quick scale."""
         budget = None if self.chunk_budget is None else _size(self.chunk_budget)
         quick = self.quick or self.scale == "quick"
-        compile = self.compile
-        if compile == "auto":
-            compile = quick_compile if quick else "optimized"
+        compile: Compile = quick_compile if quick else "optimized"
+        if self.compile != "auto":
+            compile = self.compile
         return sweep.Options(
             devices=self.devices, chunk_budget=budget, out=out / "sweeps",
             overwrite=self.overwrite, compile=compile,
@@ -323,7 +324,10 @@ def _run_one(name: str, args: list[str], options: RunOptions, out: pathlib.Path)
         at = registry.scale(cfg)
         print(f"running {name}{'' if at == 'full' else f' ({at})'} ...", flush=True)
         with registry.explicit(_flagged_fields(cfg, args)):  # a scale keeps what was given
-            quick_compile = getattr(module, "QUICK_COMPILE", "fast")
+            quick_compile = str(getattr(module, "QUICK_COMPILE", "fast"))
+            if quick_compile not in sweep.COMPILE:
+                raise TypeError(f"{name}.QUICK_COMPILE must be one of {sweep.COMPILE}; got "
+                                f"{quick_compile!r}")  # fmt: skip
             report = module.run(cfg, options.sweep(out, quick_compile))
     except (ValueError, TypeError) as error:  # bad input: a ValueError naming the field
         raise UsageError(f"{name}: {error}") from error  # where it was raised: --debug
