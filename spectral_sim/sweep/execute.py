@@ -78,7 +78,8 @@ def _fast_cpu() -> tuple:
         cpu = jax.local_devices(backend="cpu")[0]
         probe = jax.jit(lambda x: x + 1, compiler_options=dict(FAST_CPU))
         probe.lower(jax.device_put(np.float32(0), cpu)).compile()
-    except RuntimeError as error:  # XLA's error for an option it does not know
+    # XLA's error for an option it does not know; a JAX whose jit takes no compiler_options
+    except (RuntimeError, TypeError) as error:
         warnings.warn(f"compile='fast' is not available with this XLA ({error}); the sweeps "
                       "compile with XLA's defaults", RuntimeWarning, stacklevel=3)  # fmt: skip
         return ()
@@ -108,8 +109,11 @@ def _chunk_program(make, simulate, static, traced_axes, n_seeds, common, mesh, o
     sharded = NamedSharding(mesh, PartitionSpec("grid"))
     replicated = NamedSharding(mesh, PartitionSpec())
     program = jax.vmap(one_point, in_axes=({k: 0 for k in traced_axes}, 0, None))
-    return jax.jit(program, in_shardings=(sharded, sharded, replicated), out_shardings=sharded,
-                   compiler_options=dict(options) or None)  # fmt: skip
+    in_shardings = (sharded, sharded, replicated)
+    if not options:  # XLA's defaults, without the argument (a JAX before compiler_options)
+        return jax.jit(program, in_shardings=in_shardings, out_shardings=sharded)
+    return jax.jit(program, in_shardings=in_shardings, out_shardings=sharded,
+                   compiler_options=dict(options))  # fmt: skip
 
 
 def _inputs(the_plan: Plan, index: np.ndarray, key) -> tuple:
