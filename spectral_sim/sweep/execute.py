@@ -30,10 +30,11 @@ __all__ = ["COMPILE", "FAST_CPU", "Compile", "Options", "check_outputs", "leaf_n
 Compile = Literal["optimized", "fast"]
 COMPILE: tuple[Compile, ...] = ("optimized", "fast")
 # compile="fast" on CPU: XLA's loop emitters (its code generator before the fusion emitters) and
-# LLVM at -O1 instead of -O2. Measured on 2 cores (JAX 0.10.2, cold cache), each experiment's
-# --quick run compiled 2 to 5 times faster (attention_clusters 11.8 s -> 6.7 s of compiling,
-# scaling_laws 28.5 -> 9.8, compression 3.5 -> 2.0) and ran no slower in all; but the long,
-# bandwidth-bound loops of the benchmarks ran 9 to 75 % slower (W1 +9 %, W2 +24 %, W2 in
+# LLVM at -O1 instead of -O2. Measured on 2 cores (JAX 0.10.2, cold cache), the --quick runs
+# compiled 1.5 to 2.9 times faster (attention_clusters 11.8 s -> 6.7 s of compiling,
+# scaling_laws 28.5 -> 9.8, compression 3.5 -> 2.0) and took less time in all, except
+# spectral_edge's minute of training (12 % slower; it keeps the defaults: QUICK_COMPILE); the
+# long, bandwidth-bound loops of the benchmarks ran 9 to 75 % slower (W1 +9 %, W2 +24 %, W2 in
 # cache-sized chunks +75 %, W3 +13 to +15 %). So: fast for short runs (--quick, the tests),
 # optimized (XLA's defaults) for the rest. LLVM at -O0 compiled faster still but ran
 # learning_curves --quick 2.5 times slower.
