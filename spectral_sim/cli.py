@@ -25,7 +25,6 @@ from spectral_sim import registry, runtime, sweep
 from spectral_sim.checks import all_of
 from spectral_sim.report import Report, count_verdicts, counts_line, reproduction_summary
 from spectral_sim.runtime import compilation_cache_dir
-from spectral_sim.sweep.execute import Compile
 
 __all__ = ["RunOptions", "compilation_cache_dir", "main"]
 
@@ -150,11 +149,11 @@ class RunOptions:
         except ValueError as error:
             raise UsageError(str(error)) from None
 
-    def sweep(self, out: pathlib.Path, quick_compile: Compile = "fast") -> sweep.Options:
+    def sweep(self, out: pathlib.Path, quick_compile: sweep.Compile = "fast") -> sweep.Options:
         """The sweep options; `quick_compile` is what --compile auto means at quick scale."""
         budget = None if self.chunk_budget is None else _size(self.chunk_budget)
         quick = self.quick or self.scale == "quick"
-        compile: Compile = quick_compile if quick else "optimized"
+        compile: sweep.Compile = quick_compile if quick else "optimized"
         if self.compile != "auto":
             compile = self.compile
         return sweep.Options(

@@ -15,7 +15,15 @@ dataset). Every name below is importable from `spectral_sim.sweep` itself.
 """
 
 from spectral_sim.sweep import execute, grid, planning, store
-from spectral_sim.sweep.execute import COMPILE, FAST_CPU, Options, check_outputs, leaf_names, run
+from spectral_sim.sweep.execute import (
+    COMPILE,
+    FAST_CPU,
+    Compile,
+    Options,
+    check_outputs,
+    leaf_names,
+    run,
+)
 from spectral_sim.sweep.grid import Grid, make_from
 from spectral_sim.sweep.planning import (
     BATCH_DEPENDENT_PRNGS,
@@ -31,7 +39,7 @@ from spectral_sim.sweep.store import MANIFEST, load, save
 
 __all__ = [
     "BATCH_DEPENDENT_PRNGS", "COMPILE", "DEFAULT_BUDGET", "FAST_CPU", "LAPACK_POOL_FIXED",
-    "MANIFEST", "MIN_PER_DEVICE", "Grid", "Group", "Options", "Plan", "check_axes",
+    "MANIFEST", "MIN_PER_DEVICE", "Compile", "Grid", "Group", "Options", "Plan", "check_axes",
     "check_outputs", "execute", "grid", "leaf_names", "load", "make_from", "plan", "planning",
     "run", "save", "store",
 ]  # fmt: skip
