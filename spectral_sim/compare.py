@@ -33,10 +33,10 @@ from spectral_sim._types import Simulator
 from spectral_sim.report import Report
 from spectral_sim.simulate import as_simulator, record_steps, trajectory
 
-__all__ = ["compare"]
+__all__ = ["compare", "model_runner", "predictions"]
 
 
-def _predictions(
+def predictions(
     make: Callable, grid: sweep.Grid, predict: Callable, shape: tuple[int, ...]
 ) -> np.ndarray:
     """predict(make(**point)) at every grid point, stacked in grid order and shaped (*grid dims,
@@ -77,17 +77,24 @@ def _vmapped(params: list, predict: Callable) -> list[np.ndarray | np.generic]:
     for (treedef, _), indices in groups.items():
         rows = [jax.tree.leaves(params[i]) for i in indices]
         stacked = [jnp.stack([jnp.asarray(row[j]) for row in rows]) for j in range(len(rows[0]))]
-
-        def one(leaves, treedef=treedef):
-            return jnp.asarray(predict(jax.tree.unflatten(treedef, leaves)))
-
-        out = np.asarray(jax.jit(jax.vmap(one))(stacked), dtype=float)
+        out = np.asarray(_stacked(predict, treedef)(stacked), dtype=float)
         for i, value in zip(indices, out, strict=True):
             values[i] = value
     return values
 
 
-def _runner(model: Any, steps: Sequence[int] | None) -> tuple[Callable, np.ndarray]:
+@functools.lru_cache(maxsize=64)
+def _stacked(predict: Callable, treedef) -> Callable:
+    """jit(vmap(predict)) over stacked Params leaves of one tree structure: one program per
+    predictor and structure, reused by every call (a search's rounds, a repeated compare)."""
+
+    def one(leaves):
+        return jnp.asarray(predict(jax.tree.unflatten(treedef, leaves)))
+
+    return jax.jit(jax.vmap(one))
+
+
+def model_runner(model: Any, steps: Sequence[int] | None) -> tuple[Callable, np.ndarray]:
     """`(params, key) -> observables at steps` for a model (a Simulator or a model module), and
     the record steps."""
     name = getattr(model, "__name__", type(model).__name__)
@@ -163,7 +170,7 @@ def compare(
     sweep.check_axes(make, grid)  # before any Params is built from them
     schedule = None
     if isinstance(simulate, Simulator) or not callable(simulate):  # a model (module)
-        simulate, schedule = _runner(simulate, steps)
+        simulate, schedule = model_runner(simulate, steps)
     if not tolerance >= 0:
         raise ValueError(f"tolerance must be >= 0 (a relative margin); got {tolerance!r}")
     if not 0 < alpha < 1:
@@ -190,7 +197,7 @@ def compare(
     if dims or coords:
         sweep.check_outputs(simulate, make, grid, dims or {}, coords or {})
     observed = jax.tree.leaves(shapes)[outputs.index(observable)].shape
-    predicted = _predictions(make, grid, predict, observed)
+    predicted = predictions(make, grid, predict, observed)
     data = (options or sweep.Options()).run(
         name, simulate, make, grid, seed=seed, dims=dims, coords=coords,
         config=dict(observable=observable, tolerance=tolerance, alpha=alpha,

@@ -31,7 +31,15 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("sweep", ("spectral_sim.sweep",)),
     ("statistics", ("spectral_sim.fit",)),
     ("claims", ("spectral_sim.claims", "spectral_sim.report")),
-    ("tools", ("spectral_sim.compare", "spectral_sim.gallery", "spectral_sim.registry")),
+    (
+        "tools",
+        (
+            "spectral_sim.compare",
+            "spectral_sim.gallery",
+            "spectral_sim.registry",
+            "spectral_sim.validity",
+        ),
+    ),
     ("experiments", ("spectral_sim.experiments",)),
     ("command line", ("spectral_sim.cli",)),
     ("package", ("spectral_sim",)),  # spectral_sim/__init__.py: the public face
