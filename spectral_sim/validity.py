@@ -142,8 +142,9 @@ def _ratio(claim: Claim) -> float:
 class ValidityMap:
     """The result of `search`. `samples` has dim `sample`: a coordinate per axis and the
     variables `verdict`, `ratio` ((error + z stderr) / tolerance at the point's deciding entry),
-    `measured`, `predicted`, `stderr` (there) and `seeds` (pooled). `worst` is the point with the
-    largest ratio (the counterexample when its verdict is FAIL)."""
+    `measured`, `predicted`, `stderr` (there) and `seeds` (pooled). `worst` is the counterexample:
+    the FAILing point farthest outside its band ((error - z stderr) / tolerance), or without a
+    FAIL the point with the largest ratio. `box` is the whole-box claim (see `report`)."""
 
     samples: xr.Dataset
     worst: dict[str, float]
@@ -189,9 +190,11 @@ class ValidityMap:
         the boundary with its resolution."""
         box = dataclasses.replace(self.box, id=id, source=source,
                                   statement=statement or self.box.statement)  # fmt: skip
-        worst = int(np.argmax(self.samples.ratio.values))
-        notes = [f"worst point: {_label(self.worst)} (ratio {self.samples.ratio.values[worst]:.3g}"
-                 f", verdict {self.samples.verdict.values[worst]})"]  # fmt: skip
+        at = self.samples.isel(sample=self._worst_index())
+        notes = [f"worst point: {_label(self.worst)}: {at.verdict.item()}, measured "
+                 f"{at.measured.item():.6g} ± {at.stderr.item():.3g} against predicted "
+                 f"{at.predicted.item():.6g} (ratio {at.ratio.item():.3g}, {at.seeds.item()} "
+                 "seeds)"]  # fmt: skip
         if len(self.axes) == 1:
             name = self.axes[0].name
             found = ", ".join(
@@ -207,6 +210,12 @@ class ValidityMap:
         return Report(experiment=id.split(".")[0], claims=[box], data=self.samples,
                       figures=dict(validity=self.figure()), config=self.config,
                       seed=self.config.get("seed", 0), notes=notes)  # fmt: skip
+
+    def _worst_index(self) -> int:
+        match = np.ones(self.samples.sizes["sample"], bool)
+        for name, value in self.worst.items():
+            match &= self.samples[name].values == value
+        return int(np.argmax(match))
 
     def figure(self):
         """1-D: the ratio against the axis, coloured by verdict, with the line ratio = 1 and the
@@ -322,7 +331,7 @@ def search(
             points[i].samples = np.concatenate([points[i].samples, samples[j]])
             points[i].evaluations += 1
         for j in range(len(again), size):
-            points.append(_Point(units[j], samples[j], predicted[j]))
+            points.append(_Point(units[j], samples[j], np.asarray(predicted[j])))
     return _result(points, axes, tolerance, relative, dims, dict(
         observable=observable, tolerance=tolerance, relative=relative, n_seeds=n_seeds,
         budget=budget, seed=seed, space={a.name: [a.low, a.high, "log" if a.log else "linear"]
@@ -376,21 +385,35 @@ def _result(points, axes, tolerance, relative, dims, config) -> ValidityMap:
         ),
         coords=coords,
     )
-    worst_index = int(np.argmax(samples.ratio.values))
+    worst_index = _worst(decided, samples.ratio.values)
     worst = {a.name: float(samples[a.name].values[worst_index]) for a in axes}
     box = _box(decided, samples, worst_index, config)
     return ValidityMap(samples, worst, box, tuple(axes), config)
 
 
+def _worst(decided: list[Claim], ratio: np.ndarray) -> int:
+    """The counterexample: of the FAILing points the one farthest outside its band, (error -
+    z stderr) / tolerance; without a FAIL, the point with the largest ratio."""
+    failing = [i for i, c in enumerate(decided) if c.verdict == "FAIL"]
+    if not failing:
+        return int(np.argmax(ratio))
+
+    def evidence(c: Claim) -> float:
+        if c.diverged or not math.isfinite(c.measured):
+            return math.inf
+        spread = c.z * c.stderr if math.isfinite(c.stderr) else 0.0
+        return (abs(c.measured - c.predicted) - spread) / max(c.tolerance, 1e-300)
+
+    return max(failing, key=lambda i: evidence(decided[i]))
+
+
 def _box(decided: list[Claim], samples: xr.Dataset, worst: int, config) -> Claim:
     """The whole-box claim from the points' claims at the family level: FAIL if any FAILs
-    (shown at the worst FAIL), PASS if all PASS (shown at the closest to failing), else
+    (shown at the counterexample, `worst`), PASS if all PASS (shown at the closest to failing), else
     INCONCLUSIVE (shown at the worst undecided point)."""
     verdicts = [c.verdict for c in decided]
     if "FAIL" in verdicts:
-        verdict = "FAIL"
-        ratios = np.where(np.array(verdicts) == "FAIL", samples.ratio.values, -np.inf)
-        shown = int(np.argmax(ratios))
+        verdict, shown = "FAIL", worst
     elif all(v == "PASS" for v in verdicts):
         verdict, shown = "PASS", worst
     else:

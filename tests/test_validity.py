@@ -69,6 +69,17 @@ def test_a_deterministic_simulator_is_decided_exactly_and_bisected():
     assert np.all(found.samples.stderr.values == 0)
 
 
+def test_a_scalar_observable_is_searched_as_a_record_is():
+    """An observable of shape () (one number per run) goes through the same decisions."""
+
+    def first(params: Bend, key):
+        return dict(value=bent(params, key)["value"][0])
+
+    found = validity.search(first, Bend(noisy=False), {"x": (0.0, 1.0)}, lambda p: 1.0,
+                            observable="value", tolerance=0.3, n_seeds=1, budget=32)  # fmt: skip
+    crossing_holds(found, "x", 0.3)
+
+
 def test_a_2d_map_separates_the_hyperbola_and_reports_the_counterexample():
     """Error x y against tolerance 0.25 on [0, 1]^2: FAIL points lie above x y = 0.25, PASS
     points below (up to a few SE), the worst point is near (1, 1), and the report's one claim
