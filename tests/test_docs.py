@@ -89,9 +89,9 @@ for i, block in enumerate(sys.argv[1:]):
 def test_the_guides_code_runs(tmp_path):
     """Each Python block of README, the experiment pages, concepts, numerics, accelerators and
     validity runs as written (in a fresh namespace, in an empty working directory; one process
-    for all, to import JAX once). Blocks that are scripts taking command-line arguments are left to the
-    text; extending.md's prototype has a test of its own, and its package example adds files to
-    the package and was checked in a scratch copy."""
+    for all, to import JAX once). Blocks that are scripts taking command-line arguments are left
+    to the text; extending.md's prototype has a test of its own, and its package example adds
+    files to the package and was checked in a scratch copy."""
     blocks = []
     guide = ROOT / "docs" / "guide"
     pages = [
