@@ -30,7 +30,7 @@ search reads the verdicts at the level of a map of `budget` points, the strictes
 import dataclasses
 import math
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import jax
 import numpy as np
@@ -42,6 +42,9 @@ from spectral_sim._types import Simulator
 from spectral_sim.claims import Claim
 from spectral_sim.compare import model_runner, predictions
 from spectral_sim.report import Report
+
+if TYPE_CHECKING:  # matplotlib is imported when a figure is drawn
+    from matplotlib.figure import Figure
 
 __all__ = ["ValidityMap", "search"]
 
@@ -217,13 +220,17 @@ class ValidityMap:
             match &= self.samples[name].values == value
         return int(np.argmax(match))
 
-    def figure(self):
+    def figure(self, ax=None) -> "Figure":
         """1-D: the ratio against the axis, coloured by verdict, with the line ratio = 1 and the
-        boundary; 2-D or more: the verdicts over the first two axes, the worst point starred."""
+        boundary; 2-D or more: the verdicts over the first two axes, the worst point starred.
+        Drawn on `ax` (a matplotlib Axes) if given, else on a new Figure; returns the Figure."""
         import matplotlib.figure
 
-        figure = matplotlib.figure.Figure(figsize=(6, 4), layout="constrained")
-        ax = figure.subplots()
+        if ax is None:
+            figure = matplotlib.figure.Figure(figsize=(6, 4), layout="constrained")
+            ax = figure.subplots()
+        else:
+            figure = cast("Figure", ax.figure)
         colours = dict(PASS="tab:green", FAIL="tab:red", INCONCLUSIVE="tab:gray")
         first = self.axes[0]
         x = self.samples[first.name].values

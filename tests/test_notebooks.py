@@ -15,7 +15,9 @@ FAST = ("quickstart",)
 
 
 def test_there_are_notebooks():
-    assert [p.stem for p in NOTEBOOKS] == ["prototype_a_theorem", "quickstart", "sweeps_at_scale"]
+    assert [p.stem for p in NOTEBOOKS] == [
+        "prototype_a_theorem", "quickstart", "sweeps_at_scale", "where_does_it_break",
+    ]  # fmt: skip
 
 
 @pytest.mark.parametrize(

@@ -111,6 +111,10 @@ def test_a_claim_that_holds_everywhere_passes_the_box():
     assert set(found.samples.verdict.values) == {"PASS"}
     assert found.box.verdict == "PASS" and found.boundary("x") == []
     assert "none found" in " ".join(found.report().notes)
+    import matplotlib.figure
+
+    ax = matplotlib.figure.Figure().subplots()  # a figure of one's own: the map is drawn there
+    assert found.figure(ax=ax) is ax.figure and ax.get_ylabel() == "(error + z SE) / tolerance"
 
 
 def test_every_round_runs_one_compiled_program(monkeypatch):
