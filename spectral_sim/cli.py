@@ -13,25 +13,28 @@ import io
 import os
 import pathlib
 import re
+import runpy
 import sys
 import traceback
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from types import ModuleType
 from typing import Annotated, Literal
 
 import tyro
 
-from spectral_sim import registry, runtime, sweep
+from spectral_sim import registry, runtime, sweep, validity
 from spectral_sim.checks import all_of
 from spectral_sim.report import Report, count_verdicts, counts_line, reproduction_summary
 from spectral_sim.runtime import compilation_cache_dir
 
-__all__ = ["RunOptions", "compilation_cache_dir", "main"]
+__all__ = ["MapOptions", "RunOptions", "compilation_cache_dir", "main"]
 
 USAGE = """\
 usage: spectral-sim [--debug] list [NAME ...]
        spectral-sim [--debug] run NAME [RUN OPTIONS] [--FIELD VALUE ...]
        spectral-sim [--debug] run all [RUN OPTIONS]
+       spectral-sim [--debug] map FILE [RUN OPTIONS] [--budget N] [--n-seeds N] [--seed N]
+                                       [--tolerance T]
        spectral-sim show DIR
 
   list          the experiments, one line each, with the claims each one checks
@@ -41,6 +44,11 @@ usage: spectral-sim [--debug] list [NAME ...]
                 (`spectral-sim run NAME --help`)
   run all       run every experiment, each into DIR/<name> (default results/<name>), and
                 write DIR/SUMMARY.md
+  map FILE      search where a claim holds (spectral_sim.validity.search): FILE is a Python
+                file defining SEARCH, a dict of the search's arguments (simulator,
+                template, space, predict, observable, tolerance, ...; optional id, source,
+                statement for the report); the report goes to DIR (default
+                results/<FILE's stem>), each round a resumable sweep in DIR/sweeps
   show DIR      print the verdict table of a saved report (also: report DIR)
 
   --debug       show the full traceback of an error instead of one line
@@ -172,6 +180,21 @@ class RunOptions:
             jax.distributed.initialize(
                 self.coordinator, num_processes=self.num_processes, process_id=self.process_id
             )
+
+
+@dataclasses.dataclass
+class MapOptions:
+    """What `spectral-sim map FILE` may change in the file's SEARCH (the file's values
+    otherwise)."""
+
+    budget: Annotated[int | None, tyro.conf.arg(metavar="N", help_behavior_hint="")] = None
+    """evaluated points (re-runs with fresh seeds count)"""
+    n_seeds: Annotated[int | None, tyro.conf.arg(metavar="N", help_behavior_hint="")] = None
+    """seeds per evaluation"""
+    seed: Annotated[int | None, tyro.conf.arg(metavar="N", help_behavior_hint="")] = None
+    """the design's and the sweeps' seed"""
+    tolerance: Annotated[float | None, tyro.conf.arg(metavar="T", help_behavior_hint="")] = None
+    """the claim's margin (relative unless SEARCH says relative=False)"""
 
 
 def _size(text: str) -> float:
@@ -386,6 +409,58 @@ def _run(args: list[str]) -> int:
     return 0
 
 
+REPORT_KEYS = ("id", "source", "statement")  # SEARCH keys for the report, not the search
+
+
+MAP_HELP = """Search where a claim holds (spectral_sim.validity.search) and save its report.
+
+FILE is a Python file defining SEARCH, a dict of validity.search's arguments (simulator,
+template, space, predict, observable, tolerance, and optionally steps, n_seeds, budget,
+relative, seed), plus optional id, source and statement for the report's claim. The report
+goes to --out DIR (default results/<FILE's stem>); each round of the search is a sweep in
+DIR/sweeps, so a rerun reads the finished rounds back. The run options of `spectral-sim run`
+(--out, --devices, --chunk-budget, --overwrite, --compile, --x64, ...) apply; the flags below
+change SEARCH's values."""
+
+
+def _map(args: list[str]) -> int:
+    if args and args[0] in ("-h", "--help"):
+        _tyro(lambda: tyro.cli(MapOptions, args=["--help"], prog="spectral-sim map FILE",
+                               description=MAP_HELP),
+              what="map options", args=["--help"])  # fmt: skip
+    if not args or args[0].startswith("-"):
+        raise UsageError("map needs a search file: a Python file defining SEARCH, a dict of "
+                         "validity.search's arguments")  # fmt: skip
+    file = pathlib.Path(args[0])
+    if not file.is_file():
+        raise UsageError(f"no search file {file}")
+    options, rest = _split_run_options(args[1:])
+    flags = _tyro(lambda: tyro.cli(MapOptions, args=rest, prog="spectral-sim map FILE"),
+                  what="map options", args=rest)  # fmt: skip
+    options.configure()
+    _headless_matplotlib()
+    search = runpy.run_path(str(file), run_name="spectral_sim_map").get("SEARCH")
+    if not isinstance(search, Mapping):
+        raise UsageError(f"{file} must define SEARCH, a dict of validity.search's arguments")
+    given = {k: v for k, v in dataclasses.asdict(flags).items() if v is not None}
+    arguments = {k: v for k, v in {**search, **given}.items() if k not in REPORT_KEYS}
+    about = {k: search[k] for k in REPORT_KEYS if k in search}
+    out = options.out or pathlib.Path("results") / file.stem
+    try:
+        found = validity.search(**arguments, options=options.sweep(out, "optimized"))
+        report = found.report(**about)
+    except (ValueError, TypeError) as error:  # bad SEARCH values: a ValueError naming them
+        raise UsageError(f"{file.name}: {error}") from error
+    import jax
+
+    if jax.process_index() == 0:
+        path = report.save(out)
+        print(f"\n## {report.experiment}: {report.summary_line()}\n\n{report.table()}\n")
+        print("\n".join(report.notes))
+        print(f"report: {path / 'report.md'}", flush=True)
+    return 0
+
+
 def _list(args: list[str]) -> int:
     registered = registry.names()
     names = args or list(registered)
@@ -427,7 +502,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args or args[0] in ("-h", "--help", "help"):
         print(USAGE, file=sys.stdout if args else sys.stderr)
         return 0 if args else 2
-    commands = {"list": _list, "run": _run, "show": _report, "report": _report}
+    commands = {"list": _list, "run": _run, "map": _map, "show": _report, "report": _report}
     try:
         if args[0] not in commands:
             raise UsageError(f"unknown command {args[0]!r}; expected one of: {', '.join(commands)}")

@@ -361,3 +361,67 @@ def test_a_name_registered_twice_is_an_error(monkeypatch):
     monkeypatch.setattr(registry.importlib.metadata, "entry_points", lambda group: points)
     with pytest.raises(ValueError, match="registered twice.*pkg1.a and pkg2.a"):
         registry.names()
+
+
+SEARCH_FILE = """
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+
+
+@jax.tree_util.register_dataclass
+@dataclasses.dataclass(frozen=True)
+class Bend:
+    x: float = 0.5
+
+
+def bent(params, key):  # relative error x against the prediction 1, plus noise
+    return dict(value=1 + params.x + 0.01 * jax.random.normal(key, (2,)))
+
+
+SEARCH = dict(simulator=bent, template=Bend(), space={"x": (0.0, 1.0)},
+              predict=lambda p: jnp.ones(2), observable="value", tolerance=0.3, n_seeds=8,
+              budget=64, id="bend.box", source="a test")
+"""
+
+
+def test_map_runs_a_search_file_writes_its_report_and_resumes(tmp_path, capsys):
+    """`map FILE` runs the file's SEARCH with the flags' changes (--budget), saves the report
+    with its id and source, and a second run reads every round back from DIR/sweeps: nothing
+    is compiled or simulated again, and the verdicts are the same."""
+    from benchmarks.compiles import counting
+
+    (tmp_path / "bend.py").write_text(SEARCH_FILE)
+    argv = ["map", str(tmp_path / "bend.py"), "--budget", "16", "--out", str(tmp_path / "out")]
+    assert cli.main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "bend.box" in printed and "boundary along x" in printed
+    first = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert first["claims"][0]["id"] == "bend.box" and first["claims"][0]["entries"] <= 16
+    assert len(list((tmp_path / "out" / "sweeps").iterdir())) == 8  # one sweep per round
+    jax.clear_caches()
+    with counting() as compiles:
+        assert cli.main(argv) == 0
+    assert compiles.names["jit(one_point)"] == 0  # every chunk read back
+    again = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert again["claims"] == first["claims"]
+
+
+@pytest.mark.parametrize(
+    ("body", "flags", "message"),
+    [
+        (None, [], "no search file"),
+        ("X = 1\n", [], "must define SEARCH"),
+        (SEARCH_FILE, ["--tolerance", "-1"], "tolerance must be > 0"),
+        (SEARCH_FILE, ["--budget", "lots"], "budget"),
+        (SEARCH_FILE.replace('"x": (0.0, 1.0)', '"y": (0.0, 1.0)'), [], "'y'"),
+    ],
+)
+def test_map_usage_errors_exit_2_with_one_line(tmp_path, capsys, body, flags, message):
+    file = tmp_path / "search.py"
+    if body is not None:
+        file.write_text(body)
+    assert cli.main(["map", str(file), "--out", str(tmp_path / "out"), *flags]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1, err
