@@ -19,7 +19,11 @@ The search, as `compare` runs a grid (the same simulators, templates and predict
 3. refinement rounds until the budget is spent: the midpoint of each pair of neighbouring points
    whose verdicts differ (a bisection towards the boundary, widest gaps first), the INCONCLUSIVE
    points again with fresh seeds (pooled with their earlier ones), and the rest of the round
-   from the design's next points.
+   from the design's next points;
+4. for a deterministic simulator (every seed equal), half of the last round climbs error /
+   tolerance by gradient ascent (forward mode, inside the box) from the worst points sampled so
+   far, so that a failure between the samples is still found: the box can PASS only if no
+   direction it climbed leads out of the tolerance.
 
 The map's verdicts and the whole-box claim are decided at one family level over every sampled
 point and output entry (Bonferroni, as every claim of the engine): the box claim is FAIL as soon
@@ -33,6 +37,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, cast
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import xarray as xr
 from scipy.stats import qmc
@@ -55,6 +60,8 @@ MAX_POOLED = 4
 ALPHA = claims.FAMILY_ALPHA
 SAME = 1e-3
 """A midpoint closer than this share of its pair's gap to a sampled point is not sampled again."""
+ASCENT_STEPS = 16
+"""Steps of the gradient ascent that a deterministic search makes from its worst points."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,6 +77,12 @@ class _Axis:
         """Axis values at unit coordinates in [0, 1]."""
         if self.log:
             return np.exp(np.log(self.low) + unit * (np.log(self.high) - np.log(self.low)))
+        return self.low + unit * (self.high - self.low)
+
+    def traced(self, unit: jax.Array) -> jax.Array:
+        """`values` of a traced unit coordinate (for the gradient ascent)."""
+        if self.log:
+            return jnp.exp(jnp.log(self.low) + unit * (jnp.log(self.high) - jnp.log(self.low)))
         return self.low + unit * (self.high - self.low)
 
 
@@ -107,6 +120,7 @@ class _Point:
     unit: np.ndarray
     samples: np.ndarray
     predicted: np.ndarray
+    origin: str = "design"  # "design", "bisection" or "ascent"
     evaluations: int = 1
 
 
@@ -145,7 +159,8 @@ def _ratio(claim: Claim) -> float:
 class ValidityMap:
     """The result of `search`. `samples` has dim `sample`: a coordinate per axis and the
     variables `verdict`, `ratio` ((error + z stderr) / tolerance at the point's deciding entry),
-    `measured`, `predicted`, `stderr` (there) and `seeds` (pooled). `worst` is the counterexample:
+    `measured`, `predicted`, `stderr` (there), `seeds` (pooled) and `origin` ("design",
+    "bisection" or "ascent": how the point was chosen). `worst` is the counterexample:
     the FAILing point farthest outside its band ((error - z stderr) / tolerance), or without a
     FAIL the point with the largest ratio. `box` is the whole-box claim (see `report`)."""
 
@@ -208,6 +223,7 @@ class ValidityMap:
         counts = {
             v: int((self.samples.verdict == v).sum()) for v in ("PASS", "FAIL", "INCONCLUSIVE")
         }
+        notes.append(f"gradient ascent: {self.config['ascent']}")
         notes.append(f"{self.samples.sizes['sample']} points: " +
                      ", ".join(f"{n} {v}" for v, n in counts.items()))  # fmt: skip
         return Report(experiment=id.split(".")[0], claims=[box], data=self.samples,
@@ -323,26 +339,73 @@ def search(
         samples = data[observable].transpose("zip", "seed", *dims).values
         return samples, predictions(make, the_grid, predict, shape)
 
+    def ratio(unit: jax.Array) -> jax.Array:  # the largest error / tolerance at one point
+        params = make(**{a.name: a.traced(unit[i]) for i, a in enumerate(axes)})
+        measured = jnp.asarray(jax.tree.leaves(run(params, jax.random.key(seed)))[index])
+        wanted = jnp.asarray(predict(params))
+        error = jnp.abs(measured / wanted - 1) if relative else jnp.abs(measured - wanted)
+        return jnp.max(jnp.nan_to_num(error, nan=jnp.inf)) / tolerance
+
+    index = outputs.index(observable)
     points: list[_Point] = []
+    ascent = "not tried: the simulator is stochastic"
     for round_ in range(ROUNDS):
+        climbed = np.empty((0, len(axes)))
         if round_ < ROUNDS // 2:
             units = design.random(size)
-            fresh, again = units, []
+            fresh, again, origins = units, [], ["design"] * size
         else:
-            fresh, again = _refine(points, tolerance, relative, dims, size, ALPHA / budget)
-            fresh = np.concatenate([fresh, design.random(size - len(fresh) - len(again))])
+            if round_ == ROUNDS - 1 and all(np.all(p.samples == p.samples[:1]) for p in points):
+                climbed, ascent = _ascend(ratio, points, tolerance, relative, dims, size // 2)
+            fresh, again = _refine(points, tolerance, relative, dims, size - len(climbed),
+                                   ALPHA / budget)  # fmt: skip
+            filled = design.random(size - len(climbed) - len(fresh) - len(again))
+            origins = ["ascent"] * len(climbed) + ["bisection"] * len(fresh)
+            origins += ["design"] * len(filled)
+            fresh = np.concatenate([climbed, fresh, filled])
             repeated = np.array([points[i].unit for i in again]).reshape(-1, len(axes))
             units = np.concatenate([repeated, fresh])
         samples, predicted = evaluate(units, round_)
         for j, i in enumerate(again):
             points[i].samples = np.concatenate([points[i].samples, samples[j]])
             points[i].evaluations += 1
-        for j in range(len(again), size):
-            points.append(_Point(units[j], samples[j], np.asarray(predicted[j])))
+        for j, origin in zip(range(len(again), size), origins, strict=True):
+            points.append(_Point(units[j], samples[j], np.asarray(predicted[j]), origin))
     return _result(points, axes, tolerance, relative, dims, dict(
         observable=observable, tolerance=tolerance, relative=relative, n_seeds=n_seeds,
-        budget=budget, seed=seed, space={a.name: [a.low, a.high, "log" if a.log else "linear"]
-                                         for a in axes}))  # fmt: skip
+        budget=budget, seed=seed, ascent=ascent,
+        space={a.name: [a.low, a.high, "log" if a.log else "linear"] for a in axes}))  # fmt: skip
+
+
+def _ascend(ratio: Callable, points: list[_Point], tolerance: float, relative: bool, dims,
+            count: int) -> tuple[np.ndarray, str]:  # fmt: skip
+    """Up to `count` points found by climbing error / tolerance (`ratio`, of unit coordinates)
+    from the worst sampled points of a deterministic search: sign-gradient steps inside the
+    box, from 1/8 of it, halved at each step that does not climb, ASCENT_STEPS in all. The
+    gradient is forward mode (few axes; the simulators' loops are while loops, which reverse
+    mode cannot differentiate). Only end points that climbed past their start are returned;
+    with what happened, in words, for the report."""
+    decided = [_decide(p, tolerance, relative, ALPHA, dims) for p in points]
+    worst = np.argsort([-_ratio(c) for c in decided])[:count]
+    start = np.stack([points[i].unit for i in worst])
+    climb = jax.jit(jax.vmap(lambda u: (ratio(u), jax.jacfwd(ratio)(u))))
+    try:
+        value, slope = map(np.asarray, climb(jnp.asarray(start)))
+    except (TypeError, ValueError, jax.errors.JAXTypeError) as error:  # not differentiable
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        return np.empty((0, start.shape[1])), f"skipped: {type(error).__name__}: {first_line}"
+    first, best, step = value.copy(), start.copy(), np.full(len(start), 1 / 8)
+    for _ in range(ASCENT_STEPS):
+        trial = np.clip(best + step[:, None] * np.sign(slope), 0, 1)
+        new, new_slope = map(np.asarray, climb(jnp.asarray(trial)))
+        better = new > value
+        best, value = np.where(better[:, None], trial, best), np.where(better, new, value)
+        slope = np.where(better[:, None], new_slope, slope)
+        step = np.where(better, step, step / 2)
+    moved = value > first
+    return best[moved], (f"{int(moved.sum())} of the {len(start)} worst points climbed (error / "
+                         f"tolerance up to {np.max(value, initial=0):.3g} from "
+                         f"{np.max(first, initial=0):.3g})")  # fmt: skip
 
 
 def _refine(points: list[_Point], tolerance: float, relative: bool, dims, size: int,
@@ -389,6 +452,7 @@ def _result(points, axes, tolerance, relative, dims, config) -> ValidityMap:
             predicted=("sample", [c.predicted for c in decided]),
             stderr=("sample", [c.stderr for c in decided]),
             seeds=("sample", [p.samples.shape[0] for p in points]),
+            origin=("sample", [p.origin for p in points]),
         ),
         coords=coords,
     )

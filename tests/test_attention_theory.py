@@ -253,3 +253,15 @@ def test_rate_vmaps_over_a_stacked_grid():
     stacked = jax.tree.map(lambda *leaves: jnp.stack(leaves), *points)
     one_by_one = jnp.stack([attention.rate(p) for p in points])
     np.testing.assert_allclose(jax.vmap(attention.rate)(stacked), one_by_one, rtol=1e-10)
+
+
+def test_a_concrete_p_closed_over_by_a_jitted_function_is_still_checked_and_predicted():
+    """A predictor jitted around a concrete P (validity's gradient ascent closes over the
+    template's) checks P's reversibility eagerly and returns what the eager call returns."""
+    P = _kernel_attention(0)
+    eager = float(theory.attention_gap(P))
+    assert float(jax.jit(lambda eps: eps * theory.attention_gap(P))(1.0)) == pytest.approx(eager)
+    lazy = P.copy()
+    lazy[0, 1:] = lazy[0, 1:] * 2  # rows no longer sum to 1: refused inside the trace too
+    with pytest.raises(ValueError, match="row-stochastic"):
+        jax.jit(lambda eps: eps * theory.attention_gap(lazy))(1.0)

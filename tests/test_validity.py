@@ -80,6 +80,30 @@ def test_a_scalar_observable_is_searched_as_a_record_is():
     crossing_holds(found, "x", 0.3)
 
 
+@jax.tree_util.register_dataclass
+@dataclasses.dataclass(frozen=True)
+class Spot:
+    x: float = 0.5
+
+
+def bump(params: Spot, key):
+    """Relative error 0.5 exp(-((x - 0.73) / 0.005)^2): above 0.3 only where |x - 0.73| < 0.0036,
+    a window that the 32 sampled points of seed 0 all miss."""
+    return dict(value=1 + 0.5 * jnp.exp(-(((params.x - 0.73) / 0.005) ** 2)) * jnp.ones(2))
+
+
+def test_a_deterministic_search_climbs_to_a_counterexample_the_samples_missed():
+    """Every design and bisection point PASSes; the gradient ascent from the worst of them
+    climbs into the narrow failure window, so the box FAILs there."""
+    found = validity.search(bump, Spot(), {"x": (0.0, 1.0)}, flat, observable="value",
+                            tolerance=0.3, n_seeds=1, budget=32)  # fmt: skip
+    origin, verdict = found.samples.origin.values, found.samples.verdict.values
+    assert set(verdict[origin != "ascent"]) == {"PASS"}
+    assert "FAIL" in set(verdict[origin == "ascent"])
+    assert found.box.verdict == "FAIL" and abs(found.worst["x"] - 0.73) < 1e-3
+    assert "climbed" in " ".join(found.report().notes)
+
+
 def test_a_2d_map_separates_the_hyperbola_and_reports_the_counterexample():
     """Error x y against tolerance 0.25 on [0, 1]^2: FAIL points lie above x y = 0.25, PASS
     points below (up to a few SE), the worst point is near (1, 1), and the report's one claim

@@ -70,7 +70,8 @@ def check_attention(P: object, *, reversible: bool = True) -> None:
             f"from {sums.min():.6g} to {sums.max():.6g}"
         )
     if reversible:
-        pi = np.asarray(stationary(jnp.asarray(array)))
+        with jax.ensure_compile_time_eval():  # a concrete P inside a jit trace: still concrete
+            pi = np.asarray(stationary(jnp.asarray(array)))
         flow = pi[..., :, None] * array
         if np.max(np.abs(flow - np.swapaxes(flow, -1, -2))) > STOCHASTIC_RTOL * np.max(flow):
             raise ValueError(
