@@ -79,6 +79,12 @@ class _Axis:
             return np.exp(np.log(self.low) + unit * (np.log(self.high) - np.log(self.low)))
         return self.low + unit * (self.high - self.low)
 
+    def unit(self, values: np.ndarray) -> np.ndarray:
+        """The unit coordinates of axis values (the inverse of `values`)."""
+        if self.log:
+            return (np.log(values) - np.log(self.low)) / (np.log(self.high) - np.log(self.low))
+        return (values - self.low) / (self.high - self.low)
+
     def traced(self, unit: jax.Array) -> jax.Array:
         """`values` of a traced unit coordinate (for the gradient ascent)."""
         if self.log:
@@ -200,6 +206,27 @@ class ValidityMap:
                 out.append((mid, max(mid - left, right - mid)))
         return out
 
+    def crossings(self) -> xr.Dataset:
+        """The estimated boundary in any number of axes: the midpoint of every pair of
+        neighbouring points where one PASSes and the other FAILs (each point's 2 d nearest, in
+        the box's unit coordinates: every axis scaled to [0, 1], log axes in log). Dim
+        `crossing`: a coordinate per axis, and `resolution`, half the pair's distance in unit
+        coordinates (the boundary crosses the segment between them, so it passes within that
+        distance of the midpoint)."""
+        units = np.stack([a.unit(self.samples[a.name].values) for a in self.axes], axis=-1)
+        verdict = self.samples.verdict.values
+        distance = np.linalg.norm(units[:, None] - units[None], axis=-1)
+        pairs = set()
+        for i in np.flatnonzero(verdict == "PASS"):
+            for j in np.argsort(distance[i])[1 : 2 * len(self.axes) + 1]:
+                if verdict[j] == "FAIL":
+                    pairs.add((int(i), int(j)))
+        pairs = sorted(pairs)
+        mids = np.array([(units[i] + units[j]) / 2 for i, j in pairs]).reshape(-1, units.shape[1])
+        coords = {a.name: ("crossing", a.values(mids[:, k])) for k, a in enumerate(self.axes)}
+        half = [distance[i, j] / 2 for i, j in pairs]
+        return xr.Dataset(dict(resolution=("crossing", np.asarray(half, float))), coords=coords)
+
     def report(self, *, id: str = "validity.box", source: str = "user predictor",
                statement: str | None = None) -> Report:  # fmt: skip
         """A Report with one claim, "holds on the whole box" (FAIL with the counterexample as
@@ -213,6 +240,12 @@ class ValidityMap:
                  f"{at.measured.item():.6g} ± {at.stderr.item():.3g} against predicted "
                  f"{at.predicted.item():.6g} (ratio {at.ratio.item():.3g}, {at.seeds.item()} "
                  "seeds)"]  # fmt: skip
+        if len(self.axes) > 1:
+            found = self.crossings()
+            widest = float(np.max(found.resolution.values, initial=0.0))
+            notes.append(f"boundary: {found.sizes['crossing']} PASS | FAIL midpoints "
+                         f"(`crossings()`), each within {widest:.2g} of it in unit "
+                         "coordinates")  # fmt: skip
         if len(self.axes) == 1:
             name = self.axes[0].name
             found = ", ".join(
@@ -238,7 +271,8 @@ class ValidityMap:
 
     def figure(self, ax=None) -> "Figure":
         """1-D: the ratio against the axis, coloured by verdict, with the line ratio = 1 and the
-        boundary; 2-D or more: the verdicts over the first two axes, the worst point starred.
+        boundary; 2-D or more: the verdicts over the first two axes, the boundary's midpoints
+        (`crossings`) crossed and the worst point starred.
         Drawn on `ax` (a matplotlib Axes) if given, else on a new Figure; returns the Figure."""
         import matplotlib.figure
 
@@ -264,6 +298,9 @@ class ValidityMap:
                 ax.axvline(value, color="k", ls="--", lw=1)
             ax.set(ylabel="(error + z SE) / tolerance", yscale="log")
         else:
+            found = self.crossings()
+            ax.scatter(found[first.name].values, found[self.axes[1].name].values, marker="x",
+                       s=14, c="k", lw=1, label="boundary (PASS | FAIL midpoints)")  # fmt: skip
             ax.scatter([self.worst[first.name]], [self.worst[self.axes[1].name]], marker="*",
                        s=150, c="k", label="worst")  # fmt: skip
             ax.set(ylabel=self.axes[1].name, yscale="log" if self.axes[1].log else "linear")

@@ -117,6 +117,11 @@ def test_a_2d_map_separates_the_hyperbola_and_reports_the_counterexample():
     assert np.all(product[verdict == "PASS"] < 0.25 + slack)
     assert (verdict == "FAIL").sum() > 10 and (verdict == "PASS").sum() > 10
     assert found.worst["x"] * found.worst["y"] > 0.8
+    crossings = found.crossings()  # the hyperbola passes within each one's resolution
+    assert crossings.sizes["crossing"] >= 5
+    gap = np.abs(crossings.x.values * crossings.y.values - 0.25)
+    steepest = np.sqrt(2)  # |grad (x y)| on the unit box: x y moves at most this per unit
+    assert np.all(gap <= steepest * crossings.resolution.values + slack), gap
     report = found.report(id="bend.box", statement="1 + x y stays within 0.25 of 1")
     assert isinstance(report, Report) and isinstance(report.claims[0], Claim)
     (claim,) = report.claims
