@@ -76,7 +76,8 @@ def _vmapped(params: list, predict: Callable) -> list[np.ndarray | np.generic]:
     values: list[np.ndarray | np.generic] = [np.empty(0)] * len(params)  # 1-d rows: scalars
     for (treedef, _), indices in groups.items():
         rows = [jax.tree.leaves(params[i]) for i in indices]
-        stacked = [jnp.stack([jnp.asarray(row[j]) for row in rows]) for j in range(len(rows[0]))]
+        # stacked on the host: jnp.stack would compile a program per leaf shape
+        stacked = [np.stack([np.asarray(row[j]) for row in rows]) for j in range(len(rows[0]))]
         out = np.asarray(_stacked(predict, treedef)(stacked), dtype=float)
         for i, value in zip(indices, out, strict=True):
             values[i] = value
