@@ -7,7 +7,8 @@ from conftest import assert_within_budget, run_counted
 from spectral_sim import theory
 from spectral_sim.experiments import validity_maps
 
-# Two P matrices (one bandwidth, two draws), 32 points per search: the quick scale.
+# Two P matrices (one bandwidth, two draws) and one pruning search (s = 1.5), 32 points per
+# search: the quick scale.
 CONFIG = validity_maps.Config(quick=True)
 
 
@@ -24,12 +25,17 @@ def test_the_search_finds_theory_s_boundary_and_the_gap_rate_fails_past_it(repor
     """The located crossing brackets eps_tol = (2 + rate_tol) / (2 - mu_2 - mu_n) for each P
     (PASS, derived tolerance: the resolution), and [P0]'s gap rate FAILs on the box."""
     claims = {c.id: c for c in report.claims}
-    assert set(claims) == {"validity.gap_rate_box", "validity.gap_rate_boundary"}
+    assert set(claims) == {"validity.gap_rate_box", "validity.gap_rate_boundary",
+                           "validity.magnitude_pruning_boundary"}  # fmt: skip
     assert claims["validity.gap_rate_boundary"].verdict == "PASS"
+    assert claims["validity.magnitude_pruning_boundary"].verdict == "PASS"
     assert claims["validity.gap_rate_box"].verdict == "FAIL"
     data = report.data
     assert np.all(np.abs(data.located - data.eps_tol) <= data.resolution)
     assert np.all(data.crossings == 1) and np.all(data.resolution < 0.01)
+    flip = np.abs(data.prune_located - data.prune_s)  # THEORY.md §6.1: at a = s
+    assert np.all(flip <= data.prune_resolution) and np.all(data.prune_resolution < 0.01)
+    assert np.all(np.abs(data.prune_exact - data.prune_s) < 1e-9)
     report.save(tmp_path / "out")
     assert (tmp_path / "out" / "gap_rate.png").is_file()
 
@@ -58,6 +64,8 @@ def test_the_worst_case_rate_is_the_exact_rate():
         (dict(rate_tol=0.0), ["rate_tol", "> 0"]),
         (dict(budget=8), ["budget", ">= 16"]),
         (dict(bandwidth=()), ["bandwidth"]),
+        (dict(prune_s=(0.3,)), ["prune_s", "prune_span"]),
+        (dict(prune_keep=5000), ["prune_keep"]),
     ],
 )
 def test_bad_configs_are_refused_before_anything_runs(change, words):
