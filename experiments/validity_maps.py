@@ -135,7 +135,15 @@ def gap_rate(params: attention.Params) -> jax.Array:
 
 
 _kernel = jax.jit(kernel_p, static_argnames=("n_tokens", "seed"))  # one program for every P
-_spectrum = jax.jit(theory.attention.attention_spectrum)
+_limit = jax.jit(theory.attention.gap_rate_limit)
+
+
+def _crossing(found: validity.ValidityMap, axis: str) -> tuple[float, float, int]:
+    """The search's one crossing along `axis` and its resolution (NaN unless there is exactly
+    one), and how many it found."""
+    crossings = list(zip(found.boundary(axis), found.resolution(axis), strict=True))
+    located, resolution = crossings[0] if len(crossings) == 1 else (np.nan, np.nan)
+    return located, resolution, len(crossings)
 
 
 def gap_rate_maps(cfg: Config, options: sweep.Options | None = None) -> xr.Dataset:
@@ -153,18 +161,16 @@ def gap_rate_maps(cfg: Config, options: sweep.Options | None = None) -> xr.Datas
                 tolerance=cfg.rate_tol, relative=False, n_seeds=1, budget=cfg.budget,
                 seed=cfg.seed, options=_named(options, f"gap_rate_h{bandwidth:g}_d{draw}"),
             )  # fmt: skip
-            mu = np.asarray(_spectrum(P))
-            crossings = list(zip(found.boundary("eps"), found.resolution("eps"), strict=True))
-            located, resolution = crossings[0] if len(crossings) == 1 else (np.nan, np.nan)
+            eps_star = float(_limit(P))  # 2 / (2 - mu_2 - mu_n)
+            located, resolution, crossings = _crossing(found, "eps")
             samples = found.samples
             rows.append(xr.Dataset(
                 dict(
                     error=("sample", np.abs(samples.measured.values - samples.predicted.values)),
                     eps=("sample", samples.eps.values), origin=("sample", samples.origin.values),
                     located=((), located), resolution=((), resolution),
-                    crossings=((), len(crossings)),
-                    eps_star=((), 2 / (2 - mu[1] - mu[-1])),
-                    eps_tol=((), (2 + cfg.rate_tol) / (2 - mu[1] - mu[-1])),
+                    crossings=((), crossings), eps_star=((), eps_star),
+                    eps_tol=((), eps_star * (2 + cfg.rate_tol) / 2),
                 ),
             ).expand_dims(bandwidth=[bandwidth], draw=[draw]))  # fmt: skip
     return xr.combine_by_coords(rows)  # type: ignore[return-value]
@@ -223,14 +229,12 @@ def pruning_maps(cfg: Config, options: sweep.Options | None = None) -> xr.Datase
             observable="damage", tolerance=PRUNE_TOL, n_seeds=1, budget=cfg.budget,
             seed=cfg.seed, options=_named(options, f"pruning_s{s:g}"),
         )  # fmt: skip
-        crossings = list(zip(found.boundary("spectrum.a"), found.resolution("spectrum.a"),
-                             strict=True))  # fmt: skip
-        located, resolution = crossings[0] if len(crossings) == 1 else (np.nan, np.nan)
+        located, resolution, crossings = _crossing(found, "spectrum.a")
         exact = magnitude_order_boundary(s, cfg.prune_time, cfg.prune_keep, cfg.prune_modes,
                                          low, high)  # fmt: skip
         rows.append(xr.Dataset(dict(
             prune_located=((), located), prune_resolution=((), resolution),
-            prune_crossings=((), len(crossings)), prune_exact=((), exact),
+            prune_crossings=((), crossings), prune_exact=((), exact),
         )).expand_dims(prune_s=[s]))  # fmt: skip
     return xr.combine_by_coords(rows)  # type: ignore[return-value]
 

@@ -355,14 +355,22 @@ def _run_one(name: str, args: list[str], options: RunOptions, out: pathlib.Path)
         raise UsageError(f"{name}: {error}") from error  # where it was raised: --debug
     if not isinstance(report, Report):
         raise TypeError(f"experiment {name}: run returned {type(report).__name__}, not a Report")
+    _publish(report, out)
+    return report
+
+
+def _publish(report: Report, out: pathlib.Path, notes: bool = False) -> None:
+    """Save the report to `out` and print its verdict table (and its notes); in a
+    multi-process run only process 0 does."""
     import jax
 
-    if jax.process_index() != 0:  # a multi-process run: process 0 writes the report
-        return report
+    if jax.process_index() != 0:
+        return
     path = report.save(out)
     print(f"\n## {report.experiment}: {report.summary_line()}\n\n{report.table()}\n")
+    if notes:
+        print("\n".join(report.notes))
     print(f"report: {path / 'report.md'}", flush=True)
-    return report
 
 
 def _run(args: list[str]) -> int:
@@ -451,13 +459,7 @@ def _map(args: list[str]) -> int:
         report = found.report(**about)
     except (ValueError, TypeError) as error:  # bad SEARCH values: a ValueError naming them
         raise UsageError(f"{file.name}: {error}") from error
-    import jax
-
-    if jax.process_index() == 0:
-        path = report.save(out)
-        print(f"\n## {report.experiment}: {report.summary_line()}\n\n{report.table()}\n")
-        print("\n".join(report.notes))
-        print(f"report: {path / 'report.md'}", flush=True)
+    _publish(report, out, notes=True)
     return 0
 
 

@@ -33,7 +33,7 @@ from spectral_sim._types import Simulator
 from spectral_sim.report import Report
 from spectral_sim.simulate import as_simulator, record_steps, trajectory
 
-__all__ = ["compare", "model_runner", "predictions"]
+__all__ = ["compare", "model_runner", "output_shapes", "predictions"]
 
 
 def predictions(
@@ -93,6 +93,18 @@ def _stacked(predict: Callable, treedef) -> Callable:
         return jnp.asarray(predict(jax.tree.unflatten(treedef, leaves)))
 
     return jax.jit(jax.vmap(one))
+
+
+def output_shapes(simulate: Callable, params: Any, observable: str) -> dict[str, tuple]:
+    """The shape of each of `simulate(params, key)`'s outputs, by name (`sweep.leaf_names`, in
+    leaf order), from jax.eval_shape: it traces, it does not compile. ValueError naming the
+    outputs unless `observable` is one of them."""
+    shapes = jax.eval_shape(simulate, params, jax.random.key(0))
+    names = sweep.leaf_names(jax.tree.structure(shapes))
+    if observable not in names:
+        raise ValueError(f"observable must be one of the simulator's outputs {names}; got "
+                         f"{observable!r}")  # fmt: skip
+    return {n: leaf.shape for n, leaf in zip(names, jax.tree.leaves(shapes), strict=True)}
 
 
 def model_runner(model: Any, steps: Sequence[int] | None) -> tuple[Callable, np.ndarray]:
@@ -185,19 +197,13 @@ def compare(
                              f"{exponent_of!r} with {values.tolist()}")  # fmt: skip
         if n_boot < 50:
             raise ValueError(f"n_boot must be >= 50; got {n_boot}")
-    first = make(**grid.points()[0])
-    shapes = jax.eval_shape(simulate, first, jax.random.key(0))  # traces, does not compile
-    outputs = sweep.leaf_names(jax.tree.structure(shapes))
-    if observable not in outputs:
-        raise ValueError(f"observable must be one of the simulator's outputs {outputs}; got "
-                         f"{observable!r}")  # fmt: skip
+    shapes = output_shapes(simulate, make(**grid.points()[0]), observable)
     if schedule is not None:  # a model's observables: the records axis is `step`
-        ndims = [len(leaf.shape) for leaf in jax.tree.leaves(shapes)]
-        dims = dims or {n: ("step",) for n, nd in zip(outputs, ndims, strict=True) if nd == 1}
+        dims = dims or {n: ("step",) for n, shape in shapes.items() if len(shape) == 1}
         coords = coords or dict(step=schedule.tolist())
     if dims or coords:
         sweep.check_outputs(simulate, make, grid, dims or {}, coords or {})
-    observed = jax.tree.leaves(shapes)[outputs.index(observable)].shape
+    observed = shapes[observable]
     predicted = predictions(make, grid, predict, observed)
     data = (options or sweep.Options()).run(
         name, simulate, make, grid, seed=seed, dims=dims, coords=coords,

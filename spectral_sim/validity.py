@@ -45,7 +45,7 @@ from scipy.stats import qmc
 from spectral_sim import claims, sweep
 from spectral_sim._types import Simulator
 from spectral_sim.claims import Claim
-from spectral_sim.compare import model_runner, predictions
+from spectral_sim.compare import model_runner, output_shapes, predictions
 from spectral_sim.report import Report
 
 if TYPE_CHECKING:  # matplotlib is imported when a figure is drawn
@@ -129,13 +129,18 @@ class _Point:
     origin: str = "design"  # "design", "bisection" or "ascent"
     evaluations: int = 1
 
+    @property
+    def deterministic(self) -> bool:
+        """Every seed gave the same value (or there is one seed)."""
+        return bool(np.all(self.samples == self.samples[:1]))
+
 
 def _decide(point: _Point, tolerance: float, relative: bool, level: float, dims) -> Claim:
     """The point's claim over its output entries at family level `level`: `claims.exact` for a
     deterministic simulator (every seed equal), else `claims.seed_mean` over its seeds."""
     predicted = xr.DataArray(point.predicted, dims=dims)
     samples = point.samples
-    if samples.shape[0] == 1 or np.all(samples == samples[:1]):
+    if point.deterministic:
         return claims.exact(
             xr.DataArray(samples[0], dims=dims),
             predicted=predicted,
@@ -152,13 +157,15 @@ def _decide(point: _Point, tolerance: float, relative: bool, level: float, dims)
     )
 
 
-def _ratio(claim: Claim) -> float:
+def _ratio(claim: Claim, side: int = 1) -> float:
     """(error + z stderr) / tolerance at the claim's deciding entry: above 1, the claim cannot
-    hold there; inf for a diverged entry."""
+    hold there; with side=-1, (error - z stderr) / tolerance: how far its interval lies outside
+    the band. inf for a diverged entry."""
     if claim.diverged or not math.isfinite(claim.measured):
         return math.inf
     spread = claim.z * claim.stderr if math.isfinite(claim.stderr) else 0.0
-    return (abs(claim.measured - claim.predicted) + spread) / max(claim.tolerance, 1e-300)
+    error = abs(claim.measured - claim.predicted)
+    return (error + side * spread) / max(claim.tolerance, 1e-300)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -215,12 +222,9 @@ class ValidityMap:
         distance of the midpoint)."""
         units = np.stack([a.unit(self.samples[a.name].values) for a in self.axes], axis=-1)
         verdict = self.samples.verdict.values
-        distance = np.linalg.norm(units[:, None] - units[None], axis=-1)
-        pairs = set()
-        for i in np.flatnonzero(verdict == "PASS"):
-            for j in np.argsort(distance[i])[1 : 2 * len(self.axes) + 1]:
-                if verdict[j] == "FAIL":
-                    pairs.add((int(i), int(j)))
+        pairs, distance = _neighbours(
+            units, lambda i, j: verdict[i] == "PASS" and verdict[j] == "FAIL"
+        )
         pairs = sorted(pairs)
         mids = np.array([(units[i] + units[j]) / 2 for i, j in pairs]).reshape(-1, units.shape[1])
         coords = {a.name: ("crossing", a.values(mids[:, k])) for k, a in enumerate(self.axes)}
@@ -360,13 +364,9 @@ def search(
         values = {a.name: a.values(units[:, i]).tolist() for i, a in enumerate(axes)}
         return sweep.Grid(zipped=values, n_seeds=n_seeds)
 
-    first = make(**{a.name: float(a.values(np.array([0.5]))[0]) for a in axes})
-    shapes = jax.eval_shape(run, first, jax.random.key(0))  # traces, does not compile
-    outputs = sweep.leaf_names(jax.tree.structure(shapes))
-    if observable not in outputs:
-        raise ValueError(f"observable must be one of the simulator's outputs {outputs}; got "
-                         f"{observable!r}")  # fmt: skip
-    shape = jax.tree.leaves(shapes)[outputs.index(observable)].shape
+    middle = make(**{a.name: float(a.values(np.array([0.5]))[0]) for a in axes})
+    shapes = output_shapes(run, middle, observable)
+    index, shape = list(shapes).index(observable), shapes[observable]
     dims = tuple(f"entry{i}" for i in range(len(shape)))
 
     def evaluate(units: np.ndarray, round_: int) -> tuple[np.ndarray, np.ndarray]:
@@ -383,7 +383,6 @@ def search(
         error = jnp.abs(measured / wanted - 1) if relative else jnp.abs(measured - wanted)
         return jnp.max(jnp.nan_to_num(error, nan=jnp.inf)) / tolerance
 
-    index = outputs.index(observable)
     points: list[_Point] = []
     ascent = "not tried: the simulator is stochastic"
     for round_ in range(ROUNDS):
@@ -392,7 +391,7 @@ def search(
             units = design.random(size)
             fresh, again, origins = units, [], ["design"] * size
         else:
-            if round_ == ROUNDS - 1 and all(np.all(p.samples == p.samples[:1]) for p in points):
+            if round_ == ROUNDS - 1 and all(p.deterministic for p in points):
                 climbed, ascent = _ascend(ratio, points, tolerance, relative, dims, size // 2)
             fresh, again = _refine(points, tolerance, relative, dims, size - len(climbed),
                                    ALPHA / budget)  # fmt: skip
@@ -456,13 +455,8 @@ def _refine(points: list[_Point], tolerance: float, relative: bool, dims, size: 
                  if v == "INCONCLUSIVE" and points[i].evaluations < MAX_POOLED]  # fmt: skip
     again = sorted(undecided, key=lambda i: points[i].evaluations)[: size // 4]
     units = np.stack([p.unit for p in points])
-    distance = np.linalg.norm(units[:, None] - units[None], axis=-1)
-    neighbours = max(2, 2 * units.shape[1])
-    pairs = set()
-    for i in range(len(points)):
-        for j in np.argsort(distance[i])[1 : neighbours + 1]:
-            if verdicts[i] != verdicts[int(j)]:
-                pairs.add((min(i, int(j)), max(i, int(j))))
+    found, distance = _neighbours(units, lambda i, j: verdicts[i] != verdicts[j])
+    pairs = {(min(i, j), max(i, j)) for i, j in found}
     mids: list[np.ndarray] = []
     for i, j in sorted(pairs, key=lambda ij: -distance[ij]):  # the widest gaps first
         if len(mids) == size - len(again):
@@ -472,6 +466,19 @@ def _refine(points: list[_Point], tolerance: float, relative: bool, dims, size: 
         if np.min(np.linalg.norm(taken - mid, axis=-1)) > SAME * distance[i, j]:
             mids.append(mid)
     return np.reshape(mids, (-1, units.shape[1])), again
+
+
+def _neighbours(units: np.ndarray, keep: Callable[[int, int], bool]):
+    """The pairs (i, j) with j among point i's 2 d nearest (d axes; unit coordinates) for which
+    keep(i, j), and the points' distance matrix: how the refinement and `crossings` pair up
+    neighbours whose verdicts differ."""
+    distance = np.linalg.norm(units[:, None] - units[None], axis=-1)
+    pairs = set()
+    for i in range(len(units)):
+        for j in np.argsort(distance[i])[1 : 2 * units.shape[1] + 1]:
+            if keep(i, int(j)):
+                pairs.add((i, int(j)))
+    return pairs, distance
 
 
 def _result(points, axes, tolerance, relative, dims, config) -> ValidityMap:
@@ -505,14 +512,7 @@ def _worst(decided: list[Claim], ratio: np.ndarray) -> int:
     failing = [i for i, c in enumerate(decided) if c.verdict == "FAIL"]
     if not failing:
         return int(np.argmax(ratio))
-
-    def evidence(c: Claim) -> float:
-        if c.diverged or not math.isfinite(c.measured):
-            return math.inf
-        spread = c.z * c.stderr if math.isfinite(c.stderr) else 0.0
-        return (abs(c.measured - c.predicted) - spread) / max(c.tolerance, 1e-300)
-
-    return max(failing, key=lambda i: evidence(decided[i]))
+    return max(failing, key=lambda i: _ratio(decided[i], side=-1))
 
 
 def _box(decided: list[Claim], samples: xr.Dataset, worst: int, config) -> Claim:
