@@ -172,8 +172,11 @@ def _ratio(claim: Claim, side: int = 1) -> float:
 class ValidityMap:
     """The result of `search`. `samples` has dim `sample`: a coordinate per axis and the
     variables `verdict`, `ratio` ((error + z stderr) / tolerance at the point's deciding entry),
-    `measured`, `predicted`, `stderr` (there), `seeds` (pooled) and `origin` ("design",
-    "bisection" or "ascent": how the point was chosen). `worst` is the counterexample:
+    `measured`, `predicted`, `stderr` (there), `seeds` (pooled), `origin` ("design",
+    "bisection" or "ascent": how the point was chosen), and every entry of the observable:
+    `outputs` (dims sample, seed and the entries; NaN past a point's `seeds`) and `prediction`
+    (sample and the entries), from which any claim over a part of the box can be decided again
+    (`claims.seed_mean` with `observed=outputs.notnull()`). `worst` is the counterexample:
     the FAILing point farthest outside its band ((error - z stderr) / tolerance), or without a
     FAIL the point with the largest ratio. `box` is the whole-box claim (see `report`)."""
 
@@ -497,6 +500,8 @@ def _result(points, axes, tolerance, relative, dims, config) -> ValidityMap:
             stderr=("sample", [c.stderr for c in decided]),
             seeds=("sample", [p.samples.shape[0] for p in points]),
             origin=("sample", [p.origin for p in points]),
+            outputs=(("sample", "seed", *dims), _padded([p.samples for p in points])),
+            prediction=(("sample", *dims), np.stack([p.predicted for p in points])),
         ),
         coords=coords,
     )
@@ -504,6 +509,15 @@ def _result(points, axes, tolerance, relative, dims, config) -> ValidityMap:
     worst = {a.name: float(samples[a.name].values[worst_index]) for a in axes}
     box = _box(decided, samples, worst_index, config)
     return ValidityMap(samples, worst, box, tuple(axes), config)
+
+
+def _padded(runs: list[np.ndarray]) -> np.ndarray:
+    """Each point's seeds (pooled over its evaluations) in one array, NaN past a point's own
+    count."""
+    out = np.full((len(runs), max(len(r) for r in runs), *runs[0].shape[1:]), np.nan)
+    for i, r in enumerate(runs):
+        out[i, : len(r)] = r
+    return out
 
 
 def _worst(decided: list[Claim], ratio: np.ndarray) -> int:

@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from spectral_sim import validity
+from spectral_sim import claims, validity
 from spectral_sim.claims import Claim
 from spectral_sim.report import Report
 
@@ -57,6 +57,26 @@ def test_a_noisy_1d_boundary_is_located_within_its_resolution():
     assert np.all(x[verdict == "FAIL"] > 0.3) and np.all(x[verdict == "PASS"] < 0.3)
     assert found.worst["x"] > 0.9  # the largest error: the box's far end
     assert found.box.verdict == "FAIL"
+
+
+def test_the_outputs_decide_the_box_again_through_the_claim_engine():
+    """`outputs` holds every seed of every point (pooled ones included, NaN-padded) and
+    `prediction` every entry: `claims.seed_mean` over them gives the box's verdict, and on the
+    PASS points alone a PASS."""
+    found = validity.search(bent, Bend(), {"x": (0.0, 1.0)}, flat, observable="value",
+                            tolerance=0.3, n_seeds=16, budget=64)  # fmt: skip
+    s = found.samples
+    assert s.outputs.dims == ("sample", "seed", "entry0") and s.prediction.dims[0] == "sample"
+    counted = s.outputs.notnull().all("entry0").sum("seed")
+    assert np.array_equal(counted.values, s.seeds.values)
+    assert s.seeds.max() > 16  # an INCONCLUSIVE point was pooled
+
+    def decide(part):
+        return claims.seed_mean(part.outputs, predicted=part.prediction, tolerance=0.3,
+                                relative=True, observed=part.outputs.notnull()).verdict  # fmt: skip
+
+    assert decide(s) == found.box.verdict == "FAIL"
+    assert decide(s.isel(sample=np.flatnonzero(s.verdict.values == "PASS"))) == "PASS"
 
 
 def test_a_deterministic_simulator_is_decided_exactly_and_bisected():
