@@ -32,6 +32,7 @@ search reads the verdicts at the level of a map of `budget` points, the strictes
 """
 
 import dataclasses
+import functools
 import math
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, cast
@@ -348,7 +349,7 @@ def search(
         raise TypeError(f"template must be a Params instance; got {type(template).__name__}")
     if not callable(predict):
         raise TypeError(f"predict must be a function of the Params; got {type(predict).__name__}")
-    make = sweep.make_from(template)
+    make = _make(template)
     axes = _axes(space, make.fields)  # pyright: ignore[reportFunctionMemberAccess]
     if not tolerance > 0:
         raise ValueError(f"tolerance must be > 0; got {tolerance!r}")
@@ -358,9 +359,12 @@ def search(
         raise ValueError(f"n_seeds must be an integer >= 1; got {n_seeds!r}")
     run = simulator
     if isinstance(simulator, Simulator) or not callable(simulator):  # a model (module)
-        run, _ = model_runner(simulator, steps)
+        run = _runner(simulator, None if steps is None else tuple(np.ravel(steps).tolist()))
     options = options or sweep.Options(progress=False)
     size = budget // ROUNDS
+    if options.devices is None:  # a round's `size` points fill these devices without padding
+        fill = max(1, size // sweep.MIN_PER_DEVICE)
+        options = dataclasses.replace(options, devices=min(len(jax.local_devices()), fill))
     design = qmc.Halton(d=len(axes), scramble=True, rng=seed)
 
     def grid(units: np.ndarray) -> sweep.Grid:
@@ -414,6 +418,34 @@ def search(
         observable=observable, tolerance=tolerance, relative=relative, n_seeds=n_seeds,
         budget=budget, seed=seed, ascent=ascent,
         space={a.name: [a.low, a.high, "log" if a.log else "linear"] for a in axes}))  # fmt: skip
+
+
+def _make(template: Any) -> Callable:
+    """`sweep.make_from(template)`, one per equal template where the template is hashable (no
+    array leaf): searches of one template share their compiled programs (the sweep engine
+    caches them per make)."""
+    try:
+        return _shared_make(template)
+    except TypeError:  # unhashable: a make (and programs) of its own
+        return sweep.make_from(template)
+
+
+@functools.lru_cache(maxsize=32)
+def _shared_make(template: Any) -> Callable:
+    return sweep.make_from(template)
+
+
+def _runner(model: Any, steps: tuple[int, ...] | None) -> Callable:
+    """`compare.model_runner(model, steps)`'s run, one per (model, steps) where hashable."""
+    try:
+        return _shared_runner(model, steps)
+    except TypeError:
+        return model_runner(model, steps)[0]
+
+
+@functools.lru_cache(maxsize=32)
+def _shared_runner(model: Any, steps: tuple[int, ...] | None) -> Callable:
+    return model_runner(model, steps)[0]
 
 
 def _ascend(ratio: Callable, points: list[_Point], tolerance: float, relative: bool, dims,

@@ -133,9 +133,10 @@ COMPILE_BUDGETS = {
     "spectral_edge": 7,  # measured 5: 2 sweep programs, the grokking read-out
     # measured 23: 8 sweep programs, the closed form per regime x4, figure bands, SGD predictor
     "self_improvement": 25,
-    # measured 26: per search (2 P) its round program and its ascent's, the predictor's vmap;
-    # P and its spectrum, the stationary check, a few eager reads of the samples
-    "validity_maps": 30,
+    # measured 35: per search (2 P, pruning, softmax; SGD's two boxes share one) its round
+    # program, the deterministic ones' ascent, per family the predictor's vmap; P and its
+    # spectrum, the stationary check, the critical lr, E q, a few eager reads of the samples
+    "validity_maps": 39,
 }
 COMPILES: dict[str, Compiles] = {}
 

@@ -179,6 +179,19 @@ def test_every_round_runs_one_compiled_program(monkeypatch):
     assert compiles.names["jit(one)"] == 1, compiles.names
 
 
+def test_searches_of_one_template_share_their_program():
+    """A second search of an equal template (another box, another tolerance) compiles nothing
+    for its rounds: the make, and so the sweep's chunk program, is shared."""
+    from benchmarks.compiles import counting
+
+    validity.search(bent, Bend(y=0.5), {"x": (0.0, 1.0)}, flat, observable="value",
+                    tolerance=0.3, n_seeds=4, budget=16)  # fmt: skip
+    with counting() as compiles:
+        validity.search(bent, Bend(y=0.5), {"x": (0.5, 2.0)}, flat, observable="value",
+                        tolerance=0.1, n_seeds=4, budget=16)  # fmt: skip
+    assert compiles.names["jit(one_point)"] == 0, compiles.names
+
+
 @pytest.mark.parametrize(
     ("space", "kwargs", "words"),
     [

@@ -7,8 +7,8 @@ from conftest import assert_within_budget, run_counted
 from spectral_sim import theory
 from spectral_sim.experiments import validity_maps
 
-# Two P matrices (one bandwidth, two draws) and one pruning search (s = 1.5), 32 points per
-# search: the quick scale.
+# Two P matrices (one bandwidth, two draws), one pruning search (s = 1.5), two SGD searches
+# (s = 1.5, 512 seeds) and one softmax search (eps = 0.2), 32 points per search: the quick scale.
 CONFIG = validity_maps.Config(quick=True)
 
 
@@ -26,7 +26,9 @@ def test_the_search_finds_theory_s_boundary_and_the_gap_rate_fails_past_it(repor
     (PASS, derived tolerance: the resolution), and [P0]'s gap rate FAILs on the box."""
     claims = {c.id: c for c in report.claims}
     assert set(claims) == {"validity.gap_rate_box", "validity.gap_rate_boundary",
-                           "validity.magnitude_pruning_boundary"}  # fmt: skip
+                           "validity.magnitude_pruning_boundary", "validity.sgd_recursion_safe",
+                           "validity.sgd_recursion_critical", "validity.softmax_additive_box",
+                           "validity.softmax_additive_boundary"}  # fmt: skip
     assert claims["validity.gap_rate_boundary"].verdict == "PASS"
     assert claims["validity.magnitude_pruning_boundary"].verdict == "PASS"
     assert claims["validity.gap_rate_box"].verdict == "FAIL"
@@ -38,6 +40,53 @@ def test_the_search_finds_theory_s_boundary_and_the_gap_rate_fails_past_it(repor
     assert np.all(np.abs(data.prune_exact - data.prune_s) < 1e-9)
     report.save(tmp_path / "out")
     assert (tmp_path / "out" / "gap_rate.png").is_file()
+
+
+def test_sgd_agrees_below_half_the_critical_lr_and_falls_short_past_it(report):
+    """THEORY.md §8's rule holds on [0.05, 0.5] x the critical lr; past it every point's seed
+    mean is significantly more than 5 % below E L; the agreement ends in between."""
+    claims = {c.id: c for c in report.claims}
+    assert claims["validity.sgd_recursion_safe"].verdict == "PASS"
+    assert claims["validity.sgd_recursion_critical"].verdict == "PASS"
+    beyond = report.data.sel(sgd_box="beyond")
+    lr, verdict = beyond.sgd_lr.values.ravel(), beyond.sgd_verdict.values.ravel()
+    assert np.all(verdict[lr >= 1] == "FAIL")
+    assert 0.5 < lr[verdict == "PASS"].max() < lr[verdict == "FAIL"].min() < 1
+    safe = report.data.sel(sgd_box="safe")
+    assert np.nanmax(safe.sgd_lr) <= 0.5 and set(safe.sgd_verdict.values.ravel()) <= {"PASS"}
+    assert any(note.startswith("SGD, s = 1.5") for note in report.notes)
+
+
+def test_softmax_substitution_fails_on_the_box_and_breaks_at_first_order(report, tmp_path):
+    """The substitution holds at small beta and fails on the box; the crossing brackets the
+    first-order beta_tol = soft_tol (1 + eps) / (eps E q)."""
+    claims = {c.id: c for c in report.claims}
+    assert claims["validity.softmax_additive_box"].verdict == "FAIL"
+    assert claims["validity.softmax_additive_boundary"].verdict == "PASS"
+    data = report.data
+    assert np.all(np.abs(data.soft_located - data.soft_boundary) <= data.soft_resolution)
+    assert np.all(data.soft_crossings == 1)
+    report.save(tmp_path / "out")
+    for name in ("sgd", "softmax"):
+        assert (tmp_path / "out" / f"{name}.png").is_file()
+
+
+def test_the_rate_moves_at_first_order_in_beta_as_derived():
+    """At beta = 1e-4 the growth-divided rate exceeds 1 / (1 + eps) by eps beta E q / (1 + eps)
+    (the second order is below 1e-3 of it there; 256 draws: within 4 SE)."""
+    import jax
+
+    with jax.enable_x64(True):
+        for eps in (0.1, 0.2):
+            params = validity_maps.attention.Params(n_tokens=16, dim=8, eps=eps, beta=1e-4,
+                                                    residual="additive")  # fmt: skip
+            keys = jax.random.split(jax.random.key(5), 256)
+            rates = jax.vmap(validity_maps.growth_divided_rate, in_axes=(None, 0, None))
+            excess = np.asarray(rates(params, keys, 40)["rate"]) - 1 / (1 + eps)
+            spread, spread_se = validity_maps.token_spread(params, 2**14, 1)
+            first_order = eps * 1e-4 * spread / (1 + eps)
+            se = np.hypot(excess.std(ddof=1) / np.sqrt(excess.size), first_order * spread_se)
+            assert abs(excess.mean() - first_order) < 4 * se, (eps, excess.mean(), first_order)
 
 
 def test_the_worst_case_rate_is_the_exact_rate():
@@ -66,6 +115,12 @@ def test_the_worst_case_rate_is_the_exact_rate():
         (dict(bandwidth=()), ["bandwidth"]),
         (dict(prune_s=(0.3,)), ["prune_s", "prune_span"]),
         (dict(prune_keep=5000), ["prune_keep"]),
+        (dict(sgd_s=(1.0,)), ["sgd_s", "> 1"]),
+        (dict(sgd_safe=1.2), ["sgd_safe", "(0.05, 1)"]),
+        (dict(sgd_tol=0.0), ["sgd_tol"]),
+        (dict(soft_eps=(0.0,)), ["soft_eps", "> 0"]),
+        (dict(beta_low=0.0), ["beta_low", "beta_high"]),
+        (dict(sgd_seeds=1), ["sgd_seeds", ">= 2"]),
     ],
 )
 def test_bad_configs_are_refused_before_anything_runs(change, words):
