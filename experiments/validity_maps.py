@@ -123,7 +123,7 @@ class Config:
     sgd_safe: float = 0.5
     """The rule checked: the seed mean agrees with the recursion up to sgd_safe x the critical
     lr (searched from 0.05 x). The boundary search covers [sgd_safe, 1.5] x the critical lr."""
-    soft_eps: tuple[float, ...] = (0.1, 0.2, 0.5)
+    soft_eps: tuple[float, ...] = (0.1, 0.2)
     """Residual steps of the softmax searches over beta (one search per eps)."""
     soft_tokens: int = 16
     soft_dim: int = 8
