@@ -286,7 +286,7 @@ def _rf_update(params, state, x, xi):
 
 
 def _linear_update(params, state, x, xi):
-    """linear.step after its draws (copied from linear._gradient and linear._sgd_step)."""
+    """linear.step after its draws (copied from linear.gradient and linear._sgd_step)."""
     grad = linear.trainable(params) * (x.T @ (x @ state.v - xi)) / params.batch
     v = state.v - params.lr * grad
     return linear.State(v, state.t + 1), linear.Obs(linear.loss(params, v))

@@ -51,6 +51,7 @@ __all__ = [
     "draw",
     "gd",
     "gf",
+    "gradient",
     "init",
     "loss",
     "optimizer",
@@ -147,7 +148,7 @@ def draw(
     return g, jax.random.normal(kn, (params.batch,), lam.dtype)
 
 
-def _gradient(params: Params, v: Float[Array, " modes"], drawn):
+def gradient(params: Params, v: Float[Array, " modes"], drawn):
     """Minibatch gradient of 1/2 mean (x . w - y)^2 on fresh Gaussian samples, trained modes."""
     lam = params.spectrum.eigenvalues()
     g, z = drawn
@@ -157,7 +158,7 @@ def _gradient(params: Params, v: Float[Array, " modes"], drawn):
 
 
 def _sgd_step(params: Params, state: State, drawn, lr) -> tuple[State, Obs]:
-    v = state.v - lr * _gradient(params, state.v, drawn)
+    v = state.v - lr * gradient(params, state.v, drawn)
     return State(v, state.t + 1), Obs(loss(params, v))
 
 
@@ -211,7 +212,7 @@ def optimizer(
         return OptState(v, make(params).init(v), jnp.zeros((), jnp.int32))
 
     def opt_with(params: Params, state: OptState, drawn):
-        grad = _gradient(params, state.v, drawn)
+        grad = gradient(params, state.v, drawn)
         updates, opt_state = make(params).update(grad, state.opt_state, state.v)
         v = state.v + trainable(params) * jnp.asarray(updates)
         return OptState(v, opt_state, state.t + 1), Obs(loss(params, v))

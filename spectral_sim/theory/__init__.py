@@ -19,6 +19,7 @@ from spectral_sim.theory import (
     evolution,
     geometric,
     linear,
+    momentum,
     random_features,
     ridge,
     scaling,
@@ -55,6 +56,7 @@ from spectral_sim.theory.linear import (
     tail_loss,
     truncation_tail,
 )
+from spectral_sim.theory.momentum import momentum_loss, momentum_stability
 from spectral_sim.theory.random_features import rf_approx_error, sgd_loss_given_features
 from spectral_sim.theory.ridge import kappa, ols_risk, ridge_equivalent, ridge_risk
 from spectral_sim.theory.scaling import (
@@ -98,6 +100,9 @@ __all__ = [
     "kappa",
     "learning_frontier",
     "linear",
+    "momentum",
+    "momentum_loss",
+    "momentum_stability",
     "ols_risk",
     "paper_loss_exponent",
     "perturbation_loss",
