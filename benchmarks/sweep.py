@@ -1,5 +1,5 @@
 """Sweep-engine throughput as fractions of this machine's peaks, all measured in the same run
-(float32): `python -m benchmarks.sweep [--quick] [--only W1,W2,W3,scaling]`.
+(float32): `python -m benchmarks.sweep [--quick] [--only W1,W2,W3,W4,scaling]`.
 
 - W1: random-feature SGD (M = 1024 modes, N = 256 features, B = 32) through `sweep.run`:
   GFLOP/s over the measured float32 matmul peak, against a NumPy and a per-config `jax.jit`
@@ -7,6 +7,8 @@
 - W2: eigenbasis SGD (10^4 modes, B = 1, 1024 configs): state bytes/s over copy bandwidth.
 - W3: predictors on a 10^4-point grid: the exact GF loss (exp/s: compute bound) and the exact
   SGD recursion (state bytes/s: bandwidth bound).
+- W4: the exact momentum recursion (`theory.momentum.sgd`): 10^4 modes x 10^4 steps over a
+  1,000-point (lr, beta) grid of heavy ball: state bytes/s over copy bandwidth.
 - scaling: W1's cost from 16 to 1024 configs, peak RSS, the planner's bytes per chunk.
 
 Each workload prints readable lines and then, as its last line, one JSON object; a full run
@@ -32,7 +34,7 @@ import numpy as np
 from benchmarks._common import best_of, environment, finish, publish
 from spectral_sim import PowerLaw, runtime, simulate, sweep, theory
 from spectral_sim._types import Simulator
-from spectral_sim.models import linear, random_features
+from spectral_sim.models import linear, momentum, random_features
 
 RF_MODES, RF_FEATURES, RF_BATCH = 1024, 256, 32
 N_SEEDS = 4
@@ -49,7 +51,7 @@ PRNGS = (
     ("philox2x32", True),
     ("philox4x32", True),
 )
-WORKLOADS = ("W1", "W2", "W3", "scaling")
+WORKLOADS = ("W1", "W2", "W3", "W4", "scaling")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,6 +74,9 @@ class Sizes:
     w3_axis: int = 100  # axis^2 configs for both predictors
     w3_records: int = 100
     w3_chunk: int = 256  # a cache-sized chunk for the SGD recursion, against the default
+    w4_modes: int = 10_000
+    w4_steps: int = 10_000
+    w4_configs: tuple[int, int] = (40, 25)  # (lr values, beta values): 1,000 points
     scaling_configs: tuple[int, ...] = (16, 64, 256, 1024)
     scaling_steps: int = 100
     repeats: int = 2
@@ -101,6 +106,9 @@ QUICK = Sizes(
     w3_axis=16,
     w3_records=20,
     w3_chunk=64,
+    w4_modes=1000,
+    w4_steps=200,
+    w4_configs=(4, 4),
     scaling_configs=(16, 64),
     scaling_steps=20,
     repeats=1,
@@ -720,6 +728,63 @@ def w3(sizes: Sizes, peaks: Peaks) -> dict:
     )
 
 
+# --- W4: the momentum recursion --------------------------------------------------------------
+
+
+def _momentum_params(lr, beta, *, n_modes: int):
+    return momentum.heavy_ball(PowerLaw(s=1.5, a=2.0, n_modes=n_modes), lr=lr, momentum=beta,
+                               noise=0.01)  # fmt: skip
+
+
+def w4(sizes: Sizes, peaks: Peaks) -> dict:
+    """The exact Gen-Mom-SGD loss (theory.momentum.sgd) over a grid of heavy-ball (lr, beta) in
+    one sweep call. Per mode and step it reads and writes P, Q, R (24 bytes in float32) and does
+    ~40 flops: bandwidth bound like W3's recursion, at three times its bytes."""
+    modes, steps = sizes.w4_modes, sizes.w4_steps
+    n_lr, n_beta = sizes.w4_configs
+    configs = n_lr * n_beta
+    records = np.unique(np.geomspace(1, steps, 20).astype(int))
+    dram = peaks.dram_gbps
+    print(f"W4 momentum recursion: {configs} configs x {steps} steps x {modes} modes, "
+          f"{records.size} records")  # fmt: skip
+    make = functools.partial(_momentum_params, n_modes=modes)
+
+    def recursion(params, key):
+        del key
+        return theory.momentum.sgd(params, records)
+
+    grid = sweep.Grid(product=dict(lr=np.geomspace(0.002, 0.05, n_lr).tolist(),
+                                   beta=np.linspace(0.0, 0.9, n_beta).tolist()))  # fmt: skip
+    _peak_rss_reset()
+    seconds, data = _time_sweep(recursion, make, grid, 1)
+    rss = _peak_rss_mib()
+    memory = _chunk_memory(data, sweep.plan(make, grid, simulate=recursion))
+    floor = configs * steps * modes * 24
+    print(f"  {_memory_line(memory)}; peak RSS {rss:.0f} MiB")
+    print(
+        f"  {seconds:.2f} s, {configs * steps * modes / seconds / 1e9:.2f} G mode-steps/s, "
+        f"{floor / seconds / 1e9:.1f} GB/s of state traffic = {floor / seconds / 1e9 / dram:.1%} "
+        f"of copy; nonfinite {int(data['nonfinite'].sum())}"
+    )
+    return dict(
+        benchmark="W4",
+        workload="theory.momentum.sgd (heavy ball) via sweep.run (defaults)",
+        configs=configs,
+        steps=steps,
+        modes=modes,
+        records=int(records.size),
+        bound="memory bandwidth",
+        bytes_per_mode_step=24,
+        copy_gbps=dram,
+        seconds=seconds,
+        mode_steps_per_second=configs * steps * modes / seconds,
+        fraction_of_bandwidth=floor / seconds / 1e9 / dram,
+        nonfinite=int(data["nonfinite"].sum()),
+        memory=memory,
+        peak_rss_mib=rss,
+    )
+
+
 # --- scaling ---------------------------------------------------------------------------------
 
 
@@ -787,7 +852,7 @@ def main(argv: Sequence[str] | None = None) -> list[dict]:
         parser.error(f"unknown workloads {unknown}; valid: {list(WORKLOADS)}")
     sizes = QUICK if args.quick else FULL
     peaks = Peaks(sizes)
-    functions = dict(W1=w1, W2=w2, W3=w3, scaling=scaling)
+    functions = dict(W1=w1, W2=w2, W3=w3, W4=w4, scaling=scaling)
     results = []
     for name in names:
         load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None

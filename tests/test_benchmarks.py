@@ -14,13 +14,15 @@ def test_quick_benchmarks_report_finite_ratios():
     done = _quick("sweep")
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
     results = {r["benchmark"]: r for r in map(json.loads, lines)}
-    assert set(results) == {"W1", "W2", "W3", "scaling"}
+    assert set(results) == {"W1", "W2", "W3", "W4", "scaling"}
     ratios = [
         results["W1"]["fraction_of_peak"], results["W1"]["speedup_vs_numpy"],
         results["W1"]["speedup_vs_jit_loop"], results["W2"]["fraction_of_bandwidth"],
         results["W2"]["fraction_of_bandwidth_cache_chunk"],
         results["W3"]["gf_fraction_of_exp_peak"], results["W3"]["sgd_fraction_of_bandwidth"],
+        results["W4"]["fraction_of_bandwidth"],
     ]  # fmt: skip
+    assert results["W4"]["nonfinite"] == 0
     assert all(math.isfinite(r) and r > 0 for r in ratios)
     assert results["W1"]["nonfinite"] == 0
     assert "quick run: results file not updated" in done.stderr

@@ -1,6 +1,8 @@
 """Gen-Mom-SGD: the exact moment recursion (theory.momentum) against its simulator
 (models.momentum), against optax's momentum, against the SGD recursion, and its stability."""
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -9,7 +11,7 @@ import pytest
 import xarray as xr
 
 from spectral_sim import PowerLaw, claims, simulate, theory
-from spectral_sim.models import linear, momentum
+from spectral_sim.models import linear, momentum, random_features
 from spectral_sim.theory import momentum as exact
 
 STEPS = [1, 10, 100, 300]
@@ -185,3 +187,42 @@ def test_the_predictor_vmaps_over_a_grid_and_differentiates():
 def test_bad_params_are_refused_naming_the_field(field, value):
     with pytest.raises(ValueError, match=field):
         momentum.Params(PowerLaw(s=1.5, a=2.0, n_modes=8), **{field: value})
+
+
+# --- the random-feature readout ----------------------------------------------------------------
+
+
+def _features(**rates) -> momentum.FeatureParams:
+    return momentum.FeatureParams(PowerLaw(s=1.5, a=2.0, n_modes=64), noise=0.01, n_features=16,
+                                  feature_seed=2, **rates)  # fmt: skip
+
+
+def test_random_features_sgd_is_the_special_case():
+    """Momentum off: the predictor is `theory.random_features`' SGD given F to rounding, and the
+    simulator is `models.random_features` on the same draws."""
+    params = _features(gamma1=0.0, gamma2=0.2, gamma3=0.0, delta=1.0)
+    sgd = dataclasses.replace(momentum.random_features_params(params), lr=0.2)
+    expected = theory.random_features.sgd(sgd, STEPS)
+    np.testing.assert_allclose(exact.features(params, STEPS), expected, rtol=1e-12)
+    key = jax.random.key(1)
+    ours = simulate.trajectory(momentum.feature_model(), params, key, steps=STEPS)[1].loss
+    theirs = simulate.trajectory(random_features, sgd, key, steps=STEPS)[1].loss
+    np.testing.assert_allclose(ours, theirs, rtol=1e-10)
+
+
+@pytest.mark.parametrize("case", ["heavy ball", "dana"])
+def test_random_features_recursion_is_the_simulated_mean(case):
+    """E[L | F] against 1,000 seeds of the readout at every record (as above: no interval may
+    exclude the prediction at family level 0.05)."""
+    rates, schedule = dict(
+        heavy_ball=(dict(gamma1=1.0, gamma2=0.0, gamma3=0.05, delta=0.2), None),
+        dana=(dict(gamma1=1.0, gamma2=0.1, gamma3=0.05, delta=3.0), momentum.dana(0.75)),
+    )[case.replace(" ", "_")]
+    params = _features(**rates)
+    keys = jax.random.split(jax.random.key(0), 1000)
+    model = momentum.feature_model(schedule)
+    run = jax.jit(jax.vmap(lambda k: simulate.trajectory(model, params, k, steps=STEPS)[1].loss))
+    samples = xr.DataArray(np.asarray(run(keys)), dims=("seed", "record"))
+    predicted = xr.DataArray(np.asarray(exact.features(params, STEPS, schedule)), dims="record")
+    claim = claims.seed_mean(samples, predicted=predicted, tolerance=1e-300)
+    assert claim.verdict == "INCONCLUSIVE", claim

@@ -25,13 +25,15 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from spectral_sim._types import Array, ArrayLike, Float, Int, Key, Simulator, Swept
+from spectral_sim._types import Array, ArrayLike, Float, Int, Key, Leaf, Simulator, Swept
 from spectral_sim.checks import all_of, check_leaf, check_spectrum, concrete, warn_unstable
 from spectral_sim.diagnostics import compression
-from spectral_sim.models import linear
+from spectral_sim.models import linear, random_features
 from spectral_sim.spectra import Spectrum
 
 __all__ = [
+    "FeatureParams",
+    "FeatureState",
     "Obs",
     "Params",
     "Rates",
@@ -39,8 +41,10 @@ __all__ = [
     "coefficients",
     "dana",
     "draw",
+    "feature_model",
     "heavy_ball",
     "init",
+    "random_features_params",
     "rates",
     "sgd",
     "stability",
@@ -108,7 +112,9 @@ Schedule = Callable[[Int[ArrayLike, ""]], Rates]
 """t -> the multipliers of (gamma1, gamma2, gamma3, delta) at step t = 0, 1, ..."""
 
 
-def rates(params: Params, t: Int[ArrayLike, ""], schedule: Schedule | None = None) -> Rates:
+def rates(
+    params: "Params | FeatureParams", t: Int[ArrayLike, ""], schedule: Schedule | None = None
+) -> Rates:
     """gamma1, gamma2, gamma3, Delta at step t: the Params' constants times the schedule's."""
     constant = Rates(params.gamma1, params.gamma2, params.gamma3, params.delta)
     if schedule is None:
@@ -263,6 +269,80 @@ def sgd(schedule: Schedule | None = None) -> Simulator:
         return scheduled_with(params, state, draw(params, key))
 
     return Simulator(_start, scheduled_step, draw, scheduled_with)
+
+
+# --- the random-feature model ----------------------------------------------------------------
+
+
+@jax.tree_util.register_dataclass
+@dataclasses.dataclass(frozen=True)
+class FeatureParams:
+    """Gen-Mom-SGD on the readout theta of `models.random_features` (f(x) = theta . F^T x, F from
+    feature_seed): its spectrum, feature_seed, n_features and batch, and the rates of `Params`."""
+
+    spectrum: Spectrum
+    gamma1: Swept = 1.0
+    gamma2: Swept = 0.0
+    gamma3: Swept = 0.1
+    delta: Swept = 0.1
+    noise: Swept = 0.0
+    feature_seed: int | Int[Leaf, "*grid"] = 0
+    n_features: int = dataclasses.field(default=64, metadata=dict(static=True))
+    batch: int = dataclasses.field(default=1, metadata=dict(static=True))
+
+    def __post_init__(self):
+        names = ("gamma1", "gamma2", "gamma3", "delta")
+        for name in names:
+            check_leaf(name, getattr(self, name))
+        with all_of() as check:
+            for name in names:
+                check.range(name, getattr(self, name), ge=0)
+        random_features_params(self)  # the model's own checks: spectrum, noise, seed, sizes
+
+
+def random_features_params(params: FeatureParams) -> random_features.Params:
+    """The `models.random_features.Params` of the same model (its F, samples and loss)."""
+    return random_features.Params(params.spectrum, noise=params.noise,
+                                  feature_seed=params.feature_seed,
+                                  n_features=params.n_features, batch=params.batch)  # fmt: skip
+
+
+class FeatureState(NamedTuple):
+    """features: F, fixed for the run; theta: the readout; y: the momentum buffer; t."""
+
+    features: Float[Array, "modes dim"]
+    theta: Float[Array, " dim"]
+    y: Float[Array, " dim"]
+    t: Int[Array, ""]
+
+
+def feature_model(schedule: Schedule | None = None) -> Simulator:
+    """Gen-Mom-SGD on the random-feature readout from theta = 0, y = 0, with the rates of
+    `rates(params, t, schedule)`; the loss is `random_features.loss`."""
+
+    def feature_init(params: FeatureParams, key: Key[Array, ""] | None) -> FeatureState:
+        start = random_features.init(random_features_params(params), key)
+        t = jnp.zeros((), jnp.int32)
+        return FeatureState(start.features, start.theta, jnp.zeros_like(start.theta), t)
+
+    def feature_draw(params: FeatureParams, key: Key[Array, ""]):
+        return random_features.draw(random_features_params(params), key)
+
+    def feature_with(params: FeatureParams, state: FeatureState, drawn):
+        model = random_features_params(params)
+        gamma1, gamma2, gamma3, delta = rates(params, state.t, schedule)
+        readout = random_features.State(state.features, state.theta)
+        z, r = random_features.residual(model, readout, drawn)
+        g = z.T @ r / params.batch
+        y = (1 - delta) * state.y + gamma1 * g
+        theta = state.theta - gamma2 * g - gamma3 * y
+        new = FeatureState(state.features, theta, y, state.t + 1)
+        return new, Obs(random_features.loss(model, random_features.State(new.features, theta)))
+
+    def feature_step(params: FeatureParams, state: FeatureState, key: Key[Array, ""]):
+        return feature_with(params, state, feature_draw(params, key))
+
+    return Simulator(feature_init, feature_step, feature_draw, feature_with)
 
 
 def _trained(params: Params, state: State) -> tuple[compression.Quadratic, Float[Array, "..."]]:

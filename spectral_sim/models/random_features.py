@@ -17,7 +17,7 @@ from spectral_sim.checks import all_of, check_spectrum, concrete
 from spectral_sim.diagnostics import compression
 from spectral_sim.spectra import Spectrum
 
-__all__ = ["Obs", "Params", "State", "features", "init", "loss", "step"]
+__all__ = ["Obs", "Params", "State", "draw", "features", "init", "loss", "residual", "step"]
 
 
 @jax.tree_util.register_dataclass
@@ -82,15 +82,27 @@ def init(params: Params, key: Key[Array, ""] | None) -> State:
     return State(f, jnp.zeros(f.shape[-1], f.dtype))
 
 
-def step(params: Params, state: State, key: Key[Array, ""]) -> tuple[State, Obs]:
-    """One SGD step on B fresh samples, theta <- theta - (lr/B) Z^T (Z theta - y), Z = X F."""
+def draw(params: Params, key: Key[Array, ""]) -> tuple[Float[Array, "batch modes"],
+                                                        Float[Array, " batch"]]:  # fmt: skip
+    """The step's B fresh samples x = sqrt(lambda) g and their label noise xi."""
     lam = params.spectrum.eigenvalues()
     kx, kn = jax.random.split(key)
     x = jax.random.normal(kx, (params.batch, lam.shape[-1]), lam.dtype) * jnp.sqrt(lam)[None]
-    xi = jnp.sqrt(params.noise) * jax.random.normal(kn, (params.batch,), lam.dtype)
-    y = x @ params.spectrum.target() + xi
+    return x, jnp.sqrt(params.noise) * jax.random.normal(kn, (params.batch,), lam.dtype)
+
+
+def residual(params: Params, state: State, drawn) -> tuple[Float[Array, "batch dim"],
+                                                            Float[Array, " batch"]]:  # fmt: skip
+    """Z = X F and Z theta - y on the drawn samples: the gradient is Z^T (Z theta - y) / B."""
+    x, xi = drawn
     z = x @ state.features
-    theta = state.theta - params.lr / params.batch * z.T @ (z @ state.theta - y)
+    return z, z @ state.theta - (x @ params.spectrum.target() + xi)
+
+
+def step(params: Params, state: State, key: Key[Array, ""]) -> tuple[State, Obs]:
+    """One SGD step on B fresh samples, theta <- theta - (lr/B) Z^T (Z theta - y), Z = X F."""
+    z, r = residual(params, state, draw(params, key))
+    theta = state.theta - params.lr / params.batch * z.T @ r
     state = State(state.features, theta)
     return state, Obs(loss(params, state))
 

@@ -33,12 +33,21 @@ import numpy as np
 from spectral_sim import simulate
 from spectral_sim._types import Array, ArrayLike, Float, Int, Scalar, Simulator
 from spectral_sim.checks import check_range, concrete, warn_unstable
-from spectral_sim.models import linear
-from spectral_sim.models.momentum import Params, Schedule, coefficients, heavy_ball, stability
+from spectral_sim.models import linear, random_features
+from spectral_sim.models.momentum import (
+    FeatureParams,
+    Params,
+    Schedule,
+    coefficients,
+    heavy_ball,
+    random_features_params,
+    stability,
+)
 from spectral_sim.spectra import Spectrum
+from spectral_sim.theory import random_features as random_features_theory
 
-__all__ = ["Moments", "limit", "loss", "momentum_loss", "momentum_stability", "recursion",
-           "sgd", "stability"]  # fmt: skip
+__all__ = ["Moments", "features", "limit", "loss", "momentum_loss", "momentum_stability",
+           "recursion", "sgd", "stability"]  # fmt: skip
 
 
 class Moments(NamedTuple):
@@ -128,6 +137,23 @@ def limit(params: Params) -> Float[Array, ""]:
                            * params.spectrum.target_power())  # fmt: skip
     value = frozen + chi * (2 * frozen + params.noise) / (2 * (1 - chi))
     return jnp.where(chi < 1, value, jnp.inf)
+
+
+def features(
+    params: FeatureParams,
+    steps: Int[ArrayLike, " records"] | Sequence[int],
+    schedule: Schedule | None = None,
+) -> Float[Array, " records"]:
+    """Exact E[L(theta_t) | F] of `models.momentum.feature_model(schedule)` with the same Params
+    ([E]): the readout's regression in K's eigenbasis (`theory.random_features.readout`, the
+    unseen part of the target as label noise) run by `sgd`, plus its floor F0."""
+    model = random_features_params(params)
+    problem = random_features_theory.readout(params.spectrum, random_features.features(model),
+                                             params.noise)  # fmt: skip
+    readout = Params(problem.spectrum, gamma1=params.gamma1, gamma2=params.gamma2,
+                     gamma3=params.gamma3, delta=params.delta, noise=problem.noise,
+                     batch=params.batch)  # fmt: skip
+    return problem.floor + sgd(readout, steps, schedule)
 
 
 def momentum_loss(

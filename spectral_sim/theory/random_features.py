@@ -30,11 +30,13 @@ from spectral_sim.theory.ridge import ITERATIONS, kappa
 
 __all__ = [
     "Optimum",
+    "Readout",
     "approx_error",
     "approx_error_given_features",
     "gf_loss_given_features",
     "loss",
     "optimum",
+    "readout",
     "rf_approx_error",
     "sgd",
     "sgd_loss_given_features",
@@ -114,15 +116,32 @@ def sgd_loss_given_features(
     """Exact E[L(theta_t) | F] of one-pass SGD from theta = 0 at `steps` (concrete integers >= 0,
     any order; THEORY.md §2.4, [E]): F0 plus the exact SGD recursion of `theory.linear` on
     eigenvalues mu, target power mu (Q^T theta*)^2 and label noise sigma^2 + 2 F0."""
-    opt = optimum(params.spectrum, features)
+    spectrum, noise, floor = readout(params.spectrum, features, params.noise)
+    the_readout = linear.Params(spectrum, lr=params.lr, noise=noise, batch=params.batch)
+    return floor + linear_theory.sgd(the_readout, steps)
+
+
+class Readout(NamedTuple):
+    """The readout's training problem given F, as linear regression in K's eigenbasis."""
+
+    spectrum: Empirical  # eigenvalues mu of K, target power mu (Q^T theta*)^2
+    noise: Float[Array, ""]  # sigma^2 + 2 F0: the part of y no feature sees acts as label noise
+    floor: Float[Array, ""]  # F0, added to the readout's loss
+
+
+def readout(spectrum: Spectrum, features: Float[Array, "modes dim"], noise: Scalar) -> Readout:
+    """Training the readout on z = F^T x is linear regression with Gaussian features of
+    covariance K = F^T Sigma F: in K's eigenbasis, eigenvalues mu, target power mu (Q^T
+    theta*)^2, and the residual y - z . theta* (Gaussian, independent of z) as extra label
+    noise 2 F0 ([E]); its loss is F0 plus that regression's."""
+    opt = optimum(spectrum, features)
     live = opt.mu > 0
     # Null modes never move (z has no component there) and carry no target power; a tiny
     # positive eigenvalue keeps them valid for `Empirical` and inert in the recursion.
     mu = jnp.where(live, opt.mu, jnp.finfo(opt.mu.dtype).tiny)
     power = jnp.where(live, opt.mu * opt.theta**2, 0.0)
-    noise = params.noise + 2 * jnp.maximum(opt.floor, 0.0)
-    readout = linear.Params(Empirical(mu, power), lr=params.lr, noise=noise, batch=params.batch)
-    return opt.floor + linear_theory.sgd(readout, steps)
+    extra = noise + 2 * jnp.maximum(opt.floor, 0.0)
+    return Readout(Empirical(mu, power), extra, opt.floor)
 
 
 def sgd(
