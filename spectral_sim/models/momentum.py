@@ -25,7 +25,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from spectral_sim._types import Array, ArrayLike, Float, Int, Key, Leaf, Simulator, Swept
+from spectral_sim._types import Array, ArrayLike, Float, Int, Key, Leaf, Scalar, Simulator, Swept
 from spectral_sim.checks import all_of, check_leaf, check_spectrum, concrete, warn_unstable
 from spectral_sim.diagnostics import compression
 from spectral_sim.models import linear, random_features
@@ -171,14 +171,17 @@ def stability(params: Params) -> Float[Array, ""]:
     return jnp.where(jnp.any(on & ~stable), jnp.inf, chi)
 
 
-def dana(kappa3: float = 0.0) -> Schedule:
-    """DANA's schedule: gamma3 (1 + t)^-kappa3 and Delta = delta / (1 + t); gamma1 and gamma2
-    constant. kappa3 = 0 is DANA-constant, kappa3 = 1 / (2 alpha) (alpha = s / 2 for
-    lambda_k = k^-s) DANA-decaying."""
+def dana(kappa3: Scalar = 0.0, delay: Scalar = 1.0) -> Schedule:
+    """DANA's schedule: gamma3 (1 + t)^-kappa3 and Delta = delta delay / (delay + t); gamma1 and
+    gamma2 constant. kappa3 = 0 is DANA-constant, kappa3 = 1 / (2 alpha) (alpha = s / 2 for
+    lambda_k = k^-s) DANA-decaying. Delta ~ delta delay / t late either way; with delta = 1 and
+    delay = the paper's delta, Delta = delta / (delta + t) starts at 1 (the buffer is the
+    gradient) where delta / (1 + t) starts above 1 and flips the buffer's sign for its first
+    delta / 2 steps."""
 
     def schedule(t):
         t = jnp.asarray(t, jnp.result_type(float))
-        return Rates(1.0, 1.0, (1 + t) ** -kappa3, 1 / (1 + t))
+        return Rates(1.0, 1.0, (1 + t) ** -kappa3, delay / (delay + t))
 
     return schedule
 

@@ -1,0 +1,59 @@
+import dataclasses
+
+import numpy as np
+import pytest
+from conftest import assert_within_budget, run_counted
+
+from spectral_sim.experiments import momentum_scaling
+
+# Two (s, a) pairs, 500 seeds of 64 modes for 300 steps per method, exponents on 1,000 modes:
+# the quick scale.
+CONFIG = momentum_scaling.Config(quick=True)
+
+
+@pytest.fixture(scope="module")
+def report():
+    return run_counted(momentum_scaling, CONFIG)
+
+
+def test_compiles_within_its_budget(report):
+    assert_within_budget("momentum_scaling")
+
+
+def test_the_exact_predictor_and_the_exponent_claims_pass(report, tmp_path):
+    """The exact E L is the seed mean within 10 % at every record of every method; SGD-M has
+    SGD's exponent; DANA's is larger by more than the margin."""
+    claims = {c.id: c for c in report.claims}
+    assert set(claims) == {"momentum.exact", "momentum.sgdm_exponent", "momentum.dana_outscales"}
+    assert all(c.verdict == "PASS" for c in claims.values()), report.table()
+    data = report.data
+    assert set(data.method.values) == {"heavy_ball", "nesterov", "dana"}
+    sgd = data.exponent.sel(fit_method="sgd")
+    theory = (data.pair_a - 1) / data.pair_s  # GF's exponent, which SGD's approaches
+    assert np.all(np.abs(sgd - theory) < 0.05)
+    report.save(tmp_path / "out")
+    assert (tmp_path / "out" / "exponents.png").is_file()
+    assert sum(note.startswith("s=") for note in report.notes) == data.sizes["pair"]
+
+
+def test_the_fit_band_brackets_the_frontier():
+    """The band's losses are the tail beyond k* = M / 10 and beyond K_LO (decreasing in k*)."""
+    low, high = momentum_scaling.fit_band(2.0, 1000)
+    assert low == pytest.approx(100.0**-1 / 2) and high == pytest.approx(10.0**-1 / 2)
+
+
+@pytest.mark.parametrize(
+    ("change", "words"),
+    [
+        (dict(pairs=((0.5, 2.0),)), ["pairs", "s > 1"]),
+        (dict(pairs=()), ["pairs"]),
+        (dict(n_seeds=1), ["n_seeds", ">= 2"]),
+        (dict(fit_modes=10), ["fit_modes", ">= 100"]),
+        (dict(noise=-1.0), ["noise", ">= 0"]),
+    ],
+)
+def test_bad_configs_are_refused_before_anything_runs(change, words):
+    with pytest.raises(ValueError) as raised:
+        momentum_scaling.check(dataclasses.replace(momentum_scaling.Config(), **change))
+    for word in words:
+        assert word in str(raised.value)
