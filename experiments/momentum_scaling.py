@@ -35,7 +35,7 @@ import jax.numpy as jnp
 import numpy as np
 import xarray as xr
 
-from spectral_sim import PowerLaw, claims, fit, simulate, sweep
+from spectral_sim import PowerLaw, claims, fit, simulate, sweep, theory
 from spectral_sim.models import momentum
 from spectral_sim.registry import scaled
 from spectral_sim.report import Report
@@ -56,6 +56,11 @@ EXPONENT_TOL = 0.02
 # DANA outscales SGD: its exponent at least 0.05 above SGD's (judgement: a margin well above the
 # fits' spread, EXPONENT_TOL, and below the smallest gain measured, 0.07 at (1.25, 2)).
 OUTSCALE_MARGIN = 0.05
+# The folk rule of the prototype_a_theorem notebook: heavy ball at (lr, beta) is SGD at
+# lr / (1 - beta). Judged on the exact curves of both within 10 % (judgement: the notebook's
+# margin) at every record and grid point, SGD's effective rate a share of its critical lr.
+RULE_TOL = 0.10
+RULE_LATE = 100  # the notes also give the error from this step on, past the momentum transient
 BETA = 0.9  # SGD-M's momentum
 G3 = 0.1  # DANA's gamma3 at t = 0 (the authors' code)
 METHODS = ("heavy_ball", "nesterov", "dana")
@@ -74,6 +79,12 @@ class Config:
     heavy-tailed enough that 500 seeds' means at step 4 missed a 10 % margin (1.11 ± 0.07)."""
     fit_modes: int = 4000
     fit_steps: int = 200_000
+    rule_pair: tuple[float, float] = (2.0, 2.0)
+    rule_betas: tuple[float, ...] = (0.5, 0.8, 0.9, 0.95)
+    rule_fracs: tuple[float, ...] = (0.1, 0.3, 0.5, 0.7, 0.9)
+    """The effective rate lr / (1 - beta) as a share of SGD's critical lr."""
+    rule_modes: int = 256
+    rule_steps: int = 3000
     seed: int = 0
     quick: bool = False
     """CPU-minute scale (`make run`, tests): fields left at their defaults take QUICK values."""
@@ -166,6 +177,44 @@ def exact_curve(name: str, s, a, noise, *, modes: int, batch: int, steps: tuple[
     return exact.sgd(params, steps, schedule)
 
 
+_critical = jax.jit(theory.sgd_critical_lr, static_argnames=("batch", "iterations"))
+
+
+@functools.partial(jax.jit, static_argnames=("modes", "batch", "steps"))
+def rule_curves(s, a, beta, effective, noise, *, modes: int, batch: int, steps: tuple[int, ...]):
+    """Exact E L of heavy ball at (effective (1 - beta), beta) and of SGD at `effective`, and
+    heavy ball's chi."""
+    spectrum = PowerLaw(s=s, a=a, n_modes=modes)
+    heavy = momentum.heavy_ball(spectrum, lr=effective * (1 - beta), momentum=beta, batch=batch,
+                                noise=noise)  # fmt: skip
+    sgd = momentum.Params(spectrum, gamma1=0.0, gamma2=effective, gamma3=0.0, delta=1.0,
+                          noise=noise, batch=batch)  # fmt: skip
+    return exact.sgd(heavy, steps), exact.sgd(sgd, steps), momentum.stability(heavy)
+
+
+def effective_rule(cfg: Config) -> xr.Dataset:
+    """The folk rule on the exact curves over (beta, share of SGD's critical lr)."""
+    s, a = cfg.rule_pair
+    steps = records(cfg.rule_steps, 25)
+    spectrum = PowerLaw(s=s, a=a, n_modes=cfg.rule_modes)
+    critical = float(_critical(spectrum, batch=cfg.batch))
+    shape = (len(cfg.rule_betas), len(cfg.rule_fracs))
+    heavy, sgd = np.empty((*shape, steps.size)), np.empty((*shape, steps.size))
+    chi = np.empty(shape)
+    for i, beta in enumerate(cfg.rule_betas):
+        for j, frac in enumerate(cfg.rule_fracs):
+            out = rule_curves(s, a, beta, frac * critical, cfg.noise, modes=cfg.rule_modes,
+                              batch=cfg.batch, steps=tuple(steps.tolist()))  # fmt: skip
+            heavy[i, j], sgd[i, j], chi[i, j] = map(np.asarray, out)
+    dims = ("rule_beta", "rule_frac")
+    return xr.Dataset(
+        dict(rule_heavy=((*dims, "rule_step"), heavy), rule_sgd=((*dims, "rule_step"), sgd),
+             rule_chi=(dims, chi)),
+        coords=dict(rule_beta=list(cfg.rule_betas), rule_frac=list(cfg.rule_fracs),
+                    rule_step=steps),
+    )  # fmt: skip
+
+
 def fit_band(a: float, modes: int) -> tuple[float, float]:
     """(low, high) losses of the fit band: the tail beyond k* = modes / 10 and beyond K_LO."""
     tail = lambda k: k ** (1 - a) / (2 * (a - 1))  # noqa: E731
@@ -205,6 +254,10 @@ def _exact(d: xr.Dataset) -> dict:
                 tolerance=RECURSION_MARGIN)  # fmt: skip
 
 
+def _rule(d: xr.Dataset) -> dict:
+    return dict(measured=d.rule_heavy / d.rule_sgd, predicted=1.0, tolerance=RULE_TOL)
+
+
 def _sgdm(d: xr.Dataset) -> dict:
     return dict(measured=d.exponent.sel(fit_method="heavy_ball"),
                 predicted=d.exponent.sel(fit_method="sgd"), tolerance=EXPONENT_TOL)  # fmt: skip
@@ -230,6 +283,12 @@ CLAIMS = claims.Table(
         f"DANA-decaying's exponent exceeds SGD's by at least {OUTSCALE_MARGIN} at every (s, a) "
         "in {cfg.pairs} (the paper's margin per region is not confirmed from its public text: "
         "the measured margins are in the notes)", claims.exact, _dana),
+    claims.Spec("momentum.effective_lr_rule", "folk theorem (the prototype_a_theorem notebook)",
+        "heavy-ball SGD at (lr, beta) has the exact loss of SGD at lr / (1 - beta) within "
+        f"{RULE_TOL:.0%} at every record to step {{cfg.rule_steps}}, for beta in "
+        "{cfg.rule_betas} and lr / (1 - beta) in {cfg.rule_fracs} x SGD's critical lr, at (s, a) "
+        "= {cfg.rule_pair} (both exact: a FAIL is the rule's, not Monte Carlo's)",
+        claims.exact, _rule),
     config=Config,
 )  # fmt: skip
 
@@ -266,16 +325,33 @@ def notes(data: xr.Dataset) -> list[str]:
     return out
 
 
+def rule_notes(data: xr.Dataset) -> list[str]:
+    """Where the folk rule holds on the exact curves, and by how much it is off."""
+    error = np.abs(data.rule_heavy / data.rule_sgd - 1)
+    late = error.where(data.rule_step >= RULE_LATE).max("rule_step")
+    out = []
+    for beta in data.rule_beta.values:
+        row = late.sel(rule_beta=beta)
+        fracs = [float(f) for f in row.rule_frac.values]
+        held = [f for f in fracs if float(row.sel(rule_frac=f)) <= RULE_TOL]
+        shares = ", ".join(f"{f:g} x lr_c: {float(row.sel(rule_frac=f)):.3f}" for f in fracs)
+        largest = float(error.sel(rule_beta=beta).max())
+        chi = float(data.rule_chi.sel(rule_beta=beta).max())
+        out.append(f"effective-lr rule, beta = {beta:g}: largest error {largest:.3f}; from step "
+                   f"{RULE_LATE} on {shares} (within {RULE_TOL:.0%} up to {max(held, default=0):g}"
+                   f" x lr_c); heavy ball's largest chi {chi:.2f}")  # fmt: skip
+    return out
+
+
 def run(cfg: Config, options: sweep.Options | None = None) -> Report:
     cfg = scaled(cfg, QUICK, PAPER)
     check(cfg)
     simulated = simulate_methods(cfg, options)
     with jax.enable_x64(True):  # exact curves over 10^4..10^6 steps: float64
-        fitted = exponents(cfg)
-    data = xr.merge([simulated, fitted])
+        data = xr.merge([simulated, exponents(cfg), effective_rule(cfg)])
     return Report(experiment="momentum_scaling", claims=CLAIMS.evaluate(data, config=cfg),
                   data=data, figures=figures(data), config=dataclasses.asdict(cfg),
-                  seed=cfg.seed, notes=notes(data))  # fmt: skip
+                  seed=cfg.seed, notes=notes(data) + rule_notes(data))  # fmt: skip
 
 
 if __name__ == "__main__":  # the same as `spectral-sim run momentum_scaling [flags]`
