@@ -42,6 +42,7 @@ __all__ = [
     "gf_loss_asymptote",
     "learning_frontier",
     "loss",
+    "recorded",
     "sgd",
     "sgd_critical_lr",
     "sgd_limit",
@@ -227,6 +228,16 @@ def sgd(
     RuntimeWarning naming lr."""
     if schedule is None and concrete(params.lr) is not None:
         warn_unstable("SGD", params.lr, stability(params), 1.0, "chi")
+    return recorded(_recursion(schedule), params, steps)
+
+
+def recorded(
+    recursion: Simulator, params, steps: Int[ArrayLike, " records"] | Sequence[int]
+) -> Float[Array, " records"]:
+    """A deterministic loss recursion from w = 0 (its step returns the loss) read at `steps`:
+    concrete integers >= 0, any order, repeats allowed, step 0 the initial loss 1/2 sum of the
+    target power. The SGD and the momentum recursions are read this way. ValueError unless the
+    steps are concrete."""
     check_range("steps", steps, ge=0, integer=True)
     requested = concrete(steps)
     if requested is None or requested.ndim > 1 or requested.size == 0:
@@ -238,7 +249,7 @@ def sgd(
     start = 0.5 * jnp.sum(params.spectrum.target_power())
     parts = [start[None]] if unique[0] == 0 else []
     if positive.size:
-        parts.append(simulate.trajectory(_recursion(schedule), params, None, steps=positive)[1])
+        parts.append(simulate.trajectory(recursion, params, None, steps=positive)[1])
     return jnp.concatenate(parts)[inverse]
 
 

@@ -28,11 +28,9 @@ from collections.abc import Sequence
 from typing import NamedTuple
 
 import jax.numpy as jnp
-import numpy as np
 
-from spectral_sim import simulate
 from spectral_sim._types import Array, ArrayLike, Float, Int, Scalar, Simulator
-from spectral_sim.checks import check_range, concrete, warn_unstable
+from spectral_sim.checks import concrete, warn_unstable
 from spectral_sim.models import linear, random_features
 from spectral_sim.models.momentum import (
     FeatureParams,
@@ -44,6 +42,7 @@ from spectral_sim.models.momentum import (
     stability,
 )
 from spectral_sim.spectra import Spectrum
+from spectral_sim.theory import linear as linear_theory
 from spectral_sim.theory import random_features as random_features_theory
 
 __all__ = ["Moments", "features", "limit", "loss", "momentum_loss", "momentum_stability",
@@ -110,19 +109,7 @@ def sgd(
     grows without bound, with a RuntimeWarning."""
     if schedule is None and concrete(params.gamma3) is not None:
         warn_unstable("Gen-Mom-SGD (lr: gamma3)", params.gamma3, stability(params), 1.0, "chi")
-    check_range("steps", steps, ge=0, integer=True)
-    requested = concrete(steps)
-    if requested is None or requested.ndim > 1 or requested.size == 0:
-        got = "a tracer" if requested is None else f"shape {requested.shape}"
-        raise ValueError(f"steps must be concrete integers >= 0 in a non-empty 1-d sequence (they "
-                         f"set the recursion's records); got {got}")  # fmt: skip
-    unique, inverse = np.unique(np.atleast_1d(requested).astype(np.int64), return_inverse=True)
-    positive = unique[unique > 0]
-    start = 0.5 * jnp.sum(params.spectrum.target_power())
-    parts = [start[None]] if unique[0] == 0 else []
-    if positive.size:
-        parts.append(simulate.trajectory(recursion(schedule), params, None, steps=positive)[1])
-    return jnp.concatenate(parts)[inverse]
+    return linear_theory.recorded(recursion(schedule), params, steps)
 
 
 loss = sgd
