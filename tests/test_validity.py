@@ -64,7 +64,7 @@ def test_the_outputs_decide_the_box_again_through_the_claim_engine():
     `prediction` every entry: `claims.seed_mean` over them gives the box's verdict, and on the
     PASS points alone a PASS."""
     found = validity.search(bent, Bend(), {"x": (0.0, 1.0)}, flat, observable="value",
-                            tolerance=0.3, n_seeds=16, budget=64)  # fmt: skip
+                            tolerance=0.3, n_seeds=16, budget=32)  # fmt: skip
     s = found.samples
     assert s.outputs.dims == ("sample", "seed", "entry0") and s.prediction.dims[0] == "sample"
     counted = s.outputs.notnull().all("entry0").sum("seed")
