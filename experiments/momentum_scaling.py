@@ -93,7 +93,7 @@ class Config:
     full scale: at most 30 minutes on 2 CPU cores."""
 
 
-QUICK = dict(pairs=((1.5, 2.0), (2.0, 2.5)), sim_modes=64, sim_steps=300, n_seeds=500,
+QUICK = dict(pairs=((1.5, 2.0), (2.0, 2.5)), sim_modes=64, sim_steps=300, n_seeds=300,
              fit_modes=1000, fit_steps=30_000)  # fmt: skip
 # The paper scale: d up to ~10^5 in the paper's figures; 10^4 modes and 10^6 steps here.
 PAPER = dict(sim_modes=1024, n_seeds=4096, fit_modes=10_000, fit_steps=1_000_000)

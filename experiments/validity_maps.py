@@ -118,6 +118,8 @@ class Config:
     sgd_steps: int = 200
     """The loss is recorded at sgd_steps / 2 and sgd_steps."""
     sgd_seeds: int = 1024
+    sgd_budget: int = 64
+    """Evaluated points per SGD search (the SGD runs are most of the experiment's cost)."""
     sgd_tol: float = 0.05
     """Relative tolerance of the seed mean against the recursion."""
     sgd_safe: float = 0.5
@@ -144,7 +146,7 @@ class Config:
 
 
 QUICK = dict(bandwidth=(1.0,), n_kernels=2, budget=32, prune_s=(1.5,), sgd_s=(1.5,),
-             sgd_seeds=512, sgd_steps=100, soft_eps=(0.2,))  # fmt: skip
+             sgd_seeds=512, sgd_steps=100, sgd_budget=16, soft_eps=(0.2,))  # fmt: skip
 # The paper scale: [P0] and [P3] give no sizes; more tokens, draws, decays and points per search.
 PAPER = dict(n_tokens=64, n_kernels=8, budget=256, prune_s=(1.25, 1.5, 2.0, 2.5, 3.0),
              sgd_s=(1.25, 1.5, 2.0, 3.0), sgd_modes=1024, sgd_seeds=4096,
@@ -181,7 +183,8 @@ def check(cfg: Config) -> None:
     if not 0 < cfg.beta_low < cfg.beta_high:
         raise ValueError(f"beta_low and beta_high must satisfy 0 < beta_low < beta_high; got "
                          f"{cfg.beta_low}, {cfg.beta_high}")  # fmt: skip
-    lows = dict(n_tokens=3, n_kernels=1, layers=1, budget=2 * validity.ROUNDS, sgd_modes=2,
+    lows = dict(n_tokens=3, n_kernels=1, layers=1, budget=2 * validity.ROUNDS,
+                sgd_budget=2 * validity.ROUNDS, sgd_modes=2,
                 sgd_batch=1, sgd_steps=2, sgd_seeds=2, soft_tokens=2, soft_dim=1,
                 soft_layers=4, soft_seeds=2)  # fmt: skip
     for name, low in lows.items():
@@ -330,7 +333,7 @@ def sgd_maps(cfg: Config, options: sweep.Options | None = None) -> xr.Dataset:
             found = validity.search(
                 linear, template, {"lr": (low * critical, high * critical)}, predict,
                 observable="loss", tolerance=cfg.sgd_tol, steps=steps, n_seeds=cfg.sgd_seeds,
-                budget=cfg.budget, seed=cfg.seed, options=_named(options, f"sgd_s{s:g}_{box}"),
+                budget=cfg.sgd_budget, seed=cfg.seed, options=_named(options, f"sgd_s{s:g}_{box}"),
             )  # fmt: skip
             kept = _kept(found, "sgd", dict(sgd_lr=found.samples.lr / critical),
                          entries=("sgd_step", steps))  # fmt: skip

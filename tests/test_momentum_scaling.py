@@ -6,7 +6,7 @@ from conftest import assert_within_budget, run_counted
 
 from spectral_sim.experiments import momentum_scaling
 
-# Two (s, a) pairs, 500 seeds of 64 modes for 300 steps per method, exponents on 1,000 modes:
+# Two (s, a) pairs, 300 seeds of 64 modes for 300 steps per method, exponents on 1,000 modes:
 # the quick scale.
 CONFIG = momentum_scaling.Config(quick=True)
 

@@ -8,7 +8,8 @@ from spectral_sim import theory
 from spectral_sim.experiments import validity_maps
 
 # Two P matrices (one bandwidth, two draws), one pruning search (s = 1.5), two SGD searches
-# (s = 1.5, 512 seeds) and one softmax search (eps = 0.2), 32 points per search: the quick scale.
+# (s = 1.5, 512 seeds, 16 points each) and one softmax search (eps = 0.2), 32 points per other
+# search: the quick scale.
 CONFIG = validity_maps.Config(quick=True)
 
 
