@@ -41,7 +41,8 @@ pages: $(STAMP)
 # Two pytest workers (one per CI core), each test file kept on one worker so that its
 # module-scoped experiment fixture runs once. The workers, and the processes the tests start,
 # share one compilation cache (tests/conftest.py), kept in .venv so that the next run reads it:
-# 1004 tests in 3.9 to 4.1 min on 2 cores from an empty cache; the 149 marked slow run in test-all.
+# 1002 tests in 4.7 min on 2 cores from an empty cache (5.3 with the install); the 152 marked slow
+# run in test-all.
 TEST_WORKERS ?= 2
 PYTEST := SPECTRAL_SIM_TEST_CACHE=$(abspath $(VENV))/jax-test-cache \
 	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
