@@ -349,7 +349,7 @@ def search(
         raise TypeError(f"template must be a Params instance; got {type(template).__name__}")
     if not callable(predict):
         raise TypeError(f"predict must be a function of the Params; got {type(predict).__name__}")
-    make = _make(template)
+    make = _shared(sweep.make_from, template)
     axes = _axes(space, make.fields)  # pyright: ignore[reportFunctionMemberAccess]
     if not tolerance > 0:
         raise ValueError(f"tolerance must be > 0; got {tolerance!r}")
@@ -359,7 +359,8 @@ def search(
         raise ValueError(f"n_seeds must be an integer >= 1; got {n_seeds!r}")
     run = simulator
     if isinstance(simulator, Simulator) or not callable(simulator):  # a model (module)
-        run = _runner(simulator, None if steps is None else tuple(np.ravel(steps).tolist()))
+        steps = None if steps is None else tuple(np.ravel(steps).tolist())
+        run = _shared(model_runner, simulator, steps)[0]
     options = options or sweep.Options(progress=False)
     size = budget // ROUNDS
     if options.devices is None:  # a round's `size` points fill these devices without padding
@@ -420,32 +421,17 @@ def search(
         space={a.name: [a.low, a.high, "log" if a.log else "linear"] for a in axes}))  # fmt: skip
 
 
-def _make(template: Any) -> Callable:
-    """`sweep.make_from(template)`, one per equal template where the template is hashable (no
-    array leaf): searches of one template share their compiled programs (the sweep engine
-    caches them per make)."""
+def _shared(build: Callable, *key: Any) -> Any:
+    """`build(*key)`, one per equal key where the key is hashable (a template without array
+    leaves, a model and its record steps): searches of one template share their make and their
+    runner, and so the compiled programs the sweep engine caches per (make, runner)."""
     try:
-        return _shared_make(template)
-    except TypeError:  # unhashable: a make (and programs) of its own
-        return sweep.make_from(template)
+        return _built(build, *key)
+    except TypeError:  # unhashable: one of its own
+        return build(*key)
 
 
-@functools.lru_cache(maxsize=32)
-def _shared_make(template: Any) -> Callable:
-    return sweep.make_from(template)
-
-
-def _runner(model: Any, steps: tuple[int, ...] | None) -> Callable:
-    """`compare.model_runner(model, steps)`'s run, one per (model, steps) where hashable."""
-    try:
-        return _shared_runner(model, steps)
-    except TypeError:
-        return model_runner(model, steps)[0]
-
-
-@functools.lru_cache(maxsize=32)
-def _shared_runner(model: Any, steps: tuple[int, ...] | None) -> Callable:
-    return model_runner(model, steps)[0]
+_built = functools.lru_cache(maxsize=64)(lambda build, *key: build(*key))
 
 
 def _ascend(ratio: Callable, points: list[_Point], tolerance: float, relative: bool, dims,
