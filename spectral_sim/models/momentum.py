@@ -44,6 +44,7 @@ __all__ = [
     "feature_model",
     "heavy_ball",
     "init",
+    "linear_params",
     "random_features_params",
     "rates",
     "sgd",
@@ -164,7 +165,7 @@ def stability(params: Params) -> Float[Array, ""]:
     enter."""
     block, shared, stable = _blocks(params)
     lam = params.spectrum.eigenvalues()
-    on = linear.trainable(_linear(params)) > 0
+    on = linear.trainable(linear_params(params)) > 0
     eye = jnp.eye(3, dtype=lam.dtype)[None]
     response = jnp.linalg.solve(eye - block, shared[..., None])[..., 0, 0]
     chi = jnp.sum(jnp.where(on, lam * response, 0.0))
@@ -215,8 +216,9 @@ class Obs(NamedTuple):
     loss: Float[Array, ""]
 
 
-def _linear(params: Params) -> linear.Params:
-    """The linear-regression Params the gradient is drawn and computed with."""
+def linear_params(params: Params) -> linear.Params:
+    """The `models.linear.Params` of the same regression: its samples, gradient, loss and trained
+    modes."""
     return linear.Params(params.spectrum, noise=params.noise, n_trainable=params.n_trainable,
                          batch=params.batch)  # fmt: skip
 
@@ -237,12 +239,12 @@ def init(params: Params, key: Key[Array, ""] | None) -> State:
 
 def draw(params: Params, key: Key[Array, ""]):
     """The step's samples and label noise (`linear.draw`)."""
-    return linear.draw(_linear(params), key)
+    return linear.draw(linear_params(params), key)
 
 
 def _step_with(params: Params, state: State, drawn, schedule: Schedule | None):
     gamma1, gamma2, gamma3, delta = rates(params, state.t, schedule)
-    the_linear = _linear(params)
+    the_linear = linear_params(params)
     g = linear.gradient(the_linear, state.v, drawn)
     y = (1 - delta) * state.y + gamma1 * g
     v = state.v - gamma2 * g - gamma3 * y

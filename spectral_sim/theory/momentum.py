@@ -38,6 +38,7 @@ from spectral_sim.models.momentum import (
     Schedule,
     coefficients,
     heavy_ball,
+    linear_params,
     random_features_params,
     stability,
 )
@@ -85,17 +86,12 @@ def recursion(schedule: Schedule | None) -> Simulator:
         new_Q = (mean_v * (c * Q + gamma1 * lam * P) - b * (c * R + gamma1 * lam * Q)
                  - a * gamma1 * noise)  # fmt: skip
         new_R = c**2 * R + 2 * c * gamma1 * lam * Q + gamma1**2 * (lam**2 * P + noise)
-        on = linear.trainable(_as_linear(params)) > 0
+        on = linear.trainable(linear_params(params)) > 0
         P, Q, R = (jnp.where(on, new, old) for new, old in ((new_P, P), (new_Q, Q), (new_R, R)))
         energy = jnp.sum(lam * P)
         return Moments(P, Q, R, energy, state.t + 1), 0.5 * energy
 
     return Simulator(init, step)
-
-
-def _as_linear(params: Params) -> linear.Params:
-    return linear.Params(params.spectrum, noise=params.noise, n_trainable=params.n_trainable,
-                         batch=params.batch)  # fmt: skip
 
 
 def sgd(
@@ -120,7 +116,7 @@ def limit(params: Params) -> Float[Array, ""]:
     """The limiting loss at constant rates, sigma^2 chi / (2 (1 - chi)) plus the frozen modes'
     1/2 sum w*^2 lam (the recursion's fixed point), inf if unstable."""
     chi = stability(params)
-    frozen = 0.5 * jnp.sum((1 - linear.trainable(_as_linear(params)))
+    frozen = 0.5 * jnp.sum((1 - linear.trainable(linear_params(params)))
                            * params.spectrum.target_power())  # fmt: skip
     value = frozen + chi * (2 * frozen + params.noise) / (2 * (1 - chi))
     return jnp.where(chi < 1, value, jnp.inf)
