@@ -375,6 +375,9 @@ def softmax_maps(cfg: Config, options: sweep.Options | None = None) -> xr.Datase
     """Per eps, a search over beta (log) of the substituted rate against the simulated one, with
     the first-order boundary beta_tol = soft_tol (1 + eps) / (eps E q)."""
     rows = []
+    # E q of the initial tokens: attention.init does not read eps, so one estimate serves all
+    tokens = attention.Params(n_tokens=cfg.soft_tokens, dim=cfg.soft_dim, residual="additive")
+    spread, spread_se = token_spread(tokens, SPREAD_DRAWS, cfg.seed)
     for eps in cfg.soft_eps:
         template = attention.Params(n_tokens=cfg.soft_tokens, dim=cfg.soft_dim, eps=eps,
                                     residual="additive")  # fmt: skip
@@ -384,7 +387,6 @@ def softmax_maps(cfg: Config, options: sweep.Options | None = None) -> xr.Datase
             tolerance=cfg.soft_tol, relative=False, n_seeds=cfg.soft_seeds, budget=cfg.budget,
             seed=cfg.seed, options=_named(options, f"softmax_eps{eps:g}"),
         )  # fmt: skip
-        spread, spread_se = token_spread(template, SPREAD_DRAWS, cfg.seed)
         located, resolution, crossings = _crossing(found, "beta")
         row = _kept(found, "soft", dict(soft_beta=found.samples.beta)).assign(
             soft_located=located, soft_resolution=resolution, soft_crossings=crossings,
