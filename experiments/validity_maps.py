@@ -58,6 +58,7 @@ The additive residual X + eps A(X) X under softmax attention (THEORY.md §3.2, �
 import dataclasses
 import functools
 import sys
+from typing import Any, cast
 
 import jax
 import jax.numpy as jnp
@@ -338,7 +339,7 @@ def sgd_maps(cfg: Config, options: sweep.Options | None = None) -> xr.Dataset:
             kept = _kept(found, "sgd", dict(sgd_lr=found.samples.lr / critical),
                          entries=("sgd_step", steps))  # fmt: skip
             rows.append(kept.expand_dims(sgd_s=[s], sgd_box=[box]))
-    return xr.merge(rows, join="outer", compat="no_conflicts")
+    return cast(xr.Dataset, xr.merge(rows, join="outer", compat="no_conflicts"))
 
 
 def token_spread(params: attention.Params, draws: int, seed: int) -> tuple[float, float]:
@@ -368,7 +369,7 @@ def growth_divided_rate(params: attention.Params, key, layers: int) -> dict:
 def substituted_rate(params: attention.Params) -> jax.Array:
     """THEORY.md §3.2's substitution for a fixed P, carried to softmax: 1 - eps' with
     eps' = eps / (1 + eps), the uniform attention's gap being 1."""
-    return 1 / (1 + params.eps)
+    return jnp.asarray(1 / (1 + params.eps))
 
 
 def softmax_maps(cfg: Config, options: sweep.Options | None = None) -> xr.Dataset:
@@ -394,7 +395,7 @@ def softmax_maps(cfg: Config, options: sweep.Options | None = None) -> xr.Datase
             soft_boundary=cfg.soft_tol * (1 + eps) / (eps * spread),
         )  # fmt: skip
         rows.append(row.expand_dims(soft_eps=[eps]))
-    return xr.merge(rows, join="outer", compat="no_conflicts")
+    return cast(xr.Dataset, xr.merge(rows, join="outer", compat="no_conflicts"))
 
 
 def _kept(found: validity.ValidityMap, prefix: str, axis: dict,
@@ -404,7 +405,8 @@ def _kept(found: validity.ValidityMap, prefix: str, axis: dict,
     samples = found.samples
     sample, seed = f"{prefix}_sample", f"{prefix}_seed"
     renames = {"sample": sample, "seed": seed}
-    coords = {sample: np.arange(samples.sizes["sample"]), seed: np.arange(samples.sizes["seed"])}
+    coords: dict[str, Any] = {sample: np.arange(samples.sizes["sample"]),
+                              seed: np.arange(samples.sizes["seed"])}  # fmt: skip
     if entries is not None:
         renames["entry0"] = entries[0]
         coords[entries[0]] = entries[1]

@@ -139,7 +139,7 @@ def _blocks(params: Params):
     [(I - M (x) M)^-1 (a^2, -a gamma1, gamma1^2)]_P lam^2 / B < 1). With gamma1 = 0 the buffer
     never moves (y = 0): it is left out (b = c = 0)."""
     lam = params.spectrum.eigenvalues()
-    a, b, c, gamma1 = coefficients(params, 0)
+    a, b, c, gamma1 = (jnp.asarray(x) for x in coefficients(params, 0))
     moving = jnp.asarray(gamma1) != 0
     b, c = jnp.where(moving, b, 0.0), jnp.where(moving, c, 0.0)
     m, one = 1 - a * lam, jnp.ones_like(lam)
@@ -335,7 +335,7 @@ def feature_model(schedule: Schedule | None = None) -> Simulator:
 
     def feature_with(params: FeatureParams, state: FeatureState, drawn):
         model = random_features_params(params)
-        gamma1, gamma2, gamma3, delta = rates(params, state.t, schedule)
+        gamma1, gamma2, gamma3, delta = (jnp.asarray(x) for x in rates(params, state.t, schedule))
         readout = random_features.State(state.features, state.theta)
         z, r = random_features.residual(model, readout, drawn)
         g = z.T @ r / params.batch
