@@ -93,6 +93,9 @@ class Config:
     pairs: tuple[tuple[float, float], ...] = ((1.5, 2.0), (1.5, 3.0), (2.0, 2.5), (1.25, 2.0))
     """(s, a) of the spectrum lambda_k = k^-s and the target power k^-a."""
     sim_modes: int = 128
+    sim_features: int = 32
+    """Random features d of the readout checked against E[L | F] (v / d = 4, as in the authors'
+    code: v = 4 d)."""
     sim_steps: int = 1000
     n_seeds: int = 2000
     noise: float = 0.01
@@ -130,12 +133,12 @@ class Config:
     full scale: at most 30 minutes on 2 CPU cores."""
 
 
-QUICK = dict(pairs=((1.5, 2.0), (2.0, 2.5)), sim_modes=64, sim_steps=300, n_seeds=300,
-             region_pairs=((1.5, 2.0), (2.0, 3.5), (1.5, 5.0), (0.8, 2.0)), fit_modes=1000,
-             fit_steps=30_000, frontier_pairs=((1.5, 2.0), (2.0, 2.5)),
+QUICK = dict(pairs=((1.5, 2.0), (2.0, 2.5)), sim_modes=64, sim_features=16, sim_steps=300,
+             n_seeds=600, region_pairs=((1.5, 2.0), (2.0, 3.5), (1.5, 5.0), (0.8, 2.0)),
+             fit_modes=1000, fit_steps=30_000, frontier_pairs=((1.5, 2.0), (2.0, 2.5)),
              frontier_compute=(1e4, 1e6), frontier_rows=6, frontier_cols=9)  # fmt: skip
 # The paper scale: d up to ~10^5 in the paper's figures; 10^4 modes and 10^6 steps here.
-PAPER = dict(sim_modes=1024, n_seeds=4096, fit_modes=10_000, fit_steps=1_000_000,
+PAPER = dict(sim_modes=1024, sim_features=256, n_seeds=4096, fit_modes=10_000, fit_steps=1_000_000,
              frontier_compute=(1e4, 1e9), frontier_rows=14)  # fmt: skip
 
 
@@ -145,8 +148,8 @@ def check(cfg: Config) -> None:
         pairs = getattr(cfg, name)
         if not pairs or any(len(p) != 2 or p[0] <= s_low or p[1] <= 1 for p in pairs):
             raise ValueError(f"{name} must list (s, a) with s > {s_low} and a > 1; got {pairs}")
-    lows = dict(sim_modes=2, sim_steps=10, n_seeds=2, batch=1, fit_modes=100, fit_steps=100,
-                frontier_rows=3, frontier_cols=3)  # fmt: skip
+    lows = dict(sim_modes=2, sim_features=1, sim_steps=10, n_seeds=2, batch=1, fit_modes=100,
+                fit_steps=100, frontier_rows=3, frontier_cols=3)  # fmt: skip
     for name, low in lows.items():
         if getattr(cfg, name) < low:
             raise ValueError(f"{name} must be >= {low}; got {getattr(cfg, name)}")
@@ -214,42 +217,68 @@ def records(steps: int, n: int) -> np.ndarray:
     return np.unique(np.geomspace(1, steps, n).astype(int))
 
 
+def model(index, s, a, *, modes: int, noise, batch: int, features: int | None, seed: int = 0):
+    """(Params, simulator, exact E L at steps) of METHODS[index] on linear regression
+    (features None) or on the readout of `features` random features F drawn from `seed`
+    (`models.momentum.feature_model`, E[L | F] by `theory.momentum.features`), with the same
+    rates."""
+    params, schedule = method(index, s, a, modes=modes, noise=noise, batch=batch)
+    if features is None:
+        return params, momentum.sgd(schedule), functools.partial(exact.sgd, params,
+                                                                 schedule=schedule)  # fmt: skip
+    readout = momentum.FeatureParams(
+        params.spectrum, gamma1=params.gamma1, gamma2=params.gamma2, gamma3=params.gamma3,
+        delta=params.delta, noise=noise, feature_seed=seed, n_features=features, batch=batch,
+    )  # fmt: skip
+    predicted = functools.partial(exact.features, readout, schedule=schedule)
+    return readout, momentum.feature_model(schedule), predicted
+
+
 def simulate_methods(cfg: Config, options: sweep.Options | None = None) -> xr.Dataset:
-    """One sweep over the SIMULATED methods x the (s, a) pairs: the seeds' losses at the
-    records, and the exact E L beside them."""
+    """Per model (linear regression: sim_, exact_; random features: rf_sim_, rf_exact_) one
+    sweep over the SIMULATED methods x the (s, a) pairs: the seeds' losses at the records, and
+    the exact E L beside them."""
     steps = records(cfg.sim_steps, 12)
     pairs = np.asarray(cfg.pairs, float)
     index = [METHODS.index(name) for name in SIMULATED]
-
-    def run(point, key):
-        params, schedule = method(point["method"], point["s"], point["a"], modes=cfg.sim_modes,
-                                  noise=cfg.noise, batch=cfg.batch)  # fmt: skip
-        trajectory = simulate.trajectory(momentum.sgd(schedule), params, key, steps=steps)
-        return dict(sim_loss=trajectory[1].loss)
-
-    data = (options or sweep.Options()).run(
-        "simulate", run, lambda method, s, a: dict(method=method, s=s, a=a),
-        sweep.Grid(product=dict(method=index),
-                   zipped=dict(s=pairs[:, 0].tolist(), a=pairs[:, 1].tolist()),
-                   n_seeds=cfg.n_seeds),
-        seed=cfg.seed, dims=dict(sim_loss=("step",)), coords=dict(step=steps.tolist()),
-    )  # fmt: skip
     grid = np.array([(m, s, a) for m in index for s, a in cfg.pairs]).T
-    predicted = np.asarray(exact_curves(*grid, cfg.noise, modes=cfg.sim_modes, batch=cfg.batch,
-                                        steps=tuple(steps.tolist())))  # fmt: skip
-    data = data.assign_coords(method=list(SIMULATED))
     shape = (len(SIMULATED), len(cfg.pairs), steps.size)
-    return data.assign(exact_loss=(("method", "zip", "step"), predicted.reshape(shape)))
+    parts = []
+    for prefix, features in (("", None), ("rf_", cfg.sim_features)):
+        build = functools.partial(model, modes=cfg.sim_modes, noise=cfg.noise, batch=cfg.batch,
+                                  features=features, seed=cfg.seed)  # fmt: skip
+
+        def run(point, key, build=build, prefix=prefix):
+            params, simulator, _ = build(point["method"], point["s"], point["a"])
+            trajectory = simulate.trajectory(simulator, params, key, steps=steps)
+            return {f"{prefix}sim_loss": trajectory[1].loss}
+
+        data = (options or sweep.Options()).run(
+            f"simulate_{prefix or 'linear_'}", run,
+            lambda method, s, a: dict(method=method, s=s, a=a),
+            sweep.Grid(product=dict(method=index),
+                       zipped=dict(s=pairs[:, 0].tolist(), a=pairs[:, 1].tolist()),
+                       n_seeds=cfg.n_seeds),
+            seed=cfg.seed, dims={f"{prefix}sim_loss": ("step",)}, coords=dict(step=steps.tolist()),
+        )  # fmt: skip
+        predicted = np.asarray(exact_curves(*grid, cfg.noise, modes=cfg.sim_modes,
+                                            batch=cfg.batch, steps=tuple(steps.tolist()),
+                                            features=features, seed=cfg.seed))  # fmt: skip
+        exact_loss = (("method", "zip", "step"), predicted.reshape(shape))
+        data = data.assign_coords(method=list(SIMULATED))
+        parts.append(data.assign({f"{prefix}exact_loss": exact_loss}))
+    return xr.merge(parts, compat="no_conflicts", join="outer")
 
 
-@functools.partial(jax.jit, static_argnames=("modes", "batch", "steps"))
-def exact_curves(index, s, a, noise, *, modes: int, batch: int, steps: tuple[int, ...]):
-    """The exact E L of METHODS[index] at (s, a), vmapped over the three: one program per
-    size."""
+@functools.partial(jax.jit, static_argnames=("modes", "batch", "steps", "features", "seed"))
+def exact_curves(index, s, a, noise, *, modes: int, batch: int, steps: tuple[int, ...],
+                 features: int | None = None, seed: int = 0):  # fmt: skip
+    """The exact E L of METHODS[index] at (s, a) (`model`), vmapped over the three: one program
+    per model and size."""
 
     def one(index, s, a):
-        params, schedule = method(index, s, a, modes=modes, noise=noise, batch=batch)
-        return exact.sgd(params, steps, schedule)
+        return model(index, s, a, modes=modes, noise=noise, batch=batch, features=features,
+                     seed=seed)[2](steps)  # fmt: skip
 
     return jax.vmap(one)(jnp.asarray(index, int), s, a)
 
@@ -403,8 +432,8 @@ def frontiers(cfg: Config) -> xr.Dataset:
 # --- claims ------------------------------------------------------------------------------------
 
 
-def _exact(d: xr.Dataset) -> dict:
-    return dict(samples=d.sim_loss, predicted=d.exact_loss, relative=True,
+def _exact(d: xr.Dataset, prefix: str = "") -> dict:
+    return dict(samples=d[f"{prefix}sim_loss"], predicted=d[f"{prefix}exact_loss"], relative=True,
                 tolerance=RECURSION_MARGIN)  # fmt: skip
 
 
@@ -436,6 +465,11 @@ CLAIMS = claims.Table(
         f"{RECURSION_MARGIN:.0%} at every record, for heavy ball, Nesterov and DANA-decaying at "
         "every (s, a) in {cfg.pairs} (M = {cfg.sim_modes}, B = {cfg.batch}, sigma^2 = "
         "{cfg.noise})", claims.seed_mean, _exact),
+    claims.Spec("momentum.exact_features", "theory.momentum.features [E]",
+        "the seed mean of {cfg.n_seeds} one-pass runs of the readout of d = {cfg.sim_features} "
+        "random features (F drawn once from the seed) equals the exact E[L | F] within "
+        f"{RECURSION_MARGIN:.0%} at every record, for the same methods and (s, a) as "
+        "momentum.exact", claims.seed_mean, functools.partial(_exact, prefix="rf_")),
     claims.Spec("momentum.sgdm_exponent", "Paquette et al. 2025 (SGD-M)",
         "heavy-ball SGD-M (momentum 0.9 at the same effective rate) has SGD's scaling-law "
         f"exponent within {EXPONENT_TOL}, fitted to the exact E L on M = {{cfg.fit_modes}} modes "
