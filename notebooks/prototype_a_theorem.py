@@ -59,11 +59,16 @@ def effective_lr_rule(params):
 
 # %%
 grid = sweep.Grid(product=dict(lr=[0.002, 0.005, 0.01]), n_seeds=32 if SMOKE else 256)
-report = compare.compare(
-    simulate_momentum, make, grid, effective_lr_rule, observable="loss", tolerance=0.1,
-    name="momentum", dims=dict(loss=("step",)), coords=dict(step=STEPS),
-    options=sweep.Options(progress=False),
-)  # fmt: skip
+
+
+def check(predictor, name="momentum"):
+    return compare.compare(
+        simulate_momentum, make, grid, predictor, observable="loss", tolerance=0.1, name=name,
+        dims=dict(loss=("step",)), coords=dict(step=STEPS), options=sweep.Options(progress=False),
+    )  # fmt: skip
+
+
+report = check(effective_lr_rule)
 print(report.table())
 print(report.data.relative_error.to_pandas())
 
@@ -71,7 +76,7 @@ print(report.data.relative_error.to_pandas())
 # `report.data` holds every seed, the means, SEMs, predictions and z-scores as an xarray
 # Dataset; `report.figures["compare"]` plots them; `report.save("results/momentum")` writes
 # report.md, report.json, data.nc and the figure. Change the predictor (e.g. drop the
-# 1 / (1 - beta)) and rerun the last cell to watch the verdict follow.
+# 1 / (1 - beta)) and rerun `check` on it to watch the verdict follow.
 
 # %% [markdown]
 # ## The exact dynamics beside the rule
@@ -90,10 +95,6 @@ def exact_momentum(params):
                                 noise=0.01, steps=STEPS)  # fmt: skip
 
 
-exact = compare.compare(
-    simulate_momentum, make, grid, exact_momentum, observable="loss", tolerance=0.1,
-    name="momentum_exact", dims=dict(loss=("step",)), coords=dict(step=STEPS),
-    options=sweep.Options(progress=False),
-)  # fmt: skip
+exact = check(exact_momentum, "momentum_exact")
 print(exact.table())
 print((report.data.predicted / exact.data.predicted - 1).to_pandas())  # the rule against exact
