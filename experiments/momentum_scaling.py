@@ -43,6 +43,7 @@ import functools
 import itertools
 import math
 import sys
+from typing import cast
 
 import jax
 import jax.numpy as jnp
@@ -267,7 +268,7 @@ def simulate_methods(cfg: Config, options: sweep.Options | None = None) -> xr.Da
         exact_loss = (("method", "zip", "step"), predicted.reshape(shape))
         data = data.assign_coords(method=list(SIMULATED))
         parts.append(data.assign({f"{prefix}exact_loss": exact_loss}))
-    return xr.merge(parts, compat="no_conflicts", join="outer")
+    return cast(xr.Dataset, xr.merge(parts, compat="no_conflicts", join="outer"))
 
 
 @functools.partial(jax.jit, static_argnames=("modes", "batch", "steps", "features", "seed"))
