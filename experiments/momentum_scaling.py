@@ -134,7 +134,7 @@ class Config:
     full scale: at most 30 minutes on 2 CPU cores."""
 
 
-QUICK = dict(pairs=((1.5, 2.0), (2.0, 2.5)), sim_modes=64, sim_features=16, sim_steps=300,
+QUICK = dict(pairs=((1.5, 2.0), (2.0, 2.5)), sim_modes=32, sim_features=8, sim_steps=300,
              n_seeds=600, region_pairs=((1.5, 2.0), (2.0, 3.5), (1.5, 5.0), (0.8, 2.0)),
              fit_modes=1000, fit_steps=30_000, frontier_pairs=((1.5, 2.0), (2.0, 2.5)),
              frontier_compute=(1e4, 1e6), frontier_rows=6, frontier_cols=9)  # fmt: skip

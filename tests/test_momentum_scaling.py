@@ -10,7 +10,7 @@ from jax.scipy.special import zeta
 from spectral_sim import PowerLaw, theory
 from spectral_sim.experiments import momentum_scaling
 
-# Two (s, a) pairs, 600 seeds of 64 modes (and of 16 random features) for 300 steps per method,
+# Two (s, a) pairs, 600 seeds of 32 modes (and of 8 random features) for 300 steps per method,
 # exponents on 1,000 modes at four pairs (one per region), frontiers at two: the quick scale.
 CONFIG = momentum_scaling.Config(quick=True)
 
