@@ -242,12 +242,18 @@ def draw(params: Params, key: Key[Array, ""]):
     return linear.draw(linear_params(params), key)
 
 
+def _update(params: "Params | FeatureParams", t, schedule: Schedule | None, x, y, g):
+    """The Gen-Mom-SGD update of (x, y) at step t on the gradient g: y <- (1 - Delta) y +
+    gamma1 g, x <- x - gamma2 g - gamma3 y (the new y), for the linear and the readout models."""
+    gamma1, gamma2, gamma3, delta = (jnp.asarray(r) for r in rates(params, t, schedule))
+    y = (1 - delta) * y + gamma1 * g
+    return x - gamma2 * g - gamma3 * y, y
+
+
 def _step_with(params: Params, state: State, drawn, schedule: Schedule | None):
-    gamma1, gamma2, gamma3, delta = rates(params, state.t, schedule)
     the_linear = linear_params(params)
     g = linear.gradient(the_linear, state.v, drawn)
-    y = (1 - delta) * state.y + gamma1 * g
-    v = state.v - gamma2 * g - gamma3 * y
+    v, y = _update(params, state.t, schedule, state.v, state.y, g)
     return State(v, y, state.t + 1), Obs(linear.loss(the_linear, v))
 
 
@@ -335,12 +341,9 @@ def feature_model(schedule: Schedule | None = None) -> Simulator:
 
     def feature_with(params: FeatureParams, state: FeatureState, drawn):
         model = random_features_params(params)
-        gamma1, gamma2, gamma3, delta = (jnp.asarray(x) for x in rates(params, state.t, schedule))
         readout = random_features.State(state.features, state.theta)
         z, r = random_features.residual(model, readout, drawn)
-        g = z.T @ r / params.batch
-        y = (1 - delta) * state.y + gamma1 * g
-        theta = state.theta - gamma2 * g - gamma3 * y
+        theta, y = _update(params, state.t, schedule, state.theta, state.y, z.T @ r / params.batch)
         new = FeatureState(state.features, theta, y, state.t + 1)
         return new, Obs(random_features.loss(model, random_features.State(new.features, theta)))
 
