@@ -614,6 +614,15 @@ def _chunk_memory(data, the_plan: sweep.Plan) -> dict:
     )
 
 
+def _measured(run, make, grid: sweep.Grid) -> tuple[float, Any, float, dict]:
+    """One timed `sweep.run` (after its compiling run): seconds, the dataset, the peak RSS over
+    it (MiB) and the plan's chunk memory (`_chunk_memory`)."""
+    _peak_rss_reset()
+    seconds, data = _time_sweep(run, make, grid, 1)
+    rss = _peak_rss_mib()
+    return seconds, data, rss, _chunk_memory(data, sweep.plan(make, grid, simulate=run))
+
+
 def _memory_line(memory: dict) -> str:
     return (
         f"planned ~{memory['estimated_bytes_initial_chunk'] / 2**20:.2f} MiB for "
@@ -647,10 +656,7 @@ def w3(sizes: Sizes, peaks: Peaks) -> dict:
     gf_grid = sweep.Grid(
         product=dict(s=np.linspace(1.1, 3.0, axis).tolist(), a=np.linspace(1.5, 3.5, axis).tolist())
     )
-    _peak_rss_reset()
-    t_gf, data = _time_sweep(gf, gf_make, gf_grid, 1)
-    gf_rss = _peak_rss_mib()
-    gf_memory = _chunk_memory(data, sweep.plan(gf_make, gf_grid, simulate=gf))
+    t_gf, data, gf_rss, gf_memory = _measured(gf, gf_make, gf_grid)
     exps = configs * records * modes
     moved = 2 * 4 * exps  # the materialised exp matrix, written then read
     print(f"  GF: {_memory_line(gf_memory)}; peak RSS {gf_rss:.0f} MiB")
@@ -676,10 +682,7 @@ def w3(sizes: Sizes, peaks: Peaks) -> dict:
             s=np.linspace(1.5, 3.0, axis).tolist(), lr=np.geomspace(0.02, 0.3, axis).tolist()
         )
     )
-    _peak_rss_reset()
-    t_sgd, data = _time_sweep(recursion, sgd_make, sgd_grid, 1)
-    sgd_rss = _peak_rss_mib()
-    sgd_memory = _chunk_memory(data, sweep.plan(sgd_make, sgd_grid, simulate=recursion))
+    t_sgd, data, sgd_rss, sgd_memory = _measured(recursion, sgd_make, sgd_grid)
     floor = configs * records * modes * 8
     print(f"  SGD recursion: {_memory_line(sgd_memory)}; peak RSS {sgd_rss:.0f} MiB")
     print(
@@ -755,10 +758,7 @@ def w4(sizes: Sizes, peaks: Peaks) -> dict:
 
     grid = sweep.Grid(product=dict(lr=np.geomspace(0.002, 0.05, n_lr).tolist(),
                                    beta=np.linspace(0.0, 0.9, n_beta).tolist()))  # fmt: skip
-    _peak_rss_reset()
-    seconds, data = _time_sweep(recursion, make, grid, 1)
-    rss = _peak_rss_mib()
-    memory = _chunk_memory(data, sweep.plan(make, grid, simulate=recursion))
+    seconds, data, rss, memory = _measured(recursion, make, grid)
     floor = configs * steps * modes * 24
     print(f"  {_memory_line(memory)}; peak RSS {rss:.0f} MiB")
     print(
