@@ -43,7 +43,7 @@ import functools
 import itertools
 import math
 import sys
-from typing import cast
+from typing import NamedTuple, cast
 
 import jax
 import jax.numpy as jnp
@@ -385,6 +385,19 @@ def frontier_curves(s, a, m, index, *, size: int, batch: int, steps: tuple[int, 
     return jax.vmap(one)(s, a, m, jnp.asarray(index, int))
 
 
+class _Entry(NamedTuple):
+    """One point of the frontiers: its bucket, place (pair, method, row, col) in the loss array,
+    METHODS index, (s, a), trained modes m and steps t = C / M."""
+
+    size: int
+    at: tuple[int, int, int, int]
+    index: int
+    s: float
+    a: float
+    m: float
+    steps: int
+
+
 def frontiers(cfg: Config) -> xr.Dataset:
     """Iso-compute rows C = M t per (s, a) of `frontier_pairs` and method (SGD, DANA-decaying):
     the exact E L of M trained modes after t = C / M steps (rounded), and `fit.frontier`'s
@@ -392,24 +405,24 @@ def frontiers(cfg: Config) -> xr.Dataset:
     pair, method and size of a bucket in one vmapped call."""
     names = ("sgd", "dana")
     shape = (len(cfg.frontier_pairs), len(names), cfg.frontier_rows, cfg.frontier_cols)
-    entries = []  # (bucket, pair, method, row, col, s, a, m, t)
+    entries = []
     sizes, budgets = np.empty(shape[:1] + shape[2:]), []
     for p, (s, a) in enumerate(cfg.frontier_pairs):
         compute, sizes[p] = frontier_sizes(cfg, s)
         budgets.append(compute)
         for j, (r, c) in itertools.product(range(len(names)), np.ndindex(*shape[2:])):
             m = sizes[p, r, c]
-            entries.append((bucket(m), p, j, r, c, s, a, m, max(1, round(compute[r] / m))))
+            entries.append(_Entry(bucket(m), (p, j, r, c), METHODS.index(names[j]), s, a, m,
+                                  max(1, round(compute[r] / m))))  # fmt: skip
     loss = np.full(shape, np.nan)
-    for size in sorted({e[0] for e in entries}):
-        group = [e for e in entries if e[0] == size]
-        steps = tuple(sorted({e[-1] for e in group}))
-        s, a, m = (np.array([e[k] for e in group], float) for k in (5, 6, 7))
-        index = np.array([METHODS.index(names[e[2]]) for e in group])
+    for size in sorted({e.size for e in entries}):
+        group = [e for e in entries if e.size == size]
+        steps = tuple(sorted({e.steps for e in group}))
+        s, a, m, index = map(np.array, zip(*((e.s, e.a, e.m, e.index) for e in group), strict=True))
         curves = np.asarray(frontier_curves(s, a, m, index, size=size, batch=cfg.batch,
                                             steps=steps))  # fmt: skip
         for e, curve in zip(group, curves, strict=True):
-            loss[e[1:5]] = curve[steps.index(e[-1])]
+            loss[e.at] = curve[steps.index(e.steps)]
     exponent = np.full(shape[:2] + (2,), np.nan)
     for p, j in np.ndindex(*shape[:2]):
         try:
