@@ -65,9 +65,10 @@ class Config:
     """Trained models (post-training quantisation); at t = 1e2 the unlearned modes' cross term
     makes the damage too noisy to resolve a 10 % margin with 4096 targets."""
     n_seeds: int = 10752
-    """Random-target draws of the quantisation Monte Carlo (bf16_rounding's seeds_needed at
-    4096: 10342). A sweep chunk holds every seed of at least 2 points: 12,288 needed 2.2 GB,
-    past the default 2 GB budget."""
+    """Random-target draws of the quantisation Monte Carlo per point. A sweep chunk holds every
+    seed of at least 2 points: 12,288 needed 2.2 GB, past the default 2 GB budget. The float
+    formats draw their own targets at each Delta, so they have len(quant_steps) x n_seeds:
+    43,008 (bf16_rounding's seeds_needed at 10,752 of them: 38,063)."""
     n_dithers: int = 16
     """Dither draws per target."""
     rho: tuple[float, ...] = (0.75, 1.0, 1.25, 1.5)
@@ -278,9 +279,12 @@ def quantization(cfg: Config, options: sweep.Options | None = None) -> xr.Datase
     """Per (s, a, t, step) and seed: a GF model with target w*_k = k^((s-a)/2) |xi_k|, xi ~ N(0, 1)
     (E v_k^2 = k^-a, mantissas spread), trained to t and quantised with step Delta: the damage of
     rounding, the mean damage of n_dithers subtractive dithers (the dither's cross term is noisy),
-    the pruning and perturbation pictures and the modes rounding zeroes; per float format (any
-    Delta), the damage of rounding into it, its high-resolution picture, the relative-error law at
-    c = 1, (u^2/2) sum_k v_k^2 (1 - exp(-lambda_k t))^2 (ratio: implied c), the modes flushed."""
+    the pruning and perturbation pictures and the modes rounding zeroes; per float format, the
+    damage of rounding into it, its high-resolution picture, the relative-error law at c = 1,
+    (u^2/2) sum_k v_k^2 (1 - exp(-lambda_k t))^2 (ratio: implied c), the modes flushed. A float
+    format ignores Delta, so each Delta point draws its own targets for the formats (the key
+    folded with Delta's bits): the len(quant_steps) copies are that many times n_seeds
+    independent targets (`_pooled_steps`)."""
 
     def run(point: QuantPoint, key):
         kx, kd = jax.random.split(key)
@@ -296,13 +300,18 @@ def quantization(cfg: Config, options: sweep.Options | None = None) -> xr.Datase
         pruned = compression.loss(q, jnp.where(zeroed, 0.0, theta)) - base
         high_res = point.step**2 / 24 * jnp.sum(jnp.where(zeroed, 0.0, lam))
         out = {}
+        bits = jax.lax.bitcast_convert_type(point.step.astype(jnp.float32), jnp.uint32)
+        xf = jax.random.normal(jax.random.fold_in(kx, bits), (cfg.n_modes,), lam.dtype)
+        targets = Empirical(lam, k**-point.a * xf**2)
+        qf, theta_f = _gf_weights(targets, point.t[None])
+        theta_f = theta_f[0]
         for name, format in FLOAT_FORMATS.items():
-            rounded = compression.round_to(theta, format=format)
-            out[name] = compression.loss(q, rounded) - base
-            spacing = compression.ulp(theta, format=format)
-            out[f"{name}_ulp_picture"] = theory.dithered_quantization_loss(spectrum, step=spacing)
+            rounded = compression.round_to(theta_f, format=format)
+            out[name] = compression.loss(qf, rounded) - compression.loss(qf, theta_f)
+            spacing = compression.ulp(theta_f, format=format)
+            out[f"{name}_ulp_picture"] = theory.dithered_quantization_loss(targets, step=spacing)
             u = compression.unit_roundoff(format)
-            out[f"{name}_unit_law"] = theory.relative_perturbation_loss(spectrum, t=point.t, u=u,
+            out[f"{name}_unit_law"] = theory.relative_perturbation_loss(targets, t=point.t, u=u,
                                                                         c=1.0)  # fmt: skip
             out[f"{name}_zeroed"] = jnp.sum((rounded == 0).astype(lam.dtype))
 
@@ -533,23 +542,29 @@ def _quant(name: str, picture: str):
     return measure
 
 
-def _quant_ratio(name: str, picture: str, one_step: bool = False):
+def _pooled_steps(x: xr.DataArray) -> xr.DataArray:
+    """A float format's samples with every Delta copy's targets as seeds (dim seed): each Delta
+    point draws its own targets for the formats, which ignore Delta."""
+    return x.rename(seed="target").stack(seed=("quant_step", "target"), create_index=False)
+
+
+def _quant_ratio(name: str, picture: str, float_format: bool = False):
     """mean(name) / mean(picture) over seeds (the picture varies with the target: the seeds are
-    resampled jointly) against 1; `one_step`: one Delta's copy (float formats ignore Delta)."""
+    resampled jointly) against 1; `float_format`: over every Delta copy's targets."""
 
     def measure(d: xr.Dataset) -> dict:
         if "seed" not in d.dims:
             raise claims.NotMeasured("no quantisation seeds")
         pair = xr.DataArray(["num", "den"], dims="part")
-        parts = xr.concat([d[name], d[picture]], dim=pair).transpose("part", ..., "seed")
-        if one_step:
-            parts = parts.isel(quant_step=0, drop=True)
+        parts = xr.concat([d[name], d[picture]], dim=pair)
+        if float_format:
+            parts = _pooled_steps(parts)
 
         def ratio(mean: xr.DataArray) -> xr.DataArray:  # one resample, or a block of them
             return mean.isel(part=0, drop=True) / mean.isel(part=1, drop=True)
 
-        return dict(samples=parts, statistic=ratio, predicted=1.0,
-                    tolerance=QUANT_MARGIN)  # fmt: skip
+        return dict(samples=parts.transpose("part", ..., "seed"), statistic=ratio,
+                    predicted=1.0, tolerance=QUANT_MARGIN)  # fmt: skip
 
     return measure
 
@@ -668,8 +683,9 @@ CLAIMS = claims.Table(
     *(claims.Spec(f"compression.{name}_rounding", "THEORY.md §6.2 (quantisation = perturbation)",
                   f"round-to-nearest into {format} costs sum_k lambda_k ulp(w_k)^2 / 24 (an error "
                   f"uniform on half the format's spacing) {_RATIO} in expectation over random "
-                  f"targets, at every (s, a, t)", claims.seed_statistic,
-                  _quant_ratio(name, f"{name}_ulp_picture", one_step=True))
+                  f"targets (each Delta point draws its own for the formats: len(quant_steps) x "
+                  f"{{cfg.n_seeds}} per point), at every (s, a, t)", claims.seed_statistic,
+                  _quant_ratio(name, f"{name}_ulp_picture", float_format=True))
       for name, format in FLOAT_FORMATS.items()),
     claims.Spec("evolution.preconditioned_exact", "THEORY.md §2.10 [E]",
                 "preconditioned GD (float32) follows 1/2 sum v_k^2 (1 - lambda_k^rho)^(2n) within "
@@ -704,10 +720,12 @@ def notes(quant: xr.Dataset, fits: xr.Dataset, n_modes: int) -> list[str]:
     def extent(x: xr.DataArray, spec: str = ".1f") -> str:
         return f"{float(x.min()):{spec}} to {float(x.max()):{spec}}"
 
-    first, out = quant.isel(quant_step=0), []
+    out = []
     for name, format in FLOAT_FORMATS.items():
-        implied = first[name].mean("seed") / first[f"{name}_unit_law"].mean("seed")
-        out.append(f"{format}: flushes {extent(first[f'{name}_zeroed'].mean('seed'))} modes to 0 "
+        mean = {v: _pooled_steps(quant[f"{name}{v}"]).mean("seed")
+                for v in ("", "_unit_law", "_zeroed")}  # fmt: skip
+        implied = mean[""] / mean["_unit_law"]
+        out.append(f"{format}: flushes {extent(mean['_zeroed'])} modes to 0 "
                    f"on average; implied c of the relative-error law (THEORY.md §6.2) "
                    f"{extent(implied, '.3f')} (log-uniform mantissas: "
                    f"{compression.LOG_UNIFORM_C:.3f})")  # fmt: skip
