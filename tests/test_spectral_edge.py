@@ -6,8 +6,10 @@ import json
 
 import numpy as np
 import pytest
+import xarray as xr
 from conftest import assert_within_budget, run_counted
 
+from spectral_sim import claims
 from spectral_sim.experiments import spectral_edge
 
 CLAIMS = {
@@ -189,3 +191,15 @@ def test_claims_have_power(report):
 def test_bad_config_is_rejected_before_running(change, field):
     with pytest.raises(ValueError, match=field):
         spectral_edge.check(dataclasses.replace(CONFIG, **change))
+
+
+def test_count_seeds_is_where_an_all_or_none_share_first_decides():
+    """COUNT_SEEDS runs that all succeed PASS "every run within COUNT_TOL" under the engine's
+    exact interval; one run fewer cannot (the count claims' full and paper scales use it)."""
+
+    def every_run(n: int) -> str:
+        successes = xr.DataArray(np.ones(n), dims="seed")
+        return claims.share(successes, predicted=1.0, tolerance=spectral_edge.COUNT_TOL).verdict
+
+    assert every_run(spectral_edge.COUNT_SEEDS) == "PASS"
+    assert every_run(spectral_edge.COUNT_SEEDS - 1) == "INCONCLUSIVE"
